@@ -1,0 +1,369 @@
+//! The working-day calendar (工作日历).
+//!
+//! Monday–Friday are working days, Saturday and Sunday are not, except the
+//! dates the State Council's yearly notice lists: days off (法定节假日,
+//! `isOffDay: true`) and make-up working days (调休上班, `isOffDay: false`).
+//! One holiday-cn style JSON file per year (`YYYY.json`) in a folder; files are
+//! merged, and a year "has a calendar" only when its own file exists. Asking
+//! about a day in any other year is an error ([`NoCalendar`]), never a guess.
+//!
+//! Lookups are O(1) or O(log n) on a prefix count of working days, so a due
+//! date N working days out costs one binary search however large N is.
+
+use crate::time::Day;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// A day was needed in a year for which no calendar file is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no working-day calendar for {0} (add {0}.json to the calendar folder)")]
+pub struct NoCalendar(pub i32);
+
+/// What can be wrong with a calendar folder.
+#[derive(Debug, thiserror::Error)]
+pub enum CalendarError {
+    /// The folder or a file could not be read.
+    #[error("cannot read calendar {path}: {source}")]
+    Io {
+        /// The path read.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file is not in the holiday-cn layout.
+    #[error("calendar file {path}: {message}")]
+    Format {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The folder holds no `YYYY.json` file.
+    #[error("calendar folder {0} holds no YYYY.json file")]
+    Empty(PathBuf),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct YearFile {
+    year: i32,
+    #[serde(default)]
+    papers: Vec<String>,
+    days: Vec<DayEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DayEntry {
+    #[serde(default)]
+    name: String,
+    date: String,
+    #[serde(rename = "isOffDay")]
+    is_off_day: bool,
+}
+
+/// A listed exception to the Monday–Friday rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exception {
+    /// The holiday the date belongs to (春节 …).
+    pub name: String,
+    /// True for a day off, false for a make-up working day.
+    pub off: bool,
+}
+
+/// The merged working-day calendar.
+#[derive(Clone, Debug)]
+pub struct Calendar {
+    years: BTreeSet<i32>,
+    exceptions: BTreeMap<Day, Exception>,
+    /// First day of the table (1 January of the first year).
+    base: Day,
+    /// `cum[i]` = working days in `[base, base + i)`; one longer than the table.
+    cum: Vec<u32>,
+    /// First day of each known year's span, to check coverage.
+    year_first: BTreeMap<i32, (Day, Day)>,
+}
+
+fn ymd(y: i32, m: u32, d: u32) -> Day {
+    Day::from_date(NaiveDate::from_ymd_opt(y, m, d).expect("valid date"))
+}
+
+impl Calendar {
+    /// Loads every `YYYY.json` in `dir`.
+    pub fn load_dir(dir: &Path) -> Result<Calendar, CalendarError> {
+        let rd = std::fs::read_dir(dir).map_err(|source| CalendarError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut files = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|source| CalendarError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let year: i32 = match stem.parse() {
+                Ok(y) if stem.len() == 4 => y,
+                _ => {
+                    return Err(CalendarError::Format {
+                        path,
+                        message: "calendar files must be named YYYY.json".into(),
+                    })
+                }
+            };
+            let text = std::fs::read_to_string(&path).map_err(|source| CalendarError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            files.push((year, path, text));
+        }
+        if files.is_empty() {
+            return Err(CalendarError::Empty(dir.to_path_buf()));
+        }
+        files.sort();
+        let parsed: Vec<_> = files
+            .iter()
+            .map(|(y, p, t)| (*y, p.as_path(), t.as_str()))
+            .collect();
+        Calendar::from_json_files(&parsed)
+    }
+
+    /// Builds a calendar from `(year, path for messages, JSON text)` triples.
+    pub fn from_json_files(files: &[(i32, &Path, &str)]) -> Result<Calendar, CalendarError> {
+        let mut years = BTreeSet::new();
+        let mut exceptions: BTreeMap<Day, Exception> = BTreeMap::new();
+        for (year, path, text) in files {
+            let fmt_err = |message: String| CalendarError::Format {
+                path: path.to_path_buf(),
+                message,
+            };
+            let f: YearFile = serde_json::from_str(text).map_err(|e| fmt_err(e.to_string()))?;
+            if f.year != *year {
+                return Err(fmt_err(format!(
+                    "file is named for {year} but says \"year\": {}",
+                    f.year
+                )));
+            }
+            if !(1990..=2199).contains(year) {
+                return Err(fmt_err(format!(
+                    "year {year} is out of the supported range 1990–2199"
+                )));
+            }
+            let _ = f.papers;
+            for d in f.days {
+                let date = NaiveDate::parse_from_str(&d.date, "%Y-%m-%d")
+                    .map_err(|_| fmt_err(format!("{:?} is not a YYYY-MM-DD date", d.date)))?;
+                let day = Day::from_date(date);
+                if (day.year() - year).abs() > 1 {
+                    return Err(fmt_err(format!("{} is too far from {year}", d.date)));
+                }
+                let ex = Exception {
+                    name: d.name,
+                    off: d.is_off_day,
+                };
+                if let Some(prev) = exceptions.get(&day) {
+                    if prev.off != ex.off {
+                        return Err(fmt_err(format!(
+                            "{} is listed both as a day off and as a working day",
+                            d.date
+                        )));
+                    }
+                }
+                exceptions.insert(day, ex);
+            }
+            years.insert(*year);
+        }
+        let first = *years
+            .iter()
+            .next()
+            .ok_or_else(|| CalendarError::Empty(PathBuf::new()))?;
+        let last = *years.iter().next_back().unwrap_or(&first);
+        let base = ymd(first, 1, 1);
+        let end = ymd(last + 1, 1, 1);
+        let len = (end.0 - base.0) as usize;
+        let mut cum = Vec::with_capacity(len + 1);
+        cum.push(0u32);
+        let mut acc = 0u32;
+        for i in 0..len {
+            let day = Day(base.0 + i as i32);
+            let working = match exceptions.get(&day) {
+                Some(e) => !e.off,
+                None => day.weekday() < 5,
+            };
+            acc += working as u32;
+            cum.push(acc);
+        }
+        let year_first = years
+            .iter()
+            .map(|&y| (y, (ymd(y, 1, 1), ymd(y + 1, 1, 1))))
+            .collect();
+        Ok(Calendar {
+            years,
+            exceptions,
+            base,
+            cum,
+            year_first,
+        })
+    }
+
+    /// The years that have their own calendar file.
+    pub fn years(&self) -> impl Iterator<Item = i32> + '_ {
+        self.years.iter().copied()
+    }
+
+    /// Whether `year` has a calendar file.
+    pub fn has_year(&self, year: i32) -> bool {
+        self.years.contains(&year)
+    }
+
+    /// The listed exception for a date, if any.
+    pub fn exception(&self, day: Day) -> Option<&Exception> {
+        self.exceptions.get(&day)
+    }
+
+    fn index(&self, day: Day) -> Result<usize, NoCalendar> {
+        let y = day.year();
+        if !self.years.contains(&y) {
+            return Err(NoCalendar(y));
+        }
+        Ok((day.0 - self.base.0) as usize)
+    }
+
+    /// Whether `day` is a working day.
+    pub fn is_working(&self, day: Day) -> Result<bool, NoCalendar> {
+        let i = self.index(day)?;
+        Ok(self.cum[i + 1] > self.cum[i])
+    }
+
+    /// Checks that every year from `from` to `to` (inclusive) has a file.
+    fn covered(&self, from: Day, to: Day) -> Result<(), NoCalendar> {
+        for y in from.year()..=to.year() {
+            if !self.year_first.contains_key(&y) {
+                return Err(NoCalendar(y));
+            }
+        }
+        Ok(())
+    }
+
+    /// Working days in `(after, upto]`; 0 when `upto <= after`.
+    pub fn count_working(&self, after: Day, upto: Day) -> Result<u32, NoCalendar> {
+        if upto <= after {
+            return Ok(0);
+        }
+        self.covered(after.next(), upto)?;
+        let a = (after.0 + 1 - self.base.0) as usize;
+        let b = (upto.0 - self.base.0) as usize;
+        Ok(self.cum[b + 1] - self.cum[a])
+    }
+
+    /// The `n`-th working day after `after` (`n >= 1`); `after` itself is not
+    /// counted. For `n == 0`, `after` itself.
+    pub fn nth_working_after(&self, after: Day, n: u32) -> Result<Day, NoCalendar> {
+        if n == 0 {
+            return Ok(after);
+        }
+        let start = after.next();
+        let si = self.index(start)?;
+        let target = self.cum[si] + n;
+        // Smallest k with cum[k] >= target; the day is base + k - 1.
+        if *self.cum.last().unwrap_or(&0) < target {
+            let last_year = *self.years.iter().next_back().unwrap_or(&start.year());
+            return Err(NoCalendar(last_year + 1));
+        }
+        let k = self.cum.partition_point(|&c| c < target);
+        let day = Day(self.base.0 + k as i32 - 1);
+        self.covered(start, day)?;
+        Ok(day)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cal() -> Calendar {
+        let y2026 = r#"{"year":2026,"papers":[],"days":[
+            {"name":"春节","date":"2026-02-14","isOffDay":false},
+            {"name":"春节","date":"2026-02-15","isOffDay":true},
+            {"name":"春节","date":"2026-02-16","isOffDay":true},
+            {"name":"春节","date":"2026-02-17","isOffDay":true},
+            {"name":"春节","date":"2026-02-18","isOffDay":true},
+            {"name":"春节","date":"2026-02-19","isOffDay":true},
+            {"name":"春节","date":"2026-02-20","isOffDay":true},
+            {"name":"春节","date":"2026-02-21","isOffDay":true},
+            {"name":"春节","date":"2026-02-22","isOffDay":true},
+            {"name":"春节","date":"2026-02-23","isOffDay":true},
+            {"name":"春节","date":"2026-02-28","isOffDay":false}]}"#;
+        Calendar::from_json_files(&[(2026, Path::new("2026.json"), y2026)]).unwrap()
+    }
+
+    fn d(s: &str) -> Day {
+        Day::from_date(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap())
+    }
+
+    #[test]
+    fn spring_festival_make_up_saturdays() {
+        let c = cal();
+        assert!(c.is_working(d("2026-02-14")).unwrap()); // make-up Saturday
+        assert!(!c.is_working(d("2026-02-16")).unwrap()); // Monday off
+        assert!(c.is_working(d("2026-02-24")).unwrap());
+        assert!(!c.is_working(d("2026-03-01")).unwrap()); // ordinary Sunday
+        assert_eq!(
+            c.nth_working_after(d("2026-02-13"), 1).unwrap(),
+            d("2026-02-14")
+        );
+        assert_eq!(
+            c.nth_working_after(d("2026-02-13"), 2).unwrap(),
+            d("2026-02-24")
+        );
+        assert_eq!(
+            c.nth_working_after(d("2026-02-13"), 3).unwrap(),
+            d("2026-02-25")
+        );
+        assert_eq!(
+            c.nth_working_after(d("2026-02-13"), 0).unwrap(),
+            d("2026-02-13")
+        );
+        assert_eq!(
+            c.count_working(d("2026-02-13"), d("2026-03-02")).unwrap(),
+            8
+        );
+        assert_eq!(
+            c.count_working(d("2026-03-02"), d("2026-03-02")).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_year_without_a_file_is_an_error_not_a_guess() {
+        let c = cal();
+        assert_eq!(c.is_working(d("2027-01-04")), Err(NoCalendar(2027)));
+        assert_eq!(
+            c.nth_working_after(d("2026-12-28"), 10),
+            Err(NoCalendar(2027))
+        );
+        assert_eq!(
+            c.count_working(d("2025-12-30"), d("2026-01-05")),
+            Err(NoCalendar(2025))
+        );
+    }
+
+    #[test]
+    fn contradictory_or_misnamed_files_are_rejected() {
+        let bad = r#"{"year":2026,"papers":[],"days":[{"name":"x","date":"2026-01-01","isOffDay":true},{"name":"x","date":"2026-01-01","isOffDay":false}]}"#;
+        let e = Calendar::from_json_files(&[(2026, Path::new("2026.json"), bad)]).unwrap_err();
+        assert!(e.to_string().contains("both"), "{e}");
+        let wrong_year = r#"{"year":2025,"papers":[],"days":[]}"#;
+        let e =
+            Calendar::from_json_files(&[(2026, Path::new("2026.json"), wrong_year)]).unwrap_err();
+        assert!(e.to_string().contains("2025"), "{e}");
+    }
+}

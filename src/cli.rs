@@ -1,0 +1,160 @@
+//! The command line: parsing and dispatch. `anyhow` lives here and in `main`
+//! only; everything below returns typed errors.
+
+use crate::config::Config;
+use crate::reference::{Catalog, RefData, Regions};
+use crate::time::{parse_cli_time, Zone};
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// jiancha (监察): electronic supervision of government approval services.
+#[derive(Parser, Debug)]
+#[command(name = "jiancha", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Event-time replay of JSON Lines event files, in file order.
+    Replay {
+        /// Output folder for alerts.jsonl, dead-letter.jsonl and summary.json.
+        #[arg(long)]
+        out: PathBuf,
+        /// Configuration file (TOML); defaults and JIANCHA__… variables apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Item catalogue CSV (overrides reference.catalog).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Calendar folder (overrides reference.calendar).
+        #[arg(long)]
+        calendar: Option<PathBuf>,
+        /// Regions CSV (overrides reference.regions).
+        #[arg(long)]
+        regions: Option<PathBuf>,
+        /// Advance the watermark to this instant at the end of the input
+        /// (RFC 3339, or a local YYYY-MM-DD meaning its 00:00).
+        #[arg(long)]
+        until: Option<String>,
+        /// Event files (JSON Lines).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Validate configuration and reference data, saying exactly what is wrong.
+    CheckConfig {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load_refdata(cfg: &Config) -> Result<RefData> {
+    let r = &cfg.reference;
+    RefData::load(&r.catalog, &r.calendar, &r.regions).context("reference data")
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Replay {
+            out,
+            config,
+            catalog,
+            calendar,
+            regions,
+            until,
+            files,
+        } => {
+            let mut cfg = Config::load_env(config.as_deref())?;
+            if let Some(c) = catalog {
+                cfg.reference.catalog = c;
+            }
+            if let Some(c) = calendar {
+                cfg.reference.calendar = c;
+            }
+            if let Some(r) = regions {
+                cfg.reference.regions = r;
+            }
+            let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
+            let until = match until {
+                None => None,
+                Some(s) => Some(parse_cli_time(&s, &zone).with_context(|| {
+                    format!("--until {s:?} is not an RFC 3339 instant or a YYYY-MM-DD date")
+                })?),
+            };
+            let refdata = Arc::new(load_refdata(&cfg)?);
+            let opts = crate::replay::ReplayOptions {
+                out: out.clone(),
+                files,
+                until,
+                progress: true,
+            };
+            let summary = crate::replay::run(&cfg, refdata, &opts)?;
+            print!("{}", summary.render(&out));
+            Ok(())
+        }
+        Command::CheckConfig { config } => check_config(config),
+    }
+}
+
+fn check_config(config: Option<PathBuf>) -> Result<()> {
+    let cfg = Config::load_env(config.as_deref())?;
+    let mut problems = Vec::new();
+    let r = &cfg.reference;
+    match Catalog::load(&r.catalog) {
+        Ok(c) => println!(
+            "ok  catalogue {}: {} items",
+            r.catalog.display(),
+            c.items().len()
+        ),
+        Err(e) => problems.push(e.to_string()),
+    }
+    match Regions::load(&r.regions) {
+        Ok(g) => println!(
+            "ok  regions {}: {} regions",
+            r.regions.display(),
+            g.rows().len()
+        ),
+        Err(e) => problems.push(e.to_string()),
+    }
+    match crate::calendar::Calendar::load_dir(&r.calendar) {
+        Ok(c) => {
+            let years: Vec<String> = c.years().map(|y| y.to_string()).collect();
+            println!(
+                "ok  calendar {}: years {}",
+                r.calendar.display(),
+                years.join(", ")
+            );
+            let today = chrono::Local::now().date_naive();
+            use chrono::Datelike;
+            if !c.has_year(today.year()) {
+                problems.push(format!(
+                    "calendar has no file for the current year {}",
+                    today.year()
+                ));
+            } else if today.month() == 12 && !c.has_year(today.year() + 1) {
+                println!(
+                    "warn calendar has no file for next year {} yet",
+                    today.year() + 1
+                );
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
+    if cfg.privacy.applicant_key == crate::config::DEFAULT_APPLICANT_KEY {
+        println!("warn privacy.applicant_key is the built-in default; `jiancha run` refuses it");
+    }
+    if problems.is_empty() {
+        println!("configuration is valid");
+        Ok(())
+    } else {
+        for p in &problems[1..] {
+            eprintln!("error: {p}");
+        }
+        bail!("{}", problems[0])
+    }
+}

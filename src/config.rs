@@ -1,0 +1,450 @@
+//! Configuration: one TOML file over built-in defaults, every key overridable
+//! by an environment variable `JIANCHA__SECTION__KEY`. Unknown keys, in the
+//! file or in the environment, are errors.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Kafka connection and topics.
+    pub kafka: KafkaConfig,
+    /// Time zone and watermark.
+    pub time: TimeConfig,
+    /// Reference data files.
+    pub reference: ReferenceConfig,
+    /// Where history and checkpoints live.
+    pub storage: StorageConfig,
+    /// HTTP endpoint (metrics, health, alert feed).
+    pub http: HttpConfig,
+    /// PostgreSQL wire-protocol endpoint.
+    pub sql: SqlConfig,
+    /// Personal-data protection.
+    pub privacy: PrivacyConfig,
+    /// Alert rule thresholds.
+    pub rules: RulesConfig,
+}
+
+/// `[kafka]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, comma separated.
+    pub brokers: String,
+    /// Consumer group id.
+    pub group_id: String,
+    /// Topic the departmental systems publish case events to.
+    pub events_topic: String,
+    /// Topic alert records are published to.
+    pub alerts_topic: String,
+    /// Topic bad events are published to, byte for byte.
+    pub dead_letter_topic: String,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "jiancha".into(),
+            events_topic: "case-events".into(),
+            alerts_topic: "supervision-alerts".into(),
+            dead_letter_topic: "case-events.dlq".into(),
+        }
+    }
+}
+
+/// How the watermark advances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatermarkMode {
+    /// Wall clock minus the allowed lateness (the live service).
+    Wall,
+    /// Event time of the input (backfills, replay, the demo).
+    Event,
+}
+
+/// `[time]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeConfig {
+    /// IANA time zone in which dates and 00:00 are reckoned.
+    pub zone: String,
+    /// `wall` or `event`.
+    pub watermark: WatermarkMode,
+    /// How far the watermark trails the newest time (e.g. `0s`, `10m`).
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    pub allowed_lateness: Duration,
+    /// Event mode: a partition idle this long does not hold the watermark back.
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        TimeConfig {
+            zone: "Asia/Shanghai".into(),
+            watermark: WatermarkMode::Wall,
+            allowed_lateness: Duration::ZERO,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[reference]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReferenceConfig {
+    /// Item catalogue CSV.
+    pub catalog: PathBuf,
+    /// Folder of `YYYY.json` calendar files.
+    pub calendar: PathBuf,
+    /// Regions CSV.
+    pub regions: PathBuf,
+}
+
+impl Default for ReferenceConfig {
+    fn default() -> Self {
+        ReferenceConfig {
+            catalog: "config/catalog.csv".into(),
+            calendar: "config/calendar".into(),
+            regions: "config/regions.csv".into(),
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Data directory for history and checkpoints.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: "data".into(),
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address for `/metrics`, `/healthz`, the alert feed and board.
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9898".into(),
+        }
+    }
+}
+
+/// `[sql]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqlConfig {
+    /// Listen address of the PostgreSQL wire protocol.
+    pub listen: String,
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        SqlConfig {
+            listen: "127.0.0.1:5433".into(),
+        }
+    }
+}
+
+/// The built-in applicant key, refused by `jiancha run`.
+pub const DEFAULT_APPLICANT_KEY: &str = "change-me";
+
+/// `[privacy]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// HMAC-SHA256 key for applicant ids.
+    pub applicant_key: String,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            applicant_key: DEFAULT_APPLICANT_KEY.into(),
+        }
+    }
+}
+
+/// `[rules]`: thresholds of the alert rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// `due_soon` fires this many charged days before the due date (clamped to 1…N).
+    pub warn_days: u32,
+    /// `dual_intake` looks back this many calendar days.
+    pub dual_intake_days: u32,
+    /// `unregistered_case`: hours after the first event for a `center` event.
+    pub grace_hours: u32,
+    /// `backdated_entry`: allowed hours between `occurred_at` and `recorded_at`.
+    pub backdate_hours: u32,
+    /// `bad_rating_unrectified`: working days to rectify a bad rating.
+    pub rectify_days: u32,
+    /// An invalid event is held this many hours of event time before it is dead-lettered.
+    pub orphan_hours: u32,
+    /// A repeated `event_id` within this many days is a duplicate.
+    pub dedupe_days: u32,
+    /// A closed case is kept in memory this many days after its last event (for
+    /// ratings and late events), then left to history.
+    pub retain_closed_days: u32,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            warn_days: 2,
+            dual_intake_days: 30,
+            grace_hours: 24,
+            backdate_hours: 24,
+            rectify_days: 15,
+            orphan_hours: 168,
+            dedupe_days: 30,
+            retain_closed_days: 90,
+        }
+    }
+}
+
+/// What is wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML or a key is wrong.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// The file, or `environment`.
+        origin: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+/// Parses `0s`, `500ms`, `30s`, `10m`, `2h`, `1d` (and combinations like `1h30m`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = 0u64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if n_end == 0 {
+            return Err(format!("{s:?} is not a duration like 30s, 10m or 2h"));
+        }
+        let n: u64 = rest[..n_end]
+            .parse()
+            .map_err(|_| format!("{s:?}: number too large"))?;
+        rest = &rest[n_end..];
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let ms = match &rest[..u_end] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            u => return Err(format!("{s:?}: unknown unit {u:?} (use ms, s, m, h, d)")),
+        };
+        total = total
+            .checked_add(n.checked_mul(ms).ok_or("duration too large")?)
+            .ok_or("duration too large")?;
+        rest = &rest[u_end..];
+    }
+    Ok(Duration::from_millis(total))
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{}ms", d.as_millis()))
+}
+
+impl Config {
+    /// Loads `path` (or only the defaults) and applies `JIANCHA__…` variables
+    /// from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (origin, mut table) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Io {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                let table: toml::Table =
+                    text.parse()
+                        .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                            origin: p.display().to_string(),
+                            message: e.message().to_string(),
+                        })?;
+                (p.display().to_string(), table)
+            }
+            None => ("built-in defaults".to_string(), toml::Table::new()),
+        };
+        let mut overridden = false;
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("JIANCHA__") else {
+                continue;
+            };
+            let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let [section, key] = parts.as_slice() else {
+                return Err(ConfigError::Invalid {
+                    origin: "environment".into(),
+                    message: format!("{k} must have the form JIANCHA__SECTION__KEY"),
+                });
+            };
+            let value = match v.parse::<i64>() {
+                Ok(i) => toml::Value::Integer(i),
+                Err(_) => toml::Value::String(v),
+            };
+            let sec = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match sec {
+                toml::Value::Table(t) => {
+                    t.insert(key.clone(), value);
+                }
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        origin: "environment".into(),
+                        message: format!("{k}: [{section}] is not a section"),
+                    })
+                }
+            }
+            overridden = true;
+        }
+        let origin = if overridden {
+            format!("{origin} with JIANCHA__ overrides")
+        } else {
+            origin
+        };
+        let cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                origin: origin.clone(),
+                message: e.message().to_string(),
+            })?;
+        cfg.validate()
+            .map_err(|message| ConfigError::Invalid { origin, message })?;
+        Ok(cfg)
+    }
+
+    /// Loads with the process environment.
+    pub fn load_env(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load(path, std::env::vars())
+    }
+
+    /// Checks values that types alone do not.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::time::Zone::new(&self.time.zone).map_err(|e| format!("time.zone: {e}"))?;
+        let r = &self.rules;
+        if r.warn_days == 0 {
+            return Err("rules.warn_days must be at least 1".into());
+        }
+        if r.orphan_hours == 0 || r.dedupe_days == 0 {
+            return Err("rules.orphan_hours and rules.dedupe_days must be at least 1".into());
+        }
+        if self.privacy.applicant_key.is_empty() {
+            return Err("privacy.applicant_key must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.kafka.events_topic, "case-events");
+        assert_eq!(c.kafka.dead_letter_topic, "case-events.dlq");
+        assert_eq!(c.time.zone, "Asia/Shanghai");
+        assert_eq!(c.time.watermark, WatermarkMode::Wall);
+        assert_eq!(c.time.idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.rules, RulesConfig::default());
+        assert_eq!(c.rules.orphan_hours, 168);
+        assert_eq!(c.http.listen, "127.0.0.1:9898");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_unknown_keys_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[rules]\nwarn_days = 3\n[time]\nallowed_lateness = \"10m\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&p),
+            env(&[
+                ("JIANCHA__KAFKA__BROKERS", "k1:9092"),
+                ("JIANCHA__RULES__GRACE_HOURS", "12"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.rules.warn_days, 3);
+        assert_eq!(c.rules.grace_hours, 12);
+        assert_eq!(c.kafka.brokers, "k1:9092");
+        assert_eq!(c.time.allowed_lateness, Duration::from_secs(600));
+
+        let e = Config::load(None, env(&[("JIANCHA__RULES__WARN_DAYZ", "1")])).unwrap_err();
+        assert!(e.to_string().contains("warn_dayz"), "{e}");
+        std::fs::write(&p, "[kafka]\nbrokerz = \"x\"\n").unwrap();
+        let e = Config::load(Some(&p), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("brokerz"), "{e}");
+        std::fs::write(&p, "[time]\nzone = \"Nowhere/City\"\n").unwrap();
+        assert!(Config::load(Some(&p), env(&[]))
+            .unwrap_err()
+            .to_string()
+            .contains("time.zone"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("10 minutes").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,726 @@
+//! The supervision engine: a pure state machine. Events and watermark advances
+//! go in; alert records and dead letters come out as [`Effect`]s. No I/O, no
+//! clock, no randomness: the same input gives the same output, byte for byte,
+//! and the whole state can be snapshotted and resumed.
+//!
+//! Layout: [`case`] holds per-case data, [`sim`] judges one case (pure),
+//! [`clock`] counts working days with stops, [`dual`] indexes acceptances for
+//! `dual_intake`. This module keeps the cases, the wake-up set (one entry per
+//! case: `BTreeSet<(Instant, case)>`), the duplicate filter and the
+//! cross-case links, and publishes the difference between what a case's
+//! judgement says and what was already published.
+
+pub mod case;
+pub mod clock;
+pub mod dual;
+pub mod sim;
+
+use crate::alert::{AlertRecord, AlertState, Detail};
+use crate::config::RulesConfig;
+use crate::deadletter::{DeadReason, Rejection};
+use crate::event::{Decision, Event, EventType};
+use crate::reference::RefData;
+use crate::time::{Day, Instant, Zone, DAY_MS, HOUR_MS};
+use case::{
+    Attrs, Case, CaseEvent, Interner, Published, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON,
+    F_SUPPLEMENT,
+};
+use dual::DualIndex;
+use serde::{Deserialize, Serialize};
+use sim::{simulate, Ctx, SimOut, Spec, Status, Summary};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// What the engine asks the outside world to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Publish an alert record.
+    Alert(AlertRecord),
+    /// Dead-letter the event found at `origin` (its original bytes).
+    DeadLetter {
+        /// Input position of the event.
+        origin: u64,
+        /// Why.
+        rejection: Rejection,
+    },
+}
+
+/// What became of an event given to [`Engine::apply`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Valid at its place and applied.
+    Applied,
+    /// Invalid at its place for now; held and judged again as its case changes.
+    Held,
+    /// A repeat of an applied event id; ignored.
+    Duplicate,
+}
+
+/// Counters kept by the engine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Events applied (valid at their place when they arrived).
+    pub applied: u64,
+    /// Events held as invalid when they arrived.
+    pub held: u64,
+    /// Repeated event ids ignored.
+    pub duplicates: u64,
+    /// Dead letters raised by the engine (invalid transitions, orphans).
+    pub dead_letters: BTreeMap<DeadReason, u64>,
+    /// Alert records published, by `rule/state`.
+    pub alerts: BTreeMap<String, u64>,
+}
+
+mod sorted {
+    //! Serializes hash maps as sorted lists, so snapshots are deterministic.
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::HashMap;
+    use std::hash::Hash;
+
+    pub fn serialize<K: Ord + Serialize, V: Serialize, S: Serializer>(
+        m: &HashMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut v: Vec<(&K, &V)> = m.iter().collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v.serialize(s)
+    }
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
+    where
+        K: Eq + Hash + Deserialize<'de>,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// The engine's whole mutable state (what a snapshot holds).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct State {
+    #[serde(with = "sorted")]
+    cases: HashMap<Arc<str>, Case>,
+    timers: BTreeSet<(Instant, Arc<str>)>,
+    #[serde(with = "sorted")]
+    dedupe: HashMap<u128, Instant>,
+    dual: DualIndex,
+    #[serde(with = "sorted")]
+    children: HashMap<Arc<str>, Vec<Arc<str>>>,
+    strings: Interner,
+    watermark: Option<Instant>,
+    swept_day: i32,
+    stats: Stats,
+}
+
+/// A case as the outside world sees it.
+#[derive(Clone, Debug)]
+pub struct CaseView {
+    /// The case id.
+    pub case_id: String,
+    /// Figures and clock.
+    pub summary: Summary,
+    /// Region code.
+    pub region: Option<String>,
+    /// Department code.
+    pub department: Option<String>,
+    /// Window.
+    pub window: Option<String>,
+    /// Item code.
+    pub item_code: Option<String>,
+    /// Parent case.
+    pub parent_case_id: Option<String>,
+    /// Events held as invalid.
+    pub held_events: usize,
+}
+
+/// The supervision engine.
+pub struct Engine {
+    refdata: Arc<RefData>,
+    zone: Zone,
+    rules: RulesConfig,
+    st: State,
+    scratch: Vec<Arc<str>>,
+}
+
+/// A snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot restore engine snapshot: {0}")]
+pub struct SnapshotError(String);
+
+impl Engine {
+    /// A fresh engine.
+    pub fn new(refdata: Arc<RefData>, zone: Zone, rules: RulesConfig) -> Engine {
+        Engine::with_state(refdata, zone, rules, State::default())
+    }
+
+    fn with_state(refdata: Arc<RefData>, zone: Zone, rules: RulesConfig, mut st: State) -> Engine {
+        st.strings.intern("center");
+        Engine {
+            refdata,
+            zone,
+            rules,
+            st,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The whole state, serialized (deterministic: equal states give equal bytes).
+    pub fn snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.st).expect("engine state serializes")
+    }
+
+    /// An engine resumed from [`Engine::snapshot`].
+    pub fn restore(
+        refdata: Arc<RefData>,
+        zone: Zone,
+        rules: RulesConfig,
+        bytes: &[u8],
+    ) -> Result<Engine, SnapshotError> {
+        let st: State = serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        Ok(Engine::with_state(refdata, zone, rules, st))
+    }
+
+    /// The watermark, once any time has passed.
+    pub fn watermark(&self) -> Option<Instant> {
+        self.st.watermark
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.st.stats
+    }
+
+    /// Cases held in memory.
+    pub fn cases_in_memory(&self) -> usize {
+        self.st.cases.len()
+    }
+
+    /// Cases neither closed nor empty.
+    pub fn open_cases(&self) -> usize {
+        self.st.cases.values().filter(|c| !c.closed).count()
+    }
+
+    /// Pending wake-ups (one per case with a future timer or held event).
+    pub fn pending_timers(&self) -> usize {
+        self.st.timers.len()
+    }
+
+    /// Event ids remembered for the duplicate filter.
+    pub fn remembered_ids(&self) -> usize {
+        self.st.dedupe.len()
+    }
+
+    /// Applies one checked event found at input position `origin`.
+    pub fn apply(&mut self, ev: Event, origin: u64, out: &mut Vec<Effect>) -> Outcome {
+        let id = xxhash_rust::xxh3::xxh3_128(ev.event_id.as_bytes());
+        if self.st.dedupe.contains_key(&id) {
+            self.st.stats.duplicates += 1;
+            return Outcome::Duplicate;
+        }
+        let mut flags = 0;
+        if ev
+            .recorded_at
+            .is_some_and(|r| r - ev.occurred_at > self.rules.backdate_hours as i64 * HOUR_MS)
+        {
+            flags |= F_BACKDATED;
+        }
+        if ev.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            flags |= F_NO_REASON;
+        }
+        if ev.kind == EventType::Suspended && ev.reason.as_deref() == Some("supplement") {
+            flags |= F_SUPPLEMENT;
+        }
+        if ev.source == "center" {
+            flags |= F_CENTER;
+        }
+        if ev.result == Some(Decision::Denied) {
+            flags |= F_DENIED;
+        }
+        let key: Arc<str> = match self.st.cases.get_key_value(ev.case_id.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(ev.case_id.as_str()),
+        };
+        let attrs = match (ev.kind, &ev.region, &ev.department, ev.item, ev.applicant) {
+            (
+                EventType::Submitted | EventType::Accepted,
+                Some(r),
+                Some(d),
+                Some(item),
+                Some(applicant),
+            ) => {
+                let a = Attrs {
+                    region: self.st.strings.intern(r),
+                    department: self.st.strings.intern(d),
+                    window: ev.window.as_deref().map(|w| self.st.strings.intern(w)),
+                    item,
+                    applicant,
+                    parent: ev.parent_case_id.as_deref().map(|p| {
+                        match self.st.cases.get_key_value(p) {
+                            Some((k, _)) => k.clone(),
+                            None => Arc::from(p),
+                        }
+                    }),
+                };
+                let shared = self.st.cases.get(&key).and_then(|c| {
+                    c.events
+                        .iter()
+                        .filter_map(|e| e.attrs.as_ref())
+                        .find(|x| ***x == a)
+                        .cloned()
+                });
+                Some(shared.unwrap_or_else(|| Arc::new(a)))
+            }
+            _ => None,
+        };
+        let ce = CaseEvent {
+            at: ev.occurred_at,
+            origin,
+            id,
+            kind: ev.kind,
+            source: self.st.strings.intern(&ev.source),
+            flags,
+            rating: ev.rating.unwrap_or(0),
+            fee: ev.fee_yuan.unwrap_or(-1.0),
+            attrs,
+            hold_until: None,
+        };
+        self.st
+            .cases
+            .entry(key.clone())
+            .or_insert_with(|| Case::new(key.clone()))
+            .insert(ce);
+        self.st.dedupe.insert(id, ev.occurred_at);
+        self.rejudge(&key, true, out);
+        let held = self
+            .st
+            .cases
+            .get(&key)
+            .and_then(|c| c.events.iter().find(|e| e.origin == origin))
+            .is_none_or(|e| e.hold_until.is_some());
+        if held {
+            self.st.stats.held += 1;
+            Outcome::Held
+        } else {
+            self.st.stats.applied += 1;
+            Outcome::Applied
+        }
+    }
+
+    /// Advances the watermark to `to` (never back), firing every timer due.
+    pub fn advance_watermark(&mut self, to: Instant, out: &mut Vec<Effect>) {
+        if self.st.watermark.is_some_and(|w| to <= w) {
+            return;
+        }
+        self.st.watermark = Some(to);
+        while let Some((t, key)) = self.st.timers.first().cloned() {
+            if t > to {
+                break;
+            }
+            self.st.timers.pop_first();
+            if let Some(c) = self.st.cases.get_mut(&key) {
+                c.wake = None;
+            }
+            self.rejudge(&key, false, out);
+        }
+        let day = self.zone.day_of(to).0;
+        if day > self.st.swept_day {
+            self.st.swept_day = day;
+            self.sweep(to);
+        }
+    }
+
+    /// The current view of a case.
+    pub fn case_view(&self, case_id: &str) -> Option<CaseView> {
+        let case = self.st.cases.get(case_id)?;
+        let pc = self.parent_center(case.parent.as_deref());
+        let out = self.judge(case, &pc);
+        let s = &self.st.strings;
+        let attrs = out.summary.attrs.clone();
+        Some(CaseView {
+            case_id: case_id.to_string(),
+            region: attrs.as_ref().map(|a| s.name(a.region).to_string()),
+            department: attrs.as_ref().map(|a| s.name(a.department).to_string()),
+            window: attrs
+                .as_ref()
+                .and_then(|a| a.window)
+                .map(|w| s.name(w).to_string()),
+            item_code: attrs
+                .as_ref()
+                .map(|a| self.refdata.catalog.item(a.item).item_code.clone()),
+            parent_case_id: attrs
+                .as_ref()
+                .and_then(|a| a.parent.as_deref().map(str::to_string)),
+            held_events: case
+                .events
+                .iter()
+                .filter(|e| e.hold_until.is_some())
+                .count(),
+            summary: out.summary,
+        })
+    }
+
+    fn parent_center(&self, parent: Option<&str>) -> Vec<Instant> {
+        let Some(p) = parent.and_then(|p| self.st.cases.get(p)) else {
+            return Vec::new();
+        };
+        p.events
+            .iter()
+            .filter(|e| e.has(F_CENTER) && e.hold_until.is_none())
+            .map(|e| e.at)
+            .collect()
+    }
+
+    fn judge(&self, case: &Case, parent_center: &[Instant]) -> SimOut {
+        let ctx = Ctx {
+            cal: &self.refdata.calendar,
+            cat: &self.refdata.catalog,
+            zone: &self.zone,
+            rules: &self.rules,
+            dual: &self.st.dual,
+            parent_center,
+            case_id: &case.id,
+            limit: self.st.watermark.unwrap_or(i64::MIN),
+        };
+        simulate(&case.events, &ctx)
+    }
+
+    /// Judges a case again and publishes the difference.
+    fn rejudge(&mut self, key: &Arc<str>, by_event: bool, out: &mut Vec<Effect>) {
+        let Some(case) = self.st.cases.get(key) else {
+            return;
+        };
+        let mut pc = self.parent_center(case.parent.as_deref());
+        let mut sim = self.judge(case, &pc);
+        if sim.parent != case.parent {
+            pc = self.parent_center(sim.parent.as_deref());
+            sim = self.judge(case, &pc);
+        }
+        let wm = self.st.watermark.unwrap_or(i64::MIN);
+        let orphan_ms = self.rules.orphan_hours as i64 * HOUR_MS;
+        let mut expired: Vec<(usize, &'static str)> = Vec::new();
+        {
+            let case = self.st.cases.get_mut(key).expect("case present");
+            let mut inv = sim.invalid.iter().peekable();
+            for (i, e) in case.events.iter_mut().enumerate() {
+                match inv.peek() {
+                    Some(&&(j, why)) if j == i => {
+                        inv.next();
+                        let until = *e
+                            .hold_until
+                            .get_or_insert(e.at.max(wm).saturating_add(orphan_ms));
+                        if until <= wm {
+                            expired.push((i, why));
+                        }
+                    }
+                    _ => e.hold_until = None,
+                }
+            }
+        }
+        let zone = self.zone.clone();
+        let case = self.st.cases.get_mut(key).expect("case present");
+        for &(i, why) in expired.iter().rev() {
+            let e = case.events.remove(i);
+            self.st.dedupe.remove(&e.id);
+            let reason = if sim.summary.status == Status::None {
+                DeadReason::Orphan
+            } else {
+                DeadReason::InvalidTransition
+            };
+            *self.st.stats.dead_letters.entry(reason).or_default() += 1;
+            out.push(Effect::DeadLetter {
+                origin: e.origin,
+                rejection: Rejection::field(
+                    reason,
+                    "type",
+                    format!(
+                        "{} of case {} at {}: {}; still invalid after {} hours",
+                        e.kind.as_str(),
+                        key,
+                        zone.format(e.at),
+                        why,
+                        self.rules.orphan_hours
+                    ),
+                ),
+            });
+        }
+        reconcile(
+            case,
+            &sim.alerts,
+            &sim.summary,
+            &self.st.strings,
+            &self.refdata,
+            &zone,
+            &mut self.st.stats,
+            out,
+        );
+        case.closed = matches!(
+            sim.summary.status,
+            Status::Completed | Status::Refused | Status::Withdrawn
+        );
+
+        // Wake-up: the next timer, or the first hold to end.
+        let hold = case.events.iter().filter_map(|e| e.hold_until).min();
+        let wake = match (sim.wake, hold) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .filter(|&t| t > wm);
+        if case.wake != wake {
+            if let Some(old) = case.wake {
+                self.st.timers.remove(&(old, key.clone()));
+            }
+            if let Some(new) = wake {
+                self.st.timers.insert((new, key.clone()));
+            }
+            case.wake = wake;
+        }
+
+        // Cross-case links.
+        let empty = case.events.is_empty();
+        let old_accept = case.accept.take();
+        let new_accept = if empty { None } else { sim.accept.clone() };
+        case.accept = new_accept.clone();
+        let old_parent = std::mem::replace(
+            &mut case.parent,
+            if empty { None } else { sim.parent.clone() },
+        );
+        let new_parent = case.parent.clone();
+        if empty {
+            if let Some(w) = case.wake {
+                self.st.timers.remove(&(w, key.clone()));
+            }
+            self.st.cases.remove(key);
+        }
+        let mut again = std::mem::take(&mut self.scratch);
+        again.clear();
+        if old_accept != new_accept {
+            again.extend(
+                self.st
+                    .dual
+                    .update(key, old_accept.as_ref(), new_accept.as_ref()),
+            );
+        }
+        if old_parent != new_parent {
+            if let Some(p) = &old_parent {
+                if let Some(v) = self.st.children.get_mut(p) {
+                    v.retain(|c| c != key);
+                    if v.is_empty() {
+                        self.st.children.remove(p);
+                    }
+                }
+            }
+            if let Some(p) = &new_parent {
+                let v = self.st.children.entry(p.clone()).or_default();
+                if !v.contains(key) {
+                    v.push(key.clone());
+                }
+            }
+        }
+        if by_event {
+            if let Some(kids) = self.st.children.get(key) {
+                again.extend(kids.iter().cloned());
+            }
+        }
+        again.retain(|k| k != key);
+        for k in &again {
+            self.rejudge(k, false, out);
+        }
+        again.clear();
+        self.scratch = again;
+    }
+
+    fn sweep(&mut self, wm: Instant) {
+        let dedupe_ms = self.rules.dedupe_days as i64 * DAY_MS;
+        self.st.dedupe.retain(|_, at| *at + dedupe_ms >= wm);
+        let retain_ms = self.rules.retain_closed_days as i64 * DAY_MS;
+        let evict: Vec<Arc<str>> = self
+            .st
+            .cases
+            .values()
+            .filter(|c| {
+                c.closed && c.wake.is_none() && c.last_at().is_some_and(|t| t + retain_ms < wm)
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        for k in evict {
+            if let Some(c) = self.st.cases.remove(&k) {
+                if let Some(p) = &c.parent {
+                    if let Some(v) = self.st.children.get_mut(p) {
+                        v.retain(|x| *x != k);
+                        if v.is_empty() {
+                            self.st.children.remove(p);
+                        }
+                    }
+                }
+            }
+        }
+        let dual_ms = (self.rules.dual_intake_days as i64 + 1) * DAY_MS + retain_ms;
+        let cases = &self.st.cases;
+        self.st.dual.prune(wm - dual_ms, |c| cases.contains_key(c));
+    }
+}
+
+/// Publishes the difference between the published alerts of a case and what
+/// its judgement says.
+#[allow(clippy::too_many_arguments)]
+fn reconcile(
+    case: &mut Case,
+    specs: &[Spec],
+    summary: &Summary,
+    strings: &Interner,
+    refdata: &RefData,
+    zone: &Zone,
+    stats: &mut Stats,
+    out: &mut Vec<Effect>,
+) {
+    let mut matched = vec![false; case.published.len()];
+    let mut to_resolve = Vec::new();
+    let mut to_fire = Vec::new();
+    for spec in specs {
+        let found = case.published.iter().enumerate().position(|(i, p)| {
+            !matched[i]
+                && !p.retracted
+                && p.rule == spec.rule
+                && p.at == spec.at
+                && p.due == spec.due
+                && p.detail == spec.detail
+        });
+        match found {
+            Some(i) => match (case.published[i].resolved, spec.resolved) {
+                (None, None) => matched[i] = true,
+                (None, Some(r)) => {
+                    matched[i] = true;
+                    to_resolve.push((i, r));
+                }
+                (Some(a), Some(b)) if a == b => matched[i] = true,
+                _ => to_fire.push(spec),
+            },
+            None => to_fire.push(spec),
+        }
+    }
+    let mk = |p: &Published,
+              state: AlertState,
+              at: Instant,
+              due: Option<Day>,
+              attrs: Option<&Arc<Attrs>>| {
+        let alert_id = if p.n <= 1 {
+            format!("{}/{}", case.id, p.rule.as_str())
+        } else {
+            format!("{}/{}#{}", case.id, p.rule.as_str(), p.n)
+        };
+        AlertRecord {
+            alert_id,
+            rule: p.rule,
+            level: p.rule.level(),
+            state,
+            at: zone.format(at),
+            case_id: case.id.to_string(),
+            region: attrs.map(|a| strings.name(a.region).to_string()),
+            department: attrs.map(|a| strings.name(a.department).to_string()),
+            window: attrs
+                .and_then(|a| a.window)
+                .map(|w| strings.name(w).to_string()),
+            item_code: attrs.map(|a| refdata.catalog.item(a.item).item_code.clone()),
+            due_date: due.map(|d| d.to_string()),
+            retracted: state == AlertState::Retracted,
+            detail: Detail {
+                earlier_case_id: p.detail.as_deref().map(str::to_string),
+            },
+            at_ms: at,
+        }
+    };
+    let mut emit = |stats: &mut Stats, rec: AlertRecord| {
+        *stats
+            .alerts
+            .entry(format!("{}/{}", rec.rule.as_str(), rec.state.as_str()))
+            .or_default() += 1;
+        out.push(Effect::Alert(rec));
+    };
+    for (i, p) in case.published.iter_mut().enumerate() {
+        if !matched[i] && !p.retracted && !to_resolve.iter().any(|(j, _)| *j == i) {
+            p.retracted = true;
+            emit(
+                stats,
+                mk(p, AlertState::Retracted, p.at, p.due, p.attrs.as_ref()),
+            );
+        }
+    }
+    for (i, (at, due)) in to_resolve {
+        let p = &mut case.published[i];
+        p.resolved = Some((at, due));
+        emit(
+            stats,
+            mk(p, AlertState::Resolved, at, due, summary.attrs.as_ref()),
+        );
+    }
+    for spec in to_fire {
+        let n = case
+            .published
+            .iter()
+            .filter(|p| p.rule == spec.rule)
+            .map(|p| p.n)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let p = Published {
+            rule: spec.rule,
+            n,
+            at: spec.at,
+            due: spec.due,
+            detail: spec.detail.clone(),
+            attrs: spec.attrs.clone(),
+            resolved: spec.resolved,
+            retracted: false,
+        };
+        emit(
+            stats,
+            mk(&p, AlertState::Firing, p.at, p.due, p.attrs.as_ref()),
+        );
+        if let Some((at, due)) = p.resolved {
+            emit(
+                stats,
+                mk(&p, AlertState::Resolved, at, due, summary.attrs.as_ref()),
+            );
+        }
+        case.published.push(p);
+    }
+}
+
+impl Engine {
+    /// Events still held as invalid, by input position, with the reason they
+    /// would be dead-lettered for if their hold ended now.
+    pub fn held_events(&self) -> Vec<(u64, Rejection)> {
+        let mut v = Vec::new();
+        for case in self.st.cases.values() {
+            if !case.events.iter().any(|e| e.hold_until.is_some()) {
+                continue;
+            }
+            let opened = case.events.iter().any(|e| e.hold_until.is_none());
+            let reason = if opened {
+                DeadReason::InvalidTransition
+            } else {
+                DeadReason::Orphan
+            };
+            for e in case.events.iter().filter(|e| e.hold_until.is_some()) {
+                let until = e
+                    .hold_until
+                    .map(|t| self.zone.format(t))
+                    .unwrap_or_default();
+                v.push((
+                    e.origin,
+                    Rejection::field(
+                        reason,
+                        "type",
+                        format!(
+                            "{} of case {} is invalid at its place; held until {until}",
+                            e.kind.as_str(),
+                            case.id
+                        ),
+                    ),
+                ));
+            }
+        }
+        v.sort_by_key(|x| x.0);
+        v
+    }
+}

@@ -1,0 +1,406 @@
+//! Reference data: the item catalogue (事项目录), the regions and the calendar,
+//! loaded and checked once at start.
+
+use crate::calendar::{Calendar, CalendarError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The kind of an approval item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// 即办件: completed the day it is accepted.
+    Immediate,
+    /// 承诺件: a promised number of working days.
+    Promised,
+    /// 联办件: a parent case with sub-cases of other departments.
+    Joint,
+    /// 上报件: goes to a higher authority.
+    ReportUp,
+}
+
+impl ItemKind {
+    /// The name used in files and SQL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Immediate => "immediate",
+            ItemKind::Promised => "promised",
+            ItemKind::Joint => "joint",
+            ItemKind::ReportUp => "report_up",
+        }
+    }
+    fn parse(s: &str) -> Option<ItemKind> {
+        Some(match s {
+            "immediate" => ItemKind::Immediate,
+            "promised" => ItemKind::Promised,
+            "joint" => ItemKind::Joint,
+            "report_up" => ItemKind::ReportUp,
+            _ => return None,
+        })
+    }
+}
+
+/// One catalogue row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Item {
+    /// 事项编码.
+    pub item_code: String,
+    /// Item name.
+    pub name: String,
+    /// Owning department code.
+    pub department: String,
+    /// Item kind.
+    pub kind: ItemKind,
+    /// 法定时限, working days.
+    pub statutory_days: u32,
+    /// 承诺时限, working days (the clock's limit N).
+    pub promised_days: u32,
+    /// Standard fee in yuan; 0 = free.
+    pub fee_yuan: f64,
+    /// Handled in the service hall (进厅办理).
+    pub in_hall: bool,
+}
+
+/// The item catalogue, addressed by dense index.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    items: Vec<Item>,
+    by_code: HashMap<String, u32>,
+}
+
+/// A problem in a reference-data file, with its place.
+#[derive(Debug, thiserror::Error)]
+pub enum RefError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A row or header is wrong.
+    #[error("{path}:{line}: {message}")]
+    Row {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (the header is line 1).
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The calendar folder is wrong.
+    #[error(transparent)]
+    Calendar(#[from] CalendarError),
+}
+
+const CATALOG_COLUMNS: [&str; 8] = [
+    "item_code",
+    "name",
+    "department",
+    "kind",
+    "statutory_days",
+    "promised_days",
+    "fee_yuan",
+    "in_hall",
+];
+
+fn read_csv(path: &Path) -> Result<csv::Reader<std::fs::File>, RefError> {
+    let f = std::fs::File::open(path).map_err(|source| RefError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(f))
+}
+
+impl Catalog {
+    /// Loads and checks a catalogue CSV.
+    pub fn load(path: &Path) -> Result<Catalog, RefError> {
+        let mut rdr = read_csv(path)?;
+        let row_err = |line: u64, message: String| RefError::Row {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let headers = rdr
+            .headers()
+            .map_err(|e| row_err(1, e.to_string()))?
+            .clone();
+        let col = |name: &str| headers.iter().position(|h| h == name);
+        let mut idx = [usize::MAX; 8];
+        for (i, name) in CATALOG_COLUMNS.iter().enumerate() {
+            match col(name) {
+                Some(c) => idx[i] = c,
+                None if *name == "in_hall" => {}
+                None => {
+                    return Err(row_err(
+                        1,
+                        format!(
+                            "missing column {name:?}; expected header {}",
+                            CATALOG_COLUMNS.join(",")
+                        ),
+                    ))
+                }
+            }
+        }
+        if let Some(extra) = headers.iter().find(|h| !CATALOG_COLUMNS.contains(h)) {
+            return Err(row_err(1, format!("unknown column {extra:?}")));
+        }
+        let mut cat = Catalog::default();
+        for (n, rec) in rdr.records().enumerate() {
+            let line = n as u64 + 2;
+            let rec = rec.map_err(|e| row_err(line, e.to_string()))?;
+            let get = |i: usize| {
+                if idx[i] == usize::MAX {
+                    ""
+                } else {
+                    rec.get(idx[i]).unwrap_or("")
+                }
+            };
+            let item_code = get(0).to_string();
+            if item_code.is_empty() || item_code.chars().count() > 128 {
+                return Err(row_err(line, "item_code must be 1–128 characters".into()));
+            }
+            let kind = ItemKind::parse(get(3)).ok_or_else(|| {
+                row_err(
+                    line,
+                    format!(
+                        "kind {:?} is not one of immediate, promised, joint, report_up",
+                        get(3)
+                    ),
+                )
+            })?;
+            let days = |i: usize, name: &str| {
+                get(i).parse::<u32>().map_err(|_| {
+                    row_err(
+                        line,
+                        format!("{name} {:?} is not a whole number of days", get(i)),
+                    )
+                })
+            };
+            let statutory_days = days(4, "statutory_days")?;
+            let promised_days = days(5, "promised_days")?;
+            if promised_days > statutory_days && statutory_days > 0 {
+                return Err(row_err(
+                    line,
+                    format!(
+                        "promised_days {promised_days} exceeds statutory_days {statutory_days}"
+                    ),
+                ));
+            }
+            if kind == ItemKind::Immediate && promised_days != 0 {
+                return Err(row_err(
+                    line,
+                    "an immediate item must have promised_days 0".into(),
+                ));
+            }
+            let fee_yuan = match get(6) {
+                "" => 0.0,
+                s => match s.parse::<f64>() {
+                    Ok(f) if f.is_finite() && f >= 0.0 => f,
+                    _ => return Err(row_err(line, format!("fee_yuan {s:?} is not a number ≥ 0"))),
+                },
+            };
+            let in_hall = match get(7) {
+                "" | "true" => true,
+                "false" => false,
+                s => {
+                    return Err(row_err(
+                        line,
+                        format!("in_hall {s:?} must be true, false or empty"),
+                    ))
+                }
+            };
+            let department = get(2).to_string();
+            if department.is_empty() {
+                return Err(row_err(line, "department is empty".into()));
+            }
+            if cat.by_code.contains_key(&item_code) {
+                return Err(row_err(
+                    line,
+                    format!("item_code {item_code:?} appears twice"),
+                ));
+            }
+            cat.by_code
+                .insert(item_code.clone(), cat.items.len() as u32);
+            cat.items.push(Item {
+                item_code,
+                name: get(1).to_string(),
+                department,
+                kind,
+                statutory_days,
+                promised_days,
+                fee_yuan,
+                in_hall,
+            });
+        }
+        if cat.items.is_empty() {
+            return Err(row_err(1, "the catalogue has no items".into()));
+        }
+        Ok(cat)
+    }
+
+    /// Builds a catalogue from rows (tests, benchmarks).
+    pub fn from_items(items: Vec<Item>) -> Catalog {
+        let by_code = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (it.item_code.clone(), i as u32))
+            .collect();
+        Catalog { items, by_code }
+    }
+
+    /// The index of an item code.
+    pub fn lookup(&self, code: &str) -> Option<u32> {
+        self.by_code.get(code).copied()
+    }
+
+    /// The item at an index.
+    pub fn item(&self, idx: u32) -> &Item {
+        &self.items[idx as usize]
+    }
+
+    /// All items.
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+}
+
+/// One administrative division.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Region {
+    /// 6, 9 or 12 digit code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Parent code; empty at the top.
+    pub parent: String,
+}
+
+/// The regions and their parent chain.
+#[derive(Clone, Debug, Default)]
+pub struct Regions {
+    rows: Vec<Region>,
+    by_code: HashMap<String, usize>,
+}
+
+/// Whether a string is a region code of 6, 9 or 12 digits.
+pub fn is_region_code(s: &str) -> bool {
+    matches!(s.len(), 6 | 9 | 12) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Regions {
+    /// Loads and checks a regions CSV (`code,name,parent`).
+    pub fn load(path: &Path) -> Result<Regions, RefError> {
+        let mut rdr = read_csv(path)?;
+        let row_err = |line: u64, message: String| RefError::Row {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let headers = rdr
+            .headers()
+            .map_err(|e| row_err(1, e.to_string()))?
+            .clone();
+        if headers.iter().collect::<Vec<_>>() != ["code", "name", "parent"] {
+            return Err(row_err(1, "expected header code,name,parent".into()));
+        }
+        let mut regions = Regions::default();
+        for (n, rec) in rdr.records().enumerate() {
+            let line = n as u64 + 2;
+            let rec = rec.map_err(|e| row_err(line, e.to_string()))?;
+            let code = rec.get(0).unwrap_or("").to_string();
+            if !is_region_code(&code) {
+                return Err(row_err(
+                    line,
+                    format!("code {code:?} is not 6, 9 or 12 digits"),
+                ));
+            }
+            let parent = rec.get(2).unwrap_or("").to_string();
+            if !parent.is_empty() && !is_region_code(&parent) {
+                return Err(row_err(
+                    line,
+                    format!("parent {parent:?} is not 6, 9 or 12 digits"),
+                ));
+            }
+            if regions.by_code.contains_key(&code) {
+                return Err(row_err(line, format!("code {code} appears twice")));
+            }
+            regions.by_code.insert(code.clone(), regions.rows.len());
+            regions.rows.push(Region {
+                code,
+                name: rec.get(1).unwrap_or("").to_string(),
+                parent,
+            });
+        }
+        for (i, r) in regions.rows.iter().enumerate() {
+            if !r.parent.is_empty() && !regions.by_code.contains_key(&r.parent) {
+                return Err(row_err(
+                    i as u64 + 2,
+                    format!("parent {} of {} is not in the file", r.parent, r.code),
+                ));
+            }
+        }
+        // Reject cycles: every chain must reach the top within the row count.
+        for r in &regions.rows {
+            if regions.ancestors(&r.code).count() > regions.rows.len() {
+                return Err(row_err(1, format!("region {} is its own ancestor", r.code)));
+            }
+        }
+        Ok(regions)
+    }
+
+    /// All regions.
+    pub fn rows(&self) -> &[Region] {
+        &self.rows
+    }
+
+    /// A region by code.
+    pub fn get(&self, code: &str) -> Option<&Region> {
+        self.by_code.get(code).map(|&i| &self.rows[i])
+    }
+
+    /// The code itself, then its parent, grandparent … (stops on a cycle).
+    pub fn ancestors<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let mut next = Some(code);
+        let mut steps = 0usize;
+        std::iter::from_fn(move || {
+            let cur = next?;
+            steps += 1;
+            if steps > self.rows.len() + 1 {
+                return None;
+            }
+            next = self
+                .get(cur)
+                .map(|r| r.parent.as_str())
+                .filter(|p| !p.is_empty());
+            Some(cur)
+        })
+    }
+}
+
+/// Everything the rules need besides the events.
+#[derive(Clone, Debug)]
+pub struct RefData {
+    /// The item catalogue.
+    pub catalog: Catalog,
+    /// The working-day calendar.
+    pub calendar: Calendar,
+    /// The regions.
+    pub regions: Regions,
+}
+
+impl RefData {
+    /// Loads the three sources.
+    pub fn load(catalog: &Path, calendar: &Path, regions: &Path) -> Result<RefData, RefError> {
+        Ok(RefData {
+            catalog: Catalog::load(catalog)?,
+            calendar: Calendar::load_dir(calendar)?,
+            regions: Regions::load(regions)?,
+        })
+    }
+}

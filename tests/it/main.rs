@@ -1,0 +1,1 @@
+mod calendar_files;
