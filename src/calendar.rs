@@ -48,6 +48,11 @@ pub enum CalendarError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct YearFile {
+    /// holiday-cn files carry these two; accepted and ignored.
+    #[serde(rename = "$schema", default)]
+    _schema: Option<String>,
+    #[serde(rename = "$id", default)]
+    _id: Option<String>,
     year: i32,
     #[serde(default)]
     papers: Vec<String>,

@@ -15,6 +15,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// What happened to a case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -317,8 +318,8 @@ impl<'de> Deserialize<'de> for Wire<'de> {
 
 /// Decodes and checks events against the reference data.
 #[derive(Clone)]
-pub struct Decoder<'r> {
-    refdata: &'r RefData,
+pub struct Decoder {
+    refdata: Arc<RefData>,
     zone: Zone,
     hasher: ApplicantHasher,
 }
@@ -327,9 +328,9 @@ fn bad(field: usize, detail: String) -> Rejection {
     Rejection::field(DeadReason::BadValue, FIELDS[field], detail)
 }
 
-impl<'r> Decoder<'r> {
+impl Decoder {
     /// A decoder over reference data, in a zone, hashing applicants with `key`.
-    pub fn new(refdata: &'r RefData, zone: Zone, applicant_key: &str) -> Decoder<'r> {
+    pub fn new(refdata: Arc<RefData>, zone: Zone, applicant_key: &str) -> Decoder {
         Decoder {
             refdata,
             zone,

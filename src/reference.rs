@@ -1,7 +1,7 @@
 //! Reference data: the item catalogue (事项目录), the regions and the calendar,
 //! loaded and checked once at start.
 
-use crate::calendar::{Calendar, CalendarError};
+pub use crate::calendar::{Calendar, CalendarError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -157,7 +157,7 @@ pub fn run(
     let zone = Zone::new(&cfg.time.zone)
         .unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone"));
     let lateness = cfg.time.allowed_lateness.as_millis() as i64;
-    let decoder = Decoder::new(&refdata, zone.clone(), &cfg.privacy.applicant_key);
+    let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
     let mut engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
 
     let alerts_path = opts.out.join("alerts.jsonl");

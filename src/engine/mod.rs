@@ -431,7 +431,7 @@ impl Engine {
                 origin: e.origin,
                 rejection: Rejection::field(
                     reason,
-                    "type",
+                    if reason == DeadReason::Orphan { "case_id" } else { "type" },
                     format!(
                         "{} of case {} at {}: {}; still invalid after {} hours",
                         e.kind.as_str(),
@@ -710,7 +710,7 @@ impl Engine {
                     e.origin,
                     Rejection::field(
                         reason,
-                        "type",
+                        if reason == DeadReason::Orphan { "case_id" } else { "type" },
                         format!(
                             "{} of case {} is invalid at its place; held until {until}",
                             e.kind.as_str(),

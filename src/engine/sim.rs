@@ -560,7 +560,7 @@ fn apply(st: &mut St, ctx: &Ctx, e: &CaseEvent) {
             let standard = attrs_item(st, ctx.cat).map_or(0.0, |i| i.fee_yuan);
             if e.fee >= 0.0 {
                 st.fee = Some(e.fee);
-                if e.fee - standard > 0.005 {
+                if micro_yuan(e.fee) - micro_yuan(standard) > 5_000 {
                     st.fire(Rule::Overcharge, e.at, None, None);
                 }
             }
@@ -592,6 +592,12 @@ fn apply(st: &mut St, ctx: &Ctx, e: &CaseEvent) {
             st.resolve(Rule::BadRatingUnrectified, e.at, ctx.cal);
         }
     }
+}
+
+/// A fee in millionths of a yuan, so that "more than 0.005 over" is decided
+/// on the decimal values the source wrote, not on binary floating point.
+fn micro_yuan(fee: f64) -> i128 {
+    (fee * 1_000_000.0).round() as i128
 }
 
 fn supplement(st: &mut St, at: Instant) {

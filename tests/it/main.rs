@@ -1,1 +1,6 @@
+//! The one integration-test binary.
+
 mod calendar_files;
+mod golden;
+mod rules;
+mod support;
