@@ -14,6 +14,6 @@ pub mod engine;
 pub mod event;
 pub mod privacy;
 pub mod reference;
-pub mod synth;
 pub mod replay;
+pub mod synth;
 pub mod time;

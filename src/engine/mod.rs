@@ -431,7 +431,11 @@ impl Engine {
                 origin: e.origin,
                 rejection: Rejection::field(
                     reason,
-                    if reason == DeadReason::Orphan { "case_id" } else { "type" },
+                    if reason == DeadReason::Orphan {
+                        "case_id"
+                    } else {
+                        "type"
+                    },
                     format!(
                         "{} of case {} at {}: {}; still invalid after {} hours",
                         e.kind.as_str(),
@@ -710,7 +714,11 @@ impl Engine {
                     e.origin,
                     Rejection::field(
                         reason,
-                        if reason == DeadReason::Orphan { "case_id" } else { "type" },
+                        if reason == DeadReason::Orphan {
+                            "case_id"
+                        } else {
+                            "type"
+                        },
                         format!(
                             "{} of case {} is invalid at its place; held until {until}",
                             e.kind.as_str(),

@@ -2,5 +2,6 @@
 
 mod calendar_files;
 mod golden;
+mod props;
 mod rules;
 mod support;
