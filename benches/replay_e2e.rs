@@ -41,10 +41,7 @@ unsafe impl GlobalAlloc for Counting {
 static A: Counting = Counting;
 
 fn main() {
-    let events: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+    let events: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cfg = Config::default();
     let rd = Arc::new(
@@ -57,11 +54,13 @@ fn main() {
     );
     let zone = Zone::new("Asia/Shanghai").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("events.jsonl");
+    // BENCH_KEEP=FILE keeps the generated input for profiling `jiancha replay`.
+    let input =
+        std::env::var_os("BENCH_KEEP").map(std::path::PathBuf::from).unwrap_or_else(|| dir.path().join("events.jsonl"));
 
     let t = std::time::Instant::now();
     let opts = SynthOptions {
-        cases: events * 10 / 55,
+        cases: events * 10 / 34,
         start: chrono::NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
         days: 950,
         ..SynthOptions::default()
@@ -73,26 +72,12 @@ fn main() {
     }
     f.flush().unwrap();
     let bytes = std::fs::metadata(&input).unwrap().len();
-    println!(
-        "generated {} events ({:.0} MB) in {:.1} s",
-        lines.len(),
-        bytes as f64 / 1e6,
-        t.elapsed().as_secs_f64()
-    );
+    println!("generated {} events ({:.0} MB) in {:.1} s", lines.len(), bytes as f64 / 1e6, t.elapsed().as_secs_f64());
     drop(lines);
 
     let out = dir.path().join("out");
-    let s = run(
-        &cfg,
-        rd.clone(),
-        &ReplayOptions {
-            out,
-            files: vec![input.clone()],
-            until: None,
-            progress: false,
-        },
-    )
-    .unwrap();
+    let s = run(&cfg, rd.clone(), &ReplayOptions { out, files: vec![input.clone()], until: None, progress: false })
+        .unwrap();
     println!(
         "replay: {} events in {:.2} s = {:.0} events/s ({} applied, {} duplicates, {} dead letters, {} alerts fired)",
         s.read,
@@ -106,24 +91,14 @@ fn main() {
 
     // Memory per open case: 1,000,000 accepted, never completed cases.
     let decoder = Decoder::new(rd.clone(), zone.clone(), "bench-key");
-    let items: Vec<&str> = rd
-        .catalog
-        .items()
-        .iter()
-        .filter(|i| i.promised_days > 3)
-        .map(|i| i.item_code.as_str())
-        .collect();
+    let items: Vec<&str> =
+        rd.catalog.items().iter().filter(|i| i.promised_days > 3).map(|i| i.item_code.as_str()).collect();
     let open = 1_000_000usize;
     let before = LIVE.load(Relaxed);
     let mut engine = Engine::new(rd.clone(), zone.clone(), cfg.rules.clone());
     let mut eff = Vec::new();
     for i in 0..open {
-        let t = format!(
-            "2026-03-{:02}T{:02}:{:02}:00+08:00",
-            2 + (i % 20),
-            9 + (i % 8),
-            i % 60
-        );
+        let t = format!("2026-03-{:02}T{:02}:{:02}:00+08:00", 2 + (i % 20), 9 + (i % 8), i % 60);
         for (k, kind) in [(0, "submitted"), (1, "accepted")] {
             let line = format!(
                 r#"{{"event_id":"E{i}-{k}","case_id":"CASE-{i:08}","type":"{kind}","occurred_at":"{t}","source":"center","region":"220421","department":"tax","window":"W{w:02}","item_code":"{item}","applicant":"P{a:09}"}}"#,

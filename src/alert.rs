@@ -82,11 +82,9 @@ impl Rule {
     /// The card colour.
     pub fn level(self) -> Level {
         match self {
-            Rule::Overdue
-            | Rule::IntakeOverdue
-            | Rule::DualIntake
-            | Rule::UnregisteredCase
-            | Rule::Overcharge => Level::Red,
+            Rule::Overdue | Rule::IntakeOverdue | Rule::DualIntake | Rule::UnregisteredCase | Rule::Overcharge => {
+                Level::Red
+            }
             _ => Level::Yellow,
         }
     }

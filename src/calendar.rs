@@ -25,12 +25,12 @@ pub struct NoCalendar(pub i32);
 #[derive(Debug, thiserror::Error)]
 pub enum CalendarError {
     /// The folder or a file could not be read.
-    #[error("cannot read calendar {path}: {source}")]
+    #[error("cannot read calendar {path}: {cause}")]
     Io {
         /// The path read.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A file is not in the holiday-cn layout.
     #[error("calendar file {path}: {message}")]
@@ -98,16 +98,10 @@ fn ymd(y: i32, m: u32, d: u32) -> Day {
 impl Calendar {
     /// Loads every `YYYY.json` in `dir`.
     pub fn load_dir(dir: &Path) -> Result<Calendar, CalendarError> {
-        let rd = std::fs::read_dir(dir).map_err(|source| CalendarError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let rd = std::fs::read_dir(dir).map_err(|cause| CalendarError::Io { path: dir.to_path_buf(), cause })?;
         let mut files = Vec::new();
         for entry in rd {
-            let entry = entry.map_err(|source| CalendarError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            let entry = entry.map_err(|cause| CalendarError::Io { path: dir.to_path_buf(), cause })?;
             let path = entry.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
@@ -124,20 +118,15 @@ impl Calendar {
                     })
                 }
             };
-            let text = std::fs::read_to_string(&path).map_err(|source| CalendarError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|cause| CalendarError::Io { path: path.clone(), cause })?;
             files.push((year, path, text));
         }
         if files.is_empty() {
             return Err(CalendarError::Empty(dir.to_path_buf()));
         }
         files.sort();
-        let parsed: Vec<_> = files
-            .iter()
-            .map(|(y, p, t)| (*y, p.as_path(), t.as_str()))
-            .collect();
+        let parsed: Vec<_> = files.iter().map(|(y, p, t)| (*y, p.as_path(), t.as_str())).collect();
         Calendar::from_json_files(&parsed)
     }
 
@@ -146,21 +135,13 @@ impl Calendar {
         let mut years = BTreeSet::new();
         let mut exceptions: BTreeMap<Day, Exception> = BTreeMap::new();
         for (year, path, text) in files {
-            let fmt_err = |message: String| CalendarError::Format {
-                path: path.to_path_buf(),
-                message,
-            };
+            let fmt_err = |message: String| CalendarError::Format { path: path.to_path_buf(), message };
             let f: YearFile = serde_json::from_str(text).map_err(|e| fmt_err(e.to_string()))?;
             if f.year != *year {
-                return Err(fmt_err(format!(
-                    "file is named for {year} but says \"year\": {}",
-                    f.year
-                )));
+                return Err(fmt_err(format!("file is named for {year} but says \"year\": {}", f.year)));
             }
             if !(1990..=2199).contains(year) {
-                return Err(fmt_err(format!(
-                    "year {year} is out of the supported range 1990–2199"
-                )));
+                return Err(fmt_err(format!("year {year} is out of the supported range 1990–2199")));
             }
             let _ = f.papers;
             for d in f.days {
@@ -170,26 +151,17 @@ impl Calendar {
                 if (day.year() - year).abs() > 1 {
                     return Err(fmt_err(format!("{} is too far from {year}", d.date)));
                 }
-                let ex = Exception {
-                    name: d.name,
-                    off: d.is_off_day,
-                };
+                let ex = Exception { name: d.name, off: d.is_off_day };
                 if let Some(prev) = exceptions.get(&day) {
                     if prev.off != ex.off {
-                        return Err(fmt_err(format!(
-                            "{} is listed both as a day off and as a working day",
-                            d.date
-                        )));
+                        return Err(fmt_err(format!("{} is listed both as a day off and as a working day", d.date)));
                     }
                 }
                 exceptions.insert(day, ex);
             }
             years.insert(*year);
         }
-        let first = *years
-            .iter()
-            .next()
-            .ok_or_else(|| CalendarError::Empty(PathBuf::new()))?;
+        let first = *years.iter().next().ok_or_else(|| CalendarError::Empty(PathBuf::new()))?;
         let last = *years.iter().next_back().unwrap_or(&first);
         let base = ymd(first, 1, 1);
         let end = ymd(last + 1, 1, 1);
@@ -206,17 +178,8 @@ impl Calendar {
             acc += working as u32;
             cum.push(acc);
         }
-        let year_first = years
-            .iter()
-            .map(|&y| (y, (ymd(y, 1, 1), ymd(y + 1, 1, 1))))
-            .collect();
-        Ok(Calendar {
-            years,
-            exceptions,
-            base,
-            cum,
-            year_first,
-        })
+        let year_first = years.iter().map(|&y| (y, (ymd(y, 1, 1), ymd(y + 1, 1, 1)))).collect();
+        Ok(Calendar { years, exceptions, base, cum, year_first })
     }
 
     /// The years that have their own calendar file.
@@ -321,44 +284,20 @@ mod tests {
         assert!(!c.is_working(d("2026-02-16")).unwrap()); // Monday off
         assert!(c.is_working(d("2026-02-24")).unwrap());
         assert!(!c.is_working(d("2026-03-01")).unwrap()); // ordinary Sunday
-        assert_eq!(
-            c.nth_working_after(d("2026-02-13"), 1).unwrap(),
-            d("2026-02-14")
-        );
-        assert_eq!(
-            c.nth_working_after(d("2026-02-13"), 2).unwrap(),
-            d("2026-02-24")
-        );
-        assert_eq!(
-            c.nth_working_after(d("2026-02-13"), 3).unwrap(),
-            d("2026-02-25")
-        );
-        assert_eq!(
-            c.nth_working_after(d("2026-02-13"), 0).unwrap(),
-            d("2026-02-13")
-        );
-        assert_eq!(
-            c.count_working(d("2026-02-13"), d("2026-03-02")).unwrap(),
-            8
-        );
-        assert_eq!(
-            c.count_working(d("2026-03-02"), d("2026-03-02")).unwrap(),
-            0
-        );
+        assert_eq!(c.nth_working_after(d("2026-02-13"), 1).unwrap(), d("2026-02-14"));
+        assert_eq!(c.nth_working_after(d("2026-02-13"), 2).unwrap(), d("2026-02-24"));
+        assert_eq!(c.nth_working_after(d("2026-02-13"), 3).unwrap(), d("2026-02-25"));
+        assert_eq!(c.nth_working_after(d("2026-02-13"), 0).unwrap(), d("2026-02-13"));
+        assert_eq!(c.count_working(d("2026-02-13"), d("2026-03-02")).unwrap(), 8);
+        assert_eq!(c.count_working(d("2026-03-02"), d("2026-03-02")).unwrap(), 0);
     }
 
     #[test]
     fn a_year_without_a_file_is_an_error_not_a_guess() {
         let c = cal();
         assert_eq!(c.is_working(d("2027-01-04")), Err(NoCalendar(2027)));
-        assert_eq!(
-            c.nth_working_after(d("2026-12-28"), 10),
-            Err(NoCalendar(2027))
-        );
-        assert_eq!(
-            c.count_working(d("2025-12-30"), d("2026-01-05")),
-            Err(NoCalendar(2025))
-        );
+        assert_eq!(c.nth_working_after(d("2026-12-28"), 10), Err(NoCalendar(2027)));
+        assert_eq!(c.count_working(d("2025-12-30"), d("2026-01-05")), Err(NoCalendar(2025)));
     }
 
     #[test]
@@ -367,8 +306,7 @@ mod tests {
         let e = Calendar::from_json_files(&[(2026, Path::new("2026.json"), bad)]).unwrap_err();
         assert!(e.to_string().contains("both"), "{e}");
         let wrong_year = r#"{"year":2025,"papers":[],"days":[]}"#;
-        let e =
-            Calendar::from_json_files(&[(2026, Path::new("2026.json"), wrong_year)]).unwrap_err();
+        let e = Calendar::from_json_files(&[(2026, Path::new("2026.json"), wrong_year)]).unwrap_err();
         assert!(e.to_string().contains("2025"), "{e}");
     }
 }

@@ -60,15 +60,7 @@ fn load_refdata(cfg: &Config) -> Result<RefData> {
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Replay {
-            out,
-            config,
-            catalog,
-            calendar,
-            regions,
-            until,
-            files,
-        } => {
+        Command::Replay { out, config, catalog, calendar, regions, until, files } => {
             let mut cfg = Config::load_env(config.as_deref())?;
             if let Some(c) = catalog {
                 cfg.reference.catalog = c;
@@ -82,17 +74,13 @@ pub fn run(cli: Cli) -> Result<()> {
             let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
             let until = match until {
                 None => None,
-                Some(s) => Some(parse_cli_time(&s, &zone).with_context(|| {
-                    format!("--until {s:?} is not an RFC 3339 instant or a YYYY-MM-DD date")
-                })?),
+                Some(s) => Some(
+                    parse_cli_time(&s, &zone)
+                        .with_context(|| format!("--until {s:?} is not an RFC 3339 instant or a YYYY-MM-DD date"))?,
+                ),
             };
             let refdata = Arc::new(load_refdata(&cfg)?);
-            let opts = crate::replay::ReplayOptions {
-                out: out.clone(),
-                files,
-                until,
-                progress: true,
-            };
+            let opts = crate::replay::ReplayOptions { out: out.clone(), files, until, progress: true };
             let summary = crate::replay::run(&cfg, refdata, &opts)?;
             print!("{}", summary.render(&out));
             Ok(())
@@ -106,41 +94,24 @@ fn check_config(config: Option<PathBuf>) -> Result<()> {
     let mut problems = Vec::new();
     let r = &cfg.reference;
     match Catalog::load(&r.catalog) {
-        Ok(c) => println!(
-            "ok  catalogue {}: {} items",
-            r.catalog.display(),
-            c.items().len()
-        ),
+        Ok(c) => println!("ok  catalogue {}: {} items", r.catalog.display(), c.items().len()),
         Err(e) => problems.push(e.to_string()),
     }
     match Regions::load(&r.regions) {
-        Ok(g) => println!(
-            "ok  regions {}: {} regions",
-            r.regions.display(),
-            g.rows().len()
-        ),
+        Ok(g) => println!("ok  regions {}: {} regions", r.regions.display(), g.rows().len()),
         Err(e) => problems.push(e.to_string()),
     }
     match crate::calendar::Calendar::load_dir(&r.calendar) {
         Ok(c) => {
             let years: Vec<String> = c.years().map(|y| y.to_string()).collect();
-            println!(
-                "ok  calendar {}: years {}",
-                r.calendar.display(),
-                years.join(", ")
-            );
-            let today = chrono::Local::now().date_naive();
+            println!("ok  calendar {}: years {}", r.calendar.display(), years.join(", "));
+            let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
+            let today = zone.day_of(chrono::Utc::now().timestamp_millis()).date();
             use chrono::Datelike;
             if !c.has_year(today.year()) {
-                problems.push(format!(
-                    "calendar has no file for the current year {}",
-                    today.year()
-                ));
+                problems.push(format!("calendar has no file for the current year {}", today.year()));
             } else if today.month() == 12 && !c.has_year(today.year() + 1) {
-                println!(
-                    "warn calendar has no file for next year {} yet",
-                    today.year() + 1
-                );
+                println!("warn calendar has no file for next year {} yet", today.year() + 1);
             }
         }
         Err(e) => problems.push(e.to_string()),
@@ -148,13 +119,17 @@ fn check_config(config: Option<PathBuf>) -> Result<()> {
     if cfg.privacy.applicant_key == crate::config::DEFAULT_APPLICANT_KEY {
         println!("warn privacy.applicant_key is the built-in default; `jiancha run` refuses it");
     }
-    if problems.is_empty() {
-        println!("configuration is valid");
-        Ok(())
-    } else {
-        for p in &problems[1..] {
-            eprintln!("error: {p}");
+    match problems.len() {
+        0 => {
+            println!("configuration is valid");
+            Ok(())
         }
-        bail!("{}", problems[0])
+        1 => bail!("{}", problems[0]),
+        n => {
+            for p in &problems {
+                println!("error {p}");
+            }
+            bail!("{n} problems, the first: {}", problems[0])
+        }
     }
 }

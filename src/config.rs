@@ -125,9 +125,7 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig {
-            data_dir: "data".into(),
-        }
+        StorageConfig { data_dir: "data".into() }
     }
 }
 
@@ -141,9 +139,7 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig {
-            listen: "127.0.0.1:9898".into(),
-        }
+        HttpConfig { listen: "127.0.0.1:9898".into() }
     }
 }
 
@@ -157,9 +153,7 @@ pub struct SqlConfig {
 
 impl Default for SqlConfig {
     fn default() -> Self {
-        SqlConfig {
-            listen: "127.0.0.1:5433".into(),
-        }
+        SqlConfig { listen: "127.0.0.1:5433".into() }
     }
 }
 
@@ -176,9 +170,7 @@ pub struct PrivacyConfig {
 
 impl Default for PrivacyConfig {
     fn default() -> Self {
-        PrivacyConfig {
-            applicant_key: DEFAULT_APPLICANT_KEY.into(),
-        }
+        PrivacyConfig { applicant_key: DEFAULT_APPLICANT_KEY.into() }
     }
 }
 
@@ -224,12 +216,12 @@ impl Default for RulesConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The TOML or a key is wrong.
     #[error("{origin}: {message}")]
@@ -241,6 +233,30 @@ pub enum ConfigError {
     },
 }
 
+fn one_line(s: &str) -> String {
+    s.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+}
+
+/// Reads one section, naming the offending key on error.
+fn section<T: serde::de::DeserializeOwned + Default>(
+    origin: &str,
+    name: &str,
+    table: &toml::Table,
+) -> Result<T, ConfigError> {
+    let Some(v) = table.get(name) else { return Ok(T::default()) };
+    let err = |message: String| ConfigError::Invalid { origin: origin.to_string(), message };
+    let Some(t) = v.as_table() else { return Err(err(format!("{name} must be a section [{name}]"))) };
+    T::deserialize(v.clone()).map_err(|e| {
+        for (k, x) in t {
+            let one: toml::Table = [(k.clone(), x.clone())].into_iter().collect();
+            if let Err(e) = T::deserialize(toml::Value::Table(one)) {
+                return err(format!("{name}.{k}: {}", one_line(e.message())));
+            }
+        }
+        err(format!("[{name}]: {}", one_line(e.message())))
+    })
+}
+
 /// Parses `0s`, `500ms`, `30s`, `10m`, `2h`, `1d` (and combinations like `1h30m`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -250,19 +266,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = 0u64;
     let mut rest = s;
     while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let n_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if n_end == 0 {
             return Err(format!("{s:?} is not a duration like 30s, 10m or 2h"));
         }
-        let n: u64 = rest[..n_end]
-            .parse()
-            .map_err(|_| format!("{s:?}: number too large"))?;
+        let n: u64 = rest[..n_end].parse().map_err(|_| format!("{s:?}: number too large"))?;
         rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let u_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let ms = match &rest[..u_end] {
             "ms" => 1,
             "s" => 1000,
@@ -271,9 +281,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "d" => 86_400_000,
             u => return Err(format!("{s:?}: unknown unit {u:?} (use ms, s, m, h, d)")),
         };
-        total = total
-            .checked_add(n.checked_mul(ms).ok_or("duration too large")?)
-            .ok_or("duration too large")?;
+        total = total.checked_add(n.checked_mul(ms).ok_or("duration too large")?).ok_or("duration too large")?;
         rest = &rest[u_end..];
     }
     Ok(Duration::from_millis(total))
@@ -290,72 +298,66 @@ fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
 
 impl Config {
     /// Loads `path` (or only the defaults) and applies `JIANCHA__…` variables
-    /// from `env`.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Config, ConfigError> {
+    /// from `env`. Every error names the file or variable and the key.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let invalid = |origin: &str, message: String| ConfigError::Invalid { origin: origin.to_string(), message };
         let (origin, mut table) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Io {
-                    path: p.to_path_buf(),
-                    source,
+                let text =
+                    std::fs::read_to_string(p).map_err(|cause| ConfigError::Io { path: p.to_path_buf(), cause })?;
+                let origin = p.display().to_string();
+                let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                    let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+                    invalid(&origin, format!("line {line}: {}", one_line(e.message())))
                 })?;
-                let table: toml::Table =
-                    text.parse()
-                        .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                            origin: p.display().to_string(),
-                            message: e.message().to_string(),
-                        })?;
-                (p.display().to_string(), table)
+                (origin, table)
             }
             None => ("built-in defaults".to_string(), toml::Table::new()),
         };
-        let mut overridden = false;
+        let defaults = toml::Table::try_from(Config::default()).expect("defaults serialize");
         for (k, v) in env {
-            let Some(rest) = k.strip_prefix("JIANCHA__") else {
-                continue;
-            };
+            let Some(rest) = k.strip_prefix("JIANCHA__") else { continue };
             let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
             let [section, key] = parts.as_slice() else {
-                return Err(ConfigError::Invalid {
-                    origin: "environment".into(),
-                    message: format!("{k} must have the form JIANCHA__SECTION__KEY"),
-                });
+                return Err(invalid("environment", format!("{k} must have the form JIANCHA__SECTION__KEY")));
             };
-            let value = match v.parse::<i64>() {
-                Ok(i) => toml::Value::Integer(i),
-                Err(_) => toml::Value::String(v),
+            // The default tells the type: a numeric string stays a string for string keys.
+            let value = match defaults.get(section).and_then(|t| t.get(key)) {
+                None => return Err(invalid("environment", format!("{k}: there is no key {section}.{key}"))),
+                Some(toml::Value::Integer(_)) => toml::Value::Integer(
+                    v.trim()
+                        .parse()
+                        .map_err(|_| invalid("environment", format!("{k}: {v:?} is not a whole number")))?,
+                ),
+                Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+                    v.trim().parse().map_err(|_| invalid("environment", format!("{k}: {v:?} is not true or false")))?,
+                ),
+                Some(_) => toml::Value::String(v),
             };
-            let sec = table
-                .entry(section.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            match sec {
+            match table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
                 toml::Value::Table(t) => {
                     t.insert(key.clone(), value);
                 }
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        origin: "environment".into(),
-                        message: format!("{k}: [{section}] is not a section"),
-                    })
-                }
+                _ => return Err(invalid("environment", format!("{k}: {section} is not a section in {origin}"))),
             }
-            overridden = true;
         }
-        let origin = if overridden {
-            format!("{origin} with JIANCHA__ overrides")
-        } else {
-            origin
+        for name in table.keys() {
+            if !defaults.contains_key(name) {
+                return Err(invalid(&origin, format!("unknown section [{name}]")));
+            }
+        }
+        let t = &table;
+        let cfg = Config {
+            kafka: section(&origin, "kafka", t)?,
+            time: section(&origin, "time", t)?,
+            reference: section(&origin, "reference", t)?,
+            storage: section(&origin, "storage", t)?,
+            http: section(&origin, "http", t)?,
+            sql: section(&origin, "sql", t)?,
+            privacy: section(&origin, "privacy", t)?,
+            rules: section(&origin, "rules", t)?,
         };
-        let cfg: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                origin: origin.clone(),
-                message: e.message().to_string(),
-            })?;
-        cfg.validate()
-            .map_err(|message| ConfigError::Invalid { origin, message })?;
+        cfg.validate().map_err(|m| invalid(&origin, m))?;
         Ok(cfg)
     }
 
@@ -386,10 +388,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     #[test]
@@ -409,17 +408,10 @@ mod tests {
     fn environment_overrides_file_and_unknown_keys_fail() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
-        std::fs::write(
-            &p,
-            "[rules]\nwarn_days = 3\n[time]\nallowed_lateness = \"10m\"\n",
-        )
-        .unwrap();
+        std::fs::write(&p, "[rules]\nwarn_days = 3\n[time]\nallowed_lateness = \"10m\"\n").unwrap();
         let c = Config::load(
             Some(&p),
-            env(&[
-                ("JIANCHA__KAFKA__BROKERS", "k1:9092"),
-                ("JIANCHA__RULES__GRACE_HOURS", "12"),
-            ]),
+            env(&[("JIANCHA__KAFKA__BROKERS", "k1:9092"), ("JIANCHA__RULES__GRACE_HOURS", "12")]),
         )
         .unwrap();
         assert_eq!(c.rules.warn_days, 3);
@@ -433,10 +425,7 @@ mod tests {
         let e = Config::load(Some(&p), env(&[])).unwrap_err();
         assert!(e.to_string().contains("brokerz"), "{e}");
         std::fs::write(&p, "[time]\nzone = \"Nowhere/City\"\n").unwrap();
-        assert!(Config::load(Some(&p), env(&[]))
-            .unwrap_err()
-            .to_string()
-            .contains("time.zone"));
+        assert!(Config::load(Some(&p), env(&[])).unwrap_err().to_string().contains("time.zone"));
     }
 
     #[test]

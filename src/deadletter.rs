@@ -70,10 +70,6 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection about one field.
     pub fn field(reason: DeadReason, field: &str, detail: impl Into<String>) -> Rejection {
-        Rejection {
-            reason,
-            field: Some(field.to_string()),
-            detail: detail.into(),
-        }
+        Rejection { reason, field: Some(field.to_string()), detail: detail.into() }
     }
 }

@@ -98,17 +98,8 @@ impl EventType {
 }
 
 /// Reasons a `suspended` may give (行政许可法 §45, and 补正).
-pub const SUSPEND_REASONS: [&str; 9] = [
-    "hearing",
-    "tender",
-    "auction",
-    "inspection",
-    "testing",
-    "quarantine",
-    "appraisal",
-    "expert_review",
-    "supplement",
-];
+pub const SUSPEND_REASONS: [&str; 9] =
+    ["hearing", "tender", "auction", "inspection", "testing", "quarantine", "appraisal", "expert_review", "supplement"];
 
 /// The decision of a `completed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,10 +279,7 @@ impl<'de> Visitor<'de> for WireVisitor {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Wire<'de>, A::Error> {
-        let mut w = Wire {
-            vals: Default::default(),
-            duplicate: None,
-        };
+        let mut w = Wire { vals: Default::default(), duplicate: None };
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match FIELDS.iter().position(|f| *f == key) {
                 Some(i) => {
@@ -331,11 +319,7 @@ fn bad(field: usize, detail: String) -> Rejection {
 impl Decoder {
     /// A decoder over reference data, in a zone, hashing applicants with `key`.
     pub fn new(refdata: Arc<RefData>, zone: Zone, applicant_key: &str) -> Decoder {
-        Decoder {
-            refdata,
-            zone,
-            hasher: ApplicantHasher::new(applicant_key),
-        }
+        Decoder { refdata, zone, hasher: ApplicantHasher::new(applicant_key) }
     }
 
     /// Decodes one line (without its line break).
@@ -343,10 +327,7 @@ impl Decoder {
         let text = std::str::from_utf8(line).map_err(|e| Rejection {
             reason: DeadReason::NotJson,
             field: None,
-            detail: format!(
-                "the line is not UTF-8 (invalid byte at {})",
-                e.valid_up_to()
-            ),
+            detail: format!("the line is not UTF-8 (invalid byte at {})", e.valid_up_to()),
         })?;
         let mut w: Wire = serde_json::from_str(text).map_err(|e| Rejection {
             reason: DeadReason::NotJson,
@@ -358,11 +339,7 @@ impl Decoder {
             },
         })?;
         if let Some(f) = w.duplicate {
-            return Err(Rejection::field(
-                DeadReason::BadValue,
-                f,
-                format!("field {f} is given twice"),
-            ));
+            return Err(Rejection::field(DeadReason::BadValue, f, format!("field {f} is given twice")));
         }
         let mut take = |i: usize| match w.vals[i].take() {
             None | Some(Val::Null) => None,
@@ -417,10 +394,7 @@ impl Decoder {
         let region = nonempty(&mut v, F_REGION)?;
         if let Some(r) = &region {
             if !is_region_code(r) {
-                return Err(bad(
-                    F_REGION,
-                    format!("region {r:?} is not a code of 6, 9 or 12 digits"),
-                ));
+                return Err(bad(F_REGION, format!("region {r:?} is not a code of 6, 9 or 12 digits")));
             }
         }
         let department = nonempty(&mut v, F_DEPARTMENT)?;
@@ -430,10 +404,7 @@ impl Decoder {
         let parent_case_id = string(&mut v, F_PARENT)?.filter(|s| !s.trim().is_empty());
         if let Some(p) = &parent_case_id {
             if p.chars().count() > 128 {
-                return Err(bad(
-                    F_PARENT,
-                    "parent_case_id is longer than 128 characters".into(),
-                ));
+                return Err(bad(F_PARENT, "parent_case_id is longer than 128 characters".into()));
             }
         }
         let reason = string(&mut v, F_REASON)?;
@@ -442,10 +413,7 @@ impl Decoder {
             if !SUSPEND_REASONS.contains(&r) {
                 return Err(bad(
                     F_REASON,
-                    format!(
-                        "suspended reason {r:?} is not one of {}",
-                        SUSPEND_REASONS.join(", ")
-                    ),
+                    format!("suspended reason {r:?} is not one of {}", SUSPEND_REASONS.join(", ")),
                 ));
             }
         }
@@ -454,26 +422,16 @@ impl Decoder {
             Some(s) => Some(match s.as_str() {
                 "approved" => Decision::Approved,
                 "denied" => Decision::Denied,
-                _ => {
-                    return Err(bad(
-                        F_RESULT,
-                        format!("result {s:?} is not approved or denied"),
-                    ))
-                }
+                _ => return Err(bad(F_RESULT, format!("result {s:?} is not approved or denied"))),
             }),
         };
         let fee_yuan = match v[F_FEE].take() {
             None => None,
             Some(Val::Int(i)) if i >= 0 => Some(i as f64),
             Some(Val::Float(f)) if f.is_finite() && f >= 0.0 => Some(f),
-            Some(Val::Int(_) | Val::Float(_)) => {
-                return Err(bad(F_FEE, "fee_yuan must be ≥ 0".into()))
-            }
+            Some(Val::Int(_) | Val::Float(_)) => return Err(bad(F_FEE, "fee_yuan must be ≥ 0".into())),
             Some(other) => {
-                return Err(bad(
-                    F_FEE,
-                    format!("fee_yuan must be a JSON number, not {}", other.type_name()),
-                ))
+                return Err(bad(F_FEE, format!("fee_yuan must be a JSON number, not {}", other.type_name())))
             }
         };
         let rating = match v[F_RATING].take() {
@@ -481,21 +439,14 @@ impl Decoder {
             Some(Val::Int(i)) if (1..=5).contains(&i) => Some(i as u8),
             Some(Val::Int(i)) => return Err(bad(F_RATING, format!("rating {i} is outside 1–5"))),
             Some(other) => {
-                return Err(bad(
-                    F_RATING,
-                    format!("rating must be an integer 1–5, not {}", other.type_name()),
-                ))
+                return Err(bad(F_RATING, format!("rating must be an integer 1–5, not {}", other.type_name())))
             }
         };
         let step = nonempty(&mut v, F_STEP)?;
         let item = match &item_code {
             None => None,
             Some(code) => Some(self.refdata.catalog.lookup(code).ok_or_else(|| {
-                Rejection::field(
-                    DeadReason::UnknownItem,
-                    "item_code",
-                    format!("item {code:?} is not in the catalogue"),
-                )
+                Rejection::field(DeadReason::UnknownItem, "item_code", format!("item {code:?} is not in the catalogue"))
             })?),
         };
         let year = self.zone.day_of(occurred_at).year();
@@ -532,10 +483,7 @@ fn string(v: &mut [Option<Val>; 17], i: usize) -> Result<Option<String>, Rejecti
     match v[i].take() {
         None => Ok(None),
         Some(Val::Str(s)) => Ok(Some(s.into_owned())),
-        Some(other) => Err(bad(
-            i,
-            format!("{} must be a string, not {}", FIELDS[i], other.type_name()),
-        )),
+        Some(other) => Err(bad(i, format!("{} must be a string, not {}", FIELDS[i], other.type_name()))),
     }
 }
 
@@ -549,11 +497,11 @@ fn nonempty(v: &mut [Option<Val>; 17], i: usize) -> Result<Option<String>, Rejec
 fn id_string(v: &mut [Option<Val>; 17], i: usize) -> Result<String, Rejection> {
     let s = string(v, i)?.unwrap_or_default();
     let n = s.chars().count();
-    if n == 0 || n > 128 {
-        return Err(bad(
-            i,
-            format!("{} must be 1–128 characters, not {n}", FIELDS[i]),
-        ));
+    if s.trim().is_empty() {
+        return Err(bad(i, format!("{} is blank", FIELDS[i])));
+    }
+    if n > 128 {
+        return Err(bad(i, format!("{} must be 1–128 characters, not {n}", FIELDS[i])));
     }
     Ok(s)
 }
@@ -571,11 +519,7 @@ fn timestamp(v: &mut [Option<Val>; 17], i: usize) -> Result<Option<Instant>, Rej
         Some(other) => Err(Rejection::field(
             DeadReason::BadTimestamp,
             FIELDS[i],
-            format!(
-                "{} must be an RFC 3339 string, not {}",
-                FIELDS[i],
-                other.type_name()
-            ),
+            format!("{} must be an RFC 3339 string, not {}", FIELDS[i], other.type_name()),
         )),
     }
 }

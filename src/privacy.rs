@@ -16,8 +16,7 @@ impl ApplicantHasher {
     /// Keys the hasher.
     pub fn new(key: &str) -> ApplicantHasher {
         ApplicantHasher {
-            keyed: Hmac::<Sha256>::new_from_slice(key.as_bytes())
-                .expect("HMAC takes keys of any length"),
+            keyed: Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length"),
         }
     }
 

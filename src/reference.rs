@@ -73,12 +73,12 @@ pub struct Catalog {
 #[derive(Debug, thiserror::Error)]
 pub enum RefError {
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A row or header is wrong.
     #[error("{path}:{line}: {message}")]
@@ -95,41 +95,35 @@ pub enum RefError {
     Calendar(#[from] CalendarError),
 }
 
-const CATALOG_COLUMNS: [&str; 8] = [
-    "item_code",
-    "name",
-    "department",
-    "kind",
-    "statutory_days",
-    "promised_days",
-    "fee_yuan",
-    "in_hall",
-];
+const CATALOG_COLUMNS: [&str; 8] =
+    ["item_code", "name", "department", "kind", "statutory_days", "promised_days", "fee_yuan", "in_hall"];
 
-fn read_csv(path: &Path) -> Result<csv::Reader<std::fs::File>, RefError> {
-    let f = std::fs::File::open(path).map_err(|source| RefError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(f))
+fn read_csv(path: &Path) -> Result<Vec<u8>, RefError> {
+    std::fs::read(path).map_err(|cause| RefError::Io { path: path.to_path_buf(), cause })
+}
+
+fn csv_reader(text: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text)
+}
+
+/// The file line on which the record starting at `pos` begins (blank lines
+/// before a record are skipped by the CSV reader but count as lines).
+fn line_at(text: &[u8], pos: Option<&csv::Position>) -> u64 {
+    let Some(pos) = pos else { return 0 };
+    let mut b = (pos.byte() as usize).min(text.len());
+    while b < text.len() && matches!(text[b], b'\n' | b'\r') {
+        b += 1;
+    }
+    1 + text[..b].iter().filter(|&&c| c == b'\n').count() as u64
 }
 
 impl Catalog {
     /// Loads and checks a catalogue CSV.
     pub fn load(path: &Path) -> Result<Catalog, RefError> {
-        let mut rdr = read_csv(path)?;
-        let row_err = |line: u64, message: String| RefError::Row {
-            path: path.to_path_buf(),
-            line,
-            message,
-        };
-        let headers = rdr
-            .headers()
-            .map_err(|e| row_err(1, e.to_string()))?
-            .clone();
+        let text = read_csv(path)?;
+        let mut rdr = csv_reader(&text);
+        let row_err = |line: u64, message: String| RefError::Row { path: path.to_path_buf(), line, message };
+        let headers = rdr.headers().map_err(|e| row_err(1, e.to_string()))?.clone();
         let col = |name: &str| headers.iter().position(|h| h == name);
         let mut idx = [usize::MAX; 8];
         for (i, name) in CATALOG_COLUMNS.iter().enumerate() {
@@ -139,10 +133,7 @@ impl Catalog {
                 None => {
                     return Err(row_err(
                         1,
-                        format!(
-                            "missing column {name:?}; expected header {}",
-                            CATALOG_COLUMNS.join(",")
-                        ),
+                        format!("missing column {name:?}; expected header {}", CATALOG_COLUMNS.join(",")),
                     ))
                 }
             }
@@ -151,9 +142,9 @@ impl Catalog {
             return Err(row_err(1, format!("unknown column {extra:?}")));
         }
         let mut cat = Catalog::default();
-        for (n, rec) in rdr.records().enumerate() {
-            let line = n as u64 + 2;
-            let rec = rec.map_err(|e| row_err(line, e.to_string()))?;
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| row_err(line_at(&text, e.position()), e.to_string()))?;
+            let line = line_at(&text, rec.position());
             let get = |i: usize| {
                 if idx[i] == usize::MAX {
                     ""
@@ -166,36 +157,22 @@ impl Catalog {
                 return Err(row_err(line, "item_code must be 1–128 characters".into()));
             }
             let kind = ItemKind::parse(get(3)).ok_or_else(|| {
-                row_err(
-                    line,
-                    format!(
-                        "kind {:?} is not one of immediate, promised, joint, report_up",
-                        get(3)
-                    ),
-                )
+                row_err(line, format!("kind {:?} is not one of immediate, promised, joint, report_up", get(3)))
             })?;
             let days = |i: usize, name: &str| {
-                get(i).parse::<u32>().map_err(|_| {
-                    row_err(
-                        line,
-                        format!("{name} {:?} is not a whole number of days", get(i)),
-                    )
-                })
+                get(i)
+                    .parse::<u32>()
+                    .map_err(|_| row_err(line, format!("{name} {:?} is not a whole number of days", get(i))))
             };
             let statutory_days = days(4, "statutory_days")?;
             let promised_days = days(5, "promised_days")?;
-            if promised_days > statutory_days && statutory_days > 0 {
-                return Err(row_err(
-                    line,
-                    format!(
-                        "promised_days {promised_days} exceeds statutory_days {statutory_days}"
-                    ),
-                ));
-            }
             if kind == ItemKind::Immediate && promised_days != 0 {
+                return Err(row_err(line, "an immediate item must have promised_days 0".into()));
+            }
+            if promised_days > statutory_days {
                 return Err(row_err(
                     line,
-                    "an immediate item must have promised_days 0".into(),
+                    format!("promised_days {promised_days} exceeds statutory_days {statutory_days}"),
                 ));
             }
             let fee_yuan = match get(6) {
@@ -208,25 +185,16 @@ impl Catalog {
             let in_hall = match get(7) {
                 "" | "true" => true,
                 "false" => false,
-                s => {
-                    return Err(row_err(
-                        line,
-                        format!("in_hall {s:?} must be true, false or empty"),
-                    ))
-                }
+                s => return Err(row_err(line, format!("in_hall {s:?} must be true, false or empty"))),
             };
             let department = get(2).to_string();
             if department.is_empty() {
                 return Err(row_err(line, "department is empty".into()));
             }
             if cat.by_code.contains_key(&item_code) {
-                return Err(row_err(
-                    line,
-                    format!("item_code {item_code:?} appears twice"),
-                ));
+                return Err(row_err(line, format!("item_code {item_code:?} appears twice")));
             }
-            cat.by_code
-                .insert(item_code.clone(), cat.items.len() as u32);
+            cat.by_code.insert(item_code.clone(), cat.items.len() as u32);
             cat.items.push(Item {
                 item_code,
                 name: get(1).to_string(),
@@ -246,11 +214,7 @@ impl Catalog {
 
     /// Builds a catalogue from rows (tests, benchmarks).
     pub fn from_items(items: Vec<Item>) -> Catalog {
-        let by_code = items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| (it.item_code.clone(), i as u32))
-            .collect();
+        let by_code = items.iter().enumerate().map(|(i, it)| (it.item_code.clone(), i as u32)).collect();
         Catalog { items, by_code }
     }
 
@@ -296,53 +260,36 @@ pub fn is_region_code(s: &str) -> bool {
 impl Regions {
     /// Loads and checks a regions CSV (`code,name,parent`).
     pub fn load(path: &Path) -> Result<Regions, RefError> {
-        let mut rdr = read_csv(path)?;
-        let row_err = |line: u64, message: String| RefError::Row {
-            path: path.to_path_buf(),
-            line,
-            message,
-        };
-        let headers = rdr
-            .headers()
-            .map_err(|e| row_err(1, e.to_string()))?
-            .clone();
+        let text = read_csv(path)?;
+        let mut rdr = csv_reader(&text);
+        let row_err = |line: u64, message: String| RefError::Row { path: path.to_path_buf(), line, message };
+        let headers = rdr.headers().map_err(|e| row_err(1, e.to_string()))?.clone();
         if headers.iter().collect::<Vec<_>>() != ["code", "name", "parent"] {
             return Err(row_err(1, "expected header code,name,parent".into()));
         }
         let mut regions = Regions::default();
-        for (n, rec) in rdr.records().enumerate() {
-            let line = n as u64 + 2;
-            let rec = rec.map_err(|e| row_err(line, e.to_string()))?;
+        let mut lines = Vec::new();
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| row_err(line_at(&text, e.position()), e.to_string()))?;
+            let line = line_at(&text, rec.position());
             let code = rec.get(0).unwrap_or("").to_string();
             if !is_region_code(&code) {
-                return Err(row_err(
-                    line,
-                    format!("code {code:?} is not 6, 9 or 12 digits"),
-                ));
+                return Err(row_err(line, format!("code {code:?} is not 6, 9 or 12 digits")));
             }
             let parent = rec.get(2).unwrap_or("").to_string();
             if !parent.is_empty() && !is_region_code(&parent) {
-                return Err(row_err(
-                    line,
-                    format!("parent {parent:?} is not 6, 9 or 12 digits"),
-                ));
+                return Err(row_err(line, format!("parent {parent:?} is not 6, 9 or 12 digits")));
             }
             if regions.by_code.contains_key(&code) {
                 return Err(row_err(line, format!("code {code} appears twice")));
             }
             regions.by_code.insert(code.clone(), regions.rows.len());
-            regions.rows.push(Region {
-                code,
-                name: rec.get(1).unwrap_or("").to_string(),
-                parent,
-            });
+            lines.push(line);
+            regions.rows.push(Region { code, name: rec.get(1).unwrap_or("").to_string(), parent });
         }
         for (i, r) in regions.rows.iter().enumerate() {
             if !r.parent.is_empty() && !regions.by_code.contains_key(&r.parent) {
-                return Err(row_err(
-                    i as u64 + 2,
-                    format!("parent {} of {} is not in the file", r.parent, r.code),
-                ));
+                return Err(row_err(lines[i], format!("parent {} of {} is not in the file", r.parent, r.code)));
             }
         }
         // Reject cycles: every chain must reach the top within the row count.
@@ -374,10 +321,7 @@ impl Regions {
             if steps > self.rows.len() + 1 {
                 return None;
             }
-            next = self
-                .get(cur)
-                .map(|r| r.parent.as_str())
-                .filter(|p| !p.is_empty());
+            next = self.get(cur).map(|r| r.parent.as_str()).filter(|p| !p.is_empty());
             Some(cur)
         })
     }

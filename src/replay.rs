@@ -67,12 +67,12 @@ pub struct ReplaySummary {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     /// Reading or writing a file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Too many input files for the origin encoding.
     #[error("at most 65535 input files")]
@@ -80,10 +80,7 @@ pub enum ReplayError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReplayError + '_ {
-    move |source| ReplayError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |cause| ReplayError::Io { path: path.to_path_buf(), cause }
 }
 
 /// Input position: file index in the top 16 bits, 1-based line below.
@@ -108,19 +105,10 @@ struct DeadRecord<'a> {
     raw_base64: Option<String>,
 }
 
-fn write_dead(
-    w: &mut impl Write,
-    rej: &Rejection,
-    file: &Path,
-    line: u64,
-    raw: &[u8],
-) -> std::io::Result<()> {
+fn write_dead(w: &mut impl Write, rej: &Rejection, file: &Path, line: u64, raw: &[u8]) -> std::io::Result<()> {
     let (raw_str, raw_b64) = match std::str::from_utf8(raw) {
         Ok(s) => (Some(s), None),
-        Err(_) => (
-            None,
-            Some(base64::engine::general_purpose::STANDARD.encode(raw)),
-        ),
+        Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(raw))),
     };
     let rec = DeadRecord {
         reason: rej.reason.as_str(),
@@ -144,46 +132,34 @@ fn trim_line(buf: &[u8]) -> &[u8] {
 }
 
 /// Runs a replay with loaded configuration and reference data.
-pub fn run(
-    cfg: &Config,
-    refdata: Arc<RefData>,
-    opts: &ReplayOptions,
-) -> Result<ReplaySummary, ReplayError> {
+pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let started = std::time::Instant::now();
     if opts.files.len() > 65_535 {
         return Err(ReplayError::TooManyFiles);
     }
+    for f in &opts.files {
+        std::fs::metadata(f).map_err(io(f))?;
+    }
     std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
-    let zone = Zone::new(&cfg.time.zone)
-        .unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone"));
+    let zone = Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone"));
     let lateness = cfg.time.allowed_lateness.as_millis() as i64;
     let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
     let mut engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
 
     let alerts_path = opts.out.join("alerts.jsonl");
     let dead_path = opts.out.join("dead-letter.jsonl");
-    let mut alerts = BufWriter::with_capacity(
-        1 << 20,
-        File::create(&alerts_path).map_err(io(&alerts_path))?,
-    );
+    let mut alerts = BufWriter::with_capacity(1 << 20, File::create(&alerts_path).map_err(io(&alerts_path))?);
     let mut dead = BufWriter::new(File::create(&dead_path).map_err(io(&dead_path))?);
     let mut summary = ReplaySummary::default();
     let mut deferred: Vec<(u64, Rejection)> = Vec::new();
     let mut effects = Vec::new();
 
-    let total: u64 = opts
-        .files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
+    let total: u64 = opts.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     let bar = if opts.progress && total > 16 << 20 {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
     } else {
@@ -199,12 +175,7 @@ pub fn run(
             match eff {
                 Effect::Alert(rec) => {
                     match rec.state {
-                        AlertState::Firing => {
-                            *summary
-                                .firing
-                                .entry(rec.rule.as_str().to_string())
-                                .or_default() += 1
-                        }
+                        AlertState::Firing => *summary.firing.entry(rec.rule.as_str().to_string()).or_default() += 1,
                         AlertState::Resolved => summary.resolved += 1,
                         AlertState::Retracted => summary.retracted += 1,
                     }
@@ -212,10 +183,7 @@ pub fn run(
                     alerts.write_all(b"\n")?;
                 }
                 Effect::DeadLetter { origin, rejection } => {
-                    *summary
-                        .dead_lettered
-                        .entry(rejection.reason.as_str().to_string())
-                        .or_default() += 1;
+                    *summary.dead_lettered.entry(rejection.reason.as_str().to_string()).or_default() += 1;
                     deferred.push((origin, rejection));
                 }
             }
@@ -236,7 +204,10 @@ pub fn run(
             }
             bar.inc(n as u64);
             line_no += 1;
-            let line = trim_line(&buf);
+            let mut line = trim_line(&buf);
+            if line_no == 1 {
+                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line); // a UTF-8 byte-order mark
+            }
             if line.iter().all(u8::is_ascii_whitespace) {
                 summary.blank_lines += 1;
                 continue;
@@ -244,10 +215,7 @@ pub fn run(
             summary.read += 1;
             match decoder.decode(line) {
                 Err(rej) => {
-                    *summary
-                        .dead_lettered
-                        .entry(rej.reason.as_str().to_string())
-                        .or_default() += 1;
+                    *summary.dead_lettered.entry(rej.reason.as_str().to_string()).or_default() += 1;
                     write_dead(&mut dead, &rej, path, line_no, line).map_err(io(&dead_path))?;
                 }
                 Ok(ev) => {
@@ -255,8 +223,7 @@ pub fn run(
                     if engine.apply(ev, origin(fi, line_no), &mut effects) == Outcome::Applied {
                         engine.advance_watermark(at.saturating_sub(lateness), &mut effects);
                     }
-                    handle(&mut effects, &mut alerts, &mut deferred, &mut summary)
-                        .map_err(io(&alerts_path))?;
+                    handle(&mut effects, &mut alerts, &mut deferred, &mut summary).map_err(io(&alerts_path))?;
                 }
             }
         }
@@ -272,11 +239,8 @@ pub fn run(
     // original bytes in one pass over the inputs.
     let held = engine.held_events();
     summary.held_at_end = held.len() as u64;
-    let wanted: Vec<(u64, Rejection, bool)> = deferred
-        .into_iter()
-        .map(|(o, r)| (o, r, false))
-        .chain(held.into_iter().map(|(o, r)| (o, r, true)))
-        .collect();
+    let wanted: Vec<(u64, Rejection, bool)> =
+        deferred.into_iter().map(|(o, r)| (o, r, false)).chain(held.into_iter().map(|(o, r)| (o, r, true))).collect();
     let held_path = opts.out.join("held.jsonl");
     let mut held_w = BufWriter::new(File::create(&held_path).map_err(io(&held_path))?);
     let raws = fetch_lines(&opts.files, wanted.iter().map(|w| w.0))?;
@@ -284,8 +248,7 @@ pub fn run(
         let (fi, line) = split_origin(*o);
         let raw = raws.get(o).map(Vec::as_slice).unwrap_or(b"");
         let w: &mut dyn Write = if *is_held { &mut held_w } else { &mut dead };
-        write_dead(&mut BufWriter::new(w), rej, &opts.files[fi], line, raw)
-            .map_err(io(&dead_path))?;
+        write_dead(&mut BufWriter::new(w), rej, &opts.files[fi], line, raw).map_err(io(&dead_path))?;
     }
     dead.flush().map_err(io(&dead_path))?;
     held_w.flush().map_err(io(&held_path))?;
@@ -297,16 +260,12 @@ pub fn run(
     summary.cases = engine.cases_in_memory() as u64;
     summary.seconds = started.elapsed().as_secs_f64();
     let sp = opts.out.join("summary.json");
-    std::fs::write(&sp, serde_json::to_vec_pretty(&summary).unwrap_or_default())
-        .map_err(io(&sp))?;
+    std::fs::write(&sp, serde_json::to_vec_pretty(&summary).unwrap_or_default()).map_err(io(&sp))?;
     Ok(summary)
 }
 
 /// Reads the given input positions' lines back from the files.
-fn fetch_lines(
-    files: &[PathBuf],
-    origins: impl Iterator<Item = u64>,
-) -> Result<BTreeMap<u64, Vec<u8>>, ReplayError> {
+fn fetch_lines(files: &[PathBuf], origins: impl Iterator<Item = u64>) -> Result<BTreeMap<u64, Vec<u8>>, ReplayError> {
     let mut by_file: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
     for o in origins {
         let (fi, line) = split_origin(o);
@@ -340,66 +299,31 @@ impl ReplaySummary {
     /// A human summary for the terminal.
     pub fn render(&self, out: &Path) -> String {
         let mut s = String::new();
-        let rate = if self.seconds > 0.0 {
-            self.read as f64 / self.seconds
-        } else {
-            0.0
-        };
-        s += &format!(
-            "read          {} events in {:.2} s ({:.0} events/s)\n",
-            self.read, self.seconds, rate
-        );
+        let rate = if self.seconds > 0.0 { self.read as f64 / self.seconds } else { 0.0 };
+        s += &format!("read          {} events in {:.2} s ({:.0} events/s)\n", self.read, self.seconds, rate);
         s += &format!("applied       {}\n", self.applied);
         s += &format!("duplicates    {}\n", self.duplicates);
         let dl: u64 = self.dead_lettered.values().sum();
         let reasons: Vec<String> = DeadReason::ALL
             .iter()
-            .filter_map(|r| {
-                self.dead_lettered
-                    .get(r.as_str())
-                    .map(|n| format!("{} {n}", r.as_str()))
-            })
+            .filter_map(|r| self.dead_lettered.get(r.as_str()).map(|n| format!("{} {n}", r.as_str())))
             .collect();
         s += &format!(
             "dead-lettered {dl}{}\n",
-            if reasons.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", reasons.join(", "))
-            }
+            if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
         );
         if self.held_at_end > 0 {
-            s += &format!(
-                "held          {} still invalid at the end of input (held.jsonl)\n",
-                self.held_at_end
-            );
+            s += &format!("held          {} still invalid at the end of input (held.jsonl)\n", self.held_at_end);
         }
         let firing: u64 = self.firing.values().sum();
-        let rules: Vec<String> = self
-            .firing
-            .iter()
-            .map(|(r, n)| format!("{r} {n}"))
-            .collect();
+        let rules: Vec<String> = self.firing.iter().map(|(r, n)| format!("{r} {n}")).collect();
         s += &format!(
             "alerts        {firing} fired{}\n",
-            if rules.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", rules.join(", "))
-            }
+            if rules.is_empty() { String::new() } else { format!(" ({})", rules.join(", ")) }
         );
-        s += &format!(
-            "              {} resolved, {} retracted\n",
-            self.resolved, self.retracted
-        );
-        s += &format!(
-            "watermark     {}\n",
-            self.watermark.as_deref().unwrap_or("-")
-        );
-        s += &format!(
-            "output        {}/alerts.jsonl, dead-letter.jsonl, summary.json\n",
-            out.display()
-        );
+        s += &format!("              {} resolved, {} retracted\n", self.resolved, self.retracted);
+        s += &format!("watermark     {}\n", self.watermark.as_deref().unwrap_or("-"));
+        s += &format!("output        {}/alerts.jsonl, dead-letter.jsonl, summary.json\n", out.display());
         s
     }
 }

@@ -95,12 +95,7 @@ impl Gen<'_> {
         v.insert("case_id".into(), json!(case));
         v.insert("occurred_at".into(), json!(self.zone.format(at)));
         if !v.contains_key("recorded_at") {
-            v.insert(
-                "recorded_at".into(),
-                json!(self
-                    .zone
-                    .format(at + 60_000 * (1 + self.rng.below(30) as i64))),
-            );
+            v.insert("recorded_at".into(), json!(self.zone.format(at + 60_000 * (1 + self.rng.below(30) as i64))));
         }
         let line = Value::Object(v).to_string();
         self.seq += 1;
@@ -117,21 +112,9 @@ fn obj(kind: &str, source: &str) -> Map<String, Value> {
 
 /// Generates the stream as JSON lines, in arrival order.
 pub fn generate(rd: &RefData, zone: &Zone, opts: &SynthOptions) -> Vec<String> {
-    let mut g = Gen {
-        rd,
-        zone,
-        rng: Rng::new(opts.seed),
-        out: Vec::new(),
-        seq: 0,
-    };
+    let mut g = Gen { rd, zone, rng: Rng::new(opts.seed), out: Vec::new(), seq: 0 };
     let items = rd.catalog.items();
-    let regions: Vec<&str> = rd
-        .regions
-        .rows()
-        .iter()
-        .map(|r| r.code.as_str())
-        .filter(|c| c.len() >= 6)
-        .collect();
+    let regions: Vec<&str> = rd.regions.rows().iter().map(|r| r.code.as_str()).filter(|c| c.len() >= 6).collect();
     let start = Day::from_date(opts.start);
     let applicants = (opts.cases as u64 * 4 / 5).max(1);
     let mut prev_case: Option<(String, u32, String)> = None; // (applicant, item, source) for dual intake
@@ -141,21 +124,13 @@ pub fn generate(rd: &RefData, zone: &Zone, opts: &SynthOptions) -> Vec<String> {
         let mut item_idx = g.rng.below(items.len() as u64) as u32;
         let mut applicant = format!("P{:09}", g.rng.below(applicants));
         let dept_source = format!("{}-sys", items[item_idx as usize].department);
-        let mut source = if g.rng.chance(0.85) {
-            "center".to_string()
-        } else {
-            dept_source.clone()
-        };
+        let mut source = if g.rng.chance(0.85) { "center".to_string() } else { dept_source.clone() };
         // Dual intake: the same applicant and item as the previous case, from the other system.
         if let Some((a, i, s)) = &prev_case {
             if g.rng.chance(0.01) {
                 applicant = a.clone();
                 item_idx = *i;
-                source = if s == "center" {
-                    format!("{}-sys", items[*i as usize].department)
-                } else {
-                    "center".into()
-                };
+                source = if s == "center" { format!("{}-sys", items[*i as usize].department) } else { "center".into() };
             }
         }
         let item = &items[item_idx as usize];
@@ -163,19 +138,13 @@ pub fn generate(rd: &RefData, zone: &Zone, opts: &SynthOptions) -> Vec<String> {
         let Some(day0) = g.working_after(Day(start.0 - 1), offset) else {
             continue;
         };
-        let region = regions
-            .get(g.rng.below(regions.len() as u64) as usize)
-            .copied()
-            .unwrap_or("220421");
+        let region = regions.get(g.rng.below(regions.len() as u64) as usize).copied().unwrap_or("220421");
         let mut base = Map::new();
         base.insert("region".into(), json!(region));
         base.insert("department".into(), json!(item.department));
         base.insert("item_code".into(), json!(item.item_code));
         base.insert("applicant".into(), json!(applicant));
-        base.insert(
-            "window".into(),
-            json!(format!("W{:02}", 1 + g.rng.below(20))),
-        );
+        base.insert("window".into(), json!(format!("W{:02}", 1 + g.rng.below(20))));
         let with_base = |mut m: Map<String, Value>| {
             for (k, v) in &base {
                 m.insert(k.clone(), v.clone());
@@ -196,12 +165,7 @@ pub fn generate(rd: &RefData, zone: &Zone, opts: &SynthOptions) -> Vec<String> {
                     let Some(d1) = g.working_after(day, 1) else {
                         break;
                     };
-                    g.push(
-                        obj("supplement_requested", &source),
-                        g.zone.midnight(d1) + 10 * HOUR_MS,
-                        &case,
-                        &mut n,
-                    );
+                    g.push(obj("supplement_requested", &source), g.zone.midnight(d1) + 10 * HOUR_MS, &case, &mut n);
                     let k = 1 + g.rng.below(3) as u32;
                     let Some(d2) = g.working_after(d1, k) else {
                         break;
@@ -224,11 +188,7 @@ pub fn generate(rd: &RefData, zone: &Zone, opts: &SynthOptions) -> Vec<String> {
                 continue;
             }
             // Mostly accepted within the intake limit, a few late.
-            let wait = if g.rng.chance(0.03) {
-                6 + g.rng.below(3) as u32
-            } else {
-                g.rng.below(3) as u32
-            };
+            let wait = if g.rng.chance(0.03) { 6 + g.rng.below(3) as u32 } else { g.rng.below(3) as u32 };
             if wait > 0 {
                 let Some(d) = g.working_after(day, wait) else {
                     continue;
@@ -238,10 +198,7 @@ pub fn generate(rd: &RefData, zone: &Zone, opts: &SynthOptions) -> Vec<String> {
             t = g.at(day, 9).max(t + 60_000);
         }
         let mut acc = with_base(obj("accepted", &source));
-        if let Some(p) = prev_case
-            .as_ref()
-            .filter(|_| item.kind == ItemKind::Joint && ci > 0)
-        {
+        if let Some(p) = prev_case.as_ref().filter(|_| item.kind == ItemKind::Joint && ci > 0) {
             let _ = p;
             acc.insert("parent_case_id".into(), json!(format!("C{:08}", ci - 1)));
         }
@@ -254,20 +211,12 @@ pub fn generate(rd: &RefData, zone: &Zone, opts: &SynthOptions) -> Vec<String> {
         // A center registration for departmental intakes, sometimes late.
         // (Emitted once the completion time is known: a step after completion
         // would be an invalid transition.)
-        let mut registration = (source != "center" && g.rng.chance(0.5)).then(|| {
-            t + if g.rng.chance(0.7) {
-                2 * HOUR_MS
-            } else {
-                30 * HOUR_MS
-            }
-        });
+        let mut registration = (source != "center" && g.rng.chance(0.5))
+            .then(|| t + if g.rng.chance(0.7) { 2 * HOUR_MS } else { 30 * HOUR_MS });
         let mut register = |g: &mut Gen, before: Option<Instant>, n: &mut u32| {
             if let Some(r) = registration.take() {
                 let r = before.map_or(r, |b| r.min(b - 60_000));
-                let m = obj("step_completed", "center")
-                    .into_iter()
-                    .chain([("step".into(), json!("登记"))])
-                    .collect();
+                let m = obj("step_completed", "center").into_iter().chain([("step".into(), json!("登记"))]).collect();
                 g.push(m, r, &case, n);
             }
         };
@@ -299,36 +248,19 @@ pub fn generate(rd: &RefData, zone: &Zone, opts: &SynthOptions) -> Vec<String> {
             let Some(d) = g.working_after(cur, half.max(1)) else {
                 continue;
             };
-            let (a, b) = if item.kind == ItemKind::ReportUp {
-                ("escalated", "returned")
-            } else {
-                ("suspended", "resumed")
-            };
+            let (a, b) =
+                if item.kind == ItemKind::ReportUp { ("escalated", "returned") } else { ("suspended", "resumed") };
             let mut m = obj(a, &source);
             if a == "suspended" {
-                let reasons = [
-                    "testing",
-                    "expert_review",
-                    "hearing",
-                    "supplement",
-                    "inspection",
-                ];
-                m.insert(
-                    "reason".into(),
-                    json!(reasons[g.rng.below(reasons.len() as u64) as usize]),
-                );
+                let reasons = ["testing", "expert_review", "hearing", "supplement", "inspection"];
+                m.insert("reason".into(), json!(reasons[g.rng.below(reasons.len() as u64) as usize]));
             }
             g.push(m, g.zone.midnight(d) + 9 * HOUR_MS, &case, &mut n);
             let k = 1 + g.rng.below(3) as u32;
             let Some(r) = g.working_after(d, k) else {
                 continue;
             };
-            g.push(
-                obj(b, &source),
-                g.zone.midnight(r) + 15 * HOUR_MS,
-                &case,
-                &mut n,
-            );
+            g.push(obj(b, &source), g.zone.midnight(r) + 15 * HOUR_MS, &case, &mut n);
             cur = r;
             left -= half.max(1).min(left);
         }
@@ -336,37 +268,24 @@ pub fn generate(rd: &RefData, zone: &Zone, opts: &SynthOptions) -> Vec<String> {
             register(&mut g, None, &mut n);
             continue;
         }
-        let Some(cday) = (if left == 0 && cur == acc_day {
-            Some(cur)
-        } else {
-            g.working_after(cur, left.max(1))
-        }) else {
+        let Some(cday) = (if left == 0 && cur == acc_day { Some(cur) } else { g.working_after(cur, left.max(1)) })
+        else {
             continue;
         };
         let ct = (g.zone.midnight(cday) + 16 * HOUR_MS).max(t + 30 * 60_000);
         register(&mut g, Some(ct), &mut n);
         let mut m = obj("completed", &source);
         let denied = g.rng.chance(0.05);
-        m.insert(
-            "result".into(),
-            json!(if denied { "denied" } else { "approved" }),
-        );
+        m.insert("result".into(), json!(if denied { "denied" } else { "approved" }));
         if denied && g.rng.chance(0.5) {
             m.insert("reason".into(), json!("不符合许可条件"));
         }
         if item.fee_yuan > 0.0 || g.rng.chance(0.01) {
-            let fee = if g.rng.chance(0.03) {
-                item.fee_yuan + 20.0
-            } else {
-                item.fee_yuan
-            };
+            let fee = if g.rng.chance(0.03) { item.fee_yuan + 20.0 } else { item.fee_yuan };
             m.insert("fee_yuan".into(), json!(fee));
         }
         if g.rng.chance(0.01) {
-            m.insert(
-                "recorded_at".into(),
-                json!(g.zone.format(ct + 40 * HOUR_MS)),
-            );
+            m.insert("recorded_at".into(), json!(g.zone.format(ct + 40 * HOUR_MS)));
         }
         g.push(m, ct, &case, &mut n);
         if g.rng.chance(0.6) {

@@ -69,24 +69,16 @@ const FAST_TO_YEAR: i32 = 2100;
 impl Zone {
     /// Looks up an IANA zone name such as `Asia/Shanghai`.
     pub fn new(name: &str) -> Result<Zone, String> {
-        let tz: Tz = name
-            .parse()
-            .map_err(|_| format!("unknown time zone {name:?}"))?;
+        let tz: Tz = name.parse().map_err(|_| format!("unknown time zone {name:?}"))?;
         let first = tz
             .offset_from_utc_datetime(
-                &NaiveDate::from_ymd_opt(FAST_FROM_YEAR, 1, 1)
-                    .unwrap()
-                    .and_hms_opt(0, 0, 0)
-                    .unwrap(),
+                &NaiveDate::from_ymd_opt(FAST_FROM_YEAR, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap(),
             )
             .fix();
         let mut fixed = Some(first);
         for y in FAST_FROM_YEAR..=FAST_TO_YEAR {
             for m in [1, 4, 7, 10] {
-                let t = NaiveDate::from_ymd_opt(y, m, 1)
-                    .unwrap()
-                    .and_hms_opt(0, 0, 0)
-                    .unwrap();
+                let t = NaiveDate::from_ymd_opt(y, m, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
                 if tz.offset_from_utc_datetime(&t).fix() != first {
                     fixed = None;
                 }
@@ -117,13 +109,7 @@ impl Zone {
             return o;
         }
         match DateTime::<Utc>::from_timestamp_millis(t) {
-            Some(dt) => {
-                self.tz
-                    .offset_from_utc_datetime(&dt.naive_utc())
-                    .fix()
-                    .local_minus_utc() as i64
-                    * 1000
-            }
+            Some(dt) => self.tz.offset_from_utc_datetime(&dt.naive_utc()).fix().local_minus_utc() as i64 * 1000,
             None => 0,
         }
     }
@@ -161,16 +147,9 @@ impl Zone {
     /// RFC 3339 with this zone's offset and whole seconds (milliseconds only
     /// when the instant has them), e.g. `2026-03-21T00:00:00+08:00`.
     pub fn format(&self, t: Instant) -> String {
-        let off = FixedOffset::east_opt((self.offset_ms(t) / 1000) as i32)
-            .unwrap_or(FixedOffset::east_opt(0).unwrap());
-        let dt = DateTime::<Utc>::from_timestamp_millis(t)
-            .unwrap_or_default()
-            .with_timezone(&off);
-        let secs = if t.rem_euclid(1000) == 0 {
-            chrono::SecondsFormat::Secs
-        } else {
-            chrono::SecondsFormat::Millis
-        };
+        let off = FixedOffset::east_opt((self.offset_ms(t) / 1000) as i32).unwrap_or(FixedOffset::east_opt(0).unwrap());
+        let dt = DateTime::<Utc>::from_timestamp_millis(t).unwrap_or_default().with_timezone(&off);
+        let secs = if t.rem_euclid(1000) == 0 { chrono::SecondsFormat::Secs } else { chrono::SecondsFormat::Millis };
         dt.to_rfc3339_opts(secs, false)
     }
 }
@@ -190,18 +169,9 @@ pub fn parse_cli_time(s: &str, zone: &Zone) -> Option<Instant> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Some(zone.midnight(Day::from_date(d)));
     }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-    ] {
+    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
         if let Ok(n) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
-            return zone
-                .tz
-                .from_local_datetime(&n)
-                .earliest()
-                .map(|t| t.timestamp_millis());
+            return zone.tz.from_local_datetime(&n).earliest().map(|t| t.timestamp_millis());
         }
     }
     None
@@ -236,14 +206,8 @@ mod tests {
     #[test]
     fn cli_times() {
         let z = Zone::new("Asia/Shanghai").unwrap();
-        assert_eq!(
-            parse_cli_time("2026-03-10", &z),
-            parse_rfc3339("2026-03-10T00:00:00+08:00")
-        );
-        assert_eq!(
-            parse_cli_time("2026-03-10T00:00", &z),
-            parse_rfc3339("2026-03-10T00:00:00+08:00")
-        );
+        assert_eq!(parse_cli_time("2026-03-10", &z), parse_rfc3339("2026-03-10T00:00:00+08:00"));
+        assert_eq!(parse_cli_time("2026-03-10T00:00", &z), parse_rfc3339("2026-03-10T00:00:00+08:00"));
         assert_eq!(parse_cli_time("nonsense", &z), None);
     }
 }

@@ -42,12 +42,7 @@ impl Interner {
         self.index.get(s).copied()
     }
     fn rebuild(&mut self) {
-        self.index = self
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i as u32))
-            .collect();
+        self.index = self.names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
     }
     /// The string at an index.
     pub fn name(&self, i: u32) -> &str {
@@ -92,7 +87,7 @@ pub struct CaseEvent {
     /// are broken by it, and it locates the original bytes for dead letters.
     pub origin: u64,
     /// Hash of `event_id`, to forget it when the event is dead-lettered.
-    pub id: u128,
+    pub id: [u64; 2],
     /// The event type.
     pub kind: EventType,
     /// Interned source.
@@ -163,7 +158,7 @@ pub struct Case {
     /// The registered wake-up instant in the timer set.
     pub wake: Option<Instant>,
     /// Its entry in the acceptance index.
-    pub accept: Option<AcceptSig>,
+    pub accept: Option<Box<AcceptSig>>,
     /// Its parent, as registered in the children index.
     pub parent: Option<Arc<str>>,
     /// Whether the case is closed (completed, refused, withdrawn).
@@ -173,22 +168,12 @@ pub struct Case {
 impl Case {
     /// A case with no events yet.
     pub fn new(id: Arc<str>) -> Case {
-        Case {
-            id,
-            events: Vec::new(),
-            published: Vec::new(),
-            wake: None,
-            accept: None,
-            parent: None,
-            closed: false,
-        }
+        Case { id, events: Vec::new(), published: Vec::new(), wake: None, accept: None, parent: None, closed: false }
     }
 
     /// Inserts an event at its (`at`, `origin`) place; returns its index.
     pub fn insert(&mut self, e: CaseEvent) -> usize {
-        let pos = self
-            .events
-            .partition_point(|x| (x.at, x.origin) < (e.at, e.origin));
+        let pos = self.events.partition_point(|x| (x.at, x.origin) < (e.at, e.origin));
         self.events.insert(pos, e);
         pos
     }

@@ -36,12 +36,7 @@ pub fn merge(stops: &mut Vec<Stop>) {
 
 /// The `n`-th charged day after `start` under merged `stops`; `start` itself
 /// for `n == 0`; `Ok(None)` while an open stop leaves fewer than `n`.
-pub fn nth_charged(
-    cal: &Calendar,
-    start: Day,
-    n: u32,
-    stops: &[Stop],
-) -> Result<Option<Day>, NoCalendar> {
+pub fn nth_charged(cal: &Calendar, start: Day, n: u32, stops: &[Stop]) -> Result<Option<Day>, NoCalendar> {
     if n == 0 {
         return Ok(Some(start));
     }
@@ -68,12 +63,7 @@ pub fn nth_charged(
 }
 
 /// Uncharged working days in `(start, upto]` under merged `stops`.
-pub fn stopped_days(
-    cal: &Calendar,
-    start: Day,
-    upto: Day,
-    stops: &[Stop],
-) -> Result<u32, NoCalendar> {
+pub fn stopped_days(cal: &Calendar, start: Day, upto: Day, stops: &[Stop]) -> Result<u32, NoCalendar> {
     let mut total = 0;
     for &(s, r) in stops {
         let lo = Day(s.0.max(start.0 + 1));
@@ -86,12 +76,7 @@ pub fn stopped_days(
 }
 
 /// Charged days in `(start, upto]` under merged `stops`.
-pub fn charged_days(
-    cal: &Calendar,
-    start: Day,
-    upto: Day,
-    stops: &[Stop],
-) -> Result<u32, NoCalendar> {
+pub fn charged_days(cal: &Calendar, start: Day, upto: Day, stops: &[Stop]) -> Result<u32, NoCalendar> {
     Ok(cal.count_working(start, upto)? - stopped_days(cal, start, upto, stops)?)
 }
 
@@ -109,9 +94,7 @@ mod tests {
     fn cal() -> Calendar {
         let mut days = vec![r#"{"name":"春节","date":"2026-02-14","isOffDay":false}"#.to_string()];
         for x in 15..=23 {
-            days.push(format!(
-                r#"{{"name":"春节","date":"2026-02-{x}","isOffDay":true}}"#
-            ));
+            days.push(format!(r#"{{"name":"春节","date":"2026-02-{x}","isOffDay":true}}"#));
         }
         days.push(r#"{"name":"春节","date":"2026-02-28","isOffDay":false}"#.to_string());
         let json = format!(r#"{{"year":2026,"papers":[],"days":[{}]}}"#, days.join(","));
@@ -121,36 +104,18 @@ mod tests {
     #[test]
     fn worked_example_c1_no_stops() {
         let c = cal();
-        assert_eq!(
-            nth_charged(&c, d("2026-02-13"), 3, &[]).unwrap(),
-            Some(d("2026-02-25"))
-        );
-        assert_eq!(
-            nth_charged(&c, d("2026-02-13"), 2, &[]).unwrap(),
-            Some(d("2026-02-24"))
-        );
-        assert_eq!(
-            nth_charged(&c, d("2026-02-13"), 0, &[]).unwrap(),
-            Some(d("2026-02-13"))
-        );
+        assert_eq!(nth_charged(&c, d("2026-02-13"), 3, &[]).unwrap(), Some(d("2026-02-25")));
+        assert_eq!(nth_charged(&c, d("2026-02-13"), 2, &[]).unwrap(), Some(d("2026-02-24")));
+        assert_eq!(nth_charged(&c, d("2026-02-13"), 0, &[]).unwrap(), Some(d("2026-02-13")));
     }
 
     #[test]
     fn worked_example_c2_closed_stop() {
         let c = cal();
         let stops = [(d("2026-02-24"), Some(d("2026-02-26")))];
-        assert_eq!(
-            nth_charged(&c, d("2026-02-13"), 3, &stops).unwrap(),
-            Some(d("2026-02-28"))
-        );
-        assert_eq!(
-            charged_days(&c, d("2026-02-13"), d("2026-03-02"), &stops).unwrap(),
-            4
-        );
-        assert_eq!(
-            stopped_days(&c, d("2026-02-13"), d("2026-03-02"), &stops).unwrap(),
-            3
-        );
+        assert_eq!(nth_charged(&c, d("2026-02-13"), 3, &stops).unwrap(), Some(d("2026-02-28")));
+        assert_eq!(charged_days(&c, d("2026-02-13"), d("2026-03-02"), &stops).unwrap(), 4);
+        assert_eq!(stopped_days(&c, d("2026-02-13"), d("2026-03-02"), &stops).unwrap(), 3);
     }
 
     #[test]
@@ -159,42 +124,24 @@ mod tests {
         let open = [(d("2026-02-24"), None)];
         assert_eq!(nth_charged(&c, d("2026-02-13"), 3, &open).unwrap(), None);
         // The 1st charged day lies before the stop, so it is still defined.
-        assert_eq!(
-            nth_charged(&c, d("2026-02-13"), 1, &open).unwrap(),
-            Some(d("2026-02-14"))
-        );
-        assert_eq!(
-            stopped_days(&c, d("2026-02-13"), d("2026-03-02"), &open).unwrap(),
-            7
-        );
+        assert_eq!(nth_charged(&c, d("2026-02-13"), 1, &open).unwrap(), Some(d("2026-02-14")));
+        assert_eq!(stopped_days(&c, d("2026-02-13"), d("2026-03-02"), &open).unwrap(), 7);
     }
 
     #[test]
     fn stop_after_due_date_changes_nothing_and_overlaps_merge() {
         let c = cal();
         let late = [(d("2026-03-02"), Some(d("2026-03-04")))];
-        assert_eq!(
-            nth_charged(&c, d("2026-02-13"), 3, &late).unwrap(),
-            Some(d("2026-02-25"))
-        );
+        assert_eq!(nth_charged(&c, d("2026-02-13"), 3, &late).unwrap(), Some(d("2026-02-25")));
         let mut v = vec![
             (d("2026-03-03"), Some(d("2026-03-05"))),
             (d("2026-03-02"), Some(d("2026-03-03"))),
             (d("2026-03-10"), None),
         ];
         merge(&mut v);
-        assert_eq!(
-            v,
-            vec![
-                (d("2026-03-02"), Some(d("2026-03-05"))),
-                (d("2026-03-10"), None)
-            ]
-        );
+        assert_eq!(v, vec![(d("2026-03-02"), Some(d("2026-03-05"))), (d("2026-03-10"), None)]);
         // A stop starting on the start date itself only blocks later dates.
         let same = [(d("2026-03-02"), Some(d("2026-03-03")))];
-        assert_eq!(
-            nth_charged(&c, d("2026-03-02"), 1, &same).unwrap(),
-            Some(d("2026-03-04"))
-        );
+        assert_eq!(nth_charged(&c, d("2026-03-02"), 1, &same).unwrap(), Some(d("2026-03-04")));
     }
 }

@@ -23,7 +23,7 @@ pub struct Acceptance {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct DualIndex {
     #[serde(with = "groups_serde")]
-    groups: HashMap<([u8; 32], u32), Vec<Acceptance>>,
+    groups: HashMap<([u8; 32], u32), Vec<Acceptance>, foldhash::fast::RandomState>,
 }
 
 mod groups_serde {
@@ -31,7 +31,7 @@ mod groups_serde {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::HashMap;
 
-    type Groups = HashMap<([u8; 32], u32), Vec<Acceptance>>;
+    type Groups = HashMap<([u8; 32], u32), Vec<Acceptance>, foldhash::fast::RandomState>;
 
     pub fn serialize<S: Serializer>(g: &Groups, s: S) -> Result<S::Ok, S::Error> {
         let mut v: Vec<_> = g.iter().collect();
@@ -47,13 +47,7 @@ mod groups_serde {
 impl DualIndex {
     /// The most recent earlier acceptance that makes an acceptance at `at`
     /// from `source` a dual intake, by (`occurred_at`, `case_id`).
-    pub fn earlier(
-        &self,
-        ctx: &Ctx,
-        key: ([u8; 32], u32),
-        at: Instant,
-        source: u32,
-    ) -> Option<Arc<str>> {
+    pub fn earlier(&self, ctx: &Ctx, key: ([u8; 32], u32), at: Instant, source: u32) -> Option<Arc<str>> {
         let group = self.groups.get(&key)?;
         let day = ctx.zone.day_of(at);
         let max_days = ctx.rules.dual_intake_days as i32;
@@ -80,12 +74,7 @@ impl DualIndex {
 
     /// Replaces a case's entry; returns the other cases of the groups touched,
     /// which must be judged again.
-    pub fn update(
-        &mut self,
-        case: &Arc<str>,
-        old: Option<&AcceptSig>,
-        new: Option<&AcceptSig>,
-    ) -> Vec<Arc<str>> {
+    pub fn update(&mut self, case: &Arc<str>, old: Option<&AcceptSig>, new: Option<&AcceptSig>) -> Vec<Arc<str>> {
         let mut touched = Vec::new();
         if let Some(old) = old {
             if let Some(g) = self.groups.get_mut(&old.key) {
@@ -97,26 +86,25 @@ impl DualIndex {
             }
         }
         if let Some(new) = new {
-            let g = self.groups.entry(new.key).or_default();
+            let g = self.groups.entry(new.key).or_insert_with(|| Vec::with_capacity(1));
+            g.reserve_exact(1);
             if old.is_none_or(|o| o.key != new.key) {
                 touched.extend(g.iter().map(|a| a.case.clone()));
             }
-            g.push(Acceptance {
-                case: case.clone(),
-                sig: new.clone(),
-            });
+            g.push(Acceptance { case: case.clone(), sig: new.clone() });
         }
         touched.sort();
         touched.dedup();
         touched
     }
 
-    /// Drops acceptances older than `before` of cases no longer held.
-    pub fn prune(&mut self, before: Instant, held: impl Fn(&str) -> bool) {
-        self.groups.retain(|_, g| {
-            g.retain(|a| a.sig.at >= before || held(&a.case));
-            !g.is_empty()
-        });
+    /// Drops a whole group once none of its cases is held any more.
+    pub fn forget_group_if_unheld(&mut self, key: &([u8; 32], u32), held: impl Fn(&str) -> bool) {
+        if let Some(g) = self.groups.get(key) {
+            if !g.iter().any(|a| held(&a.case)) {
+                self.groups.remove(key);
+            }
+        }
     }
 
     /// Number of acceptances indexed.

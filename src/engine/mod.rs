@@ -21,15 +21,16 @@ use crate::deadletter::{DeadReason, Rejection};
 use crate::event::{Decision, Event, EventType};
 use crate::reference::RefData;
 use crate::time::{Day, Instant, Zone, DAY_MS, HOUR_MS};
-use case::{
-    Attrs, Case, CaseEvent, Interner, Published, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON,
-    F_SUPPLEMENT,
-};
+use case::{Attrs, Case, CaseEvent, Interner, Published, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT};
 use dual::DualIndex;
 use serde::{Deserialize, Serialize};
 use sim::{simulate, Ctx, SimOut, Spec, Status, Summary};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+
+/// Hash maps keyed by case id or event id hash: foldhash, seeded per process.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type Set<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// What the engine asks the outside world to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,31 +68,54 @@ pub struct Stats {
     pub duplicates: u64,
     /// Dead letters raised by the engine (invalid transitions, orphans).
     pub dead_letters: BTreeMap<DeadReason, u64>,
+    /// Closed cases left to history.
+    pub evicted: u64,
     /// Alert records published, by `rule/state`.
     pub alerts: BTreeMap<String, u64>,
 }
 
 mod sorted {
-    //! Serializes hash maps as sorted lists, so snapshots are deterministic.
+    //! Serializes hash maps and sets as sorted lists, so snapshots are deterministic.
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::collections::HashMap;
-    use std::hash::Hash;
+    use std::collections::{HashMap, HashSet};
+    use std::hash::{BuildHasher, Hash};
 
-    pub fn serialize<K: Ord + Serialize, V: Serialize, S: Serializer>(
-        m: &HashMap<K, V>,
+    pub fn serialize<K: Ord + Serialize, V: Serialize, H, S: Serializer>(
+        m: &HashMap<K, V, H>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         let mut v: Vec<(&K, &V)> = m.iter().collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v.serialize(s)
     }
-    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
+
+    pub fn deserialize<'de, K, V, H, D>(d: D) -> Result<HashMap<K, V, H>, D::Error>
     where
         K: Eq + Hash + Deserialize<'de>,
         V: Deserialize<'de>,
+        H: BuildHasher + Default,
         D: Deserializer<'de>,
     {
         Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+
+    pub mod set {
+        use super::*;
+
+        pub fn serialize<K: Ord + Serialize, H, S: Serializer>(m: &HashSet<K, H>, s: S) -> Result<S::Ok, S::Error> {
+            let mut v: Vec<&K> = m.iter().collect();
+            v.sort();
+            v.serialize(s)
+        }
+
+        pub fn deserialize<'de, K, H, D>(d: D) -> Result<HashSet<K, H>, D::Error>
+        where
+            K: Eq + Hash + Deserialize<'de>,
+            H: BuildHasher + Default,
+            D: Deserializer<'de>,
+        {
+            Ok(Vec::<K>::deserialize(d)?.into_iter().collect())
+        }
     }
 }
 
@@ -99,16 +123,16 @@ mod sorted {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct State {
     #[serde(with = "sorted")]
-    cases: HashMap<Arc<str>, Case>,
+    cases: Map<Arc<str>, Box<Case>>,
     timers: BTreeSet<(Instant, Arc<str>)>,
-    #[serde(with = "sorted")]
-    dedupe: HashMap<u128, Instant>,
+    /// Hashes of the event ids of the events the cases hold (applied or held).
+    #[serde(with = "sorted::set")]
+    dedupe: Set<[u64; 2]>,
     dual: DualIndex,
     #[serde(with = "sorted")]
-    children: HashMap<Arc<str>, Vec<Arc<str>>>,
+    children: Map<Arc<str>, Vec<Arc<str>>>,
     strings: Interner,
     watermark: Option<Instant>,
-    swept_day: i32,
     stats: Stats,
 }
 
@@ -155,13 +179,7 @@ impl Engine {
 
     fn with_state(refdata: Arc<RefData>, zone: Zone, rules: RulesConfig, mut st: State) -> Engine {
         st.strings.intern("center");
-        Engine {
-            refdata,
-            zone,
-            rules,
-            st,
-            scratch: Vec::new(),
-        }
+        Engine { refdata, zone, rules, st, scratch: Vec::new() }
     }
 
     /// The whole state, serialized (deterministic: equal states give equal bytes).
@@ -212,16 +230,13 @@ impl Engine {
 
     /// Applies one checked event found at input position `origin`.
     pub fn apply(&mut self, ev: Event, origin: u64, out: &mut Vec<Effect>) -> Outcome {
-        let id = xxhash_rust::xxh3::xxh3_128(ev.event_id.as_bytes());
-        if self.st.dedupe.contains_key(&id) {
+        let id = id_hash(&ev.event_id);
+        if self.st.dedupe.contains(&id) {
             self.st.stats.duplicates += 1;
             return Outcome::Duplicate;
         }
         let mut flags = 0;
-        if ev
-            .recorded_at
-            .is_some_and(|r| r - ev.occurred_at > self.rules.backdate_hours as i64 * HOUR_MS)
-        {
+        if ev.recorded_at.is_some_and(|r| r - ev.occurred_at > self.rules.backdate_hours as i64 * HOUR_MS) {
             flags |= F_BACKDATED;
         }
         if ev.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
@@ -241,33 +256,23 @@ impl Engine {
             None => Arc::from(ev.case_id.as_str()),
         };
         let attrs = match (ev.kind, &ev.region, &ev.department, ev.item, ev.applicant) {
-            (
-                EventType::Submitted | EventType::Accepted,
-                Some(r),
-                Some(d),
-                Some(item),
-                Some(applicant),
-            ) => {
+            (EventType::Submitted | EventType::Accepted, Some(r), Some(d), Some(item), Some(applicant)) => {
                 let a = Attrs {
                     region: self.st.strings.intern(r),
                     department: self.st.strings.intern(d),
                     window: ev.window.as_deref().map(|w| self.st.strings.intern(w)),
                     item,
                     applicant,
-                    parent: ev.parent_case_id.as_deref().map(|p| {
-                        match self.st.cases.get_key_value(p) {
-                            Some((k, _)) => k.clone(),
-                            None => Arc::from(p),
-                        }
+                    parent: ev.parent_case_id.as_deref().map(|p| match self.st.cases.get_key_value(p) {
+                        Some((k, _)) => k.clone(),
+                        None => Arc::from(p),
                     }),
                 };
-                let shared = self.st.cases.get(&key).and_then(|c| {
-                    c.events
-                        .iter()
-                        .filter_map(|e| e.attrs.as_ref())
-                        .find(|x| ***x == a)
-                        .cloned()
-                });
+                let shared = self
+                    .st
+                    .cases
+                    .get(&key)
+                    .and_then(|c| c.events.iter().filter_map(|e| e.attrs.as_ref()).find(|x| ***x == a).cloned());
                 Some(shared.unwrap_or_else(|| Arc::new(a)))
             }
             _ => None,
@@ -284,12 +289,8 @@ impl Engine {
             attrs,
             hold_until: None,
         };
-        self.st
-            .cases
-            .entry(key.clone())
-            .or_insert_with(|| Case::new(key.clone()))
-            .insert(ce);
-        self.st.dedupe.insert(id, ev.occurred_at);
+        self.st.cases.entry(key.clone()).or_insert_with(|| Box::new(Case::new(key.clone()))).insert(ce);
+        self.st.dedupe.insert(id);
         self.rejudge(&key, true, out);
         let held = self
             .st
@@ -322,11 +323,6 @@ impl Engine {
             }
             self.rejudge(&key, false, out);
         }
-        let day = self.zone.day_of(to).0;
-        if day > self.st.swept_day {
-            self.st.swept_day = day;
-            self.sweep(to);
-        }
     }
 
     /// The current view of a case.
@@ -340,21 +336,10 @@ impl Engine {
             case_id: case_id.to_string(),
             region: attrs.as_ref().map(|a| s.name(a.region).to_string()),
             department: attrs.as_ref().map(|a| s.name(a.department).to_string()),
-            window: attrs
-                .as_ref()
-                .and_then(|a| a.window)
-                .map(|w| s.name(w).to_string()),
-            item_code: attrs
-                .as_ref()
-                .map(|a| self.refdata.catalog.item(a.item).item_code.clone()),
-            parent_case_id: attrs
-                .as_ref()
-                .and_then(|a| a.parent.as_deref().map(str::to_string)),
-            held_events: case
-                .events
-                .iter()
-                .filter(|e| e.hold_until.is_some())
-                .count(),
+            window: attrs.as_ref().and_then(|a| a.window).map(|w| s.name(w).to_string()),
+            item_code: attrs.as_ref().map(|a| self.refdata.catalog.item(a.item).item_code.clone()),
+            parent_case_id: attrs.as_ref().and_then(|a| a.parent.as_deref().map(str::to_string)),
+            held_events: case.events.iter().filter(|e| e.hold_until.is_some()).count(),
             summary: out.summary,
         })
     }
@@ -363,11 +348,7 @@ impl Engine {
         let Some(p) = parent.and_then(|p| self.st.cases.get(p)) else {
             return Vec::new();
         };
-        p.events
-            .iter()
-            .filter(|e| e.has(F_CENTER) && e.hold_until.is_none())
-            .map(|e| e.at)
-            .collect()
+        p.events.iter().filter(|e| e.has(F_CENTER) && e.hold_until.is_none()).map(|e| e.at).collect()
     }
 
     fn judge(&self, case: &Case, parent_center: &[Instant]) -> SimOut {
@@ -405,9 +386,7 @@ impl Engine {
                 match inv.peek() {
                     Some(&&(j, why)) if j == i => {
                         inv.next();
-                        let until = *e
-                            .hold_until
-                            .get_or_insert(e.at.max(wm).saturating_add(orphan_ms));
+                        let until = *e.hold_until.get_or_insert(e.at.max(wm).saturating_add(orphan_ms));
                         if until <= wm {
                             expired.push((i, why));
                         }
@@ -417,25 +396,19 @@ impl Engine {
             }
         }
         let zone = self.zone.clone();
+        let keep_closed = self.keep_closed_ms();
         let case = self.st.cases.get_mut(key).expect("case present");
         for &(i, why) in expired.iter().rev() {
             let e = case.events.remove(i);
             self.st.dedupe.remove(&e.id);
-            let reason = if sim.summary.status == Status::None {
-                DeadReason::Orphan
-            } else {
-                DeadReason::InvalidTransition
-            };
+            let reason =
+                if sim.summary.status == Status::None { DeadReason::Orphan } else { DeadReason::InvalidTransition };
             *self.st.stats.dead_letters.entry(reason).or_default() += 1;
             out.push(Effect::DeadLetter {
                 origin: e.origin,
                 rejection: Rejection::field(
                     reason,
-                    if reason == DeadReason::Orphan {
-                        "case_id"
-                    } else {
-                        "type"
-                    },
+                    if reason == DeadReason::Orphan { "case_id" } else { "type" },
                     format!(
                         "{} of case {} at {}: {}; still invalid after {} hours",
                         e.kind.as_str(),
@@ -447,28 +420,29 @@ impl Engine {
                 ),
             });
         }
-        reconcile(
-            case,
-            &sim.alerts,
-            &sim.summary,
-            &self.st.strings,
-            &self.refdata,
-            &zone,
-            &mut self.st.stats,
-            out,
-        );
-        case.closed = matches!(
-            sim.summary.status,
-            Status::Completed | Status::Refused | Status::Withdrawn
-        );
+        reconcile(case, &sim.alerts, &sim.summary, &self.st.strings, &self.refdata, &zone, &mut self.st.stats, out);
+        case.closed = matches!(sim.summary.status, Status::Completed | Status::Refused | Status::Withdrawn);
 
-        // Wake-up: the next timer, or the first hold to end.
+        // Wake-up: the next timer, the first hold to end, or, for a closed
+        // case with nothing pending, the time to leave memory.
         let hold = case.events.iter().filter_map(|e| e.hold_until).min();
-        let wake = match (sim.wake, hold) {
+        let mut wake = match (sim.wake, hold) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        };
+        if case.closed && wake.is_none() {
+            let evict_at = case.last_at().map_or(wm, |t| t.saturating_add(keep_closed));
+            if evict_at > wm {
+                wake = Some(evict_at);
+            } else if self.st.children.contains_key(key) {
+                // A parent stays while its sub-cases are held: they read its events.
+                wake = Some(wm.saturating_add(DAY_MS));
+            } else {
+                self.evict(key);
+                return;
+            }
         }
-        .filter(|&t| t > wm);
+        let wake = wake.filter(|&t| t > wm);
         if case.wake != wake {
             if let Some(old) = case.wake {
                 self.st.timers.remove(&(old, key.clone()));
@@ -482,12 +456,9 @@ impl Engine {
         // Cross-case links.
         let empty = case.events.is_empty();
         let old_accept = case.accept.take();
-        let new_accept = if empty { None } else { sim.accept.clone() };
+        let new_accept = if empty { None } else { sim.accept.clone().map(Box::new) };
         case.accept = new_accept.clone();
-        let old_parent = std::mem::replace(
-            &mut case.parent,
-            if empty { None } else { sim.parent.clone() },
-        );
+        let old_parent = std::mem::replace(&mut case.parent, if empty { None } else { sim.parent.clone() });
         let new_parent = case.parent.clone();
         if empty {
             if let Some(w) = case.wake {
@@ -498,11 +469,7 @@ impl Engine {
         let mut again = std::mem::take(&mut self.scratch);
         again.clear();
         if old_accept != new_accept {
-            again.extend(
-                self.st
-                    .dual
-                    .update(key, old_accept.as_ref(), new_accept.as_ref()),
-            );
+            again.extend(self.st.dual.update(key, old_accept.as_deref(), new_accept.as_deref()));
         }
         if old_parent != new_parent {
             if let Some(p) = &old_parent {
@@ -533,35 +500,44 @@ impl Engine {
         self.scratch = again;
     }
 
-    fn sweep(&mut self, wm: Instant) {
-        let dedupe_ms = self.rules.dedupe_days as i64 * DAY_MS;
-        self.st.dedupe.retain(|_, at| *at + dedupe_ms >= wm);
-        let retain_ms = self.rules.retain_closed_days as i64 * DAY_MS;
-        let evict: Vec<Arc<str>> = self
-            .st
-            .cases
-            .values()
-            .filter(|c| {
-                c.closed && c.wake.is_none() && c.last_at().is_some_and(|t| t + retain_ms < wm)
-            })
-            .map(|c| c.id.clone())
-            .collect();
-        for k in evict {
-            if let Some(c) = self.st.cases.remove(&k) {
-                if let Some(p) = &c.parent {
-                    if let Some(v) = self.st.children.get_mut(p) {
-                        v.retain(|x| *x != k);
-                        if v.is_empty() {
-                            self.st.children.remove(p);
-                        }
-                    }
+    /// How long a closed case stays in memory after its last event: long
+    /// enough for ratings, late events, the duplicate window and dual intake.
+    fn keep_closed_ms(&self) -> i64 {
+        let r = &self.rules;
+        r.retain_closed_days.max(r.dual_intake_days + 1).max(r.dedupe_days) as i64 * DAY_MS
+    }
+
+    /// Leaves a closed case to history: forgets its ids, links and wake-up.
+    /// Its acceptance stays indexed while another case of its group is held,
+    /// so that case is judged the same if it is judged again.
+    fn evict(&mut self, key: &Arc<str>) {
+        let Some(case) = self.st.cases.remove(key) else { return };
+        if let Some(w) = case.wake {
+            self.st.timers.remove(&(w, key.clone()));
+        }
+        for e in &case.events {
+            self.st.dedupe.remove(&e.id);
+        }
+        if let Some(p) = &case.parent {
+            if let Some(v) = self.st.children.get_mut(p) {
+                v.retain(|c| c != key);
+                if v.is_empty() {
+                    self.st.children.remove(p);
                 }
             }
         }
-        let dual_ms = (self.rules.dual_intake_days as i64 + 1) * DAY_MS + retain_ms;
-        let cases = &self.st.cases;
-        self.st.dual.prune(wm - dual_ms, |c| cases.contains_key(c));
+        if let Some(sig) = &case.accept {
+            let cases = &self.st.cases;
+            self.st.dual.forget_group_if_unheld(&sig.key, |c| cases.contains_key(c));
+        }
+        self.st.stats.evicted += 1;
     }
+}
+
+/// The 128-bit hash under which an event id is remembered.
+fn id_hash(event_id: &str) -> [u64; 2] {
+    let h = xxhash_rust::xxh3::xxh3_128(event_id.as_bytes());
+    [h as u64, (h >> 64) as u64]
 }
 
 /// Publishes the difference between the published alerts of a case and what
@@ -602,11 +578,7 @@ fn reconcile(
             None => to_fire.push(spec),
         }
     }
-    let mk = |p: &Published,
-              state: AlertState,
-              at: Instant,
-              due: Option<Day>,
-              attrs: Option<&Arc<Attrs>>| {
+    let mk = |p: &Published, state: AlertState, at: Instant, due: Option<Day>, attrs: Option<&Arc<Attrs>>| {
         let alert_id = if p.n <= 1 {
             format!("{}/{}", case.id, p.rule.as_str())
         } else {
@@ -621,51 +593,31 @@ fn reconcile(
             case_id: case.id.to_string(),
             region: attrs.map(|a| strings.name(a.region).to_string()),
             department: attrs.map(|a| strings.name(a.department).to_string()),
-            window: attrs
-                .and_then(|a| a.window)
-                .map(|w| strings.name(w).to_string()),
+            window: attrs.and_then(|a| a.window).map(|w| strings.name(w).to_string()),
             item_code: attrs.map(|a| refdata.catalog.item(a.item).item_code.clone()),
             due_date: due.map(|d| d.to_string()),
             retracted: state == AlertState::Retracted,
-            detail: Detail {
-                earlier_case_id: p.detail.as_deref().map(str::to_string),
-            },
+            detail: Detail { earlier_case_id: p.detail.as_deref().map(str::to_string) },
             at_ms: at,
         }
     };
     let mut emit = |stats: &mut Stats, rec: AlertRecord| {
-        *stats
-            .alerts
-            .entry(format!("{}/{}", rec.rule.as_str(), rec.state.as_str()))
-            .or_default() += 1;
+        *stats.alerts.entry(format!("{}/{}", rec.rule.as_str(), rec.state.as_str())).or_default() += 1;
         out.push(Effect::Alert(rec));
     };
     for (i, p) in case.published.iter_mut().enumerate() {
         if !matched[i] && !p.retracted && !to_resolve.iter().any(|(j, _)| *j == i) {
             p.retracted = true;
-            emit(
-                stats,
-                mk(p, AlertState::Retracted, p.at, p.due, p.attrs.as_ref()),
-            );
+            emit(stats, mk(p, AlertState::Retracted, p.at, p.due, p.attrs.as_ref()));
         }
     }
     for (i, (at, due)) in to_resolve {
         let p = &mut case.published[i];
         p.resolved = Some((at, due));
-        emit(
-            stats,
-            mk(p, AlertState::Resolved, at, due, summary.attrs.as_ref()),
-        );
+        emit(stats, mk(p, AlertState::Resolved, at, due, summary.attrs.as_ref()));
     }
     for spec in to_fire {
-        let n = case
-            .published
-            .iter()
-            .filter(|p| p.rule == spec.rule)
-            .map(|p| p.n)
-            .max()
-            .unwrap_or(0)
-            + 1;
+        let n = case.published.iter().filter(|p| p.rule == spec.rule).map(|p| p.n).max().unwrap_or(0) + 1;
         let p = Published {
             rule: spec.rule,
             n,
@@ -676,15 +628,9 @@ fn reconcile(
             resolved: spec.resolved,
             retracted: false,
         };
-        emit(
-            stats,
-            mk(&p, AlertState::Firing, p.at, p.due, p.attrs.as_ref()),
-        );
+        emit(stats, mk(&p, AlertState::Firing, p.at, p.due, p.attrs.as_ref()));
         if let Some((at, due)) = p.resolved {
-            emit(
-                stats,
-                mk(&p, AlertState::Resolved, at, due, summary.attrs.as_ref()),
-            );
+            emit(stats, mk(&p, AlertState::Resolved, at, due, summary.attrs.as_ref()));
         }
         case.published.push(p);
     }
@@ -700,30 +646,15 @@ impl Engine {
                 continue;
             }
             let opened = case.events.iter().any(|e| e.hold_until.is_none());
-            let reason = if opened {
-                DeadReason::InvalidTransition
-            } else {
-                DeadReason::Orphan
-            };
+            let reason = if opened { DeadReason::InvalidTransition } else { DeadReason::Orphan };
             for e in case.events.iter().filter(|e| e.hold_until.is_some()) {
-                let until = e
-                    .hold_until
-                    .map(|t| self.zone.format(t))
-                    .unwrap_or_default();
+                let until = e.hold_until.map(|t| self.zone.format(t)).unwrap_or_default();
                 v.push((
                     e.origin,
                     Rejection::field(
                         reason,
-                        if reason == DeadReason::Orphan {
-                            "case_id"
-                        } else {
-                            "type"
-                        },
-                        format!(
-                            "{} of case {} is invalid at its place; held until {until}",
-                            e.kind.as_str(),
-                            case.id
-                        ),
+                        if reason == DeadReason::Orphan { "case_id" } else { "type" },
+                        format!("{} of case {} is invalid at its place; held until {until}", e.kind.as_str(), case.id),
                     ),
                 ));
             }

@@ -9,9 +9,7 @@
 //! outcome independent of arrival order: the engine publishes only the
 //! difference between what was published and what this returns.
 
-use super::case::{
-    AcceptSig, Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT,
-};
+use super::case::{AcceptSig, Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT};
 use super::clock::{self, Stop};
 use super::dual::DualIndex;
 use crate::alert::Rule;
@@ -75,10 +73,7 @@ impl Status {
         }
     }
     fn closed(self) -> bool {
-        matches!(
-            self,
-            Status::Completed | Status::Refused | Status::Withdrawn
-        )
+        matches!(self, Status::Completed | Status::Refused | Status::Withdrawn)
     }
 }
 
@@ -265,9 +260,7 @@ impl St {
     }
 
     fn live(&self, rule: Rule) -> Option<usize> {
-        self.alerts
-            .iter()
-            .position(|a| a.rule == rule && a.resolved.is_none())
+        self.alerts.iter().position(|a| a.rule == rule && a.resolved.is_none())
     }
 
     fn fire(&mut self, rule: Rule, at: Instant, due: Option<Day>, detail: Option<Arc<str>>) {
@@ -275,14 +268,7 @@ impl St {
             return;
         }
         let resolved = (self.status.closed() && rule.resolves_on_close()).then_some((at, due));
-        self.alerts.push(Spec {
-            rule,
-            at,
-            due,
-            detail,
-            attrs: self.attrs.clone(),
-            resolved,
-        });
+        self.alerts.push(Spec { rule, at, due, detail, attrs: self.attrs.clone(), resolved });
     }
 
     fn resolve(&mut self, rule: Rule, at: Instant, cal: &Calendar) {
@@ -344,10 +330,7 @@ fn next_timer(st: &mut St, ctx: &Ctx) -> Option<(Instant, Timer)> {
     if !st.unreg_done {
         if let (Some(first), Some(item)) = (st.first_at, attrs_item(st, ctx.cat)) {
             if item.in_hall {
-                consider(
-                    Some(first + ctx.rules.grace_hours as i64 * HOUR_MS),
-                    Timer::Unregistered,
-                );
+                consider(Some(first + ctx.rules.grace_hours as i64 * HOUR_MS), Timer::Unregistered);
             }
         }
     }
@@ -357,10 +340,7 @@ fn next_timer(st: &mut St, ctx: &Ctx) -> Option<(Instant, Timer)> {
         consider(p, Timer::ParentRegistered);
     }
     if let (Some(day), false, false) = (st.bad_rating, st.rectified, st.br_done) {
-        let r = ctx
-            .cal
-            .nth_working_after(day, ctx.rules.rectify_days)
-            .map(Some);
+        let r = ctx.cal.nth_working_after(day, ctx.rules.rectify_days).map(Some);
         let t = st.note(r).map(|d| z.midnight(d.next()));
         consider(t, Timer::BadRating);
     }
@@ -568,11 +548,7 @@ fn apply(st: &mut St, ctx: &Ctx, e: &CaseEvent) {
             if denied && e.has(F_NO_REASON) {
                 st.fire(Rule::DenialWithoutReason, e.at, None, None);
             }
-            st.result = Some(if denied {
-                Decision::Denied
-            } else {
-                Decision::Approved
-            });
+            st.result = Some(if denied { Decision::Denied } else { Decision::Approved });
             st.completed = Some((e.at, day));
             st.close(Status::Completed, e.at, day, ctx.cal);
         }
@@ -623,12 +599,9 @@ pub fn simulate(events: &[CaseEvent], ctx: &Ctx) -> SimOut {
     out.wake = next_timer(&mut st, ctx).map(|(t, _)| t);
     out.summary = summarize(&mut st, ctx);
     out.accept = match (&st.attrs, st.acc_at) {
-        (Some(a), Some(at)) => Some(AcceptSig {
-            key: (a.applicant, a.item),
-            at,
-            source: st.acc_source,
-            withdrawn_at: st.withdrawn_at,
-        }),
+        (Some(a), Some(at)) => {
+            Some(AcceptSig { key: (a.applicant, a.item), at, source: st.acc_source, withdrawn_at: st.withdrawn_at })
+        }
         _ => None,
     };
     out.parent = st.attrs.as_ref().and_then(|a| a.parent.clone());

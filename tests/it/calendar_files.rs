@@ -28,18 +28,8 @@ struct Period {
     days: usize,
 }
 
-const fn period(
-    name: &'static str,
-    first: &'static str,
-    last: &'static str,
-    days: usize,
-) -> Period {
-    Period {
-        name,
-        first,
-        last,
-        days,
-    }
+const fn period(name: &'static str, first: &'static str, last: &'static str, days: usize) -> Period {
+    Period { name, first, last, days }
 }
 
 /// 国务院办公厅关于2024年部分节假日安排的通知（国办发明电〔2023〕7号，2023年10月25日）.
@@ -131,8 +121,7 @@ fn calendar_2026_matches_notice() {
 }
 
 fn date(text: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .unwrap_or_else(|e| panic!("{text:?} is not a YYYY-MM-DD date: {e}"))
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_else(|e| panic!("{text:?} is not a YYYY-MM-DD date: {e}"))
 }
 
 /// Every day from `first` to `last`, both included.
@@ -161,20 +150,12 @@ fn expected_days(notice: &Notice) -> BTreeMap<NaiveDate, (String, bool)> {
         );
         for day in span {
             let clash = days.insert(day, (p.name.to_string(), true));
-            assert!(
-                clash.is_none(),
-                "{}: {day} is in two holiday periods",
-                notice.year
-            );
+            assert!(clash.is_none(), "{}: {day} is in two holiday periods", notice.year);
         }
     }
     for &(name, text) in notice.makeup {
         let clash = days.insert(date(text), (name.to_string(), false));
-        assert!(
-            clash.is_none(),
-            "{}: make-up day {text} is also a day off",
-            notice.year
-        );
+        assert!(clash.is_none(), "{}: make-up day {text} is also a day off", notice.year);
     }
     days
 }
@@ -182,18 +163,12 @@ fn expected_days(notice: &Notice) -> BTreeMap<NaiveDate, (String, bool)> {
 /// The days a calendar file lists, in file order, checking each entry's shape.
 fn listed_days(notice: &Notice, json: &Value) -> Vec<(NaiveDate, String, bool)> {
     let year = notice.year;
-    let entries = json["days"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{year}.json: \"days\" should be an array"));
+    let entries = json["days"].as_array().unwrap_or_else(|| panic!("{year}.json: \"days\" should be an array"));
     entries
         .iter()
         .map(|entry| {
-            let name = entry["name"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{year}.json: {entry} has no string \"name\""));
-            let day = entry["date"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{year}.json: {entry} has no string \"date\""));
+            let name = entry["name"].as_str().unwrap_or_else(|| panic!("{year}.json: {entry} has no string \"name\""));
+            let day = entry["date"].as_str().unwrap_or_else(|| panic!("{year}.json: {entry} has no string \"date\""));
             let off = entry["isOffDay"]
                 .as_bool()
                 .unwrap_or_else(|| panic!("{year}.json: {entry} has no boolean \"isOffDay\""));
@@ -204,44 +179,26 @@ fn listed_days(notice: &Notice, json: &Value) -> Vec<(NaiveDate, String, bool)> 
 
 fn check(notice: &Notice) {
     let year = notice.year;
-    let text = std::fs::read_to_string(notice.path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", notice.path));
-    let json: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", notice.path));
+    let text = std::fs::read_to_string(notice.path).unwrap_or_else(|e| panic!("cannot read {}: {e}", notice.path));
+    let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", notice.path));
 
-    assert_eq!(
-        json["year"].as_i64(),
-        Some(i64::from(year)),
-        "{year}.json: wrong \"year\""
-    );
-    let papers = json["papers"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{year}.json: \"papers\" should be an array"));
-    assert!(
-        !papers.is_empty(),
-        "{year}.json: \"papers\" should cite the notice"
-    );
+    assert_eq!(json["year"].as_i64(), Some(i64::from(year)), "{year}.json: wrong \"year\"");
+    let papers = json["papers"].as_array().unwrap_or_else(|| panic!("{year}.json: \"papers\" should be an array"));
+    assert!(!papers.is_empty(), "{year}.json: \"papers\" should cite the notice");
     for paper in papers {
         assert!(
-            paper
-                .as_str()
-                .is_some_and(|url| url.starts_with("https://")),
+            paper.as_str().is_some_and(|url| url.starts_with("https://")),
             "{year}.json: paper {paper} should be an https URL"
         );
     }
 
     let listed = listed_days(notice, &json);
     let dates: Vec<NaiveDate> = listed.iter().map(|(day, _, _)| *day).collect();
-    assert!(
-        dates.windows(2).all(|w| w[0] < w[1]),
-        "{year}.json: days should be sorted by date with no date twice"
-    );
+    assert!(dates.windows(2).all(|w| w[0] < w[1]), "{year}.json: days should be sorted by date with no date twice");
 
     let expected = expected_days(notice);
-    let actual: BTreeMap<NaiveDate, (String, bool)> = listed
-        .iter()
-        .map(|(day, name, off)| (*day, (name.clone(), *off)))
-        .collect();
+    let actual: BTreeMap<NaiveDate, (String, bool)> =
+        listed.iter().map(|(day, name, off)| (*day, (name.clone(), *off))).collect();
     let missing: Vec<String> = expected
         .iter()
         .filter(|(day, want)| actual.get(*day) != Some(*want))
@@ -257,18 +214,12 @@ fn check(notice: &Notice) {
         "{year}.json differs from the notice:\n  missing or different: {missing:?}\n  not in the notice: {extra:?}"
     );
 
-    let periods: Vec<(NaiveDate, NaiveDate)> = notice
-        .periods
-        .iter()
-        .map(|p| (date(p.first), date(p.last)))
-        .collect();
+    let periods: Vec<(NaiveDate, NaiveDate)> = notice.periods.iter().map(|p| (date(p.first), date(p.last))).collect();
     for (day, name, off) in &listed {
         if *off {
             if !is_weekend(*day) {
                 assert!(
-                    periods
-                        .iter()
-                        .any(|(first, last)| first <= day && day <= last),
+                    periods.iter().any(|(first, last)| first <= day && day <= last),
                     "{year}.json: weekday day off {day} ({name}) lies in no holiday period"
                 );
             }

@@ -68,14 +68,10 @@ fn run_into(out: &Path, args: &[String]) {
 }
 
 fn read_jsonl(path: &Path) -> Vec<Value> {
-    let text =
-        fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {l}", path.display()))
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {l}", path.display())))
         .collect()
 }
 
@@ -84,10 +80,7 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
 fn replay(args: &[String]) -> (Vec<Value>, Vec<Value>) {
     let dir = tempfile::TempDir::new().expect("temp dir");
     run_into(dir.path(), args);
-    (
-        read_jsonl(&dir.path().join("alerts.jsonl")),
-        read_jsonl(&dir.path().join("dead-letter.jsonl")),
-    )
+    (read_jsonl(&dir.path().join("alerts.jsonl")), read_jsonl(&dir.path().join("dead-letter.jsonl")))
 }
 
 /// A case's attributes as every one of its alert records carries them.
@@ -106,23 +99,15 @@ const fn case(
     window: Option<&'static str>,
     item: &'static str,
 ) -> Case {
-    Case {
-        id,
-        region,
-        department,
-        window,
-        item,
-    }
+    Case { id, region, department, window, item }
 }
 
 fn level(rule: &str) -> &'static str {
     match rule {
         "overdue" | "intake_overdue" | "dual_intake" | "unregistered_case" | "overcharge" => "red",
-        "due_soon"
-        | "repeated_supplement"
-        | "backdated_entry"
-        | "denial_without_reason"
-        | "bad_rating_unrectified" => "yellow",
+        "due_soon" | "repeated_supplement" | "backdated_entry" | "denial_without_reason" | "bad_rating_unrectified" => {
+            "yellow"
+        }
         other => panic!("unknown rule {other}"),
     }
 }
@@ -163,10 +148,7 @@ fn canon(v: &Value) -> String {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            let parts: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{k:?}:{}", canon(&m[*k])))
-                .collect();
+            let parts: Vec<String> = keys.iter().map(|k| format!("{k:?}:{}", canon(&m[*k]))).collect();
             format!("{{{}}}", parts.join(","))
         }
         Value::Array(a) => format!("[{}]", a.iter().map(canon).collect::<Vec<_>>().join(",")),
@@ -188,16 +170,8 @@ fn assert_same_records(actual: &[Value], expected: &[Value], what: &str) {
             "{what}: got {} records, expected {}\n--- missing:\n{}\n--- unexpected:\n{}",
             a.len(),
             e.len(),
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-            unexpected
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"),
+            unexpected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"),
         );
     }
 }
@@ -208,9 +182,7 @@ fn assert_firing_first(alerts: &[Value]) {
         if r["state"] != F {
             let id = &r["alert_id"];
             assert!(
-                alerts[..i]
-                    .iter()
-                    .any(|p| p["alert_id"] == *id && p["state"] == F),
+                alerts[..i].iter().any(|p| p["alert_id"] == *id && p["state"] == F),
                 "alerts.jsonl line {}: {} record of {id} before its firing record",
                 i + 1,
                 r["state"]
@@ -474,22 +446,13 @@ fn golden_scenario() {
     let lines: Vec<&str> = src.lines().collect();
     for d in &dead {
         let line = d["line"].as_u64().unwrap() as usize;
-        assert_eq!(
-            d["raw"].as_str(),
-            Some(lines[line - 1]),
-            "raw of dead letter at line {line}"
-        );
+        assert_eq!(d["raw"].as_str(), Some(lines[line - 1]), "raw of dead letter at line {line}");
         assert!(
-            d["file"]
-                .as_str()
-                .is_some_and(|f| f.ends_with("events.jsonl")),
+            d["file"].as_str().is_some_and(|f| f.ends_with("events.jsonl")),
             "file of dead letter at line {line}: {}",
             d["file"]
         );
-        assert!(
-            d["detail"].as_str().is_some_and(|s| !s.trim().is_empty()),
-            "detail at line {line}"
-        );
+        assert!(d["detail"].as_str().is_some_and(|s| !s.trim().is_empty()), "detail at line {line}");
     }
 }
 
@@ -503,10 +466,7 @@ fn golden_replay_is_byte_identical() {
     let first = fs::read(a.path().join("alerts.jsonl")).unwrap();
     let second = fs::read(b.path().join("alerts.jsonl")).unwrap();
     assert!(!first.is_empty(), "golden alerts.jsonl is empty");
-    assert!(
-        first == second,
-        "two replays of the same input wrote different alerts.jsonl"
-    );
+    assert!(first == second, "two replays of the same input wrote different alerts.jsonl");
 }
 
 // --------------------------------------------------- examples.md, verbatim ---
@@ -602,14 +562,7 @@ fn worked_example_of_examples_md() {
         p("events.jsonl"),
     ]);
 
-    assert_same_records(
-        &alerts,
-        &example_expected_alerts(),
-        "examples.md alerts.jsonl",
-    );
+    assert_same_records(&alerts, &example_expected_alerts(), "examples.md alerts.jsonl");
     assert_firing_first(&alerts);
-    assert!(
-        dead.is_empty(),
-        "examples.md input has no bad line, got dead letters: {dead:?}"
-    );
+    assert!(dead.is_empty(), "examples.md input has no bad line, got dead letters: {dead:?}");
 }

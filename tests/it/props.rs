@@ -43,11 +43,7 @@ fn run(rd: &Arc<RefData>, lines: &[String], split: Option<usize>) -> (Vec<String
         if split == Some(i) {
             let snap = engine.snapshot();
             engine = Engine::restore(rd.clone(), zone(), RulesConfig::default(), &snap).unwrap();
-            assert_eq!(
-                engine.snapshot(),
-                snap,
-                "snapshot of a restored engine is identical"
-            );
+            assert_eq!(engine.snapshot(), snap, "snapshot of a restored engine is identical");
         }
         if let Ok(ev) = decoder.decode(line.as_bytes()) {
             let at = ev.occurred_at;
@@ -171,10 +167,7 @@ fn shuffled_streams_do_retract_and_hold() {
     for seed in 0..8u64 {
         let lines = stream(seed, 60, 0.25, 0.0, 0.0);
         let (a, e) = run(&rd, &lines, None);
-        retracted += a
-            .iter()
-            .filter(|x| x.contains("\"state\":\"retracted\""))
-            .count();
+        retracted += a.iter().filter(|x| x.contains("\"state\":\"retracted\"")).count();
         live_alerts += live(&a).len();
         assert!(e.stats().held > 0 || seed > 0 || retracted > 0);
     }

@@ -14,12 +14,7 @@ fn national_day_and_its_make_up_saturday() {
     // charged day, Fri 9 Oct the 2nd, Sat 10 Oct (make-up) the 3rd: due 10 Oct.
     // due_soon at charged day max(1, 3-2+1) = 2 → 9 Oct 00:00; overdue 11 Oct 00:00.
     let mut h = H::new();
-    h.ev(
-        "N1",
-        "accepted",
-        "2026-09-30T10:00",
-        json!({"item_code": "A"}),
-    );
+    h.ev("N1", "accepted", "2026-09-30T10:00", json!({"item_code": "A"}));
     h.until("2026-10-12T00:00");
     assert_eq!(
         h.of("N1"),
@@ -28,10 +23,7 @@ fn national_day_and_its_make_up_saturday() {
             "N1/overdue firing 2026-10-11T00:00 due 2026-10-10"
         ])
     );
-    assert_eq!(
-        h.case("N1").summary.due_date.unwrap().to_string(),
-        "2026-10-10"
-    );
+    assert_eq!(h.case("N1").summary.due_date.unwrap().to_string(), "2026-10-10");
 }
 
 #[test]
@@ -40,12 +32,7 @@ fn make_up_sunday_and_warn_days_clamped_to_one() {
     // day, so it is the 1st charged day and the due date. warn_days 2 is
     // clamped to N = 1: due_soon at charged day 1 → 20 Sep 00:00; overdue 21 Sep.
     let mut h = H::new();
-    h.ev(
-        "M1",
-        "accepted",
-        "2026-09-18T10:00",
-        json!({"item_code": "B"}),
-    );
+    h.ev("M1", "accepted", "2026-09-18T10:00", json!({"item_code": "B"}));
     h.until("2026-09-22T00:00");
     assert_eq!(
         h.of("M1"),
@@ -60,48 +47,22 @@ fn make_up_sunday_and_warn_days_clamped_to_one() {
 fn immediate_case_is_due_the_day_it_is_accepted() {
     // N = 0: due date = acceptance date, no due_soon, overdue at 00:00 next day.
     let mut h = H::new();
-    h.ev(
-        "I1",
-        "accepted",
-        "2026-03-06T16:00",
-        json!({"item_code": "I"}),
-    );
+    h.ev("I1", "accepted", "2026-03-06T16:00", json!({"item_code": "I"}));
     h.until("2026-03-09T00:00");
-    assert_eq!(
-        h.of("I1"),
-        sorted(&["I1/overdue firing 2026-03-07T00:00 due 2026-03-06"])
-    );
+    assert_eq!(h.of("I1"), sorted(&["I1/overdue firing 2026-03-07T00:00 due 2026-03-06"]));
 }
 
 #[test]
 fn worked_example_c2_figures() {
     // examples.md, C2: accepted 13 Feb, stopped 24–26 Feb, completed 2 Mar.
     let mut h = H::new();
-    h.ev(
-        "C2",
-        "accepted",
-        "2026-02-13T10:00",
-        json!({"item_code": "A"}),
-    );
-    h.ev(
-        "C2",
-        "suspended",
-        "2026-02-24T09:00",
-        json!({"reason": "testing"}),
-    );
+    h.ev("C2", "accepted", "2026-02-13T10:00", json!({"item_code": "A"}));
+    h.ev("C2", "suspended", "2026-02-24T09:00", json!({"reason": "testing"}));
     h.ev("C2", "resumed", "2026-02-26T15:00", json!({}));
-    h.ev(
-        "C2",
-        "completed",
-        "2026-03-02T11:00",
-        json!({"result": "approved"}),
-    );
+    h.ev("C2", "completed", "2026-03-02T11:00", json!({"result": "approved"}));
     let s = h.case("C2").summary;
     assert_eq!(s.due_date.unwrap().to_string(), "2026-02-28");
-    assert_eq!(
-        (s.on_time, s.early, s.used_days, s.stopped_days),
-        (Some(false), Some(false), Some(4), Some(3))
-    );
+    assert_eq!((s.on_time, s.early, s.used_days, s.stopped_days), (Some(false), Some(false), Some(4), Some(3)));
     assert!(s.overdue);
 }
 
@@ -111,18 +72,8 @@ fn open_stop_leaves_the_due_date_undefined() {
     // every date from 3 Mar on is uncharged, so there is no 1st charged day,
     // no due date and no timers.
     let mut h = H::new();
-    h.ev(
-        "U1",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "A"}),
-    );
-    h.ev(
-        "U1",
-        "suspended",
-        "2026-03-03T09:00",
-        json!({"reason": "expert_review"}),
-    );
+    h.ev("U1", "accepted", "2026-03-02T10:00", json!({"item_code": "A"}));
+    h.ev("U1", "suspended", "2026-03-03T09:00", json!({"reason": "expert_review"}));
     h.until("2026-04-01T00:00");
     assert!(h.of("U1").is_empty(), "{:?}", h.of("U1"));
     let s = h.case("U1").summary;
@@ -139,21 +90,11 @@ fn intake_clock_counts_on_after_a_supplement_stop() {
     // intake due 12 Mar, intake_overdue at 13 Mar 00:00, resolved by the
     // acceptance on 16 Mar 09:00.
     let mut h = H::new();
-    h.ev(
-        "K1",
-        "submitted",
-        "2026-03-02T09:00",
-        json!({"item_code": "A"}),
-    );
+    h.ev("K1", "submitted", "2026-03-02T09:00", json!({"item_code": "A"}));
     h.ev("K1", "supplement_requested", "2026-03-03T10:00", json!({}));
     h.ev("K1", "supplement_received", "2026-03-05T15:00", json!({}));
     h.until("2026-03-13T00:00");
-    h.ev(
-        "K1",
-        "accepted",
-        "2026-03-16T09:00",
-        json!({"item_code": "A"}),
-    );
+    h.ev("K1", "accepted", "2026-03-16T09:00", json!({"item_code": "A"}));
     assert_eq!(
         h.of("K1"),
         sorted(&[
@@ -164,18 +105,8 @@ fn intake_clock_counts_on_after_a_supplement_stop() {
     // Without a stop: 5th working day after Mon 2 Mar is Mon 9 Mar; a refusal
     // on 9 Mar is in time, so nothing fires.
     let mut h = H::new();
-    h.ev(
-        "K2",
-        "submitted",
-        "2026-03-02T09:00",
-        json!({"item_code": "A"}),
-    );
-    h.ev(
-        "K2",
-        "refused",
-        "2026-03-09T17:00",
-        json!({"reason": "材料不全"}),
-    );
+    h.ev("K2", "submitted", "2026-03-02T09:00", json!({"item_code": "A"}));
+    h.ev("K2", "refused", "2026-03-09T17:00", json!({"reason": "材料不全"}));
     h.until("2026-03-20T00:00");
     assert!(h.of("K2").is_empty(), "{:?}", h.of("K2"));
 }
@@ -185,39 +116,18 @@ fn repeated_supplement_counts_both_kinds_of_request() {
     // 1st request: supplement_requested on 3 Mar; 2nd: a suspension for
     // supplement on 10 Mar → fires at 10 Mar 11:00, resolves on completion.
     let mut h = H::new();
-    h.ev(
-        "S1",
-        "submitted",
-        "2026-03-02T09:00",
-        json!({"item_code": "A"}),
-    );
+    h.ev("S1", "submitted", "2026-03-02T09:00", json!({"item_code": "A"}));
     h.ev("S1", "supplement_requested", "2026-03-03T10:00", json!({}));
     h.ev("S1", "supplement_received", "2026-03-04T10:00", json!({}));
-    h.ev(
-        "S1",
-        "accepted",
-        "2026-03-05T09:00",
-        json!({"item_code": "A"}),
-    );
-    h.ev(
-        "S1",
-        "suspended",
-        "2026-03-06T11:00",
-        json!({"reason": "supplement"}),
-    );
+    h.ev("S1", "accepted", "2026-03-05T09:00", json!({"item_code": "A"}));
+    h.ev("S1", "suspended", "2026-03-06T11:00", json!({"reason": "supplement"}));
     h.ev("S1", "resumed", "2026-03-09T11:00", json!({}));
-    h.ev(
-        "S1",
-        "completed",
-        "2026-03-10T11:00",
-        json!({"result": "approved"}),
-    );
+    h.ev("S1", "completed", "2026-03-10T11:00", json!({"result": "approved"}));
     assert_eq!(
         h.of("S1"),
-        sorted(&[
-            "S1/repeated_supplement firing 2026-03-06T11:00",
-            "S1/repeated_supplement resolved 2026-03-10T11:00",
-        ])
+        sorted(
+            &["S1/repeated_supplement firing 2026-03-06T11:00", "S1/repeated_supplement resolved 2026-03-10T11:00",]
+        )
     );
 }
 
@@ -226,57 +136,21 @@ fn dual_intake_window_source_and_withdrawal() {
     let mut h = H::new();
     // D1 from center on 2 Mar; D2 same applicant and item from tax-sys 1 Apr:
     // 30 calendar days later → fires, naming D1.
-    h.ev(
-        "D1",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "A"}),
-    );
-    h.ev(
-        "D2",
-        "accepted",
-        "2026-04-01T10:00",
-        json!({"item_code": "A", "source": "tax-sys"}),
-    );
+    h.ev("D1", "accepted", "2026-03-02T10:00", json!({"item_code": "A"}));
+    h.ev("D2", "accepted", "2026-04-01T10:00", json!({"item_code": "A", "source": "tax-sys"}));
     // D3 on 2 Apr from tax-sys: D1 is 31 days back (too old), D2 has the same
     // source → no alert.
-    h.ev(
-        "D3",
-        "accepted",
-        "2026-04-02T10:00",
-        json!({"item_code": "A", "source": "tax-sys"}),
-    );
+    h.ev("D3", "accepted", "2026-04-02T10:00", json!({"item_code": "A", "source": "tax-sys"}));
     // D4 withdrawn before D5 is accepted from another source → no alert.
-    h.ev(
-        "D4",
-        "accepted",
-        "2026-05-06T10:00",
-        json!({"item_code": "A", "applicant": "p9"}),
-    );
+    h.ev("D4", "accepted", "2026-05-06T10:00", json!({"item_code": "A", "applicant": "p9"}));
     h.ev("D4", "withdrawn", "2026-05-06T11:00", json!({}));
-    h.ev(
-        "D5",
-        "accepted",
-        "2026-05-07T10:00",
-        json!({"item_code": "A", "applicant": "p9", "source": "tax-sys"}),
-    );
+    h.ev("D5", "accepted", "2026-05-07T10:00", json!({"item_code": "A", "applicant": "p9", "source": "tax-sys"}));
     assert_eq!(
-        h.of("D2")
-            .iter()
-            .filter(|l| l.contains("dual"))
-            .collect::<Vec<_>>(),
+        h.of("D2").iter().filter(|l| l.contains("dual")).collect::<Vec<_>>(),
         ["D2/dual_intake firing 2026-04-01T10:00 earlier D1"]
     );
-    assert!(
-        h.of("D3").iter().all(|l| !l.contains("dual")),
-        "{:?}",
-        h.of("D3")
-    );
-    assert!(
-        h.of("D5").iter().all(|l| !l.contains("dual")),
-        "{:?}",
-        h.of("D5")
-    );
+    assert!(h.of("D3").iter().all(|l| !l.contains("dual")), "{:?}", h.of("D3"));
+    assert!(h.of("D5").iter().all(|l| !l.contains("dual")), "{:?}", h.of("D5"));
 }
 
 #[test]
@@ -284,27 +158,12 @@ fn dual_intake_found_when_the_earlier_acceptance_arrives_late() {
     // L2 (tax-sys, 10 Mar) arrives first, L1 (center, 9 Mar) afterwards: the
     // result is the same as in order — dual_intake on L2 at its acceptance.
     let mut h = H::new();
-    h.ev(
-        "L2",
-        "accepted",
-        "2026-03-10T10:00",
-        json!({"item_code": "A", "source": "tax-sys", "applicant": "q"}),
-    );
+    h.ev("L2", "accepted", "2026-03-10T10:00", json!({"item_code": "A", "source": "tax-sys", "applicant": "q"}));
     assert_eq!(
-        h.ev(
-            "L1",
-            "accepted",
-            "2026-03-09T10:00",
-            json!({"item_code": "A", "applicant": "q"})
-        ),
+        h.ev("L1", "accepted", "2026-03-09T10:00", json!({"item_code": "A", "applicant": "q"})),
         Outcome::Applied
     );
-    assert!(
-        h.of("L2")
-            .contains(&"L2/dual_intake firing 2026-03-10T10:00 earlier L1".to_string()),
-        "{:?}",
-        h.of("L2")
-    );
+    assert!(h.of("L2").contains(&"L2/dual_intake firing 2026-03-10T10:00 earlier L1".to_string()), "{:?}", h.of("L2"));
     assert!(h.of("L1").iter().all(|l| !l.contains("dual")));
 }
 
@@ -312,76 +171,30 @@ fn dual_intake_found_when_the_earlier_acceptance_arrives_late() {
 fn unregistered_case_grace_late_registration_and_sub_cases() {
     let mut h = H::new();
     // G1: only departmental events → fires at first event + 24 h.
-    h.ev(
-        "G1",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "A", "source": "tax-sys"}),
-    );
+    h.ev("G1", "accepted", "2026-03-02T10:00", json!({"item_code": "A", "source": "tax-sys"}));
     // G2: a center event 23 h after the first → registered, nothing.
-    h.ev(
-        "G2",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "A", "source": "tax-sys"}),
-    );
-    h.ev(
-        "G2",
-        "step_completed",
-        "2026-03-03T09:00",
-        json!({"step": "登记"}),
-    );
+    h.ev("G2", "accepted", "2026-03-02T10:00", json!({"item_code": "A", "source": "tax-sys"}));
+    h.ev("G2", "step_completed", "2026-03-03T09:00", json!({"step": "登记"}));
     // G3: center event 30 h after → fires at +24 h, resolved at +30 h.
-    h.ev(
-        "G3",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "A", "source": "tax-sys"}),
-    );
+    h.ev("G3", "accepted", "2026-03-02T10:00", json!({"item_code": "A", "source": "tax-sys"}));
     // G4: item not handled in the hall → never.
-    h.ev(
-        "G4",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "O", "source": "tax-sys"}),
-    );
+    h.ev("G4", "accepted", "2026-03-02T10:00", json!({"item_code": "O", "source": "tax-sys"}));
     // Sub-case G6 of parent G5: registered through G5's center event.
-    h.ev(
-        "G5",
-        "accepted",
-        "2026-03-02T09:00",
-        json!({"item_code": "J"}),
-    );
+    h.ev("G5", "accepted", "2026-03-02T09:00", json!({"item_code": "J"}));
     h.ev(
         "G6",
         "accepted",
         "2026-03-02T10:00",
         json!({"item_code": "S", "source": "health-sys", "parent_case_id": "G5"}),
     );
-    h.ev(
-        "G3",
-        "step_completed",
-        "2026-03-03T16:00",
-        json!({"step": "登记"}),
-    );
+    h.ev("G3", "step_completed", "2026-03-03T16:00", json!({"step": "登记"}));
     h.until("2026-03-04T00:00");
-    let unreg = |c: &str| {
-        h.of(c)
-            .into_iter()
-            .filter(|l| l.contains("unregistered"))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        unreg("G1"),
-        sorted(&["G1/unregistered_case firing 2026-03-03T10:00"])
-    );
+    let unreg = |c: &str| h.of(c).into_iter().filter(|l| l.contains("unregistered")).collect::<Vec<_>>();
+    assert_eq!(unreg("G1"), sorted(&["G1/unregistered_case firing 2026-03-03T10:00"]));
     assert!(unreg("G2").is_empty());
     assert_eq!(
         unreg("G3"),
-        sorted(&[
-            "G3/unregistered_case firing 2026-03-03T10:00",
-            "G3/unregistered_case resolved 2026-03-03T16:00"
-        ])
+        sorted(&["G3/unregistered_case firing 2026-03-03T10:00", "G3/unregistered_case resolved 2026-03-03T16:00"])
     );
     assert!(unreg("G4").is_empty());
     assert!(unreg("G6").is_empty(), "{:?}", h.of("G6"));
@@ -390,26 +203,13 @@ fn unregistered_case_grace_late_registration_and_sub_cases() {
 #[test]
 fn late_center_event_within_grace_retracts_unregistered_case() {
     let mut h = H::new();
-    h.ev(
-        "G7",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "A", "source": "tax-sys"}),
-    );
+    h.ev("G7", "accepted", "2026-03-02T10:00", json!({"item_code": "A", "source": "tax-sys"}));
     h.until("2026-03-03T12:00");
     // A center event from 2 Mar 15:00 arrives late.
-    h.ev(
-        "G7",
-        "step_completed",
-        "2026-03-02T15:00",
-        json!({"step": "登记"}),
-    );
+    h.ev("G7", "step_completed", "2026-03-02T15:00", json!({"step": "登记"}));
     assert_eq!(
         h.of("G7"),
-        sorted(&[
-            "G7/unregistered_case firing 2026-03-03T10:00",
-            "G7/unregistered_case retracted 2026-03-03T10:00"
-        ])
+        sorted(&["G7/unregistered_case firing 2026-03-03T10:00", "G7/unregistered_case retracted 2026-03-03T10:00"])
     );
 }
 
@@ -417,38 +217,13 @@ fn late_center_event_within_grace_retracts_unregistered_case() {
 fn backdated_overcharge_and_denial_boundaries() {
     let mut h = H::new();
     // recorded 24 h after: allowed. 24 h + 1 s: backdated, at occurred_at.
-    h.ev(
-        "B1",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "F", "recorded_at": "2026-03-03T10:00"}),
-    );
-    h.ev(
-        "B2",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "F", "recorded_at": "2026-03-03T10:00:01"}),
-    );
+    h.ev("B1", "accepted", "2026-03-02T10:00", json!({"item_code": "F", "recorded_at": "2026-03-03T10:00"}));
+    h.ev("B2", "accepted", "2026-03-02T10:00", json!({"item_code": "F", "recorded_at": "2026-03-03T10:00:01"}));
     // Fee 10.005 on a 10-yuan item: not more than 0.005 over. 10.0051: overcharge.
-    h.ev(
-        "B1",
-        "completed",
-        "2026-03-03T11:00",
-        json!({"result": "approved", "fee_yuan": 10.005}),
-    );
-    h.ev(
-        "B2",
-        "completed",
-        "2026-03-03T11:00",
-        json!({"result": "denied", "reason": "  ", "fee_yuan": 10.0051}),
-    );
+    h.ev("B1", "completed", "2026-03-03T11:00", json!({"result": "approved", "fee_yuan": 10.005}));
+    h.ev("B2", "completed", "2026-03-03T11:00", json!({"result": "denied", "reason": "  ", "fee_yuan": 10.0051}));
     // Refused with no reason.
-    h.ev(
-        "B3",
-        "submitted",
-        "2026-03-03T09:00",
-        json!({"item_code": "A"}),
-    );
+    h.ev("B3", "submitted", "2026-03-03T09:00", json!({"item_code": "A"}));
     h.ev("B3", "refused", "2026-03-03T12:00", json!({}));
     assert!(h.of("B1").is_empty(), "{:?}", h.of("B1"));
     assert_eq!(
@@ -478,21 +253,13 @@ fn bad_rating_unrectified_after_fifteen_working_days() {
     let mut h = H::new();
     for c in ["R1", "R2", "R3"] {
         h.ev(c, "accepted", "2026-03-02T09:00", json!({"item_code": "A"}));
-        h.ev(
-            c,
-            "completed",
-            "2026-03-02T15:00",
-            json!({"result": "approved"}),
-        );
+        h.ev(c, "completed", "2026-03-02T15:00", json!({"result": "approved"}));
         h.ev(c, "evaluated", "2026-03-03T10:00", json!({"rating": 2}));
     }
     h.ev("R2", "rectified", "2026-03-24T17:00", json!({}));
     h.until("2026-03-26T00:00");
     h.ev("R3", "rectified", "2026-03-26T09:00", json!({}));
-    assert_eq!(
-        h.of("R1"),
-        sorted(&["R1/bad_rating_unrectified firing 2026-03-25T00:00"])
-    );
+    assert_eq!(h.of("R1"), sorted(&["R1/bad_rating_unrectified firing 2026-03-25T00:00"]));
     assert!(h.of("R2").is_empty());
     assert_eq!(
         h.of("R3"),
@@ -510,24 +277,9 @@ fn late_completion_retracts_overdue_even_after_resolution() {
     // completion on 25 Feb 16:00 arrives: overdue was wrong → retracted;
     // due_soon resolved at 25 Feb 16:00.
     let mut h = H::new();
-    h.ev(
-        "T1",
-        "accepted",
-        "2026-02-13T10:00",
-        json!({"item_code": "A"}),
-    );
-    h.ev(
-        "X",
-        "accepted",
-        "2026-02-27T10:00",
-        json!({"item_code": "A"}),
-    );
-    h.ev(
-        "T1",
-        "completed",
-        "2026-02-25T16:00",
-        json!({"result": "approved"}),
-    );
+    h.ev("T1", "accepted", "2026-02-13T10:00", json!({"item_code": "A"}));
+    h.ev("X", "accepted", "2026-02-27T10:00", json!({"item_code": "A"}));
+    h.ev("T1", "completed", "2026-02-25T16:00", json!({"result": "approved"}));
     assert_eq!(
         h.of("T1"),
         sorted(&[
@@ -547,24 +299,9 @@ fn late_stop_moves_the_deadline_and_refires_as_number_two() {
     // fired: that overdue is retracted and overdue#2 fires at 1 Mar 00:00
     // (due 28 Feb). due_soon of 24 Feb 00:00 stands (the stop began at 09:00).
     let mut h = H::new();
-    h.ev(
-        "T2",
-        "accepted",
-        "2026-02-13T10:00",
-        json!({"item_code": "A"}),
-    );
-    h.ev(
-        "X",
-        "accepted",
-        "2026-02-27T10:00",
-        json!({"item_code": "A"}),
-    );
-    h.ev(
-        "T2",
-        "suspended",
-        "2026-02-24T09:00",
-        json!({"reason": "testing"}),
-    );
+    h.ev("T2", "accepted", "2026-02-13T10:00", json!({"item_code": "A"}));
+    h.ev("X", "accepted", "2026-02-27T10:00", json!({"item_code": "A"}));
+    h.ev("T2", "suspended", "2026-02-24T09:00", json!({"reason": "testing"}));
     h.ev("T2", "resumed", "2026-02-26T15:00", json!({}));
     h.until("2026-03-01T00:00");
     assert_eq!(
@@ -581,70 +318,26 @@ fn late_stop_moves_the_deadline_and_refires_as_number_two() {
 #[test]
 fn early_event_is_held_until_its_case_makes_it_valid() {
     let mut h = H::new();
-    h.ev(
-        "H1",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "A"}),
-    );
-    assert_eq!(
-        h.ev("H1", "resumed", "2026-03-04T10:00", json!({})),
-        Outcome::Held
-    );
-    assert_eq!(
-        h.ev(
-            "H1",
-            "suspended",
-            "2026-03-03T10:00",
-            json!({"reason": "hearing"})
-        ),
-        Outcome::Applied
-    );
+    h.ev("H1", "accepted", "2026-03-02T10:00", json!({"item_code": "A"}));
+    assert_eq!(h.ev("H1", "resumed", "2026-03-04T10:00", json!({})), Outcome::Held);
+    assert_eq!(h.ev("H1", "suspended", "2026-03-03T10:00", json!({"reason": "hearing"})), Outcome::Applied);
     h.until("2026-04-30T00:00");
     assert!(h.dead.is_empty());
     assert_eq!(h.case("H1").held_events, 0);
     // Stop 3–4 Mar: charged 5 (1), 6 (2), 9 (3) → due 9 Mar.
-    assert_eq!(
-        h.case("H1").summary.due_date.unwrap().to_string(),
-        "2026-03-09"
-    );
+    assert_eq!(h.case("H1").summary.due_date.unwrap().to_string(), "2026-03-09");
 }
 
 #[test]
 fn orphans_and_invalid_transitions_are_dead_lettered_after_the_hold() {
     let mut h = H::new();
-    assert_eq!(
-        h.ev(
-            "O1",
-            "completed",
-            "2026-03-02T10:00",
-            json!({"result": "approved"})
-        ),
-        Outcome::Held
-    );
-    h.ev(
-        "O2",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "A"}),
-    );
-    assert_eq!(
-        h.ev(
-            "O2",
-            "accepted",
-            "2026-03-02T11:00",
-            json!({"item_code": "A"})
-        ),
-        Outcome::Held
-    );
+    assert_eq!(h.ev("O1", "completed", "2026-03-02T10:00", json!({"result": "approved"})), Outcome::Held);
+    h.ev("O2", "accepted", "2026-03-02T10:00", json!({"item_code": "A"}));
+    assert_eq!(h.ev("O2", "accepted", "2026-03-02T11:00", json!({"item_code": "A"})), Outcome::Held);
     h.until("2026-03-09T09:59");
     assert!(h.dead.is_empty(), "held 168 h of watermark");
     h.until("2026-03-09T11:00");
-    let reasons: Vec<_> = h
-        .dead
-        .iter()
-        .map(|(_, r)| (r.reason, r.field.clone()))
-        .collect();
+    let reasons: Vec<_> = h.dead.iter().map(|(_, r)| (r.reason, r.field.clone())).collect();
     assert_eq!(
         reasons,
         vec![
@@ -664,18 +357,8 @@ fn late_withdrawal_undoes_an_applied_completion() {
     // and the overcharge are retracted, and the completion (now after a
     // withdrawal) is held, then dead-lettered as invalid_transition after 168 h.
     let mut h = H::new();
-    h.ev(
-        "W1",
-        "accepted",
-        "2026-03-02T10:00",
-        json!({"item_code": "F"}),
-    );
-    h.ev(
-        "W1",
-        "completed",
-        "2026-03-04T10:00",
-        json!({"result": "approved", "fee_yuan": 50}),
-    );
+    h.ev("W1", "accepted", "2026-03-02T10:00", json!({"item_code": "F"}));
+    h.ev("W1", "completed", "2026-03-04T10:00", json!({"result": "approved", "fee_yuan": 50}));
     assert_eq!(
         h.of("W1"),
         sorted(&[
@@ -685,14 +368,8 @@ fn late_withdrawal_undoes_an_applied_completion() {
             "W1/overcharge resolved 2026-03-04T10:00",
         ])
     );
-    assert_eq!(
-        h.ev("W1", "withdrawn", "2026-03-03T10:00", json!({})),
-        Outcome::Applied
-    );
-    for l in [
-        "W1/overcharge retracted 2026-03-04T10:00",
-        "W1/due_soon retracted 2026-03-04T00:00 due 2026-03-05",
-    ] {
+    assert_eq!(h.ev("W1", "withdrawn", "2026-03-03T10:00", json!({})), Outcome::Applied);
+    for l in ["W1/overcharge retracted 2026-03-04T10:00", "W1/due_soon retracted 2026-03-04T00:00 due 2026-03-05"] {
         assert!(h.log().contains(&l.to_string()), "{l} not in {:?}", h.log());
     }
     assert_eq!(h.case("W1").summary.status.as_str(), "withdrawn");
@@ -728,17 +405,8 @@ fn dead_lettered_event_id_can_be_sent_again() {
 #[test]
 fn thresholds_come_from_configuration() {
     // warn_days 1: due_soon on charged day 3 of 3 (25 Feb); grace 2 h.
-    let mut h = H::with_rules(RulesConfig {
-        warn_days: 1,
-        grace_hours: 2,
-        ..RulesConfig::default()
-    });
-    h.ev(
-        "Y1",
-        "accepted",
-        "2026-02-13T10:00",
-        json!({"item_code": "A", "source": "tax-sys"}),
-    );
+    let mut h = H::with_rules(RulesConfig { warn_days: 1, grace_hours: 2, ..RulesConfig::default() });
+    h.ev("Y1", "accepted", "2026-02-13T10:00", json!({"item_code": "A", "source": "tax-sys"}));
     h.until("2026-02-26T00:00");
     assert_eq!(
         h.of("Y1"),

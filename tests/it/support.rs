@@ -15,8 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Catalogue used by the rule tests.
-pub const CATALOG: &str =
-    "item_code,name,department,kind,statutory_days,promised_days,fee_yuan,in_hall
+pub const CATALOG: &str = "item_code,name,department,kind,statutory_days,promised_days,fee_yuan,in_hall
 A,Item A,tax,promised,10,3,0,
 I,Item I,tax,immediate,0,0,10,
 B,One-day item,market,promised,20,1,0,
@@ -115,10 +114,7 @@ impl H {
 
     /// Applies one raw line through the decoder; panics on a rejection.
     pub fn raw(&mut self, line: &str) -> Outcome {
-        let ev = self
-            .decoder
-            .decode(line.as_bytes())
-            .unwrap_or_else(|r| panic!("rejected {line}: {r:?}"));
+        let ev = self.decoder.decode(line.as_bytes()).unwrap_or_else(|r| panic!("rejected {line}: {r:?}"));
         let at = ev.occurred_at;
         let mut eff = Vec::new();
         let outcome = self.engine.apply(ev, self.seq, &mut eff);
@@ -156,19 +152,13 @@ impl H {
 
     /// Records of one case, sorted.
     pub fn of(&self, case: &str) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .log()
-            .into_iter()
-            .filter(|l| l.starts_with(&format!("{case}/")))
-            .collect();
+        let mut v: Vec<String> = self.log().into_iter().filter(|l| l.starts_with(&format!("{case}/"))).collect();
         v.sort();
         v
     }
 
     pub fn case(&self, id: &str) -> CaseView {
-        self.engine
-            .case_view(id)
-            .unwrap_or_else(|| panic!("no case {id}"))
+        self.engine.case_view(id).unwrap_or_else(|| panic!("no case {id}"))
     }
 }
 
