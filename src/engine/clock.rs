@@ -125,7 +125,8 @@ mod tests {
         assert_eq!(nth_charged(&c, d("2026-02-13"), 3, &open).unwrap(), None);
         // The 1st charged day lies before the stop, so it is still defined.
         assert_eq!(nth_charged(&c, d("2026-02-13"), 1, &open).unwrap(), Some(d("2026-02-14")));
-        assert_eq!(stopped_days(&c, d("2026-02-13"), d("2026-03-02"), &open).unwrap(), 7);
+        // 24–27 Feb, 28 Feb (make-up) and 2 Mar.
+        assert_eq!(stopped_days(&c, d("2026-02-13"), d("2026-03-02"), &open).unwrap(), 6);
     }
 
     #[test]
