@@ -1,1 +1,85 @@
-fn main() {}
+//! Criterion benchmarks of the core without I/O: decoding lines, applying
+//! decoded events to the engine, and both together, over a synthetic stream
+//! (`cargo bench --bench core`). Throughput is reported in events.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use jiancha::config::RulesConfig;
+use jiancha::engine::{Engine, Outcome};
+use jiancha::event::Decoder;
+use jiancha::reference::RefData;
+use jiancha::synth::{generate, SynthOptions};
+use jiancha::time::Zone;
+use std::path::Path;
+use std::sync::Arc;
+
+fn setup() -> (Arc<RefData>, Zone, Vec<String>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rd = Arc::new(
+        RefData::load(&root.join("config/catalog.csv"), &root.join("config/calendar"), &root.join("config/regions.csv"))
+            .expect("shipped reference data"),
+    );
+    let zone = Zone::new("Asia/Shanghai").unwrap();
+    let opts = SynthOptions {
+        cases: 6_000,
+        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 2).unwrap(),
+        days: 300,
+        ..SynthOptions::default()
+    };
+    let lines = generate(&rd, &zone, &opts);
+    (rd, zone, lines)
+}
+
+fn bench(c: &mut Criterion) {
+    let (rd, zone, lines) = setup();
+    let decoder = Decoder::new(rd.clone(), zone.clone(), "bench-key");
+    let events: Vec<_> = lines.iter().filter_map(|l| decoder.decode(l.as_bytes()).ok()).collect();
+    let mut g = c.benchmark_group("core");
+    g.sample_size(10);
+
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function("decode", |b| {
+        b.iter(|| lines.iter().filter(|l| decoder.decode(l.as_bytes()).is_ok()).count())
+    });
+
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("rules", |b| {
+        b.iter_batched(
+            || events.clone(),
+            |events| {
+                let mut engine = Engine::new(rd.clone(), zone.clone(), RulesConfig::default());
+                let mut eff = Vec::new();
+                for (i, ev) in events.into_iter().enumerate() {
+                    let at = ev.occurred_at;
+                    if engine.apply(ev, i as u64, &mut eff) == Outcome::Applied {
+                        engine.advance_watermark(at, &mut eff);
+                    }
+                    eff.clear();
+                }
+                engine
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function("decode+rules", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(rd.clone(), zone.clone(), RulesConfig::default());
+            let mut eff = Vec::new();
+            for (i, l) in lines.iter().enumerate() {
+                if let Ok(ev) = decoder.decode(l.as_bytes()) {
+                    let at = ev.occurred_at;
+                    if engine.apply(ev, i as u64, &mut eff) == Outcome::Applied {
+                        engine.advance_watermark(at, &mut eff);
+                    }
+                }
+                eff.clear();
+            }
+            engine
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -87,8 +87,8 @@ pub struct Calendar {
     base: Day,
     /// `cum[i]` = working days in `[base, base + i)`; one longer than the table.
     cum: Vec<u32>,
-    /// First day of each known year's span, to check coverage.
-    year_first: BTreeMap<i32, (Day, Day)>,
+    /// `gaps[i]` = days without a calendar file in `[base, base + i)`.
+    gaps: Vec<u32>,
 }
 
 fn ymd(y: i32, m: u32, d: u32) -> Day {
@@ -178,8 +178,14 @@ impl Calendar {
             acc += working as u32;
             cum.push(acc);
         }
-        let year_first = years.iter().map(|&y| (y, (ymd(y, 1, 1), ymd(y + 1, 1, 1)))).collect();
-        Ok(Calendar { years, exceptions, base, cum, year_first })
+        let mut gaps = Vec::with_capacity(len + 1);
+        gaps.push(0u32);
+        let mut g = 0u32;
+        for i in 0..len {
+            g += !years.contains(&Day(base.0 + i as i32).year()) as u32;
+            gaps.push(g);
+        }
+        Ok(Calendar { years, exceptions, base, cum, gaps })
     }
 
     /// The years that have their own calendar file.
@@ -197,12 +203,22 @@ impl Calendar {
         self.exceptions.get(&day)
     }
 
+    /// The table index of a day with a calendar, or the year it lacks.
     fn index(&self, day: Day) -> Result<usize, NoCalendar> {
-        let y = day.year();
-        if !self.years.contains(&y) {
-            return Err(NoCalendar(y));
+        let i = day.0 as i64 - self.base.0 as i64;
+        if i < 0 || i as usize + 1 >= self.cum.len() {
+            return Err(NoCalendar(day.year()));
         }
-        Ok((day.0 - self.base.0) as usize)
+        let i = i as usize;
+        if self.gaps[i + 1] > self.gaps[i] {
+            return Err(NoCalendar(day.year()));
+        }
+        Ok(i)
+    }
+
+    /// Whether `day` lies in a year with a calendar file.
+    pub fn covers(&self, day: Day) -> bool {
+        self.index(day).is_ok()
     }
 
     /// Whether `day` is a working day.
@@ -211,12 +227,13 @@ impl Calendar {
         Ok(self.cum[i + 1] > self.cum[i])
     }
 
-    /// Checks that every year from `from` to `to` (inclusive) has a file.
+    /// Checks that every day from `from` to `to` (inclusive) has a calendar.
     fn covered(&self, from: Day, to: Day) -> Result<(), NoCalendar> {
-        for y in from.year()..=to.year() {
-            if !self.year_first.contains_key(&y) {
-                return Err(NoCalendar(y));
-            }
+        let a = self.index(from)?;
+        let b = self.index(to)?;
+        if self.gaps[b + 1] != self.gaps[a] {
+            let first = (a..=b).find(|&k| self.gaps[k + 1] > self.gaps[k]).unwrap_or(a);
+            return Err(NoCalendar(Day(self.base.0 + first as i32).year()));
         }
         Ok(())
     }

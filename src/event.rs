@@ -449,8 +449,9 @@ impl Decoder {
                 Rejection::field(DeadReason::UnknownItem, "item_code", format!("item {code:?} is not in the catalogue"))
             })?),
         };
-        let year = self.zone.day_of(occurred_at).year();
-        if !self.refdata.calendar.has_year(year) {
+        let day = self.zone.day_of(occurred_at);
+        if !self.refdata.calendar.covers(day) {
+            let year = day.year();
             return Err(Rejection::field(
                 DeadReason::NoCalendar,
                 "occurred_at",

@@ -4,6 +4,11 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc: the replay pipeline frees on one thread what it allocated on
+/// another, which glibc malloc handles poorly.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = jiancha::cli::Cli::parse();
     match jiancha::cli::run(cli) {

@@ -191,43 +191,34 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
         Ok(())
     };
 
-    let mut buf = Vec::with_capacity(4096);
-    for (fi, path) in opts.files.iter().enumerate() {
-        let f = File::open(path).map_err(io(path))?;
-        let mut r = BufReader::with_capacity(1 << 20, f);
-        let mut line_no = 0u64;
-        loop {
-            buf.clear();
-            let n = r.read_until(b'\n', &mut buf).map_err(io(path))?;
-            if n == 0 {
-                break;
-            }
-            bar.inc(n as u64);
-            line_no += 1;
-            let mut line = trim_line(&buf);
-            if line_no == 1 {
-                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line); // a UTF-8 byte-order mark
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                summary.blank_lines += 1;
-                continue;
-            }
-            summary.read += 1;
-            match decoder.decode(line) {
-                Err(rej) => {
-                    *summary.dead_lettered.entry(rej.reason.as_str().to_string()).or_default() += 1;
-                    write_dead(&mut dead, &rej, path, line_no, line).map_err(io(&dead_path))?;
-                }
-                Ok(ev) => {
-                    let at = ev.occurred_at;
-                    if engine.apply(ev, origin(fi, line_no), &mut effects) == Outcome::Applied {
-                        engine.advance_watermark(at.saturating_sub(lateness), &mut effects);
+    // A reader thread reads and decodes; this thread applies, in input order.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+    std::thread::scope(|scope| -> Result<(), ReplayError> {
+        let reader = scope.spawn(|| read_and_decode(&opts.files, &decoder, tx));
+        for batch in rx {
+            bar.inc(batch.bytes);
+            let path = &opts.files[batch.file];
+            for item in batch.items {
+                match item {
+                    Item::Blank => summary.blank_lines += 1,
+                    Item::Bad { line, rejection, raw } => {
+                        summary.read += 1;
+                        *summary.dead_lettered.entry(rejection.reason.as_str().to_string()).or_default() += 1;
+                        write_dead(&mut dead, &rejection, path, line, &raw).map_err(io(&dead_path))?;
                     }
-                    handle(&mut effects, &mut alerts, &mut deferred, &mut summary).map_err(io(&alerts_path))?;
+                    Item::Good { line, event } => {
+                        summary.read += 1;
+                        let at = event.occurred_at;
+                        if engine.apply(event, origin(batch.file, line), &mut effects) == Outcome::Applied {
+                            engine.advance_watermark(at.saturating_sub(lateness), &mut effects);
+                        }
+                        handle(&mut effects, &mut alerts, &mut deferred, &mut summary).map_err(io(&alerts_path))?;
+                    }
                 }
             }
         }
-    }
+        reader.join().unwrap_or(Ok(()))
+    })?;
     if let Some(until) = opts.until {
         engine.advance_watermark(until, &mut effects);
         handle(&mut effects, &mut alerts, &mut deferred, &mut summary).map_err(io(&alerts_path))?;
@@ -262,6 +253,63 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     let sp = opts.out.join("summary.json");
     std::fs::write(&sp, serde_json::to_vec_pretty(&summary).unwrap_or_default()).map_err(io(&sp))?;
     Ok(summary)
+}
+
+/// One input line, decoded.
+enum Item {
+    Blank,
+    Bad { line: u64, rejection: Rejection, raw: Vec<u8> },
+    Good { line: u64, event: crate::event::Event },
+}
+
+/// Consecutive lines of one file.
+struct Batch {
+    file: usize,
+    bytes: u64,
+    items: Vec<Item>,
+}
+
+/// Reads every file in order and sends decoded batches; stops early if the
+/// receiver is gone.
+fn read_and_decode(files: &[PathBuf], decoder: &Decoder, tx: std::sync::mpsc::SyncSender<Batch>) -> Result<(), ReplayError> {
+    const BATCH: usize = 2048;
+    let mut buf = Vec::with_capacity(4096);
+    for (fi, path) in files.iter().enumerate() {
+        let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(io(path))?);
+        let mut line_no = 0u64;
+        let mut batch = Batch { file: fi, bytes: 0, items: Vec::with_capacity(BATCH) };
+        loop {
+            buf.clear();
+            let n = r.read_until(b'\n', &mut buf).map_err(io(path))?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            batch.bytes += n as u64;
+            let mut line = trim_line(&buf);
+            if line_no == 1 {
+                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line); // a UTF-8 byte-order mark
+            }
+            batch.items.push(if line.iter().all(u8::is_ascii_whitespace) {
+                Item::Blank
+            } else {
+                match decoder.decode(line) {
+                    Ok(event) => Item::Good { line: line_no, event },
+                    Err(rejection) => Item::Bad { line: line_no, rejection, raw: line.to_vec() },
+                }
+            });
+            if batch.items.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Batch { file: fi, bytes: 0, items: Vec::with_capacity(BATCH) });
+                if tx.send(full).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !batch.items.is_empty() && tx.send(batch).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Reads the given input positions' lines back from the files.

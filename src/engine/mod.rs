@@ -329,7 +329,7 @@ impl Engine {
     pub fn case_view(&self, case_id: &str) -> Option<CaseView> {
         let case = self.st.cases.get(case_id)?;
         let pc = self.parent_center(case.parent.as_deref());
-        let out = self.judge(case, &pc);
+        let out = self.judge(case, &pc, true);
         let s = &self.st.strings;
         let attrs = out.summary.attrs.clone();
         Some(CaseView {
@@ -351,7 +351,7 @@ impl Engine {
         p.events.iter().filter(|e| e.has(F_CENTER) && e.hold_until.is_none()).map(|e| e.at).collect()
     }
 
-    fn judge(&self, case: &Case, parent_center: &[Instant]) -> SimOut {
+    fn judge(&self, case: &Case, parent_center: &[Instant], figures: bool) -> SimOut {
         let ctx = Ctx {
             cal: &self.refdata.calendar,
             cat: &self.refdata.catalog,
@@ -361,6 +361,7 @@ impl Engine {
             parent_center,
             case_id: &case.id,
             limit: self.st.watermark.unwrap_or(i64::MIN),
+            figures,
         };
         simulate(&case.events, &ctx)
     }
@@ -371,10 +372,10 @@ impl Engine {
             return;
         };
         let mut pc = self.parent_center(case.parent.as_deref());
-        let mut sim = self.judge(case, &pc);
+        let mut sim = self.judge(case, &pc, false);
         if sim.parent != case.parent {
             pc = self.parent_center(sim.parent.as_deref());
-            sim = self.judge(case, &pc);
+            sim = self.judge(case, &pc, false);
         }
         let wm = self.st.watermark.unwrap_or(i64::MIN);
         let orphan_ms = self.rules.orphan_hours as i64 * HOUR_MS;
@@ -455,9 +456,13 @@ impl Engine {
 
         // Cross-case links.
         let empty = case.events.is_empty();
-        let old_accept = case.accept.take();
-        let new_accept = if empty { None } else { sim.accept.clone().map(Box::new) };
-        case.accept = new_accept.clone();
+        let new_accept = if empty { None } else { sim.accept.take() };
+        let accept_changed = case.accept.as_deref() != new_accept.as_ref();
+        let old_accept = if accept_changed {
+            std::mem::replace(&mut case.accept, new_accept.clone().map(Box::new))
+        } else {
+            None
+        };
         let old_parent = std::mem::replace(&mut case.parent, if empty { None } else { sim.parent.clone() });
         let new_parent = case.parent.clone();
         if empty {
@@ -468,8 +473,8 @@ impl Engine {
         }
         let mut again = std::mem::take(&mut self.scratch);
         again.clear();
-        if old_accept != new_accept {
-            again.extend(self.st.dual.update(key, old_accept.as_deref(), new_accept.as_deref()));
+        if accept_changed {
+            again.extend(self.st.dual.update(key, old_accept.as_deref(), new_accept.as_ref()));
         }
         if old_parent != new_parent {
             if let Some(p) = &old_parent {

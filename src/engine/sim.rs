@@ -39,6 +39,9 @@ pub struct Ctx<'a> {
     pub case_id: &'a str,
     /// The watermark: timers up to it fire.
     pub limit: Instant,
+    /// Compute the clock figures of the summary (due date, used days …);
+    /// without it the summary holds only status, attributes and times.
+    pub figures: bool,
 }
 
 /// Where a case is in its life.
@@ -155,8 +158,6 @@ pub struct SimOut {
     pub accept: Option<AcceptSig>,
     /// Parent case (sub-cases).
     pub parent: Option<Arc<str>>,
-    /// Center event instants of this case, sorted (for its sub-cases).
-    pub center: Vec<Instant>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -175,7 +176,6 @@ struct St {
     attrs: Option<Arc<Attrs>>,
     first_at: Option<Instant>,
     center_min: Option<Instant>,
-    center: Vec<Instant>,
     sub_at: Option<Instant>,
     sub_day: Option<Day>,
     intake_stops: Vec<Stop>,
@@ -466,7 +466,6 @@ fn apply(st: &mut St, ctx: &Ctx, e: &CaseEvent) {
         st.first_at = Some(e.at);
     }
     if e.has(F_CENTER) {
-        st.center.push(e.at);
         if st.center_min.is_none() {
             st.center_min = Some(e.at);
         }
@@ -605,7 +604,6 @@ pub fn simulate(events: &[CaseEvent], ctx: &Ctx) -> SimOut {
         _ => None,
     };
     out.parent = st.attrs.as_ref().and_then(|a| a.parent.clone());
-    out.center = std::mem::take(&mut st.center);
     out.alerts = std::mem::take(&mut st.alerts);
     out
 }
@@ -624,6 +622,9 @@ fn summarize(st: &mut St, ctx: &Ctx) -> Summary {
         rating: st.rating,
         ..Summary::default()
     };
+    if !ctx.figures {
+        return s;
+    }
     if st.status == Status::Submitted {
         s.intake_due_date = st.intake_due(cal);
     }
