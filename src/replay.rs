@@ -59,6 +59,8 @@ pub struct ReplaySummary {
     pub watermark: Option<String>,
     /// Cases in memory at the end.
     pub cases: u64,
+    /// Years a clock needed without a calendar file.
+    pub missing_calendar_years: Vec<i32>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -247,6 +249,7 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     let st = engine.stats();
     summary.applied = st.applied;
     summary.duplicates = st.duplicates;
+    summary.missing_calendar_years = st.missing_calendar_years.iter().copied().collect();
     summary.watermark = engine.watermark().map(|w| zone.format(w));
     summary.cases = engine.cases_in_memory() as u64;
     summary.seconds = started.elapsed().as_secs_f64();
@@ -371,6 +374,9 @@ impl ReplaySummary {
         );
         s += &format!("              {} resolved, {} retracted\n", self.resolved, self.retracted);
         s += &format!("watermark     {}\n", self.watermark.as_deref().unwrap_or("-"));
+        for y in &self.missing_calendar_years {
+            s += &format!("warning       no calendar file for {y}: due dates reaching into it are unknown, their cards cannot fire\n");
+        }
         s += &format!("output        {}/alerts.jsonl, dead-letter.jsonl, summary.json\n", out.display());
         s
     }

@@ -70,6 +70,9 @@ pub struct Stats {
     pub dead_letters: BTreeMap<DeadReason, u64>,
     /// Closed cases left to history.
     pub evicted: u64,
+    /// Years whose calendar a clock needed but which have no file: due
+    /// dates reaching into them are unknown until the file is added.
+    pub missing_calendar_years: BTreeSet<i32>,
     /// Alert records published, by `rule/state`.
     pub alerts: BTreeMap<String, u64>,
 }
@@ -420,6 +423,9 @@ impl Engine {
                     ),
                 ),
             });
+        }
+        if let Some(y) = sim.summary.missing_calendar {
+            self.st.stats.missing_calendar_years.insert(y);
         }
         reconcile(case, &sim.alerts, &sim.summary, &self.st.strings, &self.refdata, &zone, &mut self.st.stats, out);
         case.closed = matches!(sim.summary.status, Status::Completed | Status::Refused | Status::Withdrawn);

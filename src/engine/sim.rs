@@ -622,6 +622,7 @@ fn summarize(st: &mut St, ctx: &Ctx) -> Summary {
         rating: st.rating,
         ..Summary::default()
     };
+    s.missing_calendar = st.missing;
     if !ctx.figures {
         return s;
     }
@@ -653,7 +654,7 @@ fn summarize(st: &mut St, ctx: &Ctx) -> Summary {
         }
     }
     s.overdue = st.od_done || s.on_time == Some(false);
-    s.missing_calendar = st.missing;
+    s.missing_calendar = s.missing_calendar.or(st.missing);
     s
 }
 

@@ -417,3 +417,19 @@ fn thresholds_come_from_configuration() {
         ])
     );
 }
+
+#[test]
+fn due_date_in_a_year_without_calendar_is_unknown_not_guessed() {
+    // Accepted Wed 30 Dec 2026 with N = 3: Thu 31 Dec is the 1st charged day;
+    // the 2nd and 3rd fall in 2027, which has no calendar file. Neither the
+    // due date nor the due_soon day (charged day 2) is guessed: no card fires
+    // and the missing year is reported.
+    let mut h = H::new();
+    h.ev("Y27", "accepted", "2026-12-30T10:00", json!({"item_code": "A"}));
+    h.until("2026-12-31T23:00");
+    let s = h.case("Y27").summary;
+    assert_eq!(s.due_date, None);
+    assert_eq!(s.missing_calendar, Some(2027));
+    assert!(h.engine.stats().missing_calendar_years.contains(&2027));
+    assert!(h.of("Y27").is_empty(), "{:?}", h.of("Y27"));
+}
