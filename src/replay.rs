@@ -40,7 +40,7 @@ pub struct ReplaySummary {
     pub read: u64,
     /// Blank lines skipped.
     pub blank_lines: u64,
-    /// Events applied.
+    /// Events in effect at the end (valid at their place).
     pub applied: u64,
     /// Repeated event ids ignored.
     pub duplicates: u64,
@@ -247,7 +247,11 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     held_w.flush().map_err(io(&held_path))?;
 
     let st = engine.stats();
-    summary.applied = st.applied;
+    // Every line read is accounted for exactly once: applied (in effect at the
+    // end, including held events that a later arrival made valid), duplicate,
+    // dead-lettered, or still held.
+    let dead: u64 = summary.dead_lettered.values().sum();
+    summary.applied = summary.read - st.duplicates - dead - summary.held_at_end;
     summary.duplicates = st.duplicates;
     summary.missing_calendar_years = st.missing_calendar_years.iter().copied().collect();
     summary.watermark = engine.watermark().map(|w| zone.format(w));

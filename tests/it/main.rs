@@ -2,8 +2,10 @@
 
 mod calendar_files;
 mod cli;
+mod config_file;
 mod decode;
 mod golden;
 mod props;
 mod rules;
+mod sample;
 mod support;
