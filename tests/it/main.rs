@@ -6,6 +6,7 @@ mod config_file;
 mod decode;
 mod golden;
 mod props;
+mod robust;
 mod rules;
 mod sample;
 mod support;

@@ -94,7 +94,7 @@ fn live(effects: &[String]) -> BTreeSet<(String, String, String, String, String)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::support::proptest_cases(24), .. ProptestConfig::default() })]
 
     #[test]
     fn same_input_same_output(seed in any::<u64>()) {
