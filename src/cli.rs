@@ -44,6 +44,32 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Simulated departmental systems: a synthetic event stream with
+    /// anomalies of every rule, written as JSON Lines.
+    Simulate {
+        /// Output file for the events (JSON Lines).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of cases.
+        #[arg(long, default_value_t = 10_000)]
+        cases: usize,
+        /// Seed: the same seed gives the same stream.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the ground truth (one JSON object per case: its plan,
+        /// figures and injected anomalies) to this file.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// First day cases start (YYYY-MM-DD).
+        #[arg(long, default_value = "2026-01-05")]
+        start: String,
+        /// Cases start over this many calendar days.
+        #[arg(long, default_value_t = 240)]
+        days: u32,
+        /// Configuration file (for the reference data and zone).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Validate configuration and reference data, saying exactly what is wrong.
     CheckConfig {
         /// Configuration file (TOML).
@@ -85,8 +111,54 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{}", summary.render(&out));
             Ok(())
         }
+        Command::Simulate { out, cases, seed, truth, start, days, config } => {
+            let cfg = Config::load_env(config.as_deref())?;
+            let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
+            let refdata = load_refdata(&cfg)?;
+            let start = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d")
+                .with_context(|| format!("--start {start:?} is not a YYYY-MM-DD date"))?;
+            let opts = crate::synth::SynthOptions { cases, seed, start, days, ..Default::default() };
+            simulate(&refdata, zone, opts, &out, truth.as_deref())
+        }
         Command::CheckConfig { config } => check_config(config),
     }
+}
+
+fn simulate(
+    refdata: &RefData,
+    zone: Zone,
+    opts: crate::synth::SynthOptions,
+    out: &std::path::Path,
+    truth: Option<&std::path::Path>,
+) -> Result<()> {
+    use std::io::Write;
+    let create = |p: &std::path::Path| -> Result<std::io::BufWriter<std::fs::File>> {
+        Ok(std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(p).with_context(|| format!("{}", p.display()))?))
+    };
+    let mut events = create(out)?;
+    let mut truth_w = truth.map(create).transpose()?;
+    let (mut lines, mut cases) = (0u64, 0u64);
+    for item in crate::synth::Simulator::new(refdata, zone, opts) {
+        match item {
+            crate::synth::SimItem::Line(l) => {
+                lines += 1;
+                writeln!(events, "{l}").with_context(|| format!("{}", out.display()))?;
+            }
+            crate::synth::SimItem::Truth(t) => {
+                cases += 1;
+                if let Some(w) = truth_w.as_mut() {
+                    serde_json::to_writer(&mut *w, &t)?;
+                    w.write_all(b"\n")?;
+                }
+            }
+        }
+    }
+    events.flush()?;
+    if let Some(w) = truth_w.as_mut() {
+        w.flush()?;
+    }
+    println!("simulated {cases} cases, {lines} lines → {}", out.display());
+    Ok(())
 }
 
 fn check_config(config: Option<PathBuf>) -> Result<()> {
