@@ -9,4 +9,5 @@ mod props;
 mod robust;
 mod rules;
 mod sample;
+mod simulate;
 mod support;
