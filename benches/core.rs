@@ -15,8 +15,12 @@ use std::sync::Arc;
 fn setup() -> (Arc<RefData>, Zone, Vec<String>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rd = Arc::new(
-        RefData::load(&root.join("config/catalog.csv"), &root.join("config/calendar"), &root.join("config/regions.csv"))
-            .expect("shipped reference data"),
+        RefData::load(
+            &root.join("config/catalog.csv"),
+            &root.join("config/calendar"),
+            &root.join("config/regions.csv"),
+        )
+        .expect("shipped reference data"),
     );
     let zone = Zone::new("Asia/Shanghai").unwrap();
     let opts = SynthOptions {
@@ -37,9 +41,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
 
     g.throughput(Throughput::Elements(lines.len() as u64));
-    g.bench_function("decode", |b| {
-        b.iter(|| lines.iter().filter(|l| decoder.decode(l.as_bytes()).is_ok()).count())
-    });
+    g.bench_function("decode", |b| b.iter(|| lines.iter().filter(|l| decoder.decode(l.as_bytes()).is_ok()).count()));
 
     g.throughput(Throughput::Elements(events.len() as u64));
     g.bench_function("rules", |b| {

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::reference::{Catalog, RefData, Regions};
+use crate::sql::format::Format;
 use crate::time::{parse_cli_time, Zone};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -70,12 +71,53 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// One SQL query over the history tables.
+    Sql {
+        /// Data folder (history written by replay, run or demo).
+        #[arg(long)]
+        data: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Configuration file (for the reference tables and zone).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The query.
+        query: String,
+    },
+    /// A named report from sql/reports/NAME.sql, e.g. monthly-briefing.
+    Report {
+        /// Report name.
+        name: String,
+        /// Data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The month, YYYY-MM (a quarterly report takes any month of its quarter).
+        #[arg(long)]
+        month: String,
+        /// Region code: that region and every region below it (default: all).
+        #[arg(long)]
+        region: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Configuration file (for the reference tables and zone).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Validate configuration and reference data, saying exactly what is wrong.
     CheckConfig {
         /// Configuration file (TOML).
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 fn load_refdata(cfg: &Config) -> Result<RefData> {
@@ -120,6 +162,37 @@ pub fn run(cli: Cli) -> Result<()> {
             let opts = crate::synth::SynthOptions { cases, seed, start, days, ..Default::default() };
             simulate(&refdata, zone, opts, &out, truth.as_deref())
         }
+        Command::Sql { data, format, config, query } => {
+            let cfg = Config::load_env(config.as_deref())?;
+            let refdata = load_refdata(&cfg)?;
+            let out = runtime()?.block_on(async {
+                let ctx = crate::sql::session(&data, &refdata, &cfg.time.zone).await?;
+                let batches = ctx.sql(&query).await?.collect().await?;
+                crate::sql::format::render(&batches, format)
+            })?;
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+            Ok(())
+        }
+        Command::Report { name, data, month, region, format, out, config } => {
+            let cfg = Config::load_env(config.as_deref())?;
+            let refdata = load_refdata(&cfg)?;
+            crate::sql::report::check_month(&month).map_err(anyhow::Error::msg)?;
+            let region = region.unwrap_or_default();
+            if !region.is_empty() && refdata.regions.get(&region).is_none() {
+                bail!("--region {region} is not in {}", cfg.reference.regions.display());
+            }
+            let sql = crate::sql::report::text(&name).map_err(anyhow::Error::msg)?;
+            let bytes = runtime()?.block_on(async {
+                let ctx = crate::sql::session(&data, &refdata, &cfg.time.zone).await?;
+                let batches = crate::sql::report::run(&ctx, &sql, &month, &region).await?;
+                crate::sql::format::render(&batches, format)
+            })?;
+            match out {
+                Some(p) => std::fs::write(&p, bytes).with_context(|| format!("{}", p.display()))?,
+                None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)?,
+            }
+            Ok(())
+        }
         Command::CheckConfig { config } => check_config(config),
     }
 }
@@ -133,7 +206,10 @@ fn simulate(
 ) -> Result<()> {
     use std::io::Write;
     let create = |p: &std::path::Path| -> Result<std::io::BufWriter<std::fs::File>> {
-        Ok(std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(p).with_context(|| format!("{}", p.display()))?))
+        Ok(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(p).with_context(|| format!("{}", p.display()))?,
+        ))
     };
     let mut events = create(out)?;
     let mut truth_w = truth.map(create).transpose()?;

@@ -76,6 +76,9 @@ pub enum ReplayError {
         /// Why.
         cause: std::io::Error,
     },
+    /// Writing history.
+    #[error(transparent)]
+    History(crate::history::HistoryError),
     /// Too many input files for the origin encoding.
     #[error("at most 65535 input files")]
     TooManyFiles,
@@ -147,6 +150,8 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     let lateness = cfg.time.allowed_lateness.as_millis() as i64;
     let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
     let mut engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
+    let mut history =
+        crate::history::History::open(&opts.out, zone.clone(), refdata.clone()).map_err(ReplayError::History)?;
 
     let alerts_path = opts.out.join("alerts.jsonl");
     let dead_path = opts.out.join("dead-letter.jsonl");
@@ -171,7 +176,8 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     let handle = |effects: &mut Vec<Effect>,
                   alerts: &mut BufWriter<File>,
                   deferred: &mut Vec<(u64, Rejection)>,
-                  summary: &mut ReplaySummary|
+                  summary: &mut ReplaySummary,
+                  history: &mut crate::history::History|
      -> std::io::Result<()> {
         for eff in effects.drain(..) {
             match eff {
@@ -181,6 +187,7 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
                         AlertState::Resolved => summary.resolved += 1,
                         AlertState::Retracted => summary.retracted += 1,
                     }
+                    history.alert(&rec);
                     serde_json::to_writer(&mut *alerts, &rec)?;
                     alerts.write_all(b"\n")?;
                 }
@@ -211,10 +218,17 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
                     Item::Good { line, event } => {
                         summary.read += 1;
                         let at = event.occurred_at;
+                        if !engine.is_duplicate(&event.event_id) {
+                            history.event(&event, None);
+                        }
                         if engine.apply(event, origin(batch.file, line), &mut effects) == Outcome::Applied {
                             engine.advance_watermark(at.saturating_sub(lateness), &mut effects);
                         }
-                        handle(&mut effects, &mut alerts, &mut deferred, &mut summary).map_err(io(&alerts_path))?;
+                        handle(&mut effects, &mut alerts, &mut deferred, &mut summary, &mut history)
+                            .map_err(io(&alerts_path))?;
+                        if history.pending() >= FLUSH_ROWS {
+                            flush_history(&mut engine, &mut history)?;
+                        }
                     }
                 }
             }
@@ -223,8 +237,9 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     })?;
     if let Some(until) = opts.until {
         engine.advance_watermark(until, &mut effects);
-        handle(&mut effects, &mut alerts, &mut deferred, &mut summary).map_err(io(&alerts_path))?;
+        handle(&mut effects, &mut alerts, &mut deferred, &mut summary, &mut history).map_err(io(&alerts_path))?;
     }
+    flush_history(&mut engine, &mut history)?;
     bar.finish_and_clear();
     alerts.flush().map_err(io(&alerts_path))?;
 
@@ -262,6 +277,17 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     Ok(summary)
 }
 
+/// History rows buffered before a flush.
+const FLUSH_ROWS: usize = 400_000;
+
+/// Writes the changed cases' rows and every buffered row.
+fn flush_history(engine: &mut Engine, history: &mut crate::history::History) -> Result<(), ReplayError> {
+    for v in engine.take_changed() {
+        history.case(&v);
+    }
+    history.flush().map_err(ReplayError::History)
+}
+
 /// One input line, decoded.
 enum Item {
     Blank,
@@ -278,7 +304,11 @@ struct Batch {
 
 /// Reads every file in order and sends decoded batches; stops early if the
 /// receiver is gone.
-fn read_and_decode(files: &[PathBuf], decoder: &Decoder, tx: std::sync::mpsc::SyncSender<Batch>) -> Result<(), ReplayError> {
+fn read_and_decode(
+    files: &[PathBuf],
+    decoder: &Decoder,
+    tx: std::sync::mpsc::SyncSender<Batch>,
+) -> Result<(), ReplayError> {
     const BATCH: usize = 2048;
     let mut buf = Vec::with_capacity(4096);
     for (fi, path) in files.iter().enumerate() {
@@ -306,7 +336,8 @@ fn read_and_decode(files: &[PathBuf], decoder: &Decoder, tx: std::sync::mpsc::Sy
                 }
             });
             if batch.items.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Batch { file: fi, bytes: 0, items: Vec::with_capacity(BATCH) });
+                let full =
+                    std::mem::replace(&mut batch, Batch { file: fi, bytes: 0, items: Vec::with_capacity(BATCH) });
                 if tx.send(full).is_err() {
                     return Ok(());
                 }

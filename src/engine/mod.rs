@@ -137,6 +137,9 @@ struct State {
     strings: Interner,
     watermark: Option<Instant>,
     stats: Stats,
+    /// Cases judged since the last [`Engine::take_changed`].
+    #[serde(with = "sorted::set", default)]
+    changed: Set<Arc<str>>,
 }
 
 /// A case as the outside world sees it.
@@ -167,6 +170,8 @@ pub struct Engine {
     rules: RulesConfig,
     st: State,
     scratch: Vec<Arc<str>>,
+    /// Final views of changed cases that left memory before being taken.
+    evicted_views: Vec<CaseView>,
 }
 
 /// A snapshot could not be read.
@@ -182,7 +187,7 @@ impl Engine {
 
     fn with_state(refdata: Arc<RefData>, zone: Zone, rules: RulesConfig, mut st: State) -> Engine {
         st.strings.intern("center");
-        Engine { refdata, zone, rules, st, scratch: Vec::new() }
+        Engine { refdata, zone, rules, st, scratch: Vec::new(), evicted_views: Vec::new() }
     }
 
     /// The whole state, serialized (deterministic: equal states give equal bytes).
@@ -204,6 +209,21 @@ impl Engine {
     /// The watermark, once any time has passed.
     pub fn watermark(&self) -> Option<Instant> {
         self.st.watermark
+    }
+
+    /// The current views of every case judged since the last call (sorted
+    /// by case id), for history: a case's row changes only when it is judged.
+    pub fn take_changed(&mut self) -> Vec<CaseView> {
+        let mut ids: Vec<Arc<str>> = self.st.changed.drain().collect();
+        ids.sort();
+        let mut views = std::mem::take(&mut self.evicted_views);
+        views.extend(ids.iter().filter_map(|id| self.case_view(id)));
+        views
+    }
+
+    /// Whether an event id would be ignored as a duplicate.
+    pub fn is_duplicate(&self, event_id: &str) -> bool {
+        self.st.dedupe.contains(&id_hash(event_id))
     }
 
     /// Counters.
@@ -374,6 +394,9 @@ impl Engine {
         let Some(case) = self.st.cases.get(key) else {
             return;
         };
+        if !self.st.changed.contains(key) {
+            self.st.changed.insert(key.clone());
+        }
         let mut pc = self.parent_center(case.parent.as_deref());
         let mut sim = self.judge(case, &pc, false);
         if sim.parent != case.parent {
@@ -464,11 +487,8 @@ impl Engine {
         let empty = case.events.is_empty();
         let new_accept = if empty { None } else { sim.accept.take() };
         let accept_changed = case.accept.as_deref() != new_accept.as_ref();
-        let old_accept = if accept_changed {
-            std::mem::replace(&mut case.accept, new_accept.clone().map(Box::new))
-        } else {
-            None
-        };
+        let old_accept =
+            if accept_changed { std::mem::replace(&mut case.accept, new_accept.clone().map(Box::new)) } else { None };
         let old_parent = std::mem::replace(&mut case.parent, if empty { None } else { sim.parent.clone() });
         let new_parent = case.parent.clone();
         if empty {
@@ -522,6 +542,11 @@ impl Engine {
     /// Its acceptance stays indexed while another case of its group is held,
     /// so that case is judged the same if it is judged again.
     fn evict(&mut self, key: &Arc<str>) {
+        if self.st.changed.remove(key) {
+            if let Some(v) = self.case_view(key) {
+                self.evicted_views.push(v);
+            }
+        }
         let Some(case) = self.st.cases.remove(key) else { return };
         if let Some(w) = case.wake {
             self.st.timers.remove(&(w, key.clone()));

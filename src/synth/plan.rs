@@ -192,7 +192,8 @@ impl Planner {
             0
         };
         // A dual intake is accepted on its first day, so the 30-day window is known now.
-        let submitted = !registered_late && dual_source.is_none() && (intake_late || supplements > 0 || rng.chance(0.6));
+        let submitted =
+            !registered_late && dual_source.is_none() && (intake_late || supplements > 0 || rng.chance(0.6));
         let denial = rng.chance(r.denial_without_reason);
         let backdated = rng.chance(r.backdated_entry);
         let overdue = rng.chance(r.overdue);
@@ -255,7 +256,8 @@ impl Planner {
             if refuse {
                 let Some(d) = wd(cur, 1) else { return Vec::new() };
                 let at = zone.midnight(d) + 11 * HOUR_MS;
-                let reason = if denial { Map::new() } else { fields(&[("reason", json!("材料不符合法定形式"))]) };
+                let reason =
+                    if denial { Map::new() } else { fields(&[("reason", json!("材料不符合法定形式"))]) };
                 if denial {
                     anomalies.push("denial_without_reason");
                 }
@@ -288,7 +290,8 @@ impl Planner {
         if registered_late {
             ev.push(rng, "step_completed", acc_at + 10 * MIN, "center", fields(&[("step", json!("登记"))]));
         }
-        let mut recent = Recent { applicant: applicant.clone(), item: item_idx, source: source.clone(), acc_at, withdrawn_at: None };
+        let mut recent =
+            Recent { applicant: applicant.clone(), item: item_idx, source: source.clone(), acc_at, withdrawn_at: None };
 
         // Withdrawn after acceptance: no figures beyond acceptance.
         if !overdue && !denial && !overcharge && !bad_rating && rng.chance(0.01) {
@@ -321,7 +324,8 @@ impl Planner {
             anomalies.push("overdue");
         }
         // A stop of `len` working days starting at the s-th working day after acceptance (s ≤ used).
-        let stop = (used >= 1 && rng.chance(0.12)).then(|| (1 + rng.below(used as u64) as u32, 1 + rng.below(3) as u32));
+        let stop =
+            (used >= 1 && rng.chance(0.12)).then(|| (1 + rng.below(used as u64) as u32, 1 + rng.below(3) as u32));
         let charged = |k: u32| -> Option<Day> {
             match stop {
                 Some((s, len)) if k >= s => wd(acc_day, k + len),
@@ -332,7 +336,8 @@ impl Planner {
         let Some(c_day) = (if used == 0 { Some(acc_day) } else { charged(used) }) else { return Vec::new() };
         if let Some((s, len)) = stop {
             let (Some(a), Some(b)) = (wd(acc_day, s), wd(acc_day, s + len - 1)) else { return Vec::new() };
-            let (start, end) = if item.kind == ItemKind::ReportUp { ("escalated", "returned") } else { ("suspended", "resumed") };
+            let (start, end) =
+                if item.kind == ItemKind::ReportUp { ("escalated", "returned") } else { ("suspended", "resumed") };
             let reason = if start == "suspended" {
                 fields(&[("reason", json!(STOP_REASONS[rng.below(STOP_REASONS.len() as u64) as usize]))])
             } else {
@@ -377,7 +382,13 @@ impl Planner {
 
         // Rating.
         if bad_rating || rng.chance(0.6) {
-            let rating = if bad_rating { 1 + rng.below(2) as u8 } else if rng.chance(0.02) { 2 } else { 3 + rng.below(3) as u8 };
+            let rating = if bad_rating {
+                1 + rng.below(2) as u8
+            } else if rng.chance(0.02) {
+                2
+            } else {
+                3 + rng.below(3) as u8
+            };
             let r_at = c_at + (1 + rng.below(48) as i64) * HOUR_MS;
             // The rectify window must lie inside the calendar for the truth to hold.
             if wd(zone.day_of(r_at), 17).is_none() {

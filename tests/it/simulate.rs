@@ -47,7 +47,8 @@ fn engine_raises_exactly_the_injected_anomalies_and_agrees_on_figures() {
     for e in &eff {
         match e {
             Effect::Alert(r) => {
-                let entry = live.entry(r.alert_id.clone()).or_insert((r.case_id.clone(), r.rule.as_str().to_string(), false));
+                let entry =
+                    live.entry(r.alert_id.clone()).or_insert((r.case_id.clone(), r.rule.as_str().to_string(), false));
                 if r.state.as_str() == "retracted" {
                     entry.2 = true;
                 }
@@ -62,8 +63,17 @@ fn engine_raises_exactly_the_injected_anomalies_and_agrees_on_figures() {
     let missing: Vec<_> = planned.difference(&raised).take(10).collect();
     let extra: Vec<_> = raised.difference(&planned).take(10).collect();
     assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}\nextra {extra:?}");
-    for rule in ["overdue", "intake_overdue", "repeated_supplement", "dual_intake", "unregistered_case", "backdated_entry",
-        "overcharge", "denial_without_reason", "bad_rating_unrectified"] {
+    for rule in [
+        "overdue",
+        "intake_overdue",
+        "repeated_supplement",
+        "dual_intake",
+        "unregistered_case",
+        "backdated_entry",
+        "overcharge",
+        "denial_without_reason",
+        "bad_rating_unrectified",
+    ] {
         assert!(planned.iter().any(|(_, r)| r == rule), "no {rule} in the simulated stream");
     }
     let mut checked = 0;

@@ -1,0 +1,169 @@
+//! History: every applied event, every alert record and every version of
+//! every case, appended as Parquet under the data folder, partitioned by
+//! month, so that SQL (DataFusion, and any Parquet reader) sees them while
+//! the pipeline runs.
+//!
+//! Layout: `<data>/<table>/month=YYYY-MM/part-NNNNNNNN.parquet` for the
+//! tables `events` (by month of `occurred_at`), `alert_records` (month of
+//! `at`) and `case_versions` (month of acceptance, else submission). A part
+//! is written to a temporary name and renamed, so readers never see half a
+//! file; nothing is ever rewritten.
+
+pub mod schema;
+
+use crate::alert::AlertRecord;
+use crate::engine::CaseView;
+use crate::event::Event;
+use crate::reference::RefData;
+use crate::time::{Instant, Zone};
+use arrow::array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use schema::{AlertRows, CaseRows, EventRows};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The stored tables.
+pub const TABLES: [&str; 3] = ["events", "alert_records", "case_versions"];
+
+/// Writing history failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// A file or folder.
+    #[error("history {path}: {cause}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        cause: std::io::Error,
+    },
+    /// Encoding Parquet.
+    #[error("history {path}: {cause}")]
+    Parquet {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        cause: parquet::errors::ParquetError,
+    },
+}
+
+/// The history writer.
+pub struct History {
+    dir: PathBuf,
+    zone: Zone,
+    zone_name: String,
+    refdata: Arc<RefData>,
+    events: BTreeMap<String, EventRows>,
+    alerts: BTreeMap<String, AlertRows>,
+    cases: BTreeMap<String, CaseRows>,
+    part: u64,
+    version: u64,
+}
+
+/// `YYYY-MM` of an instant in the zone.
+fn month(zone: &Zone, t: Instant) -> String {
+    zone.day_of(t).to_string()[..7].to_string()
+}
+
+impl History {
+    /// Opens (creating) the history under `dir`; new parts are numbered
+    /// after the existing ones.
+    pub fn open(dir: &Path, zone: Zone, refdata: Arc<RefData>) -> Result<History, HistoryError> {
+        let mut part = 0u64;
+        for t in TABLES {
+            let td = dir.join(t);
+            std::fs::create_dir_all(&td).map_err(|cause| HistoryError::Io { path: td.clone(), cause })?;
+            for m in std::fs::read_dir(&td).map_err(|cause| HistoryError::Io { path: td.clone(), cause })?.flatten() {
+                for f in std::fs::read_dir(m.path()).into_iter().flatten().flatten() {
+                    let name = f.file_name().to_string_lossy().to_string();
+                    if let Some(n) = name.strip_prefix("part-").and_then(|n| n.strip_suffix(".parquet")) {
+                        part = part.max(n.parse::<u64>().unwrap_or(0) + 1);
+                    }
+                }
+            }
+        }
+        Ok(History {
+            dir: dir.to_path_buf(),
+            zone_name: zone.name().to_string(),
+            zone,
+            refdata,
+            events: BTreeMap::new(),
+            alerts: BTreeMap::new(),
+            cases: BTreeMap::new(),
+            part,
+            version: part << 32,
+        })
+    }
+
+    /// Adds an applied event; `kafka` is its (partition, offset) when it came from Kafka.
+    pub fn event(&mut self, e: &Event, kafka: Option<(i32, i64)>) {
+        let m = month(&self.zone, e.occurred_at);
+        let z = &self.zone_name;
+        let day = self.zone.day_of(e.occurred_at);
+        self.events.entry(m).or_insert_with(|| EventRows::new(z)).push(e, day, &self.refdata.catalog, kafka);
+    }
+
+    /// Adds an alert record.
+    pub fn alert(&mut self, r: &AlertRecord) {
+        let m = month(&self.zone, r.at_ms);
+        let z = &self.zone_name;
+        let day = self.zone.day_of(r.at_ms);
+        self.alerts.entry(m).or_insert_with(|| AlertRows::new(z)).push(r, day);
+    }
+
+    /// Adds a version of a case (ignored for a case with no valid event).
+    pub fn case(&mut self, v: &CaseView) {
+        let Some(t) = v.summary.accepted_at.or(v.summary.submitted_at) else { return };
+        let m = month(&self.zone, t);
+        self.version += 1;
+        let (z, zone, cat) = (&self.zone_name, &self.zone, &self.refdata.catalog);
+        self.cases.entry(m).or_insert_with(|| CaseRows::new(z)).push(v, cat, self.version, |t| zone.day_of(t));
+    }
+
+    /// Rows waiting to be written.
+    pub fn pending(&self) -> usize {
+        self.events.values().map(|r| r.len).sum::<usize>()
+            + self.alerts.values().map(|r| r.len).sum::<usize>()
+            + self.cases.values().map(|r| r.len).sum::<usize>()
+    }
+
+    /// Writes every pending row as new parts.
+    pub fn flush(&mut self) -> Result<(), HistoryError> {
+        let mut batches: Vec<(&str, String, RecordBatch)> = Vec::new();
+        for (m, rows) in std::mem::take(&mut self.events) {
+            let mut rows = rows;
+            batches.push(("events", m, rows.finish()));
+        }
+        for (m, rows) in std::mem::take(&mut self.alerts) {
+            let mut rows = rows;
+            batches.push(("alert_records", m, rows.finish()));
+        }
+        for (m, rows) in std::mem::take(&mut self.cases) {
+            let mut rows = rows;
+            batches.push(("case_versions", m, rows.finish()));
+        }
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+        for (table, m, batch) in batches {
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let folder = self.dir.join(table).join(format!("month={m}"));
+            std::fs::create_dir_all(&folder).map_err(|cause| HistoryError::Io { path: folder.clone(), cause })?;
+            let path = folder.join(format!("part-{:08}.parquet", self.part));
+            let tmp = folder.join(format!(".part-{:08}.parquet.tmp", self.part));
+            let file = std::fs::File::create(&tmp).map_err(|cause| HistoryError::Io { path: tmp.clone(), cause })?;
+            let pq = |cause| HistoryError::Parquet { path: path.clone(), cause };
+            let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props.clone())).map_err(pq)?;
+            w.write(&batch).map_err(pq)?;
+            w.close().map_err(pq)?;
+            std::fs::rename(&tmp, &path).map_err(|cause| HistoryError::Io { path: path.clone(), cause })?;
+        }
+        self.part += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! Query results as a text table, CSV, or one JSON array of row objects
+//! (booleans as booleans, dates as `YYYY-MM-DD`, nulls as null).
+
+use super::SqlError;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// One JSON array of row objects.
+    Json,
+}
+
+/// Renders batches in a format.
+pub fn render(batches: &[RecordBatch], format: Format) -> Result<Vec<u8>, SqlError> {
+    match format {
+        Format::Table => Ok(format!("{}\n", pretty_format_batches(batches)?).into_bytes()),
+        Format::Csv => {
+            let mut out = Vec::new();
+            {
+                let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+                for b in batches {
+                    w.write(b)?;
+                }
+            }
+            Ok(out)
+        }
+        Format::Json => {
+            let mut out = Vec::new();
+            {
+                let mut w = datafusion::arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut out);
+                for b in batches {
+                    w.write(b)?;
+                }
+                w.finish()?;
+            }
+            if out.is_empty() {
+                out.extend_from_slice(b"[]");
+            }
+            out.push(b'\n');
+            Ok(out)
+        }
+    }
+}

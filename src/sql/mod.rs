@@ -1,0 +1,159 @@
+//! SQL over the history: a DataFusion session with the tables of
+//! `interfaces.md` — `events`, `cases`, `alerts`, `items`, `regions` — plus
+//! `region_tree` (every region with each of its ancestors, for roll-ups) and
+//! the stored tables behind the views (`case_versions`, `alert_records`).
+
+pub mod format;
+pub mod report;
+
+use crate::history::schema;
+use crate::reference::RefData;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A SQL problem, with DataFusion's message.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// Planning or running a query.
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// Arrow (formatting results).
+    #[error("{0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// Files.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The `cases` view: the latest version of each case.
+const CASES_VIEW: &str = "CREATE VIEW cases AS
+SELECT case_id, parent_case_id, region, department, \"window\", item_code, kind, applicant_hash,
+       submitted_at, accepted_at, accepted_date, limit_days, statutory_days, due_date, status, result,
+       completed_at, completed_date, closed_at, closed_date, on_time, early, used_days, stopped_days,
+       overdue, fee_yuan, rating
+FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY case_id ORDER BY version DESC) AS rn FROM case_versions) v
+WHERE rn = 1";
+
+/// The `alerts` view: one row per alert, from its records.
+const ALERTS_VIEW: &str = "CREATE VIEW alerts AS
+SELECT alert_id,
+       MAX(rule) AS rule,
+       MAX(level) AS level,
+       MAX(case_id) AS case_id,
+       MAX(CASE WHEN state = 'firing' THEN region END) AS region,
+       MAX(CASE WHEN state = 'firing' THEN department END) AS department,
+       MAX(CASE WHEN state = 'firing' THEN \"window\" END) AS \"window\",
+       MAX(CASE WHEN state = 'firing' THEN item_code END) AS item_code,
+       MAX(CASE WHEN state = 'firing' THEN due_date END) AS due_date,
+       MAX(CASE WHEN state = 'firing' THEN earlier_case_id END) AS earlier_case_id,
+       MIN(CASE WHEN state = 'firing' THEN at END) AS raised_at,
+       MIN(CASE WHEN state = 'firing' THEN at_date END) AS raised_date,
+       MAX(CASE WHEN state = 'resolved' THEN at END) AS resolved_at,
+       BOOL_OR(state = 'retracted') AS retracted
+FROM alert_records
+GROUP BY alert_id";
+
+/// Opens a session over the history under `data`.
+pub async fn session(data: &Path, refdata: &RefData, zone: &str) -> Result<SessionContext, SqlError> {
+    let config =
+        SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("jiancha", "public");
+    let ctx = SessionContext::new_with_config(config);
+    let stored = [
+        ("events", schema::events(zone)),
+        ("alert_records", schema::alert_records(zone)),
+        ("case_versions", schema::case_versions(zone)),
+    ];
+    for (name, schema) in stored {
+        let dir = data.join(name);
+        std::fs::create_dir_all(&dir)?;
+        let url = ListingTableUrl::parse(format!("{}/", dir.canonicalize()?.display()))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(vec![("month".to_string(), DataType::Utf8)]);
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+        ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    }
+    register_reference(&ctx, refdata)?;
+    ctx.sql(CASES_VIEW).await?;
+    ctx.sql(ALERTS_VIEW).await?;
+    Ok(ctx)
+}
+
+fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(v))
+}
+
+fn register_reference(ctx: &SessionContext, rd: &RefData) -> Result<(), SqlError> {
+    let items = rd.catalog.items();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("item_code", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("department", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("statutory_days", DataType::Int32, false),
+        Field::new("promised_days", DataType::Int32, false),
+        Field::new("fee_yuan", DataType::Float64, false),
+        Field::new("in_hall", DataType::Boolean, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            strings(items.iter().map(|i| i.item_code.as_str())),
+            strings(items.iter().map(|i| i.name.as_str())),
+            strings(items.iter().map(|i| i.department.as_str())),
+            strings(items.iter().map(|i| i.kind.as_str())),
+            Arc::new(Int32Array::from_iter_values(items.iter().map(|i| i.statutory_days as i32))),
+            Arc::new(Int32Array::from_iter_values(items.iter().map(|i| i.promised_days as i32))),
+            Arc::new(Float64Array::from_iter_values(items.iter().map(|i| i.fee_yuan))),
+            Arc::new(BooleanArray::from(items.iter().map(|i| i.in_hall).collect::<Vec<_>>())),
+        ],
+    )?;
+    ctx.register_table("items", Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+
+    let rows = rd.regions.rows();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("code", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("parent", DataType::Utf8, true),
+    ]));
+    let parents: StringArray =
+        rows.iter().map(|r| if r.parent.is_empty() { None } else { Some(r.parent.as_str()) }).collect();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            strings(rows.iter().map(|r| r.code.as_str())),
+            strings(rows.iter().map(|r| r.name.as_str())),
+            Arc::new(parents),
+        ],
+    )?;
+    ctx.register_table("regions", Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+
+    // region_tree: (code, ancestor, depth) with depth 0 for the code itself.
+    let mut code = Vec::new();
+    let mut anc = Vec::new();
+    let mut depth = Vec::new();
+    for r in rows {
+        for (d, a) in rd.regions.ancestors(&r.code).enumerate() {
+            code.push(r.code.as_str());
+            anc.push(a);
+            depth.push(d as i32);
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("code", DataType::Utf8, false),
+        Field::new("ancestor", DataType::Utf8, false),
+        Field::new("depth", DataType::Int32, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![strings(code.into_iter()), strings(anc.into_iter()), Arc::new(Int32Array::from(depth))],
+    )?;
+    ctx.register_table("region_tree", Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+    Ok(())
+}
