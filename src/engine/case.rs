@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub struct Interner {
     names: Vec<Arc<str>>,
     #[serde(skip)]
-    index: HashMap<Arc<str>, u32>,
+    index: HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
 }
 
 impl Interner {
@@ -50,6 +50,16 @@ impl Interner {
     }
 }
 
+/// `Attrs::window` when no window was given.
+pub const NO_WINDOW: u32 = u32::MAX;
+
+impl Attrs {
+    /// The interned window, if any.
+    pub fn window(&self) -> Option<u32> {
+        (self.window != NO_WINDOW).then_some(self.window)
+    }
+}
+
 /// The attributes a `submitted` or `accepted` event gives its case.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attrs {
@@ -57,8 +67,8 @@ pub struct Attrs {
     pub region: u32,
     /// Interned department code.
     pub department: u32,
-    /// Interned window, if any.
-    pub window: Option<u32>,
+    /// Interned window, or [`NO_WINDOW`].
+    pub window: u32,
     /// Catalogue index.
     pub item: u32,
     /// HMAC of the applicant id.
@@ -77,6 +87,9 @@ pub const F_SUPPLEMENT: u8 = 4;
 pub const F_CENTER: u8 = 8;
 /// Flag: a `completed` with result `denied`.
 pub const F_DENIED: u8 = 16;
+
+/// `hold_until` of an event that is not held.
+pub const NOT_HELD: Instant = Instant::MIN;
 
 /// One event of a case, reduced to what the rules read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -100,15 +113,25 @@ pub struct CaseEvent {
     pub fee: f64,
     /// Attributes of a `submitted` or `accepted`.
     pub attrs: Option<Arc<Attrs>>,
-    /// Set while the event is invalid at its place: the watermark at which it
-    /// is dead-lettered unless a later arrival makes it valid.
-    pub hold_until: Option<Instant>,
+    /// While the event is invalid at its place, the watermark at which it is
+    /// dead-lettered unless a later arrival makes it valid; else [`NOT_HELD`].
+    pub hold_until: Instant,
 }
 
 impl CaseEvent {
     /// Whether a flag is set.
     pub fn has(&self, f: u8) -> bool {
         self.flags & f != 0
+    }
+
+    /// Whether the event is held as invalid.
+    pub fn is_held(&self) -> bool {
+        self.hold_until != NOT_HELD
+    }
+
+    /// The end of its hold, if held.
+    pub fn held_until(&self) -> Option<Instant> {
+        self.is_held().then_some(self.hold_until)
     }
 }
 
@@ -133,49 +156,95 @@ pub struct Published {
     pub retracted: bool,
 }
 
-/// Where a case stands in the acceptance index for `dual_intake`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// An acceptance, as the index for `dual_intake` holds it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AcceptSig {
-    /// Applicant hash and catalogue index.
-    pub key: ([u8; 32], u32),
+    /// Attributes of the `accepted`: its applicant hash and item are the key.
+    pub attrs: Arc<Attrs>,
     /// Acceptance instant.
     pub at: Instant,
     /// Interned source of the `accepted`.
     pub source: u32,
-    /// Instant of a valid `withdrawn`, if any.
-    pub withdrawn_at: Option<Instant>,
+    /// Instant of a valid `withdrawn`, or [`NEVER`] when none.
+    pub withdrawn_at: Instant,
 }
 
-/// A case.
+/// `withdrawn_at` of an acceptance never withdrawn.
+pub const NEVER: Instant = Instant::MAX;
+
+impl AcceptSig {
+    /// Applicant hash and catalogue index.
+    pub fn key(&self) -> ([u8; 32], u32) {
+        (self.attrs.applicant, self.attrs.item)
+    }
+}
+
+impl PartialEq for AcceptSig {
+    /// Equal when key, instant, source and withdrawal are (other attributes
+    /// do not matter to the index).
+    fn eq(&self, o: &AcceptSig) -> bool {
+        self.at == o.at
+            && self.source == o.source
+            && self.withdrawn_at == o.withdrawn_at
+            && self.attrs.item == o.attrs.item
+            && self.attrs.applicant == o.attrs.applicant
+    }
+}
+
+/// `wake` of a case with no registered wake-up.
+pub const NO_WAKE: Instant = Instant::MIN;
+
+/// A case. Its id is the key it is stored under.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Case {
-    /// The case id.
-    pub id: Arc<str>,
-    /// Events, sorted by (`at`, `origin`).
-    pub events: Vec<CaseEvent>,
+    /// Events, sorted by (`at`, `origin`); exactly as long as needed.
+    pub events: Box<[CaseEvent]>,
     /// Published alerts.
-    pub published: Vec<Published>,
-    /// The registered wake-up instant in the timer set.
-    pub wake: Option<Instant>,
-    /// Its entry in the acceptance index.
-    pub accept: Option<Box<AcceptSig>>,
+    pub published: Box<[Published]>,
+    /// The registered wake-up instant in the timer set, or [`NO_WAKE`].
+    pub wake: Instant,
+    /// The group of its entry in the acceptance index (see
+    /// [`super::dual::group_of`]), if it has one.
+    pub accept: Option<std::num::NonZeroU64>,
     /// Its parent, as registered in the children index.
     pub parent: Option<Arc<str>>,
     /// Whether the case is closed (completed, refused, withdrawn).
     pub closed: bool,
 }
 
+impl Default for Case {
+    fn default() -> Case {
+        Case::new()
+    }
+}
+
 impl Case {
     /// A case with no events yet.
-    pub fn new(id: Arc<str>) -> Case {
-        Case { id, events: Vec::new(), published: Vec::new(), wake: None, accept: None, parent: None, closed: false }
+    pub fn new() -> Case {
+        Case { events: Box::new([]), published: Box::new([]), wake: NO_WAKE, accept: None, parent: None, closed: false }
     }
 
     /// Inserts an event at its (`at`, `origin`) place; returns its index.
     pub fn insert(&mut self, e: CaseEvent) -> usize {
         let pos = self.events.partition_point(|x| (x.at, x.origin) < (e.at, e.origin));
-        self.events.insert(pos, e);
+        let mut v = std::mem::take(&mut self.events).into_vec();
+        v.reserve_exact(1);
+        v.insert(pos, e);
+        self.events = v.into_boxed_slice();
         pos
+    }
+
+    /// Removes the event at index `i`.
+    pub fn remove(&mut self, i: usize) -> CaseEvent {
+        let mut v = std::mem::take(&mut self.events).into_vec();
+        let e = v.remove(i);
+        self.events = v.into_boxed_slice();
+        e
+    }
+
+    /// The registered wake-up, if any.
+    pub fn wake(&self) -> Option<Instant> {
+        (self.wake != NO_WAKE).then_some(self.wake)
     }
 
     /// The latest event instant.

@@ -21,7 +21,10 @@ use crate::deadletter::{DeadReason, Rejection};
 use crate::event::{Decision, Event, EventType};
 use crate::reference::RefData;
 use crate::time::{Day, Instant, Zone, DAY_MS, HOUR_MS};
-use case::{Attrs, Case, CaseEvent, Interner, Published, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT};
+use case::{
+    Attrs, Case, CaseEvent, Interner, Published, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD,
+    NO_WAKE, NO_WINDOW,
+};
 use dual::DualIndex;
 use serde::{Deserialize, Serialize};
 use sim::{simulate, Ctx, SimOut, Spec, Status, Summary};
@@ -254,7 +257,7 @@ impl Engine {
     /// Applies one checked event found at input position `origin`.
     pub fn apply(&mut self, ev: Event, origin: u64, out: &mut Vec<Effect>) -> Outcome {
         let id = id_hash(&ev.event_id);
-        if self.st.dedupe.contains(&id) {
+        if !self.st.dedupe.insert(id) {
             self.st.stats.duplicates += 1;
             return Outcome::Duplicate;
         }
@@ -283,7 +286,7 @@ impl Engine {
                 let a = Attrs {
                     region: self.st.strings.intern(r),
                     department: self.st.strings.intern(d),
-                    window: ev.window.as_deref().map(|w| self.st.strings.intern(w)),
+                    window: ev.window.as_deref().map_or(NO_WINDOW, |w| self.st.strings.intern(w)),
                     item,
                     applicant,
                     parent: ev.parent_case_id.as_deref().map(|p| match self.st.cases.get_key_value(p) {
@@ -310,17 +313,16 @@ impl Engine {
             rating: ev.rating.unwrap_or(0),
             fee: ev.fee_yuan.unwrap_or(-1.0),
             attrs,
-            hold_until: None,
+            hold_until: NOT_HELD,
         };
-        self.st.cases.entry(key.clone()).or_insert_with(|| Box::new(Case::new(key.clone()))).insert(ce);
-        self.st.dedupe.insert(id);
+        self.st.cases.entry(key.clone()).or_insert_with(|| Box::new(Case::new())).insert(ce);
         self.rejudge(&key, true, out);
         let held = self
             .st
             .cases
             .get(&key)
             .and_then(|c| c.events.iter().find(|e| e.origin == origin))
-            .is_none_or(|e| e.hold_until.is_some());
+            .is_none_or(|e| e.is_held());
         if held {
             self.st.stats.held += 1;
             Outcome::Held
@@ -342,7 +344,7 @@ impl Engine {
             }
             self.st.timers.pop_first();
             if let Some(c) = self.st.cases.get_mut(&key) {
-                c.wake = None;
+                c.wake = NO_WAKE;
             }
             self.rejudge(&key, false, out);
         }
@@ -352,17 +354,17 @@ impl Engine {
     pub fn case_view(&self, case_id: &str) -> Option<CaseView> {
         let case = self.st.cases.get(case_id)?;
         let pc = self.parent_center(case.parent.as_deref());
-        let out = self.judge(case, &pc, true);
+        let out = self.judge(case_id, case, &pc, true);
         let s = &self.st.strings;
         let attrs = out.summary.attrs.clone();
         Some(CaseView {
             case_id: case_id.to_string(),
             region: attrs.as_ref().map(|a| s.name(a.region).to_string()),
             department: attrs.as_ref().map(|a| s.name(a.department).to_string()),
-            window: attrs.as_ref().and_then(|a| a.window).map(|w| s.name(w).to_string()),
+            window: attrs.as_ref().and_then(|a| a.window()).map(|w| s.name(w).to_string()),
             item_code: attrs.as_ref().map(|a| self.refdata.catalog.item(a.item).item_code.clone()),
             parent_case_id: attrs.as_ref().and_then(|a| a.parent.as_deref().map(str::to_string)),
-            held_events: case.events.iter().filter(|e| e.hold_until.is_some()).count(),
+            held_events: case.events.iter().filter(|e| e.is_held()).count(),
             summary: out.summary,
         })
     }
@@ -371,10 +373,10 @@ impl Engine {
         let Some(p) = parent.and_then(|p| self.st.cases.get(p)) else {
             return Vec::new();
         };
-        p.events.iter().filter(|e| e.has(F_CENTER) && e.hold_until.is_none()).map(|e| e.at).collect()
+        p.events.iter().filter(|e| e.has(F_CENTER) && !e.is_held()).map(|e| e.at).collect()
     }
 
-    fn judge(&self, case: &Case, parent_center: &[Instant], figures: bool) -> SimOut {
+    fn judge(&self, case_id: &str, case: &Case, parent_center: &[Instant], figures: bool) -> SimOut {
         let ctx = Ctx {
             cal: &self.refdata.calendar,
             cat: &self.refdata.catalog,
@@ -382,7 +384,7 @@ impl Engine {
             rules: &self.rules,
             dual: &self.st.dual,
             parent_center,
-            case_id: &case.id,
+            case_id,
             limit: self.st.watermark.unwrap_or(i64::MIN),
             figures,
         };
@@ -398,10 +400,10 @@ impl Engine {
             self.st.changed.insert(key.clone());
         }
         let mut pc = self.parent_center(case.parent.as_deref());
-        let mut sim = self.judge(case, &pc, false);
+        let mut sim = self.judge(key, case, &pc, false);
         if sim.parent != case.parent {
             pc = self.parent_center(sim.parent.as_deref());
-            sim = self.judge(case, &pc, false);
+            sim = self.judge(key, case, &pc, false);
         }
         let wm = self.st.watermark.unwrap_or(i64::MIN);
         let orphan_ms = self.rules.orphan_hours as i64 * HOUR_MS;
@@ -413,12 +415,14 @@ impl Engine {
                 match inv.peek() {
                     Some(&&(j, why)) if j == i => {
                         inv.next();
-                        let until = *e.hold_until.get_or_insert(e.at.max(wm).saturating_add(orphan_ms));
-                        if until <= wm {
+                        if !e.is_held() {
+                            e.hold_until = e.at.max(wm).saturating_add(orphan_ms);
+                        }
+                        if e.hold_until <= wm {
                             expired.push((i, why));
                         }
                     }
-                    _ => e.hold_until = None,
+                    _ => e.hold_until = NOT_HELD,
                 }
             }
         }
@@ -426,7 +430,7 @@ impl Engine {
         let keep_closed = self.keep_closed_ms();
         let case = self.st.cases.get_mut(key).expect("case present");
         for &(i, why) in expired.iter().rev() {
-            let e = case.events.remove(i);
+            let e = case.remove(i);
             self.st.dedupe.remove(&e.id);
             let reason =
                 if sim.summary.status == Status::None { DeadReason::Orphan } else { DeadReason::InvalidTransition };
@@ -450,12 +454,22 @@ impl Engine {
         if let Some(y) = sim.summary.missing_calendar {
             self.st.stats.missing_calendar_years.insert(y);
         }
-        reconcile(case, &sim.alerts, &sim.summary, &self.st.strings, &self.refdata, &zone, &mut self.st.stats, out);
+        reconcile(
+            case,
+            key,
+            &sim.alerts,
+            &sim.summary,
+            &self.st.strings,
+            &self.refdata,
+            &zone,
+            &mut self.st.stats,
+            out,
+        );
         case.closed = matches!(sim.summary.status, Status::Completed | Status::Refused | Status::Withdrawn);
 
         // Wake-up: the next timer, the first hold to end, or, for a closed
         // case with nothing pending, the time to leave memory.
-        let hold = case.events.iter().filter_map(|e| e.hold_until).min();
+        let hold = case.events.iter().filter_map(CaseEvent::held_until).min();
         let mut wake = match (sim.wake, hold) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -473,34 +487,31 @@ impl Engine {
             }
         }
         let wake = wake.filter(|&t| t > wm);
-        if case.wake != wake {
-            if let Some(old) = case.wake {
+        if case.wake() != wake {
+            if let Some(old) = case.wake() {
                 self.st.timers.remove(&(old, key.clone()));
             }
             if let Some(new) = wake {
                 self.st.timers.insert((new, key.clone()));
             }
-            case.wake = wake;
+            case.wake = wake.unwrap_or(NO_WAKE);
         }
 
         // Cross-case links.
         let empty = case.events.is_empty();
         let new_accept = if empty { None } else { sim.accept.take() };
-        let accept_changed = case.accept.as_deref() != new_accept.as_ref();
-        let old_accept =
-            if accept_changed { std::mem::replace(&mut case.accept, new_accept.clone().map(Box::new)) } else { None };
+        let mut again = std::mem::take(&mut self.scratch);
+        again.clear();
+        if case.accept.and_then(|h| self.st.dual.current(h, key)) != new_accept.as_ref() {
+            case.accept = self.st.dual.update(key, case.accept, new_accept, &mut again);
+        }
         let old_parent = std::mem::replace(&mut case.parent, if empty { None } else { sim.parent.clone() });
         let new_parent = case.parent.clone();
         if empty {
-            if let Some(w) = case.wake {
+            if let Some(w) = case.wake() {
                 self.st.timers.remove(&(w, key.clone()));
             }
             self.st.cases.remove(key);
-        }
-        let mut again = std::mem::take(&mut self.scratch);
-        again.clear();
-        if accept_changed {
-            again.extend(self.st.dual.update(key, old_accept.as_deref(), new_accept.as_ref()));
         }
         if old_parent != new_parent {
             if let Some(p) = &old_parent {
@@ -548,7 +559,7 @@ impl Engine {
             }
         }
         let Some(case) = self.st.cases.remove(key) else { return };
-        if let Some(w) = case.wake {
+        if let Some(w) = case.wake() {
             self.st.timers.remove(&(w, key.clone()));
         }
         for e in &case.events {
@@ -562,9 +573,11 @@ impl Engine {
                 }
             }
         }
-        if let Some(sig) = &case.accept {
-            let cases = &self.st.cases;
-            self.st.dual.forget_group_if_unheld(&sig.key, |c| cases.contains_key(c));
+        if let Some(h) = case.accept {
+            if let Some(attrs) = self.st.dual.current(h, key).map(|s| s.attrs.clone()) {
+                let cases = &self.st.cases;
+                self.st.dual.forget_group_if_unheld(h, &attrs, |c| cases.contains_key(c));
+            }
         }
         self.st.stats.evicted += 1;
     }
@@ -581,6 +594,7 @@ fn id_hash(event_id: &str) -> [u64; 2] {
 #[allow(clippy::too_many_arguments)]
 fn reconcile(
     case: &mut Case,
+    case_id: &str,
     specs: &[Spec],
     summary: &Summary,
     strings: &Interner,
@@ -616,9 +630,9 @@ fn reconcile(
     }
     let mk = |p: &Published, state: AlertState, at: Instant, due: Option<Day>, attrs: Option<&Arc<Attrs>>| {
         let alert_id = if p.n <= 1 {
-            format!("{}/{}", case.id, p.rule.as_str())
+            format!("{}/{}", case_id, p.rule.as_str())
         } else {
-            format!("{}/{}#{}", case.id, p.rule.as_str(), p.n)
+            format!("{}/{}#{}", case_id, p.rule.as_str(), p.n)
         };
         AlertRecord {
             alert_id,
@@ -626,10 +640,10 @@ fn reconcile(
             level: p.rule.level(),
             state,
             at: zone.format(at),
-            case_id: case.id.to_string(),
+            case_id: case_id.to_string(),
             region: attrs.map(|a| strings.name(a.region).to_string()),
             department: attrs.map(|a| strings.name(a.department).to_string()),
-            window: attrs.and_then(|a| a.window).map(|w| strings.name(w).to_string()),
+            window: attrs.and_then(|a| a.window()).map(|w| strings.name(w).to_string()),
             item_code: attrs.map(|a| refdata.catalog.item(a.item).item_code.clone()),
             due_date: due.map(|d| d.to_string()),
             retracted: state == AlertState::Retracted,
@@ -652,8 +666,13 @@ fn reconcile(
         p.resolved = Some((at, due));
         emit(stats, mk(p, AlertState::Resolved, at, due, summary.attrs.as_ref()));
     }
+    if to_fire.is_empty() {
+        return;
+    }
+    let mut published = std::mem::take(&mut case.published).into_vec();
+    published.reserve_exact(to_fire.len());
     for spec in to_fire {
-        let n = case.published.iter().filter(|p| p.rule == spec.rule).map(|p| p.n).max().unwrap_or(0) + 1;
+        let n = published.iter().filter(|p| p.rule == spec.rule).map(|p| p.n).max().unwrap_or(0) + 1;
         let p = Published {
             rule: spec.rule,
             n,
@@ -668,8 +687,9 @@ fn reconcile(
         if let Some((at, due)) = p.resolved {
             emit(stats, mk(&p, AlertState::Resolved, at, due, summary.attrs.as_ref()));
         }
-        case.published.push(p);
+        published.push(p);
     }
+    case.published = published.into_boxed_slice();
 }
 
 impl Engine {
@@ -677,20 +697,20 @@ impl Engine {
     /// would be dead-lettered for if their hold ended now.
     pub fn held_events(&self) -> Vec<(u64, Rejection)> {
         let mut v = Vec::new();
-        for case in self.st.cases.values() {
-            if !case.events.iter().any(|e| e.hold_until.is_some()) {
+        for (id, case) in &self.st.cases {
+            if !case.events.iter().any(CaseEvent::is_held) {
                 continue;
             }
-            let opened = case.events.iter().any(|e| e.hold_until.is_none());
+            let opened = case.events.iter().any(|e| !e.is_held());
             let reason = if opened { DeadReason::InvalidTransition } else { DeadReason::Orphan };
-            for e in case.events.iter().filter(|e| e.hold_until.is_some()) {
-                let until = e.hold_until.map(|t| self.zone.format(t)).unwrap_or_default();
+            for e in case.events.iter().filter(|e| e.is_held()) {
+                let until = self.zone.format(e.hold_until);
                 v.push((
                     e.origin,
                     Rejection::field(
                         reason,
                         if reason == DeadReason::Orphan { "case_id" } else { "type" },
-                        format!("{} of case {} is invalid at its place; held until {until}", e.kind.as_str(), case.id),
+                        format!("{} of case {} is invalid at its place; held until {until}", e.kind.as_str(), id),
                     ),
                 ));
             }

@@ -9,7 +9,7 @@
 //! outcome independent of arrival order: the engine publishes only the
 //! difference between what was published and what this returns.
 
-use super::case::{AcceptSig, Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT};
+use super::case::{AcceptSig, Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NEVER};
 use super::clock::{self, Stop};
 use super::dual::DualIndex;
 use crate::alert::Rule;
@@ -171,9 +171,10 @@ enum Timer {
 }
 
 #[derive(Default)]
-struct St {
+struct St<'e> {
     status: Status,
-    attrs: Option<Arc<Attrs>>,
+    /// Borrowed from the events: cloned only into what leaves the simulation.
+    attrs: Option<&'e Arc<Attrs>>,
     first_at: Option<Instant>,
     center_min: Option<Instant>,
     sub_at: Option<Instant>,
@@ -205,7 +206,7 @@ struct St {
     alerts: Vec<Spec>,
 }
 
-impl St {
+impl St<'_> {
     fn note<T>(&mut self, r: Result<Option<T>, NoCalendar>) -> Option<T> {
         match r {
             Ok(v) => v,
@@ -268,7 +269,7 @@ impl St {
             return;
         }
         let resolved = (self.status.closed() && rule.resolves_on_close()).then_some((at, due));
-        self.alerts.push(Spec { rule, at, due, detail, attrs: self.attrs.clone(), resolved });
+        self.alerts.push(Spec { rule, at, due, detail, attrs: self.attrs.cloned(), resolved });
     }
 
     fn resolve(&mut self, rule: Rule, at: Instant, cal: &Calendar) {
@@ -296,12 +297,12 @@ impl St {
     }
 }
 
-fn attrs_item<'c>(st: &St, cat: &'c Catalog) -> Option<&'c crate::reference::Item> {
+fn attrs_item<'c>(st: &St<'_>, cat: &'c Catalog) -> Option<&'c crate::reference::Item> {
     st.attrs.as_ref().map(|a| cat.item(a.item))
 }
 
 /// The next timer of the case and its instant.
-fn next_timer(st: &mut St, ctx: &Ctx) -> Option<(Instant, Timer)> {
+fn next_timer(st: &mut St<'_>, ctx: &Ctx) -> Option<(Instant, Timer)> {
     let mut best: Option<(Instant, Timer)> = None;
     let mut consider = |t: Option<Instant>, k: Timer| {
         if let Some(t) = t {
@@ -347,7 +348,7 @@ fn next_timer(st: &mut St, ctx: &Ctx) -> Option<(Instant, Timer)> {
     best
 }
 
-fn fire_timer(st: &mut St, ctx: &Ctx, t: Instant, k: Timer) {
+fn fire_timer(st: &mut St<'_>, ctx: &Ctx, t: Instant, k: Timer) {
     match k {
         Timer::DueSoon => {
             st.ds_done = true;
@@ -380,7 +381,7 @@ fn fire_timer(st: &mut St, ctx: &Ctx, t: Instant, k: Timer) {
     }
 }
 
-fn run_timers(st: &mut St, ctx: &Ctx, upto: Instant) {
+fn run_timers(st: &mut St<'_>, ctx: &Ctx, upto: Instant) {
     // Every timer sets its done flag or resolves its alert, so this ends; the
     // bound only guards against a bug turning into a hang.
     for _ in 0..64 {
@@ -392,7 +393,7 @@ fn run_timers(st: &mut St, ctx: &Ctx, upto: Instant) {
 }
 
 /// Checks an event against the state; `Err` says why it is invalid here.
-fn check(st: &St, e: &CaseEvent) -> Result<(), Why> {
+fn check(st: &St<'_>, e: &CaseEvent) -> Result<(), Why> {
     use EventType::*;
     use Status as S;
     let ok = match (st.status, e.kind) {
@@ -459,7 +460,7 @@ fn check(st: &St, e: &CaseEvent) -> Result<(), Why> {
     }
 }
 
-fn apply(st: &mut St, ctx: &Ctx, e: &CaseEvent) {
+fn apply<'e>(st: &mut St<'e>, ctx: &Ctx, e: &'e CaseEvent) {
     use EventType::*;
     let day = ctx.zone.day_of(e.at);
     if st.first_at.is_none() {
@@ -474,7 +475,7 @@ fn apply(st: &mut St, ctx: &Ctx, e: &CaseEvent) {
     match e.kind {
         Submitted => {
             st.status = Status::Submitted;
-            st.attrs = e.attrs.clone();
+            st.attrs = e.attrs.as_ref();
             st.sub_at = Some(e.at);
             st.sub_day = Some(day);
         }
@@ -491,14 +492,14 @@ fn apply(st: &mut St, ctx: &Ctx, e: &CaseEvent) {
         }
         Accepted => {
             st.status = Status::Open;
-            st.attrs = e.attrs.clone();
+            st.attrs = e.attrs.as_ref();
             st.acc_at = Some(e.at);
             st.acc_day = Some(day);
             st.acc_source = e.source;
             st.n = attrs_item(st, ctx.cat).map_or(0, |i| i.promised_days);
             st.resolve(Rule::IntakeOverdue, e.at, ctx.cal);
             if let Some(a) = &st.attrs {
-                let earlier = ctx.dual.earlier(ctx, (a.applicant, a.item), e.at, e.source);
+                let earlier = ctx.dual.earlier(ctx, a, e.at, e.source);
                 if let Some(earlier) = earlier {
                     st.fire(Rule::DualIntake, e.at, None, Some(earlier));
                 }
@@ -575,7 +576,7 @@ fn micro_yuan(fee: f64) -> i128 {
     (fee * 1_000_000.0).round() as i128
 }
 
-fn supplement(st: &mut St, at: Instant) {
+fn supplement(st: &mut St<'_>, at: Instant) {
     st.supplements += 1;
     if st.supplements == 2 {
         st.fire(Rule::RepeatedSupplement, at, None, None);
@@ -598,9 +599,12 @@ pub fn simulate(events: &[CaseEvent], ctx: &Ctx) -> SimOut {
     out.wake = next_timer(&mut st, ctx).map(|(t, _)| t);
     out.summary = summarize(&mut st, ctx);
     out.accept = match (&st.attrs, st.acc_at) {
-        (Some(a), Some(at)) => {
-            Some(AcceptSig { key: (a.applicant, a.item), at, source: st.acc_source, withdrawn_at: st.withdrawn_at })
-        }
+        (Some(a), Some(at)) => Some(AcceptSig {
+            attrs: Arc::clone(a),
+            at,
+            source: st.acc_source,
+            withdrawn_at: st.withdrawn_at.unwrap_or(NEVER),
+        }),
         _ => None,
     };
     out.parent = st.attrs.as_ref().and_then(|a| a.parent.clone());
@@ -608,11 +612,11 @@ pub fn simulate(events: &[CaseEvent], ctx: &Ctx) -> SimOut {
     out
 }
 
-fn summarize(st: &mut St, ctx: &Ctx) -> Summary {
+fn summarize(st: &mut St<'_>, ctx: &Ctx) -> Summary {
     let cal = ctx.cal;
     let mut s = Summary {
         status: st.status,
-        attrs: st.attrs.clone(),
+        attrs: st.attrs.cloned(),
         submitted_at: st.sub_at,
         accepted_at: st.acc_at,
         closed_at: st.closed_at,
