@@ -71,6 +71,28 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// The embedded default: simulated departmental systems feed the whole
+    /// pipeline on a compressed clock; history lands in ./data.
+    Demo {
+        /// Data folder.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Simulated days per wall-clock minute.
+        #[arg(long, default_value_t = 10.0)]
+        days_per_minute: f64,
+        /// Cases started per simulated working day.
+        #[arg(long, default_value_t = 120)]
+        cases_per_day: usize,
+        /// Simulated calendar days of arrivals.
+        #[arg(long, default_value_t = 120)]
+        days: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// One SQL query over the history tables.
     Sql {
         /// Data folder (history written by replay, run or demo).
@@ -120,6 +142,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
+/// The configured reference data, or the built-in copy when none of the
+/// configured files exists (the demo from any folder).
+fn load_refdata_or_embedded(cfg: &Config) -> Result<RefData> {
+    let r = &cfg.reference;
+    if !r.catalog.exists() && !r.calendar.exists() && !r.regions.exists() {
+        return Ok(RefData::embedded());
+    }
+    load_refdata(cfg)
+}
+
 fn load_refdata(cfg: &Config) -> Result<RefData> {
     let r = &cfg.reference;
     RefData::load(&r.catalog, &r.calendar, &r.regions).context("reference data")
@@ -162,9 +194,32 @@ pub fn run(cli: Cli) -> Result<()> {
             let opts = crate::synth::SynthOptions { cases, seed, start, days, ..Default::default() };
             simulate(&refdata, zone, opts, &out, truth.as_deref())
         }
+        Command::Demo { data, days_per_minute, cases_per_day, days, seed, config } => {
+            let mut cfg = Config::load_env(config.as_deref())?;
+            cfg.time.watermark = crate::config::WatermarkMode::Event;
+            let refdata = Arc::new(load_refdata_or_embedded(&cfg)?);
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            // Ctrl-C / SIGTERM: finish, flush, exit 0.
+            std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(async {
+                        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                        }
+                    });
+                }
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            let opts = crate::demo::DemoOptions { data, days_per_minute, cases_per_day, days, seed };
+            crate::demo::run(&cfg, refdata, &opts, &stop)?;
+            Ok(())
+        }
         Command::Sql { data, format, config, query } => {
             let cfg = Config::load_env(config.as_deref())?;
-            let refdata = load_refdata(&cfg)?;
+            let refdata = load_refdata_or_embedded(&cfg)?;
             let out = runtime()?.block_on(async {
                 let ctx = crate::sql::session(&data, &refdata, &cfg.time.zone).await?;
                 let batches = ctx.sql(&query).await?.collect().await?;
@@ -175,7 +230,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Report { name, data, month, region, format, out, config } => {
             let cfg = Config::load_env(config.as_deref())?;
-            let refdata = load_refdata(&cfg)?;
+            let refdata = load_refdata_or_embedded(&cfg)?;
             crate::sql::report::check_month(&month).map_err(anyhow::Error::msg)?;
             let region = region.unwrap_or_default();
             if !region.is_empty() && refdata.regions.get(&region).is_none() {

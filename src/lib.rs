@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod deadletter;
+pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod history;

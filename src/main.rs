@@ -14,8 +14,26 @@ fn main() -> ExitCode {
     match jiancha::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("jiancha: {e:#}");
+            eprintln!("jiancha: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line: whitespace (DataFusion's messages
+/// span lines) collapsed, and a cause left out when the text so far already
+/// says it (wrapped errors often repeat their source's message).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if s.is_empty() || out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out
 }

@@ -120,8 +120,12 @@ fn line_at(text: &[u8], pos: Option<&csv::Position>) -> u64 {
 impl Catalog {
     /// Loads and checks a catalogue CSV.
     pub fn load(path: &Path) -> Result<Catalog, RefError> {
-        let text = read_csv(path)?;
-        let mut rdr = csv_reader(&text);
+        Catalog::parse(&read_csv(path)?, path)
+    }
+
+    /// Parses catalogue CSV text; `path` names it in messages.
+    pub fn parse(text: &[u8], path: &Path) -> Result<Catalog, RefError> {
+        let mut rdr = csv_reader(text);
         let row_err = |line: u64, message: String| RefError::Row { path: path.to_path_buf(), line, message };
         let headers = rdr.headers().map_err(|e| row_err(1, e.to_string()))?.clone();
         let col = |name: &str| headers.iter().position(|h| h == name);
@@ -143,8 +147,8 @@ impl Catalog {
         }
         let mut cat = Catalog::default();
         for rec in rdr.records() {
-            let rec = rec.map_err(|e| row_err(line_at(&text, e.position()), e.to_string()))?;
-            let line = line_at(&text, rec.position());
+            let rec = rec.map_err(|e| row_err(line_at(text, e.position()), e.to_string()))?;
+            let line = line_at(text, rec.position());
             let get = |i: usize| {
                 if idx[i] == usize::MAX {
                     ""
@@ -260,8 +264,12 @@ pub fn is_region_code(s: &str) -> bool {
 impl Regions {
     /// Loads and checks a regions CSV (`code,name,parent`).
     pub fn load(path: &Path) -> Result<Regions, RefError> {
-        let text = read_csv(path)?;
-        let mut rdr = csv_reader(&text);
+        Regions::parse(&read_csv(path)?, path)
+    }
+
+    /// Parses regions CSV text; `path` names it in messages.
+    pub fn parse(text: &[u8], path: &Path) -> Result<Regions, RefError> {
+        let mut rdr = csv_reader(text);
         let row_err = |line: u64, message: String| RefError::Row { path: path.to_path_buf(), line, message };
         let headers = rdr.headers().map_err(|e| row_err(1, e.to_string()))?.clone();
         if headers.iter().collect::<Vec<_>>() != ["code", "name", "parent"] {
@@ -270,8 +278,8 @@ impl Regions {
         let mut regions = Regions::default();
         let mut lines = Vec::new();
         for rec in rdr.records() {
-            let rec = rec.map_err(|e| row_err(line_at(&text, e.position()), e.to_string()))?;
-            let line = line_at(&text, rec.position());
+            let rec = rec.map_err(|e| row_err(line_at(text, e.position()), e.to_string()))?;
+            let line = line_at(text, rec.position());
             let code = rec.get(0).unwrap_or("").to_string();
             if !is_region_code(&code) {
                 return Err(row_err(line, format!("code {code:?} is not 6, 9 or 12 digits")));
@@ -339,6 +347,23 @@ pub struct RefData {
 }
 
 impl RefData {
+    /// The reference data shipped in `config/`, as built into the binary
+    /// (the demo's fallback when there is no `config/` folder).
+    pub fn embedded() -> RefData {
+        let calendar: Vec<(i32, &Path, &str)> = vec![
+            (2024, Path::new("2024.json"), include_str!("../config/calendar/2024.json")),
+            (2025, Path::new("2025.json"), include_str!("../config/calendar/2025.json")),
+            (2026, Path::new("2026.json"), include_str!("../config/calendar/2026.json")),
+        ];
+        RefData {
+            catalog: Catalog::parse(include_bytes!("../config/catalog.csv"), Path::new("catalog.csv"))
+                .expect("built-in catalogue is valid"),
+            calendar: Calendar::from_json_files(&calendar).expect("built-in calendar is valid"),
+            regions: Regions::parse(include_bytes!("../config/regions.csv"), Path::new("regions.csv"))
+                .expect("built-in regions are valid"),
+        }
+    }
+
     /// Loads the three sources.
     pub fn load(catalog: &Path, calendar: &Path, regions: &Path) -> Result<RefData, RefError> {
         Ok(RefData {

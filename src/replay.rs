@@ -192,6 +192,7 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
                     alerts.write_all(b"\n")?;
                 }
                 Effect::DeadLetter { origin, rejection } => {
+                    history.rejected(origin);
                     *summary.dead_lettered.entry(rejection.reason.as_str().to_string()).or_default() += 1;
                     deferred.push((origin, rejection));
                 }
@@ -218,10 +219,11 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
                     Item::Good { line, event } => {
                         summary.read += 1;
                         let at = event.occurred_at;
+                        let at_origin = origin(batch.file, line);
                         if !engine.is_duplicate(&event.event_id) {
-                            history.event(&event, None);
+                            history.event_from(&event, None, at_origin);
                         }
-                        if engine.apply(event, origin(batch.file, line), &mut effects) == Outcome::Applied {
+                        if engine.apply(event, at_origin, &mut effects) == Outcome::Applied {
                             engine.advance_watermark(at.saturating_sub(lateness), &mut effects);
                         }
                         handle(&mut effects, &mut alerts, &mut deferred, &mut summary, &mut history)
@@ -239,13 +241,17 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
         engine.advance_watermark(until, &mut effects);
         handle(&mut effects, &mut alerts, &mut deferred, &mut summary, &mut history).map_err(io(&alerts_path))?;
     }
+    // Events still held at the end are not in effect: leave them out of `events`.
+    let held = engine.held_events();
+    for (o, _) in &held {
+        history.rejected(*o);
+    }
     flush_history(&mut engine, &mut history)?;
     bar.finish_and_clear();
     alerts.flush().map_err(io(&alerts_path))?;
 
     // Dead letters raised by the engine, and events still held: fetch their
     // original bytes in one pass over the inputs.
-    let held = engine.held_events();
     summary.held_at_end = held.len() as u64;
     let wanted: Vec<(u64, Rejection, bool)> =
         deferred.into_iter().map(|(o, r)| (o, r, false)).chain(held.into_iter().map(|(o, r)| (o, r, true))).collect();

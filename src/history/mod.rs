@@ -5,7 +5,9 @@
 //!
 //! Layout: `<data>/<table>/month=YYYY-MM/part-NNNNNNNN.parquet` for the
 //! tables `events` (by month of `occurred_at`), `alert_records` (month of
-//! `at`) and `case_versions` (month of acceptance, else submission). A part
+//! `at`) and `case_versions` (month of acceptance, else submission), and
+//! `<data>/rejected_events/part-NNNNNNNN.parquet` (stored events found not in
+//! effect after all; see [`schema`]). A part
 //! is written to a temporary name and renamed, so readers never see half a
 //! file; nothing is ever rewritten.
 
@@ -26,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The stored tables.
-pub const TABLES: [&str; 3] = ["events", "alert_records", "case_versions"];
+pub const TABLES: [&str; 4] = ["events", "alert_records", "case_versions", "rejected_events"];
 
 /// Writing history failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,8 @@ pub struct History {
     events: BTreeMap<String, EventRows>,
     alerts: BTreeMap<String, AlertRows>,
     cases: BTreeMap<String, CaseRows>,
+    rejected: Vec<u64>,
+    run: u64,
     part: u64,
     version: u64,
 }
@@ -76,7 +80,11 @@ impl History {
             let td = dir.join(t);
             std::fs::create_dir_all(&td).map_err(|cause| HistoryError::Io { path: td.clone(), cause })?;
             for m in std::fs::read_dir(&td).map_err(|cause| HistoryError::Io { path: td.clone(), cause })?.flatten() {
-                for f in std::fs::read_dir(m.path()).into_iter().flatten().flatten() {
+                // part files in month folders, or (rejected_events) in the table folder itself
+                let inner: Vec<std::fs::DirEntry> =
+                    std::fs::read_dir(m.path()).into_iter().flatten().flatten().collect();
+                let files = if m.path().is_dir() { inner } else { vec![m] };
+                for f in files {
                     let name = f.file_name().to_string_lossy().to_string();
                     if let Some(n) = name.strip_prefix("part-").and_then(|n| n.strip_suffix(".parquet")) {
                         part = part.max(n.parse::<u64>().unwrap_or(0) + 1);
@@ -92,17 +100,41 @@ impl History {
             events: BTreeMap::new(),
             alerts: BTreeMap::new(),
             cases: BTreeMap::new(),
+            rejected: Vec::new(),
+            run: part,
             part,
             version: part << 32,
         })
     }
 
-    /// Adds an applied event; `kafka` is its (partition, offset) when it came from Kafka.
+    /// Adds an event handed to the engine (not a duplicate), with no input
+    /// position: it cannot be marked rejected later. Prefer [`History::event_from`].
     pub fn event(&mut self, e: &Event, kafka: Option<(i32, i64)>) {
+        self.push_event(e, kafka, None)
+    }
+
+    /// Adds an event handed to the engine (not a duplicate); `kafka` is its
+    /// (partition, offset) when it came from Kafka, `origin` its input
+    /// position (the one given to `Engine::apply`), unique within this
+    /// writer's run. If the event turns out not to be in effect (the engine
+    /// dead-letters that origin, or it is still held at the end), call
+    /// [`History::rejected`] with the same origin.
+    pub fn event_from(&mut self, e: &Event, kafka: Option<(i32, i64)>, origin: u64) {
+        self.push_event(e, kafka, Some(origin))
+    }
+
+    fn push_event(&mut self, e: &Event, kafka: Option<(i32, i64)>, origin: Option<u64>) {
         let m = month(&self.zone, e.occurred_at);
         let z = &self.zone_name;
         let day = self.zone.day_of(e.occurred_at);
-        self.events.entry(m).or_insert_with(|| EventRows::new(z)).push(e, day, &self.refdata.catalog, kafka);
+        let at = origin.map(|o| (self.run, o));
+        self.events.entry(m).or_insert_with(|| EventRows::new(z)).push(e, day, &self.refdata.catalog, kafka, at);
+    }
+
+    /// Marks the event stored with `origin` as not in effect (dead-lettered
+    /// by the engine, or still held when the run ends): SQL's `events` leaves it out.
+    pub fn rejected(&mut self, origin: u64) {
+        self.rejected.push(origin);
     }
 
     /// Adds an alert record.
@@ -124,7 +156,8 @@ impl History {
 
     /// Rows waiting to be written.
     pub fn pending(&self) -> usize {
-        self.events.values().map(|r| r.len).sum::<usize>()
+        self.rejected.len()
+            + self.events.values().map(|r| r.len).sum::<usize>()
             + self.alerts.values().map(|r| r.len).sum::<usize>()
             + self.cases.values().map(|r| r.len).sum::<usize>()
     }
@@ -132,6 +165,17 @@ impl History {
     /// Writes every pending row as new parts.
     pub fn flush(&mut self) -> Result<(), HistoryError> {
         let mut batches: Vec<(&str, String, RecordBatch)> = Vec::new();
+        let rejected = std::mem::take(&mut self.rejected);
+        if !rejected.is_empty() {
+            let n = rejected.len();
+            let cols: Vec<arrow::array::ArrayRef> = vec![
+                Arc::new(arrow::array::UInt64Array::from(vec![self.run; n])),
+                Arc::new(arrow::array::UInt64Array::from(rejected)),
+            ];
+            let batch =
+                RecordBatch::try_new(schema::rejected_events(), cols).expect("rejected batch matches its schema");
+            batches.push(("rejected_events", String::new(), batch));
+        }
         for (m, rows) in std::mem::take(&mut self.events) {
             let mut rows = rows;
             batches.push(("events", m, rows.finish()));
@@ -152,7 +196,8 @@ impl History {
             if batch.num_rows() == 0 {
                 continue;
             }
-            let folder = self.dir.join(table).join(format!("month={m}"));
+            let folder =
+                if m.is_empty() { self.dir.join(table) } else { self.dir.join(table).join(format!("month={m}")) };
             std::fs::create_dir_all(&folder).map_err(|cause| HistoryError::Io { path: folder.clone(), cause })?;
             let path = folder.join(format!("part-{:08}.parquet", self.part));
             let tmp = folder.join(format!(".part-{:08}.parquet.tmp", self.part));

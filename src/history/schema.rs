@@ -1,9 +1,14 @@
 //! Arrow schemas of the history tables, and row builders for them.
 //!
-//! Storage is append-only: `events` (one row per applied event),
+//! Storage is append-only: `events` (one row per event read and handed to the
+//! engine, with its run and input position), `rejected_events` (the run and
+//! input position of each of those events that ended up not in effect:
+//! dead-lettered by the engine — invalid at its place after its hold, or
+//! undone by a late arrival — or still held at the end of a replay),
 //! `alert_records` (one row per published alert record) and `case_versions`
-//! (one row each time a case's row changes). SQL sees `cases` (the latest
-//! version of each case) and `alerts` (one row per alert) as views over them.
+//! (one row each time a case's row changes). SQL sees `events` (the stored
+//! events minus the rejected ones), `cases` (the latest version of each case)
+//! and `alerts` (one row per alert) as views over them.
 
 use crate::alert::AlertRecord;
 use crate::engine::CaseView;
@@ -49,6 +54,17 @@ pub fn events(zone: &str) -> SchemaRef {
         utf8("step", true),
         Field::new("partition", DataType::Int32, true),
         Field::new("offset", DataType::Int64, true),
+        Field::new("run", DataType::UInt64, true),
+        Field::new("origin", DataType::UInt64, true),
+    ]))
+}
+
+/// `rejected_events`: stored events (by run and input position) that are not
+/// in effect after all.
+pub fn rejected_events() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("run", DataType::UInt64, false),
+        Field::new("origin", DataType::UInt64, false),
     ]))
 }
 
@@ -118,6 +134,8 @@ pub struct EventRows {
     rating: Int32Builder,
     partition: Int32Builder,
     offset: Int64Builder,
+    run: UInt64Builder,
+    origin: UInt64Builder,
     /// Rows collected.
     pub len: usize,
 }
@@ -135,13 +153,16 @@ impl EventRows {
             rating: Int32Builder::new(),
             partition: Int32Builder::new(),
             offset: Int64Builder::new(),
+            run: UInt64Builder::new(),
+            origin: UInt64Builder::new(),
             len: 0,
         }
     }
 
     /// Adds an event on local date `day`; `kafka` is its (partition, offset)
-    /// when it came from Kafka.
-    pub fn push(&mut self, e: &Event, day: Day, catalog: &Catalog, kafka: Option<(i32, i64)>) {
+    /// when it came from Kafka; `at` its (run, input position) when known,
+    /// the key of `rejected_events`.
+    pub fn push(&mut self, e: &Event, day: Day, catalog: &Catalog, kafka: Option<(i32, i64)>, at: Option<(u64, u64)>) {
         let s = &mut self.s;
         s[0].append_value(&e.event_id);
         s[1].append_value(&e.case_id);
@@ -166,6 +187,8 @@ impl EventRows {
         self.rating.append_option(e.rating.map(i32::from));
         self.partition.append_option(kafka.map(|k| k.0));
         self.offset.append_option(kafka.map(|k| k.1));
+        self.run.append_option(at.map(|a| a.0));
+        self.origin.append_option(at.map(|a| a.1));
         self.len += 1;
     }
 
@@ -193,6 +216,8 @@ impl EventRows {
             Arc::new(s[12].finish()),
             Arc::new(self.partition.finish()),
             Arc::new(self.offset.finish()),
+            Arc::new(self.run.finish()),
+            Arc::new(self.origin.finish()),
         ];
         self.len = 0;
         RecordBatch::try_new(self.schema.clone(), cols).expect("events batch matches its schema")

@@ -1,7 +1,8 @@
 //! SQL over the history: a DataFusion session with the tables of
 //! `interfaces.md` — `events`, `cases`, `alerts`, `items`, `regions` — plus
 //! `region_tree` (every region with each of its ancestors, for roll-ups) and
-//! the stored tables behind the views (`case_versions`, `alert_records`).
+//! the stored tables behind the views (`event_log`, `rejected_events`,
+//! `case_versions`, `alert_records`).
 
 pub mod format;
 pub mod report;
@@ -30,6 +31,15 @@ pub enum SqlError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
+
+/// The `events` view: the stored events that are in effect (applied and
+/// not later dead-lettered, nor still held at the end of a replay).
+const EVENTS_VIEW: &str = "CREATE VIEW events AS
+SELECT event_id, case_id, type, occurred_at, occurred_date, recorded_at, source, region, department,
+       \"window\", item_code, applicant, parent_case_id, reason, result, fee_yuan, rating, step,
+       \"partition\", \"offset\", month
+FROM event_log e
+WHERE NOT EXISTS (SELECT 1 FROM rejected_events r WHERE r.run = e.run AND r.origin = e.origin)";
 
 /// The `cases` view: the latest version of each case.
 const CASES_VIEW: &str = "CREATE VIEW cases AS
@@ -65,21 +75,23 @@ pub async fn session(data: &Path, refdata: &RefData, zone: &str) -> Result<Sessi
         SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("jiancha", "public");
     let ctx = SessionContext::new_with_config(config);
     let stored = [
-        ("events", schema::events(zone)),
-        ("alert_records", schema::alert_records(zone)),
-        ("case_versions", schema::case_versions(zone)),
+        ("event_log", "events", schema::events(zone), true),
+        ("alert_records", "alert_records", schema::alert_records(zone), true),
+        ("case_versions", "case_versions", schema::case_versions(zone), true),
+        ("rejected_events", "rejected_events", schema::rejected_events(), false),
     ];
-    for (name, schema) in stored {
-        let dir = data.join(name);
+    for (name, folder, schema, by_month) in stored {
+        let dir = data.join(folder);
         std::fs::create_dir_all(&dir)?;
         let url = ListingTableUrl::parse(format!("{}/", dir.canonicalize()?.display()))?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
-            .with_table_partition_cols(vec![("month".to_string(), DataType::Utf8)]);
+            .with_table_partition_cols(if by_month { vec![("month".to_string(), DataType::Utf8)] } else { vec![] });
         let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
         ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
     }
     register_reference(&ctx, refdata)?;
+    ctx.sql(EVENTS_VIEW).await?;
     ctx.sql(CASES_VIEW).await?;
     ctx.sql(ALERTS_VIEW).await?;
     Ok(ctx)

@@ -1,0 +1,193 @@
+//! `jiancha demo`: the embedded default. Simulated departmental systems feed
+//! the full pipeline in one process — simulator → decode → engine → history —
+//! on a compressed clock, so a newcomer watches yellow and red cards fire and
+//! figures move, and queries `./data` with `jiancha sql` / `jiancha report`
+//! while it runs. No outside service is needed; reference data falls back to
+//! the copies built into the binary when `config/` is not there.
+
+use crate::config::Config;
+use crate::engine::{Effect, Engine, Outcome};
+use crate::event::Decoder;
+use crate::history::History;
+use crate::reference::RefData;
+use crate::synth::{SimItem, Simulator, SynthOptions};
+use crate::time::{Instant, Zone, DAY_MS};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Demo settings.
+pub struct DemoOptions {
+    /// Data folder (history).
+    pub data: PathBuf,
+    /// Simulated days per wall-clock minute.
+    pub days_per_minute: f64,
+    /// Cases started per simulated working day.
+    pub cases_per_day: usize,
+    /// Simulated calendar days of arrivals.
+    pub days: u32,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// A demo failed to start or write.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The data folder holds something that is not a demo's.
+    #[error("{0} exists and was not written by `jiancha demo`; move it away or pass --data DIR")]
+    NotDemoData(PathBuf),
+    /// Files.
+    #[error("{path}: {cause}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        cause: std::io::Error,
+    },
+    /// History.
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
+}
+
+const MARKER: &str = ".jiancha-demo";
+
+/// Clears the previous demo's history, refusing to touch other data.
+fn prepare(data: &std::path::Path) -> Result<(), DemoError> {
+    let io = |cause| DemoError::Io { path: data.to_path_buf(), cause };
+    if data.exists() {
+        let empty = std::fs::read_dir(data).map_err(io)?.next().is_none();
+        if !empty && !data.join(MARKER).exists() {
+            return Err(DemoError::NotDemoData(data.to_path_buf()));
+        }
+        for t in crate::history::TABLES {
+            let p = data.join(t);
+            if p.exists() {
+                std::fs::remove_dir_all(&p).map_err(|cause| DemoError::Io { path: p.clone(), cause })?;
+            }
+        }
+    }
+    std::fs::create_dir_all(data).map_err(io)?;
+    std::fs::write(data.join(MARKER), "written by jiancha demo; removed and rewritten by the next demo\n")
+        .map_err(io)?;
+    Ok(())
+}
+
+/// Runs the demo until the simulated span ends or `stop` is set.
+pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &AtomicBool) -> Result<(), DemoError> {
+    prepare(&opts.data)?;
+    let zone = Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone"));
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
+    let working_days = (opts.days as usize * 5 / 7).max(1);
+    let sim_opts = SynthOptions {
+        cases: opts.cases_per_day * working_days,
+        seed: opts.seed,
+        start,
+        days: opts.days,
+        ..Default::default()
+    };
+    let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
+    let mut engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
+    let mut history = History::open(&opts.data, zone.clone(), refdata.clone())?;
+    let sim_start: Instant = zone.midnight(crate::time::Day::from_date(start));
+    let ms_per_wall_ms = opts.days_per_minute * DAY_MS as f64 / 60_000.0;
+    let wall_start = std::time::Instant::now();
+    let sim_now = |wall: std::time::Instant| {
+        sim_start + (wall.duration_since(wall_start).as_millis() as f64 * ms_per_wall_ms) as i64
+    };
+
+    println!("jiancha demo: simulated departmental systems → supervision core → history in {}", opts.data.display());
+    println!(
+        "  {} cases from {start}, {:.1} simulated days per minute; Ctrl-C stops (history is flushed every few seconds)",
+        sim_opts.cases, opts.days_per_minute
+    );
+    let d = opts.data.display();
+    println!("  try, in another terminal:");
+    println!("    jiancha sql --data {d} \"SELECT rule, level, count(*) FROM alerts WHERE NOT retracted GROUP BY rule, level\"");
+    println!("    jiancha sql --data {d} \"SELECT status, count(*) FROM cases GROUP BY status\"");
+    println!("    jiancha report monthly-briefing --data {d} --month 2026-03");
+
+    let mut effects = Vec::new();
+    let (mut events, mut red, mut yellow, mut dead) = (0u64, 0u64, 0u64, 0u64);
+    let mut last_flush = std::time::Instant::now();
+    let take = |effects: &mut Vec<Effect>, history: &mut History, red: &mut u64, yellow: &mut u64, dead: &mut u64| {
+        for e in effects.drain(..) {
+            match e {
+                Effect::Alert(r) => {
+                    if r.state == crate::alert::AlertState::Firing {
+                        match r.level {
+                            crate::alert::Level::Red => *red += 1,
+                            crate::alert::Level::Yellow => *yellow += 1,
+                        }
+                    }
+                    history.alert(&r);
+                }
+                Effect::DeadLetter { origin, .. } => {
+                    *dead += 1;
+                    history.rejected(origin);
+                }
+            }
+        }
+    };
+    let flush = |engine: &mut Engine,
+                 history: &mut History,
+                 sim: Instant,
+                 events: u64,
+                 red: u64,
+                 yellow: u64,
+                 dead: u64| {
+        for v in engine.take_changed() {
+            history.case(&v);
+        }
+        history.flush()?;
+        println!(
+            "  {}  events {events:>8}  open cases {:>6}  cards fired: red {red:>5}, yellow {yellow:>5}  dead letters {dead}",
+            zone.format(sim)[..16].replace('T', " "),
+            engine.open_cases()
+        );
+        Ok::<(), DemoError>(())
+    };
+    for item in Simulator::new(&refdata, zone.clone(), sim_opts) {
+        let SimItem::Line(line) = item else { continue };
+        let Ok(ev) = decoder.decode(line.as_bytes()) else {
+            dead += 1;
+            continue;
+        };
+        // Wait for the compressed clock to reach this event, moving the
+        // watermark meanwhile so deadlines fire between events.
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                flush(&mut engine, &mut history, sim_now(std::time::Instant::now()), events, red, yellow, dead)?;
+                println!("stopped; the history stays in {d}");
+                return Ok(());
+            }
+            let now = sim_now(std::time::Instant::now());
+            engine.advance_watermark(now.min(ev.occurred_at), &mut effects);
+            take(&mut effects, &mut history, &mut red, &mut yellow, &mut dead);
+            if last_flush.elapsed() >= Duration::from_secs(3) {
+                flush(&mut engine, &mut history, now, events, red, yellow, dead)?;
+                last_flush = std::time::Instant::now();
+            }
+            if now >= ev.occurred_at {
+                break;
+            }
+            let wait_ms = ((ev.occurred_at - now) as f64 / ms_per_wall_ms).clamp(1.0, 200.0);
+            std::thread::sleep(Duration::from_millis(wait_ms as u64));
+        }
+        events += 1;
+        let at = ev.occurred_at;
+        if !engine.is_duplicate(&ev.event_id) {
+            history.event_from(&ev, None, events);
+        }
+        if engine.apply(ev, events, &mut effects) == Outcome::Applied {
+            engine.advance_watermark(at, &mut effects);
+        }
+        take(&mut effects, &mut history, &mut red, &mut yellow, &mut dead);
+    }
+    let end = sim_now(std::time::Instant::now());
+    engine.advance_watermark(end, &mut effects);
+    take(&mut effects, &mut history, &mut red, &mut yellow, &mut dead);
+    flush(&mut engine, &mut history, end, events, red, yellow, dead)?;
+    println!("the simulated span is over; the history stays in {d}");
+    Ok(())
+}

@@ -1,0 +1,483 @@
+//! Reports and SQL through the real binary: `replay` writes history, then
+//! `report` / `sql` read it.
+//!
+//! 1. Golden `monthly-briefing` and `quarterly-report` over a small hand-made
+//!    history (tests/data/reports), every column of every row worked out BY
+//!    HAND from metrics.md and rules.md below, for three regions.
+//! 2. `monthly-briefing` on a simulated month against figures computed from
+//!    the simulator's ground truth (`--truth`), independently of the engine.
+//! 3. `sql` output formats and one-line failures of `sql` and `report`.
+//!
+//! Hand-made history (tests/data/reports/events.jsonl; every event from
+//! `center`, every applicant distinct, no `recorded_at`, no fee, so only the
+//! clock rules and `bad_rating_unrectified` can fire). Catalogue
+//! (tests/data/reports/catalog.csv): T-IMM tax immediate N=0; T-PRO tax
+//! promised statutory 20 / promised 10; M-PRO market 15/5; M-ONE market 2/1;
+//! H-PRO health 30/10. Calendar 2026: 15–23 Feb off, Sat 14 and Sat 28 Feb
+//! working, 4–6 Apr off; March has no holiday. Times are +08:00.
+//! Charged day k = k-th working day after the acceptance date (no stops here);
+//! due_soon fires at 00:00 of charged day max(1, N−1) (warn_days 2; N=1 → 1).
+//!
+//! | case | region | item | accepted | closed | due | used | on time / early | alerts (raised) | rating |
+//! |---|---|---|---|---|---|---|---|---|---|
+//! | K00 | 220421100 | T-PRO | Tue 10 Feb | completed 12 Feb | 2 Mar¹ | 2 | yes / yes | – | 4 on 2 Mar |
+//! | K04 | 220421100 | T-PRO | Wed 25 Feb | completed 12 Mar | 10 Mar² | 12 | no / no | due_soon 9 Mar (y), overdue 11 Mar (r) | 3 on 2 Apr |
+//! | K01 | 220421100 | T-PRO | Mon 2 Mar | completed 5 Mar | 16 Mar | 3 | yes / yes | – | 5 on 6 Mar |
+//! | K02 | 220421101 | T-IMM | Tue 3 Mar | completed 3 Mar (onsite) | 3 Mar | 0 | yes / no (N=0) | bad_rating_unrectified 26 Mar³ (y) | 2 on 4 Mar |
+//! | K03 | 220421 | T-PRO | Wed 4 Mar | completed 18 Mar | 18 Mar | 10 | yes / no | due_soon 17 Mar (y) | – |
+//! | K05 | 220421101 | T-PRO | Tue 10 Mar | withdrawn 12 Mar | – | – | – | – | – |
+//! | K06 | 220421100 | T-PRO | Thu 12 Mar | completed 8 Apr | 26 Mar | – | (April) | due_soon 25 Mar (y), overdue 27 Mar (r) | 1 on 20 Mar⁴ |
+//! | K08 | 220421101 | M-ONE | Thu 5 Mar | completed 5 Mar (onsite) | 6 Mar | 0 | yes / yes | – | – |
+//! | K09 | 220421100 | M-PRO | Mon 16 Mar | completed 19 Mar | 23 Mar | 3 | yes / yes | – | – |
+//! | K10 | 220421 | M-PRO | Mon 30 Mar | open | 7 Apr | – | – | due_soon 3 Apr, overdue 8 Apr | – |
+//! | K12 | 220421101 | H-PRO | Tue 31 Mar | open | 15 Apr | – | – | due_soon 14 Apr, overdue 16 Apr | – |
+//! | K11 | 220421100 | T-IMM | Wed 1 Apr | completed 1 Apr | 1 Apr | 0 | yes / no | – | – |
+//! | L01 | 220422100 | T-PRO | Mon 9 Mar | completed 10 Mar | 23 Mar | 1 | yes / yes | – | – |
+//! | L02 | 220422 | H-PRO | Mon 2 Mar | completed 3 Mar | 16 Mar | 1 | yes / yes | – | – |
+//!
+//! ¹ Feb 11, 12, 13, 14 (make-up), 24, 25, 26, 27, 28 (make-up), 2 Mar.
+//! ² Feb 26, 27, 28 (make-up), Mar 2, 3, 4, 5, 6, 9 (9th: due_soon), 10; used
+//!   days to 12 Mar: 10 + 11, 12 = 12.
+//! ³ 15th working day after 4 Mar is 25 Mar; fires 00:00 the next day; never
+//!   rectified.
+//! ⁴ `evaluated` on an open case: invalid at its place, held 168 h, then
+//!   dead-lettered (`invalid_transition`): it is no rating at all and must not
+//!   count in `good_rating_rate` (events.md; interfaces.md `events` = applied events).
+//!
+//! compression_rate (catalogue only): tax 1 − 10/20 = 1/2; market
+//! 1 − (5+1)/(15+2) = 11/17; health 1 − 10/30 = 2/3 (T-IMM: statutory 0, left out).
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tempfile::TempDir;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn data(rel: &str) -> PathBuf {
+    root().join("tests/data/reports").join(rel)
+}
+
+/// The binary in a fresh working folder (so the built-in report SQL is used),
+/// no inherited `JIANCHA__…`, reference data by environment: `catalog` (default
+/// the shipped one), the shipped calendar and regions.
+fn jiancha(cwd: &Path, catalog: Option<&Path>) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jiancha"));
+    c.current_dir(cwd);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("JIANCHA__") {
+            c.env_remove(k);
+        }
+    }
+    let cat = catalog.map(Path::to_path_buf).unwrap_or_else(|| root().join("config/catalog.csv"));
+    c.env("JIANCHA__REFERENCE__CATALOG", cat)
+        .env("JIANCHA__REFERENCE__CALENDAR", root().join("config/calendar"))
+        .env("JIANCHA__REFERENCE__REGIONS", root().join("config/regions.csv"));
+    c
+}
+
+fn ok(mut c: Command, what: &str) -> Output {
+    let o = c.output().expect("cannot start jiancha");
+    assert!(o.status.success(), "{what} failed ({}):\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// Insists on failure with exactly one non-empty line on stderr; returns it.
+fn fails_one_line(mut c: Command, what: &str) -> String {
+    let o = c.output().expect("cannot start jiancha");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{what}: exit status 0; stdout {}", String::from_utf8_lossy(&o.stdout));
+    let line = err.trim_end_matches('\n');
+    assert!(!line.trim().is_empty(), "{what}: nothing on stderr");
+    assert!(!line.contains('\n'), "{what}: more than one line on stderr:\n{err}");
+    line.to_string()
+}
+
+/// Replays the hand-made history (with `--catalog`) into `<tmp>/h`.
+fn hand_history() -> TempDir {
+    let dir = TempDir::new().unwrap();
+    let cat = data("catalog.csv");
+    let mut c = jiancha(dir.path(), Some(&cat));
+    c.args(["replay", "--out", "h", "--catalog"])
+        .arg(&cat)
+        .arg("--calendar")
+        .arg(root().join("config/calendar"))
+        .arg("--regions")
+        .arg(root().join("config/regions.csv"))
+        .args(["--until", "2026-04-30T00:00:00+08:00"])
+        .arg(data("events.jsonl"));
+    ok(c, "replay");
+    let dead = std::fs::read_to_string(dir.path().join("h/dead-letter.jsonl")).unwrap();
+    assert_eq!(dead.lines().count(), 1, "only K06's early rating is dead-lettered:\n{dead}");
+    assert!(dead.contains("\"invalid_transition\"") && dead.contains("K06"), "{dead}");
+    dir
+}
+
+/// `jiancha report NAME --data h --month M [--region R] --format json`.
+fn report(dir: &Path, catalog: Option<&Path>, name: &str, month: &str, region: Option<&str>) -> Vec<Value> {
+    let mut c = jiancha(dir, catalog);
+    c.args(["report", name, "--data", "h", "--month", month, "--format", "json"]);
+    if let Some(r) = region {
+        c.args(["--region", r]);
+    }
+    let o = ok(c, &format!("report {name} {month} {region:?}"));
+    match serde_json::from_slice(&o.stdout).expect("report output is JSON") {
+        Value::Array(rows) => rows,
+        v => panic!("not an array: {v}"),
+    }
+}
+
+const COLUMNS: [&str; 18] = [
+    "region",
+    "department",
+    "accepted",
+    "completed",
+    "on_time_rate",
+    "early_rate",
+    "onsite_rate",
+    "immediate_share",
+    "within_10_days_rate",
+    "avg_used_days",
+    "overdue_open",
+    "compression_rate",
+    "evaluation_rate",
+    "good_rating_rate",
+    "red_alerts",
+    "yellow_alerts",
+    "score",
+    "rank",
+];
+
+const NULL: Option<f64> = None;
+fn v(x: f64) -> Option<f64> {
+    Some(x)
+}
+
+/// An expected row: region, department, then the 16 figures in COLUMNS order.
+type Row = (&'static str, &'static str, [Option<f64>; 16]);
+
+/// Compares every column of every row, in order; floats within 1e-9.
+fn check(what: &str, got: &[Value], want: &[Row]) {
+    let depts: Vec<&str> = got.iter().map(|r| r["department"].as_str().unwrap_or("?")).collect();
+    let want_depts: Vec<&str> = want.iter().map(|r| r.1).collect();
+    assert_eq!(depts, want_depts, "{what}: departments in order");
+    for (row, (region, dept, figures)) in got.iter().zip(want) {
+        let keys: BTreeSet<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, COLUMNS.iter().copied().collect(), "{what}: columns");
+        assert_eq!(row["region"], *region, "{what} {dept}: region");
+        for (col, want) in COLUMNS[2..].iter().zip(figures) {
+            let g = &row[*col];
+            match want {
+                None => assert!(g.is_null(), "{what} {dept}.{col}: want NULL, got {g}"),
+                Some(w) => {
+                    let gf = g.as_f64().unwrap_or_else(|| panic!("{what} {dept}.{col}: want {w}, got {g}"));
+                    assert!((gf - w).abs() < 1e-9, "{what} {dept}.{col}: want {w}, got {gf}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn monthly_briefing_and_quarterly_report_golden() {
+    let dir = hand_history();
+    let d = dir.path();
+    let cat = data("catalog.csv");
+    let cat = Some(cat.as_path());
+
+    // ---- March 2026, region 220421 (东丰县 and its townships): K00–K12.
+    // tax: accepted in March K01 K02 K03 K05 K06 = 5; not withdrawn 4, of them
+    //   immediate K02 → 1/4. Completed in March K01 K02 K03 K04 = 4; on time
+    //   K01 K02 K03 → 3/4; N ≥ 1: K01 K03 K04, early K01 → 1/3; onsite K02 →
+    //   1/4; used 3, 0, 10, 12 → ≤ 10: 3/4, mean 25/4. Open at 1 Apr 00:00 and
+    //   due before: K06 (due 26 Mar) → 1. Rated (any time): K01 K02 K04 (2 Apr)
+    //   → 3/4. Ratings given in March: K00 4, K02 2, K01 5 (K06's 1 was
+    //   dead-lettered) → 2/3. Red raised in March: K04, K06 overdue = 2; yellow:
+    //   K04 K03 K06 due_soon + K02 bad rating = 4.
+    //   score = 40·3/4 + 20·1/3 + 20·2/3 + 10·3/4 + 10·(1 − 2/4) = 30+20+7.5+5 = 62.5
+    // market: accepted K08 K09 K10 = 3, immediate 0/3; completed K08 K09 = 2, on
+    //   time 1, early 2/2, onsite K08 1/2, used 0, 3 → ≤10 1, mean 3/2; no
+    //   overdue open (K10 due 7 Apr); no rating → evaluation 0/2, good NULL; no
+    //   alert in March. score = 40 + 20 + 0 + 0 + 10 = 70.
+    // health: K12 accepted 31 Mar, open, due 15 Apr: accepted 1, immediate 0/1,
+    //   nothing completed → completion rates NULL; score = 10 (no completions).
+    let tax_21 = [5., 4., 0.75, 1. / 3., 0.25, 0.25, 0.75, 6.25, 1., 0.5, 0.75, 2. / 3., 2., 4., 62.5, 2.];
+    let market = [3., 2., 1., 1., 0.5, 0., 1., 1.5, 0., 11. / 17., 0., -1., 0., 0., 70., 1.];
+    let opt = |a: [f64; 16]| a.map(|x| if x == -1. { None } else { Some(x) });
+    let health_21 =
+        [v(1.), v(0.), NULL, NULL, NULL, v(0.), NULL, NULL, v(0.), v(2. / 3.), NULL, NULL, v(0.), v(0.), v(10.), v(3.)];
+    let want_21: Vec<Row> =
+        vec![("220421", "market", opt(market)), ("220421", "tax", opt(tax_21)), ("220421", "health", health_21)];
+    check("monthly 220421", &report(d, cat, "monthly-briefing", "2026-03", Some("220421")), &want_21);
+
+    // ---- March, city 220400 (辽源市): adds 东辽县's L01 (tax) and L02 (health).
+    // tax: accepted 6, kept 5, immediate 1/5; completed 5 (+L01, used 1, early):
+    //   on time 4/5, early 2/4, onsite 1/5, ≤10 4/5, mean 26/5; overdue open 1;
+    //   rated 3/5; good 2/3; red 2, yellow 4.
+    //   score = 32 + 10 + 40/3 + 6 + 10·(1 − 2/5) = 67.333…
+    // health: accepted K12 L02 = 2, immediate 0/2; completed L02 (used 1, early,
+    //   not onsite): 1, 1, 0, ≤10 1, mean 1; rated 0/1; good NULL.
+    //   score = 40 + 20 + 0 + 0 + 10 = 70 — ties with market: RANK 1, 1, then 3.
+    let tax_city =
+        [6., 5., 0.8, 0.5, 0.2, 0.2, 0.8, 5.2, 1., 0.5, 0.6, 2. / 3., 2., 4., 32. + 10. + 40. / 3. + 6. + 6., 3.];
+    let health_city = [2., 1., 1., 1., 0., 0., 1., 1., 0., 2. / 3., 0., -1., 0., 0., 70., 1.];
+    let want_city: Vec<Row> = vec![
+        ("220400", "health", opt(health_city)),
+        ("220400", "market", opt(market)),
+        ("220400", "tax", opt(tax_city)),
+    ];
+    let want_city_score = want_city[2].2[14].unwrap();
+    assert!((want_city_score - 67.333_333_333).abs() < 1e-6);
+    check("monthly 220400", &report(d, cat, "monthly-briefing", "2026-03", Some("220400")), &want_city);
+    // No --region: every region, here the same cases as the city.
+    let all: Vec<Row> = want_city.iter().map(|r| ("", r.1, r.2)).collect();
+    check("monthly all", &report(d, cat, "monthly-briefing", "2026-03", None), &all);
+
+    // ---- March, county 220422 (东辽县) alone: L01 and L02, nothing of 220421.
+    // tax (L01): 1 accepted, 1 completed on time and early, not onsite, used 1,
+    //   no rating, no alert: 40 + 20 + 0 + 0 + 10 = 70; health (L02) the same.
+    let one = [1., 1., 1., 1., 0., 0., 1., 1., 0., 0., 0., -1., 0., 0., 70., 1.];
+    let mut health_22 = one;
+    health_22[9] = 2. / 3.;
+    let mut tax_22 = one;
+    tax_22[9] = 0.5;
+    let want_22: Vec<Row> = vec![("220422", "health", opt(health_22)), ("220422", "tax", opt(tax_22))];
+    check("monthly 220422", &report(d, cat, "monthly-briefing", "2026-03", Some("220422")), &want_22);
+
+    // A township: 220421101 (大阳镇) has K02 K05 K08 K12 only.
+    // tax: accepted K02 K05 = 2, kept 1, immediate 1/1; completed K02: on time,
+    //   N = 0 so early NULL, onsite 1, used 0, rated 1, good: K02's 2 → 0/1;
+    //   yellow 1 (bad rating). score = 40 + 0 + 0 + 10 + 10 = 60.
+    // market K08: 1 accepted, 1 completed onsite and early, used 0 → 70.
+    // health K12: 10.
+    let tax_t = [2., 1., 1., -1., 1., 1., 1., 0., 0., 0.5, 1., 0., 0., 1., 60., 2.];
+    let market_t = [1., 1., 1., 1., 1., 0., 1., 0., 0., 11. / 17., 0., -1., 0., 0., 70., 1.];
+    let mut health_t = health_21;
+    health_t[15] = v(3.);
+    let want_t: Vec<Row> = vec![
+        ("220421101", "market", opt(market_t)),
+        ("220421101", "tax", opt(tax_t)),
+        ("220421101", "health", health_t),
+    ];
+    check("monthly 220421101", &report(d, cat, "monthly-briefing", "2026-03", Some("220421101")), &want_t);
+
+    // ---- Q1 2026 (Jan–Mar), region 220421: --month any month of the quarter.
+    // tax adds K00 (accepted 10 Feb, completed 12 Feb, used 2, early) and K04's
+    //   acceptance (25 Feb): accepted 7, kept 6, immediate 1/6; completed 5: on
+    //   time 4/5, early 2/4, onsite 1/5, ≤10 4/5, mean (2+3+0+10+12)/5 = 27/5;
+    //   overdue open at 1 Apr: K06; rated K00 K01 K02 K04 → 4/5; ratings in Q1
+    //   the same three → 2/3; red 2, yellow 4.
+    //   score = 32 + 10 + 40/3 + 8 + 6 = 69.333…
+    // market and health: as in March (nothing of theirs before March).
+    let tax_q =
+        [7., 5., 0.8, 0.5, 0.2, 1. / 6., 0.8, 5.4, 1., 0.5, 0.8, 2. / 3., 2., 4., 32. + 10. + 40. / 3. + 8. + 6., 2.];
+    let want_q: Vec<Row> =
+        vec![("220421", "market", opt(market)), ("220421", "tax", opt(tax_q)), ("220421", "health", health_21)];
+    for m in ["2026-01", "2026-02", "2026-03"] {
+        check(&format!("quarterly {m}"), &report(d, cat, "quarterly-report", m, Some("220421")), &want_q);
+    }
+    // Q2 (April–June): K10 and K12 overdue open at 1 Jul; April's alerts; K11
+    // and K06 completed. Only the set of departments and a few figures here.
+    let q2 = report(d, cat, "quarterly-report", "2026-05", Some("220421"));
+    let by: BTreeMap<&str, &Value> = q2.iter().map(|r| (r["department"].as_str().unwrap(), r)).collect();
+    assert_eq!(by.keys().copied().collect::<Vec<_>>(), ["health", "market", "tax"]);
+    // tax: accepted K11; completed K06 (late: used 18) and K11 (onsite).
+    assert_eq!((by["tax"]["accepted"].as_i64(), by["tax"]["completed"].as_i64()), (Some(1), Some(2)));
+    assert_eq!(by["tax"]["on_time_rate"].as_f64(), Some(0.5));
+    // overdue open at 1 Jul: K10 (due 7 Apr), K12 (due 15 Apr); red: their overdue.
+    assert_eq!(by["market"]["overdue_open"].as_i64(), Some(1));
+    assert_eq!(by["health"]["overdue_open"].as_i64(), Some(1));
+    assert_eq!(by["health"]["red_alerts"].as_i64(), Some(1));
+    // April ratings: K04's 3 → good 1/1.
+    assert_eq!(by["tax"]["good_rating_rate"].as_f64(), Some(1.0));
+}
+
+/// Local (+08:00) date of an RFC 3339 instant.
+fn local_date(s: &str) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+    t.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).date_naive().to_string()
+}
+
+#[test]
+fn monthly_briefing_agrees_with_the_simulators_truth() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let mut c = jiancha(d, None);
+    c.args(["simulate", "--out", "ev.jsonl", "--truth", "truth.jsonl", "--cases", "3000"]).args([
+        "--start",
+        "2026-02-02",
+        "--days",
+        "60",
+        "--seed",
+        "5",
+    ]);
+    ok(c, "simulate");
+    let mut c = jiancha(d, None);
+    c.args(["replay", "--out", "h", "--until", "2026-07-01", "ev.jsonl"]);
+    ok(c, "replay");
+    let rows = report(d, None, "monthly-briefing", "2026-03", None);
+    let got: BTreeMap<String, &Value> =
+        rows.iter().map(|r| (r["department"].as_str().unwrap().to_string(), r)).collect();
+
+    #[derive(Default)]
+    struct Tally {
+        accepted: u64,
+        kept: u64,
+        immediate: u64,
+        completed: u64,
+        on_time: u64,
+        limited: u64,
+        early: u64,
+        onsite: u64,
+        within_10: u64,
+        used: u64,
+        rated: u64,
+    }
+    let mut by: BTreeMap<String, Tally> = BTreeMap::new();
+    let truth = std::fs::read_to_string(d.join("truth.jsonl")).unwrap();
+    let march = |s: &str| s.starts_with("2026-03-");
+    for line in truth.lines() {
+        let t: Value = serde_json::from_str(line).unwrap();
+        let g = by.entry(t["department"].as_str().unwrap().to_string()).or_default();
+        let acc = t["accepted_at"].as_str().map(local_date);
+        let withdrawn = t["status"] == "withdrawn";
+        if acc.as_deref().is_some_and(march) {
+            g.accepted += 1;
+            if !withdrawn {
+                g.kept += 1;
+                g.immediate += (t["kind"] == "immediate") as u64;
+            }
+        }
+        let done = t["completed_at"].as_str().map(local_date);
+        if t["status"] == "completed" && done.as_deref().is_some_and(march) {
+            g.completed += 1;
+            g.on_time += (t["on_time"] == true) as u64;
+            g.limited += (t["limit_days"].as_u64().unwrap() >= 1) as u64;
+            g.early += (t["early"] == true) as u64;
+            g.onsite += (done == acc) as u64;
+            let used = t["used_days"].as_u64().unwrap();
+            g.within_10 += (used <= 10) as u64;
+            g.used += used;
+            g.rated += !t["rating"].is_null() as u64;
+        }
+    }
+    let rate = |n: u64, d: u64| if d == 0 { None } else { Some(n as f64 / d as f64) };
+    let mut compared = 0;
+    for (dept, g) in &by {
+        if g.accepted == 0 && g.completed == 0 {
+            continue;
+        }
+        let row = got.get(dept).unwrap_or_else(|| panic!("no row for {dept}"));
+        assert_eq!(row["accepted"].as_u64(), Some(g.accepted), "{dept} accepted");
+        assert_eq!(row["completed"].as_u64(), Some(g.completed), "{dept} completed");
+        let figures = [
+            ("on_time_rate", rate(g.on_time, g.completed)),
+            ("early_rate", rate(g.early, g.limited)),
+            ("onsite_rate", rate(g.onsite, g.completed)),
+            ("immediate_share", rate(g.immediate, g.kept)),
+            ("within_10_days_rate", rate(g.within_10, g.completed)),
+            ("avg_used_days", rate(g.used, g.completed)),
+            ("evaluation_rate", rate(g.rated, g.completed)),
+        ];
+        for (col, want) in figures {
+            let have = row[col].as_f64();
+            match (want, have) {
+                (None, None) => {}
+                (Some(w), Some(h)) if (w - h).abs() < 1e-9 => {}
+                _ => panic!("{dept}.{col}: truth {want:?}, report {}", row[col]),
+            }
+        }
+        compared += 1;
+    }
+    // Every report row with intake or completions is a department of the truth.
+    for (dept, row) in &got {
+        if row["accepted"].as_u64() != Some(0) || row["completed"].as_u64() != Some(0) {
+            assert!(by.get(dept).is_some_and(|g| g.accepted + g.completed > 0), "{dept} not in the truth's March");
+        }
+    }
+    assert!(compared >= 10, "only {compared} departments compared");
+}
+
+#[test]
+fn sql_formats_and_one_line_failures() {
+    let dir = hand_history();
+    let d = dir.path();
+    let cat = data("catalog.csv");
+    let sql = |format: &str, q: &str| {
+        let mut c = jiancha(d, Some(&cat));
+        c.args(["sql", "--data", "h", "--format", format, q]);
+        c
+    };
+    // JSON: one array of row objects; booleans, dates YYYY-MM-DD, nulls.
+    let q = "SELECT case_id, on_time, early, accepted_date, due_date, used_days, rating FROM cases \
+             WHERE case_id IN ('K01', 'K12') ORDER BY case_id";
+    let o = ok(sql("json", q), "sql json");
+    let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"case_id": "K01", "on_time": true, "early": true, "accepted_date": "2026-03-02",
+             "due_date": "2026-03-16", "used_days": 3, "rating": 5},
+            {"case_id": "K12", "on_time": null, "early": null, "accepted_date": "2026-03-31",
+             "due_date": "2026-04-15", "used_days": null, "rating": null}
+        ])
+    );
+    let o = ok(sql("json", "SELECT case_id FROM cases WHERE false"), "sql json empty");
+    assert_eq!(serde_json::from_slice::<Value>(&o.stdout).unwrap(), serde_json::json!([]));
+    // The dead-lettered rating is not an event in effect; the other 30 are.
+    let o = ok(sql("json", "SELECT COUNT(*) AS n FROM events WHERE case_id = 'K06'"), "sql events");
+    assert_eq!(serde_json::from_slice::<Value>(&o.stdout).unwrap(), serde_json::json!([{"n": 2}]));
+    let o = ok(sql("json", "SELECT COUNT(*) AS n FROM events"), "sql events");
+    assert_eq!(serde_json::from_slice::<Value>(&o.stdout).unwrap(), serde_json::json!([{"n": 30}]));
+    // Alerts: timestamps in +08:00, booleans.
+    let q = "SELECT alert_id, level, raised_date, retracted FROM alerts WHERE case_id = 'K04' ORDER BY alert_id";
+    let o = ok(sql("json", q), "sql alerts");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&o.stdout).unwrap(),
+        serde_json::json!([
+            {"alert_id": "K04/due_soon", "level": "yellow", "raised_date": "2026-03-09", "retracted": false},
+            {"alert_id": "K04/overdue", "level": "red", "raised_date": "2026-03-11", "retracted": false}
+        ])
+    );
+
+    // CSV with a header.
+    let o = ok(
+        sql("csv", "SELECT case_id, on_time, due_date FROM cases WHERE case_id IN ('K03', 'K04') ORDER BY case_id"),
+        "csv",
+    );
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "case_id,on_time,due_date\nK03,true,2026-03-18\nK04,false,2026-03-10\n"
+    );
+
+    // Bad queries: non-zero, one line (DataFusion's own messages span lines).
+    for q in ["SELECT nope FROM cases", "SELEC 1", "SELECT * FROM nosuch", "SELECT CAST('x' AS INT)"] {
+        let line = fails_one_line(sql("json", q), q);
+        assert!(line.starts_with("jiancha: "), "{q}: {line}");
+    }
+
+    // Reports: bad month, unknown region, unknown report name.
+    let rep = |name: &str, month: &str, region: Option<&str>| {
+        let mut c = jiancha(d, Some(&cat));
+        c.args(["report", name, "--data", "h", "--month", month]);
+        if let Some(r) = region {
+            c.args(["--region", r]);
+        }
+        c
+    };
+    for m in ["2026-13", "2026-3", "March", "2026-03-01", ""] {
+        let line = fails_one_line(rep("monthly-briefing", m, None), &format!("--month {m:?}"));
+        assert!(line.contains("--month"), "{line}");
+    }
+    for r in ["999999", "2204", "220421999"] {
+        let line = fails_one_line(rep("monthly-briefing", "2026-03", Some(r)), &format!("--region {r}"));
+        assert!(line.contains(r), "{line}");
+    }
+    for n in ["no-such-report", "../monthly-briefing"] {
+        let line = fails_one_line(rep(n, "2026-03", None), n);
+        assert!(line.contains(n), "{line}");
+    }
+}
