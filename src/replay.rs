@@ -261,8 +261,8 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     for (o, rej, is_held) in &wanted {
         let (fi, line) = split_origin(*o);
         let raw = raws.get(o).map(Vec::as_slice).unwrap_or(b"");
-        let w: &mut dyn Write = if *is_held { &mut held_w } else { &mut dead };
-        write_dead(&mut BufWriter::new(w), rej, &opts.files[fi], line, raw).map_err(io(&dead_path))?;
+        let (w, path) = if *is_held { (&mut held_w, &held_path) } else { (&mut dead, &dead_path) };
+        write_dead(w, rej, &opts.files[fi], line, raw).map_err(io(path))?;
     }
     dead.flush().map_err(io(&dead_path))?;
     held_w.flush().map_err(io(&held_path))?;
@@ -371,7 +371,7 @@ fn fetch_lines(files: &[PathBuf], origins: impl Iterator<Item = u64>) -> Result<
         let mut buf = Vec::new();
         let mut no = 0u64;
         let mut want = lines.iter().peekable();
-        while let Some(&&target) = want.peek() {
+        while want.peek().is_some() {
             buf.clear();
             if r.read_until(b'\n', &mut buf).map_err(io(path))? == 0 {
                 break;
@@ -381,7 +381,6 @@ fn fetch_lines(files: &[PathBuf], origins: impl Iterator<Item = u64>) -> Result<
                 want.next();
                 out.insert(origin(fi, no), trim_line(&buf).to_vec());
             }
-            let _ = target;
         }
     }
     Ok(out)

@@ -408,8 +408,7 @@ impl Planner {
         // Sub-cases of a joint case: other departments' items, registered
         // through the parent's centre acceptance, completed on time.
         if joint {
-            let others: Vec<&String> = self.sub_items.keys().filter(|d| **d != dept).collect();
-            let mut others: Vec<&String> = others;
+            let mut others: Vec<&String> = self.sub_items.keys().filter(|d| **d != dept).collect();
             others.sort();
             for k in 1..=1 + rng.below(2) {
                 let Some(sd) = others.get(rng.below(others.len() as u64) as usize) else { break };
@@ -419,15 +418,14 @@ impl Planner {
                 let sub_source = format!("{sd}-sys");
                 let mut sub = Events { case: sub_id.clone(), n: 0, zone, out: Vec::new() };
                 let s_acc = acc_at + HOUR_MS;
-                let mut a = fields(&[
+                let a = fields(&[
                     ("region", json!(region)),
                     ("department", json!(sd)),
                     ("window", json!(window)),
                     ("item_code", json!(sub_item.item_code)),
-                    ("applicant", json!(applicant)),
+                    ("applicant", json!(format!("{applicant}-{k}"))),
                     ("parent_case_id", json!(case_id)),
                 ]);
-                a.insert("applicant".into(), json!(format!("{applicant}-{k}")));
                 sub.push(rng, "accepted", s_acc, &sub_source, a);
                 let sn = sub_item.promised_days;
                 let su = rng.below(sn as u64 + 1) as u32;
