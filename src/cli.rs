@@ -45,12 +45,31 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// The live service: case events from Kafka, alerts and dead letters to
+    /// Kafka, history under storage.data_dir.
+    Run {
+        /// Configuration file (TOML); defaults and JIANCHA__… variables apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Simulated departmental systems: a synthetic event stream with
-    /// anomalies of every rule, written as JSON Lines.
+    /// anomalies of every rule, written as JSON Lines or published to Kafka.
     Simulate {
         /// Output file for the events (JSON Lines).
+        #[arg(long, required_unless_present = "kafka", conflicts_with = "kafka")]
+        out: Option<PathBuf>,
+        /// Publish to Kafka instead: bootstrap brokers.
+        #[arg(long, requires = "topic")]
+        kafka: Option<String>,
+        /// The topic to publish to (created with --partitions if missing).
         #[arg(long)]
-        out: PathBuf,
+        topic: Option<String>,
+        /// Partitions of the topic when it is created.
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        /// Events per second (default: as fast as the broker takes them).
+        #[arg(long)]
+        rate: Option<f64>,
         /// Number of cases.
         #[arg(long, default_value_t = 10_000)]
         cases: usize,
@@ -185,34 +204,48 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{}", summary.render(&out));
             Ok(())
         }
-        Command::Simulate { out, cases, seed, truth, start, days, config } => {
+        Command::Simulate { out, kafka, topic, partitions, rate, cases, seed, truth, start, days, config } => {
             let cfg = Config::load_env(config.as_deref())?;
             let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
             let refdata = load_refdata(&cfg)?;
             let start = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d")
                 .with_context(|| format!("--start {start:?} is not a YYYY-MM-DD date"))?;
             let opts = crate::synth::SynthOptions { cases, seed, start, days, ..Default::default() };
+            if let (Some(brokers), Some(topic)) = (kafka, topic) {
+                if rate.is_some_and(|r| !(r > 0.0)) {
+                    bail!("--rate must be a positive number of events per second");
+                }
+                let (tx, rx) = std::sync::mpsc::sync_channel::<String>(4096);
+                let n = std::thread::scope(|s| {
+                    s.spawn(move || {
+                        for item in crate::synth::Simulator::new(&refdata, zone, opts) {
+                            if let crate::synth::SimItem::Line(l) = item {
+                                if tx.send(l).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    });
+                    crate::kafka::publish::lines(&brokers, &topic, partitions, rate, rx.into_iter())
+                })?;
+                println!("published {n} events to {topic}");
+                return Ok(());
+            }
+            let out = out.context("--out FILE or --kafka BROKERS --topic T")?;
             simulate(&refdata, zone, opts, &out, truth.as_deref())
+        }
+        Command::Run { config } => {
+            let cfg = Config::load_env(config.as_deref())?;
+            let refdata = Arc::new(load_refdata(&cfg)?);
+            let stop = signals();
+            crate::kafka::run(&cfg, refdata, &stop)?;
+            Ok(())
         }
         Command::Demo { data, days_per_minute, cases_per_day, days, seed, config } => {
             let mut cfg = Config::load_env(config.as_deref())?;
             cfg.time.watermark = crate::config::WatermarkMode::Event;
             let refdata = Arc::new(load_refdata_or_embedded(&cfg)?);
-            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let flag = stop.clone();
-            // Ctrl-C / SIGTERM: finish, flush, exit 0.
-            std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    rt.block_on(async {
-                        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                        tokio::select! {
-                            _ = tokio::signal::ctrl_c() => {}
-                            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-                        }
-                    });
-                }
-                flag.store(true, std::sync::atomic::Ordering::Relaxed);
-            });
+            let stop = signals();
             let opts = crate::demo::DemoOptions { data, days_per_minute, cases_per_day, days, seed };
             crate::demo::run(&cfg, refdata, &opts, &stop)?;
             Ok(())
@@ -250,6 +283,29 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig { config } => check_config(config),
     }
+}
+
+/// Counts SIGINT / SIGTERM (Ctrl-C) in the background: the first asks to
+/// finish and flush, a second to stop waiting.
+fn signals() -> Arc<std::sync::atomic::AtomicU32> {
+    let stop = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                flag.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    });
+    stop
 }
 
 fn simulate(

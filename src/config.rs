@@ -42,6 +42,10 @@ pub struct KafkaConfig {
     pub alerts_topic: String,
     /// Topic bad events are published to, byte for byte.
     pub dead_letter_topic: String,
+    /// Internal topic through which the partitions share what `dual_intake`
+    /// and joint cases need across them (compacted; read whole by every
+    /// instance).
+    pub facts_topic: String,
 }
 
 impl Default for KafkaConfig {
@@ -52,6 +56,7 @@ impl Default for KafkaConfig {
             events_topic: "case-events".into(),
             alerts_topic: "supervision-alerts".into(),
             dead_letter_topic: "case-events.dlq".into(),
+            facts_topic: "case-events.facts".into(),
         }
     }
 }
@@ -121,11 +126,16 @@ impl Default for ReferenceConfig {
 pub struct StorageConfig {
     /// Data directory for history and checkpoints.
     pub data_dir: PathBuf,
+    /// `run`: how often the open cases, their timers and the input offsets
+    /// are checkpointed (and the offsets committed). A crash loses no event;
+    /// what came after the last checkpoint is read again on restart.
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: "data".into() }
+        StorageConfig { data_dir: "data".into(), checkpoint_interval: Duration::from_secs(5) }
     }
 }
 

@@ -9,11 +9,12 @@ use crate::config::Config;
 use crate::engine::{Effect, Engine, Outcome};
 use crate::event::Decoder;
 use crate::history::History;
+use crate::pipeline::Core;
 use crate::reference::RefData;
 use crate::synth::{SimItem, Simulator, SynthOptions};
 use crate::time::{Instant, Zone, DAY_MS};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,7 +75,7 @@ fn prepare(data: &std::path::Path) -> Result<(), DemoError> {
 }
 
 /// Runs the demo until the simulated span ends or `stop` is set.
-pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &AtomicBool) -> Result<(), DemoError> {
+pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &AtomicU32) -> Result<(), DemoError> {
     prepare(&opts.data)?;
     let zone = Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone"));
     let start = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
@@ -87,8 +88,8 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &Atomi
         ..Default::default()
     };
     let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
-    let mut engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
-    let mut history = History::open(&opts.data, zone.clone(), refdata.clone())?;
+    let engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
+    let mut core = Core::new(engine, History::open(&opts.data, zone.clone(), refdata.clone())?);
     let sim_start: Instant = zone.midnight(crate::time::Day::from_date(start));
     let ms_per_wall_ms = opts.days_per_minute * DAY_MS as f64 / 60_000.0;
     let wall_start = std::time::Instant::now();
@@ -107,43 +108,26 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &Atomi
     println!("    jiancha sql --data {d} \"SELECT status, count(*) FROM cases GROUP BY status\"");
     println!("    jiancha report monthly-briefing --data {d} --month 2026-03");
 
-    let mut effects = Vec::new();
     let (mut events, mut red, mut yellow, mut dead) = (0u64, 0u64, 0u64, 0u64);
     let mut last_flush = std::time::Instant::now();
-    let take = |effects: &mut Vec<Effect>, history: &mut History, red: &mut u64, yellow: &mut u64, dead: &mut u64| {
-        for e in effects.drain(..) {
+    let take = |core: &mut Core, red: &mut u64, yellow: &mut u64, dead: &mut u64| {
+        for e in core.effects() {
             match e {
-                Effect::Alert(r) => {
-                    if r.state == crate::alert::AlertState::Firing {
-                        match r.level {
-                            crate::alert::Level::Red => *red += 1,
-                            crate::alert::Level::Yellow => *yellow += 1,
-                        }
-                    }
-                    history.alert(&r);
-                }
-                Effect::DeadLetter { origin, .. } => {
-                    *dead += 1;
-                    history.rejected(origin);
-                }
+                Effect::Alert(r) if r.state == crate::alert::AlertState::Firing => match r.level {
+                    crate::alert::Level::Red => *red += 1,
+                    crate::alert::Level::Yellow => *yellow += 1,
+                },
+                Effect::Alert(_) => {}
+                Effect::DeadLetter { .. } => *dead += 1,
             }
         }
     };
-    let flush = |engine: &mut Engine,
-                 history: &mut History,
-                 sim: Instant,
-                 events: u64,
-                 red: u64,
-                 yellow: u64,
-                 dead: u64| {
-        for v in engine.take_changed() {
-            history.case(&v);
-        }
-        history.flush()?;
+    let flush = |core: &mut Core, sim: Instant, events: u64, red: u64, yellow: u64, dead: u64| {
+        core.flush()?;
         println!(
             "  {}  events {events:>8}  open cases {:>6}  cards fired: red {red:>5}, yellow {yellow:>5}  dead letters {dead}",
             zone.format(sim)[..16].replace('T', " "),
-            engine.open_cases()
+            core.engine.open_cases()
         );
         Ok::<(), DemoError>(())
     };
@@ -156,16 +140,16 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &Atomi
         // Wait for the compressed clock to reach this event, moving the
         // watermark meanwhile so deadlines fire between events.
         loop {
-            if stop.load(Ordering::Relaxed) {
-                flush(&mut engine, &mut history, sim_now(std::time::Instant::now()), events, red, yellow, dead)?;
+            if stop.load(Ordering::Relaxed) > 0 {
+                flush(&mut core, sim_now(std::time::Instant::now()), events, red, yellow, dead)?;
                 println!("stopped; the history stays in {d}");
                 return Ok(());
             }
             let now = sim_now(std::time::Instant::now());
-            engine.advance_watermark(now.min(ev.occurred_at), &mut effects);
-            take(&mut effects, &mut history, &mut red, &mut yellow, &mut dead);
+            core.advance(now.min(ev.occurred_at));
+            take(&mut core, &mut red, &mut yellow, &mut dead);
             if last_flush.elapsed() >= Duration::from_secs(3) {
-                flush(&mut engine, &mut history, now, events, red, yellow, dead)?;
+                flush(&mut core, now, events, red, yellow, dead)?;
                 last_flush = std::time::Instant::now();
             }
             if now >= ev.occurred_at {
@@ -176,18 +160,15 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &Atomi
         }
         events += 1;
         let at = ev.occurred_at;
-        if !engine.is_duplicate(&ev.event_id) {
-            history.event_from(&ev, None, events);
+        if core.apply(ev, None, events) == Outcome::Applied {
+            core.advance(at);
         }
-        if engine.apply(ev, events, &mut effects) == Outcome::Applied {
-            engine.advance_watermark(at, &mut effects);
-        }
-        take(&mut effects, &mut history, &mut red, &mut yellow, &mut dead);
+        take(&mut core, &mut red, &mut yellow, &mut dead);
     }
     let end = sim_now(std::time::Instant::now());
-    engine.advance_watermark(end, &mut effects);
-    take(&mut effects, &mut history, &mut red, &mut yellow, &mut dead);
-    flush(&mut engine, &mut history, end, events, red, yellow, dead)?;
+    core.advance(end);
+    take(&mut core, &mut red, &mut yellow, &mut dead);
+    flush(&mut core, end, events, red, yellow, dead)?;
     println!("the simulated span is over; the history stays in {d}");
     Ok(())
 }

@@ -14,6 +14,8 @@ pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod history;
+pub mod kafka;
+pub mod pipeline;
 pub mod privacy;
 pub mod reference;
 pub mod replay;

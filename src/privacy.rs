@@ -39,9 +39,32 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The 32 bytes of a 64-digit hex string (either case), if it is one.
+pub fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = digit(b[2 * i])? << 4 | digit(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unhex32_inverts_hex() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(unhex32(&hex(&bytes)), Some(bytes));
+        assert_eq!(unhex32(&hex(&bytes).to_uppercase()), Some(bytes));
+        assert_eq!(unhex32("abc"), None);
+        assert_eq!(unhex32(&"g".repeat(64)), None);
+    }
 
     #[test]
     fn rfc4231_test_case_2() {

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::deadletter::{DeadReason, Rejection};
 use crate::engine::{Effect, Engine, Outcome};
 use crate::event::Decoder;
+use crate::pipeline::Core;
 use crate::reference::RefData;
 use crate::time::{Instant, Zone};
 use base64::Engine as _;
@@ -93,7 +94,8 @@ pub fn origin(file: usize, line: u64) -> u64 {
     ((file as u64) << 48) | (line & ((1 << 48) - 1))
 }
 
-fn split_origin(o: u64) -> (usize, u64) {
+/// The (file or partition, line or offset) of an input position.
+pub fn split_origin(o: u64) -> (usize, u64) {
     ((o >> 48) as usize, o & ((1 << 48) - 1))
 }
 
@@ -149,9 +151,10 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     let zone = Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone"));
     let lateness = cfg.time.allowed_lateness.as_millis() as i64;
     let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
-    let mut engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
-    let mut history =
+    let engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
+    let history =
         crate::history::History::open(&opts.out, zone.clone(), refdata.clone()).map_err(ReplayError::History)?;
+    let mut core = Core::new(engine, history);
 
     let alerts_path = opts.out.join("alerts.jsonl");
     let dead_path = opts.out.join("dead-letter.jsonl");
@@ -159,7 +162,6 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     let mut dead = BufWriter::new(File::create(&dead_path).map_err(io(&dead_path))?);
     let mut summary = ReplaySummary::default();
     let mut deferred: Vec<(u64, Rejection)> = Vec::new();
-    let mut effects = Vec::new();
 
     let total: u64 = opts.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     let bar = if opts.progress && total > 16 << 20 {
@@ -173,13 +175,12 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
         indicatif::ProgressBar::hidden()
     };
 
-    let handle = |effects: &mut Vec<Effect>,
+    let handle = |core: &mut Core,
                   alerts: &mut BufWriter<File>,
                   deferred: &mut Vec<(u64, Rejection)>,
-                  summary: &mut ReplaySummary,
-                  history: &mut crate::history::History|
+                  summary: &mut ReplaySummary|
      -> std::io::Result<()> {
-        for eff in effects.drain(..) {
+        for eff in core.effects() {
             match eff {
                 Effect::Alert(rec) => {
                     match rec.state {
@@ -187,12 +188,10 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
                         AlertState::Resolved => summary.resolved += 1,
                         AlertState::Retracted => summary.retracted += 1,
                     }
-                    history.alert(&rec);
                     serde_json::to_writer(&mut *alerts, &rec)?;
                     alerts.write_all(b"\n")?;
                 }
                 Effect::DeadLetter { origin, rejection } => {
-                    history.rejected(origin);
                     *summary.dead_lettered.entry(rejection.reason.as_str().to_string()).or_default() += 1;
                     deferred.push((origin, rejection));
                 }
@@ -219,17 +218,12 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
                     Item::Good { line, event } => {
                         summary.read += 1;
                         let at = event.occurred_at;
-                        let at_origin = origin(batch.file, line);
-                        if !engine.is_duplicate(&event.event_id) {
-                            history.event_from(&event, None, at_origin);
+                        if core.apply(event, None, origin(batch.file, line)) == Outcome::Applied {
+                            core.advance(at.saturating_sub(lateness));
                         }
-                        if engine.apply(event, at_origin, &mut effects) == Outcome::Applied {
-                            engine.advance_watermark(at.saturating_sub(lateness), &mut effects);
-                        }
-                        handle(&mut effects, &mut alerts, &mut deferred, &mut summary, &mut history)
-                            .map_err(io(&alerts_path))?;
-                        if history.pending() >= FLUSH_ROWS {
-                            flush_history(&mut engine, &mut history)?;
+                        handle(&mut core, &mut alerts, &mut deferred, &mut summary).map_err(io(&alerts_path))?;
+                        if core.history.pending() >= FLUSH_ROWS {
+                            core.flush().map_err(ReplayError::History)?;
                         }
                     }
                 }
@@ -238,15 +232,15 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
         reader.join().unwrap_or(Ok(()))
     })?;
     if let Some(until) = opts.until {
-        engine.advance_watermark(until, &mut effects);
-        handle(&mut effects, &mut alerts, &mut deferred, &mut summary, &mut history).map_err(io(&alerts_path))?;
+        core.advance(until);
+        handle(&mut core, &mut alerts, &mut deferred, &mut summary).map_err(io(&alerts_path))?;
     }
     // Events still held at the end are not in effect: leave them out of `events`.
-    let held = engine.held_events();
+    let held = core.engine.held_events();
     for (o, _) in &held {
-        history.rejected(*o);
+        core.history.rejected(*o);
     }
-    flush_history(&mut engine, &mut history)?;
+    core.flush().map_err(ReplayError::History)?;
     bar.finish_and_clear();
     alerts.flush().map_err(io(&alerts_path))?;
 
@@ -267,6 +261,7 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     dead.flush().map_err(io(&dead_path))?;
     held_w.flush().map_err(io(&held_path))?;
 
+    let engine = &core.engine;
     let st = engine.stats();
     // Every line read is accounted for exactly once: applied (in effect at the
     // end, including held events that a later arrival made valid), duplicate,
@@ -285,14 +280,6 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
 
 /// History rows buffered before a flush.
 const FLUSH_ROWS: usize = 400_000;
-
-/// Writes the changed cases' rows and every buffered row.
-fn flush_history(engine: &mut Engine, history: &mut crate::history::History) -> Result<(), ReplayError> {
-    for v in engine.take_changed() {
-        history.case(&v);
-    }
-    history.flush().map_err(ReplayError::History)
-}
 
 /// One input line, decoded.
 enum Item {

@@ -154,6 +154,11 @@ pub struct Published {
     pub resolved: Option<(Instant, Option<Day>)>,
     /// Whether a retraction was published.
     pub retracted: bool,
+    /// Known only from the output topic after a restart (see
+    /// `Engine::recover_published`), not yet judged again: while it is, the
+    /// judgement not (yet) giving it does not retract it.
+    #[serde(default)]
+    pub recovered: bool,
 }
 
 /// An acceptance, as the index for `dual_intake` holds it.

@@ -19,7 +19,7 @@ use crate::alert::{AlertRecord, AlertState, Detail};
 use crate::config::RulesConfig;
 use crate::deadletter::{DeadReason, Rejection};
 use crate::event::{Decision, Event, EventType};
-use crate::reference::RefData;
+use crate::reference::{ItemKind, RefData};
 use crate::time::{Day, Instant, Zone, DAY_MS, HOUR_MS};
 use case::{
     Attrs, Case, CaseEvent, Interner, Published, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD,
@@ -143,6 +143,20 @@ struct State {
     /// Cases judged since the last [`Engine::take_changed`].
     #[serde(with = "sorted::set", default)]
     changed: Set<Arc<str>>,
+    /// Records found already published (see [`Engine::recover_published`])
+    /// for cases not in memory yet, merged when their case's first event
+    /// arrives.
+    #[serde(with = "sorted", default)]
+    recovered: Map<Arc<str>, Vec<AlertRecord>>,
+    /// Cases of other partitions in the acceptance index, by group.
+    #[serde(with = "sorted", default)]
+    remote: Map<Arc<str>, std::num::NonZeroU64>,
+    /// `center` instants of joint cases of other partitions.
+    #[serde(with = "sorted", default)]
+    remote_center: Map<Arc<str>, Vec<Instant>>,
+    /// `center` instants last shared, by joint case of this engine.
+    #[serde(with = "sorted", default)]
+    shared_center: Map<Arc<str>, Vec<Instant>>,
 }
 
 /// A case as the outside world sees it.
@@ -175,6 +189,56 @@ pub struct Engine {
     scratch: Vec<Arc<str>>,
     /// Final views of changed cases that left memory before being taken.
     evicted_views: Vec<CaseView>,
+    /// Whether acceptance changes are collected for other engines.
+    share: bool,
+    /// Facts about this engine's cases not yet taken.
+    shared: Vec<SharedFact>,
+}
+
+/// What the engines of other partitions learn from this one: the
+/// acceptances (for `dual_intake` across partitions) and the `center`
+/// events of joint cases (for their sub-cases' `unregistered_case`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "fact", rename_all = "snake_case")]
+pub enum SharedFact {
+    /// A case's acceptance, or `None` when it has none any more.
+    Acceptance {
+        /// The case.
+        case_id: String,
+        /// Its acceptance.
+        acceptance: Option<AcceptanceFact>,
+    },
+    /// The instants of a joint case's `center` events.
+    Center {
+        /// The (parent) case.
+        case_id: String,
+        /// `occurred_at` of its `center` events in effect.
+        at: Vec<Instant>,
+    },
+}
+
+impl SharedFact {
+    /// The case the fact is about.
+    pub fn case_id(&self) -> &str {
+        match self {
+            SharedFact::Acceptance { case_id, .. } | SharedFact::Center { case_id, .. } => case_id,
+        }
+    }
+}
+
+/// The facts of an acceptance that `dual_intake` compares.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AcceptanceFact {
+    /// Applicant hash, lowercase hex.
+    pub applicant: String,
+    /// Item code.
+    pub item_code: String,
+    /// `occurred_at` of the `accepted`.
+    pub at: Instant,
+    /// Its source.
+    pub source: String,
+    /// `occurred_at` of a valid `withdrawn`, if any.
+    pub withdrawn_at: Option<Instant>,
 }
 
 /// A snapshot could not be read.
@@ -190,7 +254,16 @@ impl Engine {
 
     fn with_state(refdata: Arc<RefData>, zone: Zone, rules: RulesConfig, mut st: State) -> Engine {
         st.strings.intern("center");
-        Engine { refdata, zone, rules, st, scratch: Vec::new(), evicted_views: Vec::new() }
+        Engine {
+            refdata,
+            zone,
+            rules,
+            st,
+            scratch: Vec::new(),
+            evicted_views: Vec::new(),
+            share: false,
+            shared: Vec::new(),
+        }
     }
 
     /// The whole state, serialized (deterministic: equal states give equal bytes).
@@ -315,7 +388,15 @@ impl Engine {
             attrs,
             hold_until: NOT_HELD,
         };
-        self.st.cases.entry(key.clone()).or_insert_with(|| Box::new(Case::new())).insert(ce);
+        let case = self.st.cases.entry(key.clone()).or_insert_with(|| Box::new(Case::new()));
+        case.insert(ce);
+        if !self.st.recovered.is_empty() {
+            if let Some(recs) = self.st.recovered.remove(&key) {
+                for r in &recs {
+                    merge_published(case, r);
+                }
+            }
+        }
         self.rejudge(&key, true, out);
         let held = self
             .st
@@ -371,7 +452,7 @@ impl Engine {
 
     fn parent_center(&self, parent: Option<&str>) -> Vec<Instant> {
         let Some(p) = parent.and_then(|p| self.st.cases.get(p)) else {
-            return Vec::new();
+            return parent.and_then(|p| self.st.remote_center.get(p)).cloned().unwrap_or_default();
         };
         p.events.iter().filter(|e| e.has(F_CENTER) && !e.is_held()).map(|e| e.at).collect()
     }
@@ -466,6 +547,16 @@ impl Engine {
             out,
         );
         case.closed = matches!(sim.summary.status, Status::Completed | Status::Refused | Status::Withdrawn);
+        if self.share
+            && sim.summary.attrs.as_ref().is_some_and(|a| self.refdata.catalog.item(a.item).kind == ItemKind::Joint)
+        {
+            let at: Vec<Instant> =
+                case.events.iter().filter(|e| e.has(F_CENTER) && !e.is_held()).map(|e| e.at).collect();
+            if self.st.shared_center.get(key) != Some(&at) {
+                self.shared.push(SharedFact::Center { case_id: key.to_string(), at: at.clone() });
+                self.st.shared_center.insert(key.clone(), at);
+            }
+        }
 
         // Wake-up: the next timer, the first hold to end, or, for a closed
         // case with nothing pending, the time to leave memory.
@@ -503,6 +594,16 @@ impl Engine {
         let mut again = std::mem::take(&mut self.scratch);
         again.clear();
         if case.accept.and_then(|h| self.st.dual.current(h, key)) != new_accept.as_ref() {
+            if self.share {
+                let acceptance = new_accept.as_ref().map(|a| AcceptanceFact {
+                    applicant: crate::privacy::hex(&a.attrs.applicant),
+                    item_code: self.refdata.catalog.item(a.attrs.item).item_code.clone(),
+                    at: a.at,
+                    source: self.st.strings.name(a.source).to_string(),
+                    withdrawn_at: (a.withdrawn_at != case::NEVER).then_some(a.withdrawn_at),
+                });
+                self.shared.push(SharedFact::Acceptance { case_id: key.to_string(), acceptance });
+            }
             case.accept = self.st.dual.update(key, case.accept, new_accept, &mut again);
         }
         let old_parent = std::mem::replace(&mut case.parent, if empty { None } else { sim.parent.clone() });
@@ -559,6 +660,7 @@ impl Engine {
             }
         }
         let Some(case) = self.st.cases.remove(key) else { return };
+        self.st.shared_center.remove(key);
         if let Some(w) = case.wake() {
             self.st.timers.remove(&(w, key.clone()));
         }
@@ -580,6 +682,158 @@ impl Engine {
             }
         }
         self.st.stats.evicted += 1;
+    }
+}
+
+impl Engine {
+    /// Collects facts about this engine's cases for the engines of other
+    /// partitions ([`Engine::take_shared`]).
+    pub fn share_facts(&mut self) {
+        self.share = true;
+    }
+
+    /// The facts collected since the last call.
+    pub fn take_shared(&mut self) -> Vec<SharedFact> {
+        std::mem::take(&mut self.shared)
+    }
+
+    /// Learns a fact about a case of another partition, and judges again
+    /// the cases of this engine it bears on. Ignored for a case of this
+    /// engine, and for an item not in the catalogue.
+    pub fn remote_fact(&mut self, fact: &SharedFact, out: &mut Vec<Effect>) {
+        if self.st.cases.contains_key(fact.case_id()) {
+            return;
+        }
+        let acceptance = match fact {
+            SharedFact::Acceptance { acceptance, .. } => acceptance,
+            SharedFact::Center { case_id, at } => {
+                let key: Arc<str> = Arc::from(case_id.as_str());
+                if at.is_empty() {
+                    self.st.remote_center.remove(&key);
+                } else {
+                    self.st.remote_center.insert(key.clone(), at.clone());
+                }
+                let kids = self.st.children.get(&key).cloned().unwrap_or_default();
+                for k in &kids {
+                    self.rejudge(k, false, out);
+                }
+                return;
+            }
+        };
+        let new = match acceptance {
+            None => None,
+            Some(a) => {
+                let Some(item) = self.refdata.catalog.lookup(&a.item_code) else { return };
+                let Some(applicant) = crate::privacy::unhex32(&a.applicant) else { return };
+                let attrs = Attrs {
+                    region: NO_WINDOW,
+                    department: NO_WINDOW,
+                    window: NO_WINDOW,
+                    item,
+                    applicant,
+                    parent: None,
+                };
+                Some(case::AcceptSig {
+                    attrs: Arc::new(attrs),
+                    at: a.at,
+                    source: self.st.strings.intern(&a.source),
+                    withdrawn_at: a.withdrawn_at.unwrap_or(case::NEVER),
+                })
+            }
+        };
+        let key: Arc<str> = Arc::from(fact.case_id());
+        let old = self.st.remote.get(&key).copied();
+        let mut again = std::mem::take(&mut self.scratch);
+        match self.st.dual.update(&key, old, new, &mut again) {
+            Some(g) => self.st.remote.insert(key, g),
+            None => self.st.remote.remove(&key),
+        };
+        for k in &again {
+            self.rejudge(k, false, out);
+        }
+        again.clear();
+        self.scratch = again;
+    }
+
+    /// Ends the grace of recovered records (see
+    /// [`Engine::recover_published`]) that the input processed again should
+    /// have given by now — those up to the watermark — judging their cases
+    /// again: a record the engine no longer stands by is retracted. Call it
+    /// once the input that was processed before the restart has been
+    /// processed again; returns how many recovered records still wait (their
+    /// instant is past the watermark).
+    pub fn settle_recovered(&mut self, out: &mut Vec<Effect>) -> usize {
+        self.st.recovered.clear();
+        let wm = self.st.watermark.unwrap_or(i64::MIN);
+        let mut waiting = 0;
+        let mut again = Vec::new();
+        for (key, case) in self.st.cases.iter_mut() {
+            let mut touched = false;
+            for p in case.published.iter_mut().filter(|p| p.recovered) {
+                if p.at <= wm && p.resolved.is_none_or(|(r, _)| r <= wm) {
+                    p.recovered = false;
+                    touched = true;
+                } else {
+                    waiting += 1;
+                }
+            }
+            if touched {
+                again.push(key.clone());
+            }
+        }
+        again.sort();
+        for k in &again {
+            self.rejudge(k, false, out);
+        }
+        waiting
+    }
+
+    /// Tells the engine that `rec` was already published, though the state
+    /// it was restored from does not know it (a record published after the
+    /// last checkpoint, before a crash). The case's published alerts take it
+    /// in, so that processing the same input again publishes only what is
+    /// still missing — and, should it judge differently this time, retracts
+    /// what it no longer stands by — instead of publishing a record twice.
+    pub fn recover_published(&mut self, rec: &AlertRecord) {
+        match self.st.cases.get_mut(rec.case_id.as_str()) {
+            Some(case) => merge_published(case, rec),
+            None => self.st.recovered.entry(Arc::from(rec.case_id.as_str())).or_default().push(rec.clone()),
+        }
+    }
+}
+
+/// Takes a published record into a case's published alerts.
+fn merge_published(case: &mut Case, rec: &AlertRecord) {
+    let n = rec.alert_id.rsplit_once('#').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(1);
+    let at = crate::time::parse_rfc3339(&rec.at).unwrap_or(rec.at_ms);
+    let due =
+        rec.due_date.as_deref().and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).map(Day::from_date);
+    let i = match case.published.iter().position(|p| p.rule == rec.rule && p.n == n) {
+        Some(i) => i,
+        None => {
+            let attrs = case.events.iter().rev().find_map(|e| e.attrs.clone());
+            let mut v = std::mem::take(&mut case.published).into_vec();
+            v.push(Published {
+                rule: rec.rule,
+                n,
+                at,
+                due,
+                detail: rec.detail.earlier_case_id.as_deref().map(Arc::from),
+                attrs,
+                resolved: None,
+                retracted: false,
+                recovered: true,
+            });
+            case.published = v.into_boxed_slice();
+            case.published.len() - 1
+        }
+    };
+    let p = &mut case.published[i];
+    p.recovered = true;
+    match rec.state {
+        AlertState::Firing => {}
+        AlertState::Resolved => p.resolved = Some((at, due)),
+        AlertState::Retracted => p.retracted = true,
     }
 }
 
@@ -609,20 +863,32 @@ fn reconcile(
     for spec in specs {
         let found = case.published.iter().enumerate().position(|(i, p)| {
             !matched[i]
-                && !p.retracted
+                && (!p.retracted || p.recovered)
                 && p.rule == spec.rule
                 && p.at == spec.at
                 && p.due == spec.due
                 && p.detail == spec.detail
         });
         match found {
+            // Retracted before a restart, at a point not reached again yet.
+            Some(i) if case.published[i].retracted => matched[i] = true,
             Some(i) => match (case.published[i].resolved, spec.resolved) {
-                (None, None) => matched[i] = true,
+                (None, None) => {
+                    matched[i] = true;
+                    case.published[i].recovered = false;
+                }
                 (None, Some(r)) => {
                     matched[i] = true;
+                    case.published[i].recovered = false;
                     to_resolve.push((i, r));
                 }
-                (Some(a), Some(b)) if a == b => matched[i] = true,
+                (Some(a), Some(b)) if a == b => {
+                    matched[i] = true;
+                    case.published[i].recovered = false;
+                }
+                // A resolution already published before a restart, not
+                // reached again yet.
+                (Some(_), None) if case.published[i].recovered => matched[i] = true,
                 _ => to_fire.push(spec),
             },
             None => to_fire.push(spec),
@@ -656,7 +922,7 @@ fn reconcile(
         out.push(Effect::Alert(rec));
     };
     for (i, p) in case.published.iter_mut().enumerate() {
-        if !matched[i] && !p.retracted && !to_resolve.iter().any(|(j, _)| *j == i) {
+        if !matched[i] && !p.retracted && !p.recovered && !to_resolve.iter().any(|(j, _)| *j == i) {
             p.retracted = true;
             emit(stats, mk(p, AlertState::Retracted, p.at, p.due, p.attrs.as_ref()));
         }
@@ -682,6 +948,7 @@ fn reconcile(
             attrs: spec.attrs.clone(),
             resolved: spec.resolved,
             retracted: false,
+            recovered: false,
         };
         emit(stats, mk(&p, AlertState::Firing, p.at, p.due, p.attrs.as_ref()));
         if let Some((at, due)) = p.resolved {

@@ -53,6 +53,8 @@ pub enum HistoryError {
 
 /// The history writer.
 pub struct History {
+    /// `WRITER-` of a named writer's part names, or empty.
+    writer: String,
     dir: PathBuf,
     zone: Zone,
     zone_name: String,
@@ -66,6 +68,46 @@ pub struct History {
     version: u64,
 }
 
+/// The number of a part file of writer `writer` (see [`History::open_as`]):
+/// `part-NNNNNNNN.parquet` for the unnamed writer, `part-WRITER-NNNNNNNN.parquet`
+/// otherwise, and their temporary `.part-….tmp` names.
+fn part_number(file_name: &str, writer: &str) -> Option<u64> {
+    let rest = file_name.trim_start_matches('.').strip_prefix("part-")?;
+    let rest = if writer.is_empty() { rest } else { rest.strip_prefix(writer)?.strip_prefix('-')? };
+    let digits = rest.strip_suffix(".parquet").or_else(|| rest.strip_suffix(".parquet.tmp"))?;
+    digits.parse().ok()
+}
+
+/// Every file of every table, in month folders or (rejected_events) the table folder.
+fn table_files(dir: &Path) -> Vec<std::fs::DirEntry> {
+    let mut files = Vec::new();
+    for t in TABLES {
+        for e in std::fs::read_dir(dir.join(t)).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                files.extend(std::fs::read_dir(e.path()).into_iter().flatten().flatten());
+            } else {
+                files.push(e);
+            }
+        }
+    }
+    files
+}
+
+/// Removes every part of writer `writer` numbered `next` or above, in every
+/// table: what it wrote after a checkpoint that recorded `next`, and will
+/// write again when the input after that checkpoint is processed again.
+pub fn discard_parts_from(dir: &Path, writer: &str, next: u64) -> Result<usize, HistoryError> {
+    let mut removed = 0;
+    for f in table_files(dir) {
+        let name = f.file_name().to_string_lossy().to_string();
+        if part_number(&name, writer).is_some_and(|n| n >= next) {
+            std::fs::remove_file(f.path()).map_err(|cause| HistoryError::Io { path: f.path(), cause })?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// `YYYY-MM` of an instant in the zone.
 fn month(zone: &Zone, t: Instant) -> String {
     zone.day_of(t).to_string()[..7].to_string()
@@ -75,24 +117,25 @@ impl History {
     /// Opens (creating) the history under `dir`; new parts are numbered
     /// after the existing ones.
     pub fn open(dir: &Path, zone: Zone, refdata: Arc<RefData>) -> Result<History, HistoryError> {
-        let mut part = 0u64;
+        History::open_as(dir, zone, refdata, "")
+    }
+
+    /// Opens the history under `dir` for a named writer: its parts are
+    /// `part-WRITER-NNNNNNNN.parquet`, numbered after its existing ones, so
+    /// several writers (one per Kafka partition) share the folders.
+    pub fn open_as(dir: &Path, zone: Zone, refdata: Arc<RefData>, writer: &str) -> Result<History, HistoryError> {
         for t in TABLES {
             let td = dir.join(t);
             std::fs::create_dir_all(&td).map_err(|cause| HistoryError::Io { path: td.clone(), cause })?;
-            for m in std::fs::read_dir(&td).map_err(|cause| HistoryError::Io { path: td.clone(), cause })?.flatten() {
-                // part files in month folders, or (rejected_events) in the table folder itself
-                let inner: Vec<std::fs::DirEntry> =
-                    std::fs::read_dir(m.path()).into_iter().flatten().flatten().collect();
-                let files = if m.path().is_dir() { inner } else { vec![m] };
-                for f in files {
-                    let name = f.file_name().to_string_lossy().to_string();
-                    if let Some(n) = name.strip_prefix("part-").and_then(|n| n.strip_suffix(".parquet")) {
-                        part = part.max(n.parse::<u64>().unwrap_or(0) + 1);
-                    }
-                }
-            }
         }
+        let part = table_files(dir)
+            .iter()
+            .filter_map(|f| part_number(&f.file_name().to_string_lossy(), writer))
+            .map(|n| n + 1)
+            .max()
+            .unwrap_or(0);
         Ok(History {
+            writer: if writer.is_empty() { String::new() } else { format!("{writer}-") },
             dir: dir.to_path_buf(),
             zone_name: zone.name().to_string(),
             zone,
@@ -105,6 +148,26 @@ impl History {
             part,
             version: part << 32,
         })
+    }
+
+    /// The number the next part will carry: every part numbered from it on
+    /// was written after this instant (see [`discard_parts_from`]).
+    pub fn next_part(&self) -> u64 {
+        self.part
+    }
+
+    /// The run that stored events are tagged with (with their input
+    /// position, it identifies them for [`History::rejected`]).
+    pub fn run(&self) -> u64 {
+        self.run
+    }
+
+    /// Tags stored events with `run` instead of a new one: a service whose
+    /// input positions stay valid across restarts (Kafka partition and
+    /// offset) keeps one run, so an event stored before a restart can still
+    /// be marked rejected after it.
+    pub fn set_run(&mut self, run: u64) {
+        self.run = run;
     }
 
     /// Adds an event handed to the engine (not a duplicate), with no input
@@ -199,8 +262,8 @@ impl History {
             let folder =
                 if m.is_empty() { self.dir.join(table) } else { self.dir.join(table).join(format!("month={m}")) };
             std::fs::create_dir_all(&folder).map_err(|cause| HistoryError::Io { path: folder.clone(), cause })?;
-            let path = folder.join(format!("part-{:08}.parquet", self.part));
-            let tmp = folder.join(format!(".part-{:08}.parquet.tmp", self.part));
+            let path = folder.join(format!("part-{}{:08}.parquet", self.writer, self.part));
+            let tmp = folder.join(format!(".part-{}{:08}.parquet.tmp", self.writer, self.part));
             let file = std::fs::File::create(&tmp).map_err(|cause| HistoryError::Io { path: tmp.clone(), cause })?;
             let pq = |cause| HistoryError::Parquet { path: path.clone(), cause };
             let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props.clone())).map_err(pq)?;

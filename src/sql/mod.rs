@@ -34,7 +34,7 @@ pub enum SqlError {
 
 /// The `events` view: the stored events that are in effect (applied and
 /// not later dead-lettered, nor still held at the end of a replay).
-const EVENTS_VIEW: &str = "CREATE VIEW events AS
+pub const EVENTS_VIEW: &str = "CREATE VIEW events AS
 SELECT event_id, case_id, type, occurred_at, occurred_date, recorded_at, source, region, department,
        \"window\", item_code, applicant, parent_case_id, reason, result, fee_yuan, rating, step,
        \"partition\", \"offset\", month
@@ -42,7 +42,7 @@ FROM event_log e
 WHERE NOT EXISTS (SELECT 1 FROM rejected_events r WHERE r.run = e.run AND r.origin = e.origin)";
 
 /// The `cases` view: the latest version of each case.
-const CASES_VIEW: &str = "CREATE VIEW cases AS
+pub const CASES_VIEW: &str = "CREATE VIEW cases AS
 SELECT case_id, parent_case_id, region, department, \"window\", item_code, kind, applicant_hash,
        submitted_at, accepted_at, accepted_date, limit_days, statutory_days, due_date, status, result,
        completed_at, completed_date, closed_at, closed_date, on_time, early, used_days, stopped_days,
@@ -51,7 +51,7 @@ FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY case_id ORDER BY version DESC) A
 WHERE rn = 1";
 
 /// The `alerts` view: one row per alert, from its records.
-const ALERTS_VIEW: &str = "CREATE VIEW alerts AS
+pub const ALERTS_VIEW: &str = "CREATE VIEW alerts AS
 SELECT alert_id,
        MAX(rule) AS rule,
        MAX(level) AS level,
@@ -68,6 +68,10 @@ SELECT alert_id,
        BOOL_OR(state = 'retracted') AS retracted
 FROM alert_records
 GROUP BY alert_id";
+
+/// The views SQL sees over the stored tables, in order (plain SQL, so other
+/// engines — the DuckDB reference in the benchmark — can define them too).
+pub const VIEWS: [&str; 3] = [EVENTS_VIEW, CASES_VIEW, ALERTS_VIEW];
 
 /// Opens a session over the history under `data`.
 pub async fn session(data: &Path, refdata: &RefData, zone: &str) -> Result<SessionContext, SqlError> {
@@ -91,9 +95,9 @@ pub async fn session(data: &Path, refdata: &RefData, zone: &str) -> Result<Sessi
         ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
     }
     register_reference(&ctx, refdata)?;
-    ctx.sql(EVENTS_VIEW).await?;
-    ctx.sql(CASES_VIEW).await?;
-    ctx.sql(ALERTS_VIEW).await?;
+    for view in VIEWS {
+        ctx.sql(view).await?;
+    }
     Ok(ctx)
 }
 

@@ -20,7 +20,7 @@ fn count(dir: &std::path::Path, data: &std::path::Path, query: &str) -> Option<u
 fn demo_fills_the_data_folder_within_a_minute_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+    let child = Command::new(env!("CARGO_BIN_EXE_jiancha"))
         .current_dir(dir.path())
         .args(["demo", "--days-per-minute", "300", "--cases-per-day", "30", "--days", "30"])
         .stdout(Stdio::piped())

@@ -1,0 +1,284 @@
+//! The live service against a real broker (tansu, started here on a free
+//! loopback port): `cargo bench --bench kafka_e2e [-- --events N]
+//! [--open N] [--partitions P]`.
+//!
+//! 1. Throughput: N simulated events (default 1,000,000) are published;
+//!    the raw rdkafka consume rate of the same broker is measured (a plain
+//!    consumer reading them all), then `jiancha run` (event time) consumes
+//!    them from the start; events/s until its group's committed offsets
+//!    reach the ends, beside the raw rate.
+//! 2. Alert latency: `--open` cases (default 1,000,000) accepted and left
+//!    open in wall-clock mode, 1,000 of them with a red card
+//!    (`unregistered_case`, grace 1 h) falling due over 20 s once all are
+//!    loaded; the delay from each card's instant to its record's broker
+//!    timestamp, p50 / p99 / max.
+//! 3. Restart: SIGTERM (final checkpoint), start again, and the seconds
+//!    until it has restored every partition's checkpoint.
+
+use jiancha::kafka::client;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Args {
+    events: usize,
+    open: usize,
+    partitions: i32,
+}
+
+fn args() -> Args {
+    let mut a = Args { events: 1_000_000, open: 1_000_000, partitions: 4 };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
+        match k.as_str() {
+            "--events" => a.events = v().parse().expect("--events N"),
+            "--open" => a.open = v().parse().expect("--open N"),
+            "--partitions" => a.partitions = v().parse().expect("--partitions P"),
+            _ => {}
+        }
+    }
+    a
+}
+
+fn tansu() -> PathBuf {
+    std::env::var_os("JIANCHA_TANSU").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+            .join(".cache/jiancha/tansu-0.6.0/bin/tansu")
+    })
+}
+
+fn main() {
+    let a = args();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut broker = Command::new(tansu())
+        .current_dir(dir.path())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu (scripts/test.sh installs it)");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let brokers = format!("127.0.0.1:{port}");
+    let rd = jiancha::reference::RefData::load(
+        &root.join("config/catalog.csv"),
+        &root.join("config/calendar"),
+        &root.join("config/regions.csv"),
+    )
+    .unwrap();
+    let zone = jiancha::time::Zone::new("Asia/Shanghai").unwrap();
+
+    // 1. Throughput.
+    let topic = "bench-events";
+    client::ensure_topics(&brokers, &[(topic, a.partitions)], &|| false).unwrap();
+    let opts = jiancha::synth::SynthOptions {
+        cases: a.events / 6,
+        seed: 3,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(),
+        days: 200,
+        ..Default::default()
+    };
+    let lines: Vec<String> = jiancha::synth::Simulator::new(&rd, zone.clone(), opts)
+        .filter_map(|i| match i {
+            jiancha::synth::SimItem::Line(l) => Some(l),
+            _ => None,
+        })
+        .take(a.events)
+        .collect();
+    let n = lines.len();
+    let t = Instant::now();
+    jiancha::kafka::publish::lines(&brokers, topic, a.partitions, None, lines.into_iter()).unwrap();
+    println!("published {n} events in {:.1} s", t.elapsed().as_secs_f64());
+    let raw = raw_consume(&brokers, topic, n);
+    println!("raw rdkafka consume: {n} messages in {raw:.2} s = {:.0} msg/s", n as f64 / raw);
+
+    let data = dir.path().join("data");
+    let env = |group: &str, mode: &str| -> Vec<(String, String)> {
+        let r = |s: &str| root.join("config").join(s).display().to_string();
+        vec![
+            ("JIANCHA__KAFKA__BROKERS".into(), brokers.clone()),
+            ("JIANCHA__KAFKA__GROUP_ID".into(), group.into()),
+            ("JIANCHA__KAFKA__EVENTS_TOPIC".into(), format!("{group}-in")),
+            ("JIANCHA__KAFKA__ALERTS_TOPIC".into(), format!("{group}-alerts")),
+            ("JIANCHA__KAFKA__DEAD_LETTER_TOPIC".into(), format!("{group}-dlq")),
+            ("JIANCHA__KAFKA__FACTS_TOPIC".into(), format!("{group}-facts")),
+            ("JIANCHA__TIME__WATERMARK".into(), mode.into()),
+            ("JIANCHA__TIME__IDLE_TIMEOUT".into(), "2s".into()),
+            ("JIANCHA__STORAGE__CHECKPOINT_INTERVAL".into(), "2s".into()),
+            ("JIANCHA__STORAGE__DATA_DIR".into(), data.join(group).display().to_string()),
+            ("JIANCHA__PRIVACY__APPLICANT_KEY".into(), "bench".into()),
+            ("JIANCHA__RULES__GRACE_HOURS".into(), "1".into()),
+            ("JIANCHA__REFERENCE__CATALOG".into(), r("catalog.csv")),
+            ("JIANCHA__REFERENCE__CALENDAR".into(), r("calendar")),
+            ("JIANCHA__REFERENCE__REGIONS".into(), r("regions.csv")),
+        ]
+    };
+    // The service reads `<group>-in`: publish the same events there.
+    let group = "tput";
+    client::ensure_topics(&brokers, &[(&format!("{group}-in"), a.partitions)], &|| false).unwrap();
+    copy_topic(&brokers, topic, &format!("{group}-in"), n);
+    let t = Instant::now();
+    let child = start(&env(group, "event"), dir.path().join("tput.log"));
+    wait_committed(&brokers, group, &format!("{group}-in"), a.partitions, Duration::from_secs(3600));
+    let secs = t.elapsed().as_secs_f64();
+    stop(child);
+    println!(
+        "RESULT throughput: jiancha run {n} events in {secs:.2} s = {:.0} events/s; raw consume {:.0} msg/s; ratio {:.0} % (target ≥ 80 %)",
+        n as f64 / secs,
+        n as f64 / raw,
+        100.0 * raw / secs
+    );
+
+    // 2. Latency with many open cases (wall clock).
+    let group = "wall";
+    let input = format!("{group}-in");
+    client::ensure_topics(&brokers, &[(&input, a.partitions)], &|| false).unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let load_window = 60_000 + (a.open as i64) / 20; // time to load them all, generously
+    let first_due = now + load_window;
+    let due: Vec<i64> = (0..1000).map(|i| first_due + i * 20).collect();
+    let tz = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let ts = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().with_timezone(&tz).to_rfc3339();
+    let open_lines = (0..a.open).map(|i| {
+        // 1,000 cards due over 20 s once loaded; the rest due in ten hours.
+        let grace_end = if i < 1000 { due[i] } else { now + 36_000_000 };
+        format!(
+            r#"{{"event_id":"o{i}","case_id":"O{i}","type":"accepted","occurred_at":"{}","source":"tax-sys","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a{i}"}}"#,
+            ts(grace_end - 3_600_000)
+        )
+    });
+    let child = start(&env(group, "wall"), dir.path().join("wall.log"));
+    let t = Instant::now();
+    jiancha::kafka::publish::lines(&brokers, &input, a.partitions, None, open_lines).unwrap();
+    wait_committed(&brokers, group, &input, a.partitions, Duration::from_secs(3600));
+    let loaded = chrono::Utc::now().timestamp_millis();
+    println!("loaded {} open cases in {:.1} s", a.open, t.elapsed().as_secs_f64());
+    assert!(loaded < first_due, "loading took longer than the window; raise load_window");
+    std::thread::sleep(Duration::from_millis((due[999] - loaded + 3000).max(0) as u64));
+    let mut lat: Vec<i64> = Vec::new();
+    client::read_after(&brokers, &format!("{group}-alerts"), &Default::default(), |m| {
+        let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or(b"{}")).unwrap_or_default();
+        if v["rule"] == "unregistered_case" && v["state"] == "firing" {
+            let at = jiancha::time::parse_rfc3339(v["at"].as_str().unwrap_or("")).unwrap_or(0);
+            if let Some(t) = m.timestamp().to_millis() {
+                lat.push(t - at);
+            }
+        }
+    })
+    .unwrap();
+    lat.sort();
+    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(-1);
+    println!(
+        "RESULT latency with {} open cases: {} cards, delay after the deadline p50 {} ms, p99 {} ms, max {} ms (target p99 ≤ 1000 ms)",
+        a.open,
+        lat.len(),
+        pct(0.5),
+        pct(0.99),
+        lat.last().copied().unwrap_or(-1)
+    );
+
+    // 3. Restart with those open cases.
+    let t = Instant::now();
+    stop(child);
+    println!("stopped (final checkpoint) in {:.1} s", t.elapsed().as_secs_f64());
+    let log = dir.path().join("wall2.log");
+    let t = Instant::now();
+    let child = start(&env(group, "wall"), log.clone());
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.matches("restored checkpoint").count() >= a.partitions as usize {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(1800), "no restore within 30 min");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "RESULT restart with {} open cases: every partition restored {:.2} s after start",
+        a.open,
+        t.elapsed().as_secs_f64()
+    );
+    stop(child);
+    let _ = broker.kill();
+}
+
+fn start(env: &[(String, String)], log: PathBuf) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_jiancha"))
+        .arg("run")
+        .envs(env.iter().cloned())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
+
+fn raw_consume(brokers: &str, topic: &str, n: usize) -> f64 {
+    let c: BaseConsumer = client::base(brokers).set("enable.auto.commit", "false").create().unwrap();
+    let parts = client::partitions(&c, topic).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in parts {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    let t = Instant::now();
+    c.assign(&tpl).unwrap();
+    let mut got = 0;
+    let mut bytes = 0usize;
+    while got < n {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(500)) {
+            bytes += m.payload().map_or(0, |p| p.len());
+            got += 1;
+        }
+    }
+    std::hint::black_box(bytes);
+    t.elapsed().as_secs_f64()
+}
+
+fn copy_topic(brokers: &str, from: &str, to: &str, n: usize) {
+    let mut lines = Vec::with_capacity(n);
+    client::read_after(brokers, from, &Default::default(), |m| {
+        lines.push(String::from_utf8_lossy(m.payload().unwrap_or(b"")).to_string())
+    })
+    .unwrap();
+    jiancha::kafka::publish::lines(brokers, to, 1, None, lines.into_iter()).unwrap();
+}
+
+fn wait_committed(brokers: &str, group: &str, topic: &str, partitions: i32, limit: Duration) {
+    let c: BaseConsumer = client::base(brokers).set("group.id", group).create().unwrap();
+    let t = Instant::now();
+    loop {
+        let ends = client::ends(brokers, topic).unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        if let Ok(got) = c.committed_offsets(tpl, Duration::from_secs(10)) {
+            let done =
+                got.elements().iter().all(|e| matches!(e.offset(), Offset::Offset(o) if o >= ends[&e.partition()]));
+            if done {
+                return;
+            }
+        }
+        assert!(t.elapsed() < limit, "not caught up within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

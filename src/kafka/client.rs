@@ -1,0 +1,205 @@
+//! Kafka clients as the service uses them: the group consumer of case
+//! events, the idempotent producer of alerts and dead letters, topic
+//! creation, and reading a topic back (one message at a partition and
+//! offset, or every message after given offsets).
+
+use super::KafkaError;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Settings shared by every client: the brokers, IPv4 for loopback names,
+/// and quiet logs (errors reach us through results and callbacks).
+pub fn base(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers).set("broker.address.family", "v4").set("log_level", "3");
+    c
+}
+
+/// Records the first delivery that failed for good, so that the service
+/// never checkpoints past a record the broker did not take.
+#[derive(Default)]
+pub struct DeliveryWatch {
+    failed: Mutex<Option<String>>,
+}
+
+impl DeliveryWatch {
+    /// The first permanent delivery failure, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.clone())
+    }
+}
+
+impl ClientContext for DeliveryWatch {}
+
+impl ProducerContext for DeliveryWatch {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, m)) = result {
+            if let Ok(mut f) = self.failed.lock() {
+                f.get_or_insert_with(|| format!("delivery to {} failed: {e}", m.topic()));
+            }
+        }
+    }
+}
+
+/// The producer settings: idempotent (no duplicates from retries, order
+/// kept per partition), never timing a record out (a broker outage delays,
+/// never drops), keys partitioned as the Java clients do.
+pub fn producer_config(brokers: &str) -> ClientConfig {
+    let mut c = base(brokers);
+    c.set("enable.idempotence", "true")
+        .set("message.timeout.ms", "0")
+        .set("linger.ms", "5")
+        .set("partitioner", "murmur2_random");
+    c
+}
+
+/// Creates the topics that do not exist (an existing one is left as it is).
+/// Retries while the brokers cannot be reached, saying so.
+pub fn ensure_topics(brokers: &str, topics: &[(&str, i32)], stop: &dyn Fn() -> bool) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = base(brokers).create().map_err(KafkaError::client)?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let news: Vec<NewTopic> = topics.iter().map(|(t, n)| NewTopic::new(t, *n, TopicReplication::Fixed(1))).collect();
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match futures_block(admin.create_topics(&news, &opts)) {
+            Ok(results) => {
+                for r in results {
+                    match r {
+                        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((name, code)) => return Err(KafkaError::Topic(name, format!("{code:?}"))),
+                    }
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                if stop() {
+                    return Err(KafkaError::Stopped);
+                }
+                super::log(&format!("brokers {brokers} not reachable ({e}); retrying in {:.1} s", wait.as_secs_f64()));
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Runs a future to completion on this thread (the admin client's futures
+/// are driven by its own thread; no runtime is needed).
+fn futures_block<F: std::future::Future>(f: F) -> F::Output {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The partitions of a topic.
+pub fn partitions(c: &BaseConsumer, topic: &str) -> Result<Vec<i32>, KafkaError> {
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).map_err(KafkaError::client)?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(|| KafkaError::Topic(topic.into(), "absent".into()))?;
+    if let Some(e) = t.error() {
+        return Err(KafkaError::Topic(topic.into(), format!("{e:?}")));
+    }
+    Ok(t.partitions().iter().map(|p| p.id()).collect())
+}
+
+/// The next offset of every partition of a topic (its high watermarks).
+pub fn ends(brokers: &str, topic: &str) -> Result<BTreeMap<i32, i64>, KafkaError> {
+    let c: BaseConsumer = base(brokers).create().map_err(KafkaError::client)?;
+    let mut out = BTreeMap::new();
+    for p in partitions(&c, topic)? {
+        let (_, high) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).map_err(KafkaError::client)?;
+        out.insert(p, high);
+    }
+    Ok(out)
+}
+
+/// Reads every message of `topic` from the given offsets (partitions not
+/// named: from their beginning) up to the ends as they are now.
+pub fn read_after(
+    brokers: &str,
+    topic: &str,
+    from: &BTreeMap<i32, i64>,
+    mut each: impl FnMut(&OwnedMessage),
+) -> Result<u64, KafkaError> {
+    let c: BaseConsumer = base(brokers).set("enable.auto.commit", "false").create().map_err(KafkaError::client)?;
+    let mut tpl = TopicPartitionList::new();
+    let mut want: BTreeMap<i32, i64> = BTreeMap::new();
+    for p in partitions(&c, topic)? {
+        let (low, high) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).map_err(KafkaError::client)?;
+        let start = from.get(&p).copied().unwrap_or(low).max(low);
+        if start < high {
+            tpl.add_partition_offset(topic, p, Offset::Offset(start)).map_err(KafkaError::client)?;
+            want.insert(p, high);
+        }
+    }
+    if want.is_empty() {
+        return Ok(0);
+    }
+    c.assign(&tpl).map_err(KafkaError::client)?;
+    let mut n = 0;
+    let mut last = Instant::now();
+    while !want.is_empty() {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                last = Instant::now();
+                let p = m.partition();
+                if let Some(&high) = want.get(&p) {
+                    if m.offset() < high {
+                        each(&m.detach());
+                        n += 1;
+                    }
+                    if m.offset() + 1 >= high {
+                        want.remove(&p);
+                    }
+                }
+            }
+            Some(Err(e)) => super::log(&format!("reading {topic} back: {e}")),
+            None if last.elapsed() > Duration::from_secs(60) => {
+                return Err(KafkaError::Topic(topic.into(), "no progress reading it back for 60 s".into()))
+            }
+            None => {}
+        }
+    }
+    Ok(n)
+}
+
+/// One message of `topic` at a partition and offset (`None` when the topic
+/// no longer holds it).
+pub fn read_one(brokers: &str, topic: &str, partition: i32, offset: i64) -> Result<Option<OwnedMessage>, KafkaError> {
+    let c: BaseConsumer = base(brokers).set("enable.auto.commit", "false").create().map_err(KafkaError::client)?;
+    let (low, high) = c.fetch_watermarks(topic, partition, Duration::from_secs(10)).map_err(KafkaError::client)?;
+    if offset < low || offset >= high {
+        return Ok(None);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).map_err(KafkaError::client)?;
+    c.assign(&tpl).map_err(KafkaError::client)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.offset() == offset => return Ok(Some(m.detach())),
+            Some(Ok(m)) if m.offset() > offset => return Ok(None),
+            _ => {}
+        }
+    }
+    Ok(None)
+}

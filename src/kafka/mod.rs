@@ -1,0 +1,197 @@
+//! `jiancha run`: the live service on Kafka.
+//!
+//! Source → core → sinks. A consumer-group member reads case events; each
+//! partition it is assigned gets a [`task::Task`] with an engine and a
+//! history writer of its own, restored from that partition's checkpoint,
+//! so that instances of one group share the partitions and a partition's
+//! state moves with it. Alert records go to the alerts topic (key
+//! `case_id`), bad events to the dead-letter topic (the original bytes,
+//! with the reason and the original topic, partition and offset in
+//! headers). What one partition's cases mean to another's — acceptances for
+//! `dual_intake`, the `center` events of joint cases for their sub-cases —
+//! goes through the facts topic, which every instance reads whole (as Kafka
+//! Streams repartitions through an internal topic).
+//!
+//! Delivery: a partition's checkpoint is taken every
+//! `storage.checkpoint_interval`, when it is revoked and at shutdown: the
+//! producer is flushed (every record acknowledged), the partition's history
+//! is flushed, the checkpoint (engine state + offset + where the output
+//! topics ended) is written, and only then is the offset committed. A
+//! partition taken up again — after a crash, or by another instance —
+//! starts from its checkpoint: history parts written after it are removed,
+//! and the records published after it are read back, alert records told to
+//! the engine ([`crate::engine::Engine::recover_published`]) and dead
+//! letters remembered by original offset, so that processing the events
+//! after the checkpoint again publishes nothing twice.
+
+pub mod checkpoint;
+pub mod client;
+pub mod publish;
+mod task;
+
+use crate::config::Config;
+use crate::reference::RefData;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::TopicPartitionList;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use task::Service;
+
+/// The service failed (configuration, broker, storage); bad events never
+/// fail it.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// A Kafka client.
+    #[error("kafka: {0}")]
+    Client(String),
+    /// A topic could not be created or read.
+    #[error("topic {0}: {1}")]
+    Topic(String, String),
+    /// A record was refused for good, or the brokers were given up on.
+    #[error("{0}")]
+    Delivery(String),
+    /// Checkpoint file.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// Engine state in a checkpoint.
+    #[error(transparent)]
+    Snapshot(#[from] crate::engine::SnapshotError),
+    /// History.
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
+    /// The configuration forbids running.
+    #[error("{0}")]
+    Config(String),
+    /// Stopped by a signal before the service was up.
+    #[error("stopped")]
+    Stopped,
+}
+
+impl KafkaError {
+    fn client(e: rdkafka::error::KafkaError) -> KafkaError {
+        KafkaError::Client(e.to_string())
+    }
+}
+
+/// A line on stderr, prefixed with the wall-clock time.
+pub fn log(msg: &str) {
+    eprintln!("{} jiancha[{}]: {msg}", chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.3f"), std::process::id());
+}
+
+/// Counts of a running service, printed at shutdown.
+#[derive(Debug, Default, Clone)]
+pub struct RunStats {
+    /// Messages read.
+    pub read: u64,
+    /// Events applied.
+    pub applied: u64,
+    /// Messages dead-lettered at decode.
+    pub bad: u64,
+    /// Alert records published.
+    pub alerts: u64,
+    /// Facts learnt from other partitions.
+    pub facts: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+}
+
+/// The consumer's context: partitions assigned and revoked are taken up
+/// and checkpointed inside the rebalance, before anyone else can have them.
+struct Ctx {
+    svc: Arc<Mutex<Service>>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let mut svc = self.svc.lock().unwrap_or_else(|e| e.into_inner());
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                let topic = svc.cfg.kafka.events_topic.clone();
+                for (p, offset) in svc.assign(&parts) {
+                    let _ = tpl.set_partition_offset(&topic, p, offset);
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    svc.fail(KafkaError::client(e));
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                svc.revoke(&parts, |tpl| consumer.commit(tpl, rdkafka::consumer::CommitMode::Sync));
+                let _ = consumer.unassign();
+            }
+            other => log(&format!("rebalance error {other:?}")),
+        }
+    }
+}
+
+/// Runs the service until `stop` counts a signal. A second signal while a
+/// checkpoint waits for the brokers gives up waiting (the previous
+/// checkpoint stands; nothing is lost).
+pub fn run(cfg: &Config, refdata: Arc<RefData>, stop: &AtomicU32) -> Result<RunStats, KafkaError> {
+    if cfg.privacy.applicant_key == crate::config::DEFAULT_APPLICANT_KEY {
+        return Err(KafkaError::Config(
+            "privacy.applicant_key is the built-in default; set a secret key (JIANCHA__PRIVACY__APPLICANT_KEY)".into(),
+        ));
+    }
+    let k = &cfg.kafka;
+    let stopped = || stop.load(Ordering::Relaxed) > 0;
+    client::ensure_topics(
+        &k.brokers,
+        &[(&k.alerts_topic, 1), (&k.dead_letter_topic, 1), (&k.facts_topic, 1)],
+        &stopped,
+    )?;
+    let svc = Arc::new(Mutex::new(Service::new(cfg.clone(), refdata)?));
+    let consumer: BaseConsumer<Ctx> = client::base(&k.brokers)
+        .set("group.id", &k.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("partition.assignment.strategy", "range")
+        .create_with_context(Ctx { svc: svc.clone() })
+        .map_err(KafkaError::client)?;
+    consumer.subscribe(&[&k.events_topic]).map_err(KafkaError::client)?;
+    log(&format!(
+        "consuming {} as group {} from {}; alerts → {}, dead letters → {}, facts ↔ {}; watermark {:?}",
+        k.events_topic, k.group_id, k.brokers, k.alerts_topic, k.dead_letter_topic, k.facts_topic, cfg.time.watermark
+    ));
+    let mut last_error = std::time::Instant::now() - Duration::from_secs(60);
+    loop {
+        if stopped() {
+            break;
+        }
+        let polled = consumer.poll(Duration::from_millis(20));
+        let mut s = svc.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = s.take_failure() {
+            return Err(e);
+        }
+        match polled {
+            None => {}
+            Some(Err(e)) => {
+                if last_error.elapsed() > Duration::from_secs(5) {
+                    log(&format!("consumer: {e} (retrying)"));
+                    last_error = std::time::Instant::now();
+                }
+            }
+            Some(Ok(m)) => s.message(&m)?,
+        }
+        s.tick(stop, |tpl| consumer.commit(tpl, rdkafka::consumer::CommitMode::Sync))?;
+    }
+    log("stopping: flushing, checkpointing, committing");
+    let mut s = svc.lock().unwrap_or_else(|e| e.into_inner());
+    s.checkpoint_all(stop, |tpl| consumer.commit(tpl, rdkafka::consumer::CommitMode::Sync))?;
+    let st = s.stats.clone();
+    s.stop();
+    drop(s);
+    log(&format!(
+        "stopped: {} read, {} applied, {} dead-lettered at decode, {} alert records, {} facts learnt, {} checkpoints",
+        st.read, st.applied, st.bad, st.alerts, st.facts, st.checkpoints
+    ));
+    Ok(st)
+}

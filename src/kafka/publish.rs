@@ -1,0 +1,66 @@
+//! `jiancha simulate --kafka BROKERS --topic T [--rate N]`: the simulated
+//! departmental systems publishing to Kafka, each event keyed by its
+//! `case_id` (partitioned as the Java clients do), as fast as the broker
+//! takes them or at `rate` events a second.
+
+use super::{client, KafkaError};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::time::{Duration, Instant};
+
+/// Publishes lines; returns how many.
+pub fn lines(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    rate: Option<f64>,
+    lines: impl Iterator<Item = String>,
+) -> Result<u64, KafkaError> {
+    client::ensure_topics(brokers, &[(topic, partitions)], &|| false)?;
+    let producer: BaseProducer<client::DeliveryWatch> = client::producer_config(brokers)
+        .create_with_context(client::DeliveryWatch::default())
+        .map_err(KafkaError::client)?;
+    let started = Instant::now();
+    let mut n = 0u64;
+    for line in lines {
+        let key = case_id(&line);
+        let mut rec: BaseRecord<'_, str, str> = BaseRecord::to(topic).payload(line.as_str());
+        if let Some(k) = key.as_deref() {
+            rec = rec.key(k);
+        }
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((e, r)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => {
+                    producer.poll(Duration::from_millis(50));
+                    rec = r;
+                }
+                Err((e, _)) => return Err(KafkaError::Delivery(format!("producing to {topic}: {e}"))),
+            }
+        }
+        n += 1;
+        producer.poll(Duration::ZERO);
+        if let Some(r) = rate {
+            let due = started + Duration::from_secs_f64(n as f64 / r);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    while producer.flush(Duration::from_secs(10)).is_err() {
+        super::log(&format!("waiting for the brokers to acknowledge {} events", producer.in_flight_count()));
+    }
+    if let Some(f) = producer.context().failure() {
+        return Err(KafkaError::Delivery(f));
+    }
+    Ok(n)
+}
+
+/// The `case_id` of a line, when it is JSON with one (malformed lines go
+/// unkeyed).
+fn case_id(line: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Key {
+        case_id: String,
+    }
+    serde_json::from_str::<Key>(line).ok().map(|k| k.case_id)
+}

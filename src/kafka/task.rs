@@ -1,0 +1,539 @@
+//! The service's state: one [`Task`] per assigned partition (its engine,
+//! history writer and checkpoint), the producer, and the reader of the
+//! facts topic.
+
+use super::checkpoint::{self, Meta};
+use super::client::{self, DeliveryWatch};
+use super::{log, KafkaError, RunStats};
+use crate::config::{Config, WatermarkMode};
+use crate::deadletter::Rejection;
+use crate::engine::{Effect, Engine, Outcome, SharedFact};
+use crate::event::Decoder;
+use crate::history::History;
+use crate::pipeline::Core;
+use crate::reference::RefData;
+use crate::replay::{origin, split_origin};
+use crate::time::{Instant, Zone};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Header naming the events partition a record or fact comes from.
+const PARTITION_HEADER: &str = "jiancha_partition";
+
+/// One assigned partition.
+pub struct Task {
+    partition: i32,
+    core: Core,
+    meta: Meta,
+    path: PathBuf,
+    /// Wall-clock instant of its last message (idle detection).
+    last_message: std::time::Instant,
+    /// Something changed since the last checkpoint.
+    dirty: bool,
+    last_checkpoint: std::time::Instant,
+    /// Offsets whose dead letters were published after the checkpoint.
+    dead_done: HashSet<i64>,
+    /// After a restart with records published since the checkpoint: the
+    /// offset (the partition's end when it was taken up) once past which
+    /// the records not given again are judged (see
+    /// [`crate::engine::Engine::settle_recovered`]).
+    settle_at: Option<i64>,
+}
+
+/// Everything the consumer loop and the rebalance callback share.
+pub struct Service {
+    pub cfg: Config,
+    refdata: Arc<RefData>,
+    zone: Zone,
+    decoder: Decoder,
+    producer: BaseProducer<DeliveryWatch>,
+    tasks: BTreeMap<i32, Task>,
+    /// Reader of the whole facts topic, and the next offset it will give,
+    /// by facts partition.
+    facts: BaseConsumer,
+    facts_next: BTreeMap<i32, i64>,
+    pub stats: RunStats,
+    failure: Option<KafkaError>,
+    /// When recovered records were last settled (at most once a second).
+    last_settle: std::time::Instant,
+}
+
+impl Service {
+    pub fn new(cfg: Config, refdata: Arc<RefData>) -> Result<Service, KafkaError> {
+        let zone = Zone::new(&cfg.time.zone).map_err(KafkaError::Config)?;
+        let k = &cfg.kafka;
+        let producer = client::producer_config(&k.brokers)
+            .create_with_context(DeliveryWatch::default())
+            .map_err(KafkaError::client)?;
+        let facts: BaseConsumer =
+            client::base(&k.brokers).set("enable.auto.commit", "false").create().map_err(KafkaError::client)?;
+        Ok(Service {
+            decoder: Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key),
+            cfg,
+            refdata,
+            zone,
+            producer,
+            tasks: BTreeMap::new(),
+            facts,
+            facts_next: BTreeMap::new(),
+            stats: RunStats::default(),
+            failure: None,
+            last_settle: std::time::Instant::now(),
+        })
+    }
+
+    /// Records a failure for the loop to return.
+    pub fn fail(&mut self, e: KafkaError) {
+        log(&format!("error: {e}"));
+        self.failure.get_or_insert(e);
+    }
+
+    pub fn take_failure(&mut self) -> Option<KafkaError> {
+        self.failure.take()
+    }
+
+    /// Takes up partitions; returns where to read each from.
+    pub fn assign(&mut self, parts: &[i32]) -> Vec<(i32, Offset)> {
+        let mut out = Vec::new();
+        for &p in parts {
+            if let Some(t) = self.tasks.get(&p) {
+                out.push((p, Offset::Offset(t.meta.offset)));
+                continue;
+            }
+            match self.load(p) {
+                Ok(t) => {
+                    out.push((
+                        p,
+                        if t.meta.written_at.is_empty() { Offset::Beginning } else { Offset::Offset(t.meta.offset) },
+                    ));
+                    self.tasks.insert(p, t);
+                }
+                Err(e) => self.fail(e),
+            }
+        }
+        self.refresh_facts_reader();
+        out
+    }
+
+    /// Checkpoints and lets go of partitions.
+    pub fn revoke(&mut self, parts: &[i32], commit: impl Fn(&TopicPartitionList) -> KafkaResult<()>) {
+        let never = AtomicU32::new(0);
+        for p in parts {
+            if self.tasks.contains_key(p) {
+                if let Err(e) = self.checkpoint(*p, &never, &commit) {
+                    self.fail(e);
+                }
+                self.tasks.remove(p);
+                log(&format!("partition {p} revoked"));
+            }
+        }
+    }
+
+    /// Drops every task (after the final checkpoint).
+    pub fn stop(&mut self) {
+        self.tasks.clear();
+    }
+
+    fn load(&mut self, p: i32) -> Result<Task, KafkaError> {
+        let k = &self.cfg.kafka;
+        let data = &self.cfg.storage.data_dir;
+        let path = checkpoint::path(data, &k.group_id, &k.events_topic, p);
+        let writer = format!("p{p}");
+        let rules = self.cfg.rules.clone();
+        let (meta, mut engine) = match checkpoint::read(&path)? {
+            Some((meta, snap)) => {
+                let engine = Engine::restore(self.refdata.clone(), self.zone.clone(), rules, &snap)?;
+                let removed = crate::history::discard_parts_from(data, &writer, meta.next_part)?;
+                log(&format!(
+                    "partition {p}: restored checkpoint of {} at offset {} ({} cases in memory; {removed} history parts after it removed)",
+                    meta.written_at,
+                    meta.offset,
+                    engine.cases_in_memory()
+                ));
+                (meta, engine)
+            }
+            None => {
+                let meta = Meta {
+                    version: 1,
+                    topic: k.events_topic.clone(),
+                    partition: p,
+                    alerts_end: client::ends(&k.brokers, &k.alerts_topic)?,
+                    dead_letter_end: client::ends(&k.brokers, &k.dead_letter_topic)?,
+                    run: chrono::Utc::now().timestamp_millis() as u64,
+                    ..Meta::default()
+                };
+                log(&format!("partition {p}: no checkpoint; starting from its beginning"));
+                (meta, Engine::new(self.refdata.clone(), self.zone.clone(), rules))
+            }
+        };
+        engine.share_facts();
+        let mut history = History::open_as(data, self.zone.clone(), self.refdata.clone(), &writer)?;
+        history.set_run(meta.run);
+        let mut dead_done = HashSet::new();
+        let mut settle_at = None;
+        if !meta.written_at.is_empty() {
+            // What was published for this partition after its checkpoint.
+            let mine = |m: &OwnedMessage| header(m, PARTITION_HEADER).and_then(|v| v.parse::<i32>().ok()) == Some(p);
+            let mut recovered = 0u64;
+            client::read_after(&k.brokers, &k.alerts_topic, &meta.alerts_end, |m| {
+                if !mine(m) {
+                    return;
+                }
+                if let Some(rec) = m.payload().and_then(|b| serde_json::from_slice::<crate::alert::AlertRecord>(b).ok())
+                {
+                    engine.recover_published(&rec);
+                    recovered += 1;
+                }
+            })?;
+            client::read_after(&k.brokers, &k.dead_letter_topic, &meta.dead_letter_end, |m| {
+                if header(m, "original_topic").as_deref() == Some(k.events_topic.as_str())
+                    && header(m, "original_partition").and_then(|v| v.parse::<i32>().ok()) == Some(p)
+                {
+                    if let Some(o) = header(m, "original_offset").and_then(|v| v.parse::<i64>().ok()) {
+                        dead_done.insert(o);
+                    }
+                }
+            })?;
+            if recovered > 0 {
+                let c: BaseConsumer = client::base(&k.brokers).create().map_err(KafkaError::client)?;
+                let (_, high) =
+                    c.fetch_watermarks(&k.events_topic, p, Duration::from_secs(10)).map_err(KafkaError::client)?;
+                settle_at = Some(high);
+            }
+            if recovered > 0 || !dead_done.is_empty() {
+                log(&format!(
+                    "partition {p}: {recovered} alert records and {} dead letters were published after the checkpoint; none will be published again",
+                    dead_done.len()
+                ));
+            }
+        }
+        let now = std::time::Instant::now();
+        Ok(Task {
+            partition: p,
+            core: Core::new(engine, history),
+            meta,
+            path,
+            last_message: now,
+            dirty: false,
+            last_checkpoint: now,
+            dead_done,
+            settle_at,
+        })
+    }
+
+    /// Points the facts reader at the smallest position any task needs.
+    fn refresh_facts_reader(&mut self) {
+        let topic = self.cfg.kafka.facts_topic.clone();
+        let parts = match client::partitions(&self.facts, &topic) {
+            Ok(p) => p,
+            Err(e) => return self.fail(e),
+        };
+        let mut want: BTreeMap<i32, i64> = BTreeMap::new();
+        for fp in parts {
+            let need = self.tasks.values().map(|t| t.meta.facts_next.get(&fp).copied().unwrap_or(0)).min().unwrap_or(0);
+            want.insert(fp, need);
+        }
+        let behind = want.iter().any(|(fp, need)| self.facts_next.get(fp).is_none_or(|have| need < have));
+        if !behind && !self.facts_next.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (&fp, &o) in &want {
+            let _ = tpl.add_partition_offset(&topic, fp, Offset::Offset(o));
+        }
+        match self.facts.assign(&tpl) {
+            Ok(()) => self.facts_next = want,
+            Err(e) => self.fail(KafkaError::client(e)),
+        }
+    }
+
+    /// One message of the events topic.
+    pub fn message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), KafkaError> {
+        let (p, off) = (m.partition(), m.offset());
+        let Some(task) = self.tasks.get_mut(&p) else { return Ok(()) };
+        if off < task.meta.offset {
+            return Ok(()); // already in the checkpointed state
+        }
+        task.meta.offset = off + 1;
+        task.dirty = true;
+        task.last_message = std::time::Instant::now();
+        self.stats.read += 1;
+        let payload = m.payload().unwrap_or(b"");
+        match self.decoder.decode(payload) {
+            Err(rej) => {
+                self.stats.bad += 1;
+                let key = m.key().map(<[u8]>::to_vec);
+                self.dead_letter(p, key.as_deref(), payload, &rej, off)?;
+            }
+            Ok(ev) => {
+                let at = ev.occurred_at;
+                if task.core.apply(ev, Some((p, off)), origin(p as usize, off as u64)) == Outcome::Applied {
+                    self.stats.applied += 1;
+                    task.meta.max_at = Some(task.meta.max_at.map_or(at, |x| x.max(at)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Between messages: facts from other partitions, the watermark,
+    /// publishing, and checkpoints that are due.
+    pub fn tick(
+        &mut self,
+        stop: &AtomicU32,
+        commit: impl Fn(&TopicPartitionList) -> KafkaResult<()>,
+    ) -> Result<(), KafkaError> {
+        self.read_facts();
+        let lateness = self.cfg.time.allowed_lateness.as_millis() as i64;
+        let wm = match self.cfg.time.watermark {
+            WatermarkMode::Wall => Some(chrono::Utc::now().timestamp_millis() - lateness),
+            WatermarkMode::Event => self.event_watermark().map(|w| w - lateness),
+        };
+        if let Some(w) = wm {
+            for t in self.tasks.values_mut() {
+                t.core.advance(w);
+            }
+        }
+        if self.last_settle.elapsed() >= Duration::from_secs(1) {
+            self.last_settle = std::time::Instant::now();
+            for t in self.tasks.values_mut() {
+                if t.settle_at.is_some_and(|s| t.meta.offset >= s) && t.core.settle_recovered() == 0 {
+                    t.settle_at = None;
+                }
+            }
+        }
+        self.publish()?;
+        let due: Vec<i32> = self
+            .tasks
+            .values()
+            .filter(|t| t.dirty && t.last_checkpoint.elapsed() >= self.cfg.storage.checkpoint_interval)
+            .map(|t| t.partition)
+            .collect();
+        for p in due {
+            self.checkpoint(p, stop, &commit)?;
+        }
+        Ok(())
+    }
+
+    /// The event-time watermark: the smallest, over this instance's
+    /// partitions that are not idle, of each one's largest `occurred_at`;
+    /// when all are idle, the largest over them.
+    fn event_watermark(&self) -> Option<Instant> {
+        let idle = self.cfg.time.idle_timeout;
+        let mut active: Option<Instant> = None;
+        let mut any_active = false;
+        let mut all: Option<Instant> = None;
+        for t in self.tasks.values() {
+            let max_at = t.meta.max_at;
+            all = match (all, max_at) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            if t.last_message.elapsed() < idle {
+                any_active = true;
+                match max_at {
+                    None => return None, // an active partition with no event time yet holds it back
+                    Some(m) => active = Some(active.map_or(m, |a: Instant| a.min(m))),
+                }
+            }
+        }
+        if any_active {
+            active
+        } else {
+            all
+        }
+    }
+
+    /// Facts the other partitions published, told to every task but the
+    /// one they come from.
+    fn read_facts(&mut self) {
+        for _ in 0..1000 {
+            let m = match self.facts.poll(Duration::ZERO) {
+                Some(Ok(m)) => m.detach(),
+                Some(Err(e)) => {
+                    log(&format!("facts topic: {e}"));
+                    return;
+                }
+                None => return,
+            };
+            let (fp, off) = (m.partition(), m.offset());
+            self.facts_next.insert(fp, off + 1);
+            let from = header(&m, PARTITION_HEADER).and_then(|v| v.parse::<i32>().ok());
+            let Some(fact) = m.payload().and_then(|b| serde_json::from_slice::<SharedFact>(b).ok()) else { continue };
+            for t in self.tasks.values_mut() {
+                if t.meta.facts_next.get(&fp).is_some_and(|&n| off < n) {
+                    continue;
+                }
+                t.meta.facts_next.insert(fp, off + 1);
+                if from != Some(t.partition) {
+                    t.core.remote_fact(&fact);
+                    t.dirty = true;
+                    self.stats.facts += 1;
+                }
+            }
+        }
+    }
+
+    fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: OwnedHeaders) -> Result<(), KafkaError> {
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload).headers(headers);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((e, r)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => {
+                    self.producer.poll(Duration::from_millis(100));
+                    rec = r;
+                }
+                Err((e, _)) => return Err(KafkaError::Delivery(format!("producing to {topic}: {e}"))),
+            }
+        }
+    }
+
+    fn dead_letter(
+        &mut self,
+        p: i32,
+        key: Option<&[u8]>,
+        raw: &[u8],
+        rej: &Rejection,
+        off: i64,
+    ) -> Result<(), KafkaError> {
+        if let Some(t) = self.tasks.get_mut(&p) {
+            if t.dead_done.remove(&off) {
+                return Ok(());
+            }
+        }
+        let k = &self.cfg.kafka;
+        let (ps, os) = (p.to_string(), off.to_string());
+        let h = OwnedHeaders::new()
+            .insert(Header { key: "reason", value: Some(rej.reason.as_str()) })
+            .insert(Header { key: "field", value: rej.field.as_deref() })
+            .insert(Header { key: "detail", value: Some(rej.detail.as_str()) })
+            .insert(Header { key: "original_topic", value: Some(k.events_topic.as_str()) })
+            .insert(Header { key: "original_partition", value: Some(ps.as_str()) })
+            .insert(Header { key: "original_offset", value: Some(os.as_str()) });
+        self.send(&k.dead_letter_topic, key, raw, h)
+    }
+
+    /// Publishes every task's effects and facts.
+    fn publish(&mut self) -> Result<(), KafkaError> {
+        let parts: Vec<i32> = self.tasks.keys().copied().collect();
+        for p in parts {
+            let (effects, facts) = {
+                let t = self.tasks.get_mut(&p).expect("task");
+                (t.core.effects().collect::<Vec<Effect>>(), t.core.engine.take_shared())
+            };
+            if effects.is_empty() && facts.is_empty() {
+                continue;
+            }
+            let ps = p.to_string();
+            for e in effects {
+                match e {
+                    Effect::Alert(rec) => {
+                        let json = serde_json::to_vec(&rec).expect("alert record serializes");
+                        let h = OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(ps.as_str()) });
+                        self.send(&self.cfg.kafka.alerts_topic, Some(rec.case_id.as_bytes()), &json, h)?;
+                        self.stats.alerts += 1;
+                    }
+                    Effect::DeadLetter { origin, rejection } => {
+                        // Found invalid after its hold, or undone by a late
+                        // arrival: its original bytes are still on the topic.
+                        let (_, off) = split_origin(origin);
+                        let k = &self.cfg.kafka;
+                        let msg = client::read_one(&k.brokers, &k.events_topic, p, off as i64)?;
+                        let key = msg.as_ref().and_then(|m| m.key().map(<[u8]>::to_vec));
+                        let raw = msg.as_ref().and_then(|m| m.payload().map(<[u8]>::to_vec)).unwrap_or_default();
+                        self.dead_letter(p, key.as_deref(), &raw, &rejection, off as i64)?;
+                    }
+                }
+            }
+            for f in facts {
+                let json = serde_json::to_vec(&f).expect("fact serializes");
+                let h = OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(ps.as_str()) });
+                // Keyed by kind and case, so a compacted topic keeps each one's latest.
+                let key = match &f {
+                    SharedFact::Acceptance { case_id, .. } => format!("a/{case_id}"),
+                    SharedFact::Center { case_id, .. } => format!("c/{case_id}"),
+                };
+                self.send(&self.cfg.kafka.facts_topic, Some(key.as_bytes()), &json, h)?;
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        Ok(())
+    }
+
+    /// Checkpoints every task.
+    pub fn checkpoint_all(
+        &mut self,
+        stop: &AtomicU32,
+        commit: impl Fn(&TopicPartitionList) -> KafkaResult<()>,
+    ) -> Result<(), KafkaError> {
+        let parts: Vec<i32> = self.tasks.keys().copied().collect();
+        for p in parts {
+            self.checkpoint(p, stop, &commit)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the producer and the partition's history, writes its
+    /// checkpoint, then commits its offset.
+    fn checkpoint(
+        &mut self,
+        p: i32,
+        stop: &AtomicU32,
+        commit: &impl Fn(&TopicPartitionList) -> KafkaResult<()>,
+    ) -> Result<(), KafkaError> {
+        self.publish()?;
+        let mut waited = 0;
+        while let Err(e) = self.producer.flush(Duration::from_secs(5)) {
+            waited += 5;
+            if stop.load(Ordering::Relaxed) > 1 {
+                return Err(KafkaError::Delivery(format!(
+                    "gave up waiting for the brokers after {waited} s ({e}); the previous checkpoints stand"
+                )));
+            }
+            log(&format!(
+                "waiting {waited} s for the brokers to acknowledge {} records ({e})",
+                self.producer.in_flight_count()
+            ));
+        }
+        if let Some(f) = self.producer.context().failure() {
+            return Err(KafkaError::Delivery(f));
+        }
+        let k = self.cfg.kafka.clone();
+        let alerts_end = client::ends(&k.brokers, &k.alerts_topic)?;
+        let dead_letter_end = client::ends(&k.brokers, &k.dead_letter_topic)?;
+        let Some(t) = self.tasks.get_mut(&p) else { return Ok(()) };
+        t.core.flush()?;
+        t.meta.alerts_end = alerts_end;
+        t.meta.dead_letter_end = dead_letter_end;
+        t.meta.next_part = t.core.history.next_part();
+        t.meta.written_at = chrono::Local::now().to_rfc3339();
+        checkpoint::write(&t.path, &t.meta, &t.core.engine.snapshot())?;
+        t.dirty = false;
+        t.last_checkpoint = std::time::Instant::now();
+        self.stats.checkpoints += 1;
+        let mut tpl = TopicPartitionList::new();
+        let _ = tpl.add_partition_offset(&k.events_topic, p, Offset::Offset(t.meta.offset));
+        if let Err(e) = commit(&tpl) {
+            // Restarts read the checkpoint; the group's offsets only follow
+            // it (for lag monitoring), so a failed commit loses nothing.
+            log(&format!("partition {p}: committing offset {}: {e} (the checkpoint stands)", t.meta.offset));
+        }
+        Ok(())
+    }
+}
+
+/// A header's value as text.
+fn header(m: &OwnedMessage, key: &str) -> Option<String> {
+    m.headers()?.iter().find(|h| h.key == key).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).to_string())
+}

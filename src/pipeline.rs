@@ -1,0 +1,89 @@
+//! The supervision core as every shell uses it: the pure [`Engine`] plus the
+//! [`History`] writer, kept in step. An event handed in is stored in history
+//! (unless it is a duplicate) and applied; the effects that come out are
+//! recorded in history (alert records, events found not in effect) and then
+//! handed to the shell to publish (files in replay, topics in `run`).
+//!
+//! Replay, the demo, the Kafka service and the benchmarks all go through
+//! here, so they cannot disagree about what reaches history.
+
+use crate::engine::{Effect, Engine, Outcome};
+use crate::event::Event;
+use crate::history::{History, HistoryError};
+use crate::time::Instant;
+
+/// Engine and history, kept in step.
+pub struct Core {
+    /// The rules engine.
+    pub engine: Engine,
+    /// The history writer.
+    pub history: History,
+    effects: Vec<Effect>,
+    /// How many of `effects` are already in history.
+    recorded: usize,
+}
+
+impl Core {
+    /// A core over an engine (fresh or restored) and a history writer.
+    pub fn new(engine: Engine, history: History) -> Core {
+        Core { engine, history, effects: Vec::new(), recorded: 0 }
+    }
+
+    /// Stores (unless a duplicate) and applies one decoded event found at
+    /// input position `origin`; `kafka` is its (partition, offset) when it
+    /// came from Kafka. The effects wait in [`Core::effects`].
+    pub fn apply(&mut self, ev: Event, kafka: Option<(i32, i64)>, origin: u64) -> Outcome {
+        if !self.engine.is_duplicate(&ev.event_id) {
+            self.history.event_from(&ev, kafka, origin);
+        }
+        let out = self.engine.apply(ev, origin, &mut self.effects);
+        self.record();
+        out
+    }
+
+    /// Advances the watermark (never back), firing every timer due.
+    pub fn advance(&mut self, to: Instant) {
+        self.engine.advance_watermark(to, &mut self.effects);
+        self.record();
+    }
+
+    /// Learns a fact about a case of another partition (see
+    /// [`Engine::remote_fact`]).
+    pub fn remote_fact(&mut self, fact: &crate::engine::SharedFact) {
+        self.engine.remote_fact(fact, &mut self.effects);
+        self.record();
+    }
+
+    /// See [`Engine::settle_recovered`]; returns how many still wait.
+    pub fn settle_recovered(&mut self) -> usize {
+        let n = self.engine.settle_recovered(&mut self.effects);
+        self.record();
+        n
+    }
+
+    /// Records the pending effects in history.
+    fn record(&mut self) {
+        for e in &self.effects[self.recorded..] {
+            match e {
+                Effect::Alert(r) => self.history.alert(r),
+                Effect::DeadLetter { origin, .. } => self.history.rejected(*origin),
+            }
+        }
+        self.recorded = self.effects.len();
+    }
+
+    /// The effects produced since the last call, already in history, for
+    /// the shell to publish.
+    pub fn effects(&mut self) -> std::vec::Drain<'_, Effect> {
+        self.recorded = 0;
+        self.effects.drain(..)
+    }
+
+    /// Writes the changed cases' rows and every buffered history row.
+    pub fn flush(&mut self) -> Result<(), HistoryError> {
+        for v in self.engine.take_changed() {
+            self.history.case(&v);
+        }
+        self.history.flush()
+    }
+}

@@ -1,0 +1,435 @@
+//! `jiancha run` against a real Kafka-compatible broker (tansu): the same
+//! alerts as replay, dead letters with their headers, SIGKILL and restart,
+//! a broker outage, and wall-clock cards with no traffic.
+
+use crate::broker::{text, Broker};
+use rdkafka::message::{Headers, Message};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Configuration of a service under test, as environment variables.
+struct Setup {
+    broker: String,
+    topic: String,
+    data: PathBuf,
+    reference: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn new(b: &Broker, name: &str, dir: &Path, reference: &Path) -> Setup {
+        Setup {
+            broker: b.addr(),
+            topic: format!("{name}-events"),
+            data: dir.join("data"),
+            reference: reference.to_path_buf(),
+            env: vec![
+                ("JIANCHA__TIME__WATERMARK".into(), "event".into()),
+                ("JIANCHA__TIME__IDLE_TIMEOUT".into(), "1s".into()),
+                ("JIANCHA__STORAGE__CHECKPOINT_INTERVAL".into(), "1s".into()),
+            ],
+        }
+    }
+
+    fn alerts(&self) -> String {
+        format!("{}-alerts", self.topic)
+    }
+
+    fn dlq(&self) -> String {
+        format!("{}.dlq", self.topic)
+    }
+
+    fn envs(&self) -> Vec<(String, String)> {
+        let r = |s: &str| self.reference.join(s).display().to_string();
+        let mut v = vec![
+            ("JIANCHA__KAFKA__BROKERS".to_string(), self.broker.clone()),
+            ("JIANCHA__KAFKA__GROUP_ID".into(), format!("{}-group", self.topic)),
+            ("JIANCHA__KAFKA__EVENTS_TOPIC".into(), self.topic.clone()),
+            ("JIANCHA__KAFKA__ALERTS_TOPIC".into(), self.alerts()),
+            ("JIANCHA__KAFKA__DEAD_LETTER_TOPIC".into(), self.dlq()),
+            ("JIANCHA__KAFKA__FACTS_TOPIC".into(), format!("{}-facts", self.topic)),
+            ("JIANCHA__STORAGE__DATA_DIR".into(), self.data.display().to_string()),
+            ("JIANCHA__PRIVACY__APPLICANT_KEY".into(), "test-key".into()),
+            ("JIANCHA__REFERENCE__CATALOG".into(), r("catalog.csv")),
+            ("JIANCHA__REFERENCE__CALENDAR".into(), r("calendar")),
+            ("JIANCHA__REFERENCE__REGIONS".into(), r("regions.csv")),
+        ];
+        v.extend(self.env.iter().cloned());
+        v
+    }
+
+    /// Starts `jiancha run`, its stderr appended to `data/../run.log`.
+    fn start(&self) -> Child {
+        std::fs::create_dir_all(&self.data).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.parent().unwrap().join("run.log"))
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_jiancha"))
+            .arg("run")
+            .envs(self.envs())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data.parent().unwrap().join("run.log")).unwrap_or_default()
+    }
+
+    /// Replays the same lines from a file: (alert records, dead letters).
+    fn replay(&self, lines: &[String]) -> (Vec<Value>, Vec<Value>) {
+        let dir = self.data.parent().unwrap().join("replay");
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("in.jsonl");
+        std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+        let r = |s: &str| self.reference.join(s).display().to_string();
+        let out = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+            .args(["replay", "--out"])
+            .arg(dir.join("out"))
+            .args(["--catalog", &r("catalog.csv"), "--calendar", &r("calendar"), "--regions", &r("regions.csv")])
+            .arg(&input)
+            .env("JIANCHA__PRIVACY__APPLICANT_KEY", "test-key")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "replay: {}", String::from_utf8_lossy(&out.stderr));
+        let read = |f: &str| -> Vec<Value> {
+            std::fs::read_to_string(dir.join("out").join(f))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        };
+        (read("alerts.jsonl"), read("dead-letter.jsonl"))
+    }
+
+    /// Waits until the group has committed the end of every partition.
+    fn wait_caught_up(&self, b: &Broker, partitions: i32, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        loop {
+            let ends = jiancha::kafka::client::ends(&self.broker, &self.topic).unwrap();
+            let got = b.committed(&format!("{}-group", self.topic), &self.topic, partitions);
+            let want: Vec<i64> = (0..partitions).map(|p| ends[&p]).collect();
+            if got == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not caught up: committed {got:?}, ends {want:?}\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+/// SIGTERM, and insist on a clean exit.
+fn terminate(mut child: Child, s: &Setup) {
+    unsafe_kill(child.id(), "TERM");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "jiancha run exited with {st}\n{}", s.log());
+            return;
+        }
+        assert!(Instant::now() < deadline, "jiancha run did not stop on SIGTERM\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+}
+
+fn records(b: &Broker, topic: &str, min: usize, wait: Duration) -> Vec<Value> {
+    b.read(topic, min, wait).iter().map(|m| serde_json::from_str(&text(m)).unwrap()).collect()
+}
+
+/// `(alert_id, state)` pairs, insisting none repeats.
+fn unique_ids(recs: &[Value]) -> BTreeSet<(String, String)> {
+    let mut seen = BTreeSet::new();
+    for r in recs {
+        let k = (r["alert_id"].as_str().unwrap().to_string(), r["state"].as_str().unwrap().to_string());
+        assert!(seen.insert(k.clone()), "{k:?} published twice");
+    }
+    seen
+}
+
+/// Live alerts (fired, not retracted), as (case, rule, at, due_date, detail).
+fn live(recs: &[Value]) -> BTreeSet<String> {
+    let mut by_id: BTreeMap<String, (Value, bool)> = BTreeMap::new();
+    for r in recs {
+        let id = r["alert_id"].as_str().unwrap().to_string();
+        match r["state"].as_str().unwrap() {
+            "firing" => {
+                by_id.insert(id, (r.clone(), false));
+            }
+            "retracted" => by_id.get_mut(&id).expect("retraction after its firing").1 = true,
+            _ => {}
+        }
+    }
+    by_id
+        .into_values()
+        .filter(|(_, r)| !r)
+        .map(|(v, _)| format!("{} {} {} {} {}", v["case_id"], v["rule"], v["at"], v["due_date"], v["detail"]))
+        .collect()
+}
+
+fn golden_lines() -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(root().join("tests/data/golden/events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // Moves the watermark past every timer of the scenario (replay's --until).
+    lines.push(r#"{"event_id":"wm","case_id":"WM","type":"submitted","occurred_at":"2026-10-31T00:00:00+08:00","source":"center","region":"220421","department":"market","item_code":"P5","applicant":"wm"}"#.into());
+    lines
+}
+
+fn simulated(cases: usize, seed: u64) -> Vec<String> {
+    let rd = std::sync::Arc::new(
+        jiancha::reference::RefData::load(
+            &root().join("config/catalog.csv"),
+            &root().join("config/calendar"),
+            &root().join("config/regions.csv"),
+        )
+        .unwrap(),
+    );
+    let opts = jiancha::synth::SynthOptions {
+        cases,
+        seed,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+        days: 40,
+        ..Default::default()
+    };
+    jiancha::synth::generate(&rd, &crate::support::zone(), &opts)
+}
+
+#[test]
+fn run_in_event_mode_publishes_exactly_the_alerts_of_replay() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new(&b, "parity", dir.path(), &root().join("tests/data/golden"));
+    b.topic(&s.topic, 1);
+    let lines = golden_lines();
+    let (want, want_dead) = s.replay(&lines);
+    assert!(want.len() > 30, "the scenario raises alerts");
+    b.publish(&s.topic, &lines);
+    let child = s.start();
+    records(&b, &s.alerts(), want.len(), Duration::from_secs(90));
+    s.wait_caught_up(&b, 1, Duration::from_secs(60));
+    terminate(child, &s);
+    let got = records(&b, &s.alerts(), want.len(), Duration::from_secs(1));
+    assert_eq!(got, want, "alerts topic differs from replay's alerts.jsonl\n{}", s.log());
+    let dead = b.read(&s.dlq(), want_dead.len(), Duration::from_secs(10));
+    assert_eq!(dead.len(), want_dead.len());
+    let got_reasons: Vec<String> = dead.iter().map(|m| header(m, "reason").unwrap()).collect();
+    let want_reasons: Vec<String> = want_dead.iter().map(|d| d["reason"].as_str().unwrap().to_string()).collect();
+    assert_eq!(sorted(got_reasons), sorted(want_reasons));
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn header(m: &rdkafka::message::OwnedMessage, key: &str) -> Option<String> {
+    m.headers()?.iter().find(|h| h.key == key).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).to_string())
+}
+
+#[test]
+fn malformed_messages_go_to_the_dead_letter_topic_with_reason_and_origin() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new(&b, "dlq", dir.path(), &root().join("tests/data/golden"));
+    b.topic(&s.topic, 1);
+    let good = r#"{"event_id":"g1","case_id":"D1","type":"accepted","occurred_at":"2026-03-02T10:00:00+08:00","source":"market-sys","region":"220421","department":"market","item_code":"P5","applicant":"a"}"#;
+    let bad = [
+        "this is not json".to_string(),
+        r#"{"event_id":"b2","case_id":"D1","type":"evaluated","occurred_at":"2026-03-03T10:00:00+08:00","source":"center","rating":6}"#.to_string(),
+        r#"{"event_id":"b3","case_id":"D2","type":"teleported","occurred_at":"2026-03-03T10:00:00+08:00","source":"center"}"#.to_string(),
+    ];
+    let child = s.start();
+    let mut lines = vec![bad[0].clone(), good.to_string()];
+    lines.extend(bad[1..].iter().cloned());
+    b.publish(&s.topic, &lines);
+    // The service keeps going: a later valid event still raises its card.
+    let late = r#"{"event_id":"g2","case_id":"D3","type":"accepted","occurred_at":"2026-03-10T10:00:00+08:00","source":"market-sys","region":"220421","department":"market","item_code":"P5","applicant":"a"}"#;
+    b.publish(&s.topic, &[late.to_string()]);
+    let dead = b.read(&s.dlq(), 3, Duration::from_secs(60));
+    assert_eq!(dead.len(), 3, "{}", s.log());
+    let mut by_payload: BTreeMap<String, &rdkafka::message::OwnedMessage> = BTreeMap::new();
+    for m in &dead {
+        by_payload.insert(text(m), m);
+    }
+    let ends = jiancha::kafka::client::ends(&b.addr(), &s.topic).unwrap();
+    assert_eq!(ends[&0], 5);
+    for (raw, reason, field, offset) in [
+        (&bad[0], "not_json", None, 0),
+        (&bad[1], "bad_value", Some("rating"), 2),
+        (&bad[2], "unknown_type", Some("type"), 3),
+    ] {
+        let m = by_payload.get(raw).unwrap_or_else(|| panic!("{raw} not dead-lettered byte for byte"));
+        assert_eq!(header(m, "reason").as_deref(), Some(reason));
+        assert_eq!(header(m, "field").as_deref(), field);
+        assert_eq!(header(m, "original_topic").as_deref(), Some(s.topic.as_str()));
+        assert_eq!(header(m, "original_partition").as_deref(), Some("0"));
+        assert_eq!(header(m, "original_offset"), Some(offset.to_string()));
+        assert!(!header(m, "detail").unwrap().is_empty());
+    }
+    // D1 (accepted 2 Mar) is unregistered by 3 Mar 10:00: the watermark
+    // reached 10 Mar through D3, so its card is on the alerts topic.
+    let alerts = records(&b, &s.alerts(), 1, Duration::from_secs(30));
+    assert!(
+        alerts.iter().any(|a| a["alert_id"] == "D1/unregistered_case" && a["state"] == "firing"),
+        "{alerts:?}\n{}",
+        s.log()
+    );
+    terminate(child, &s);
+}
+
+/// Publishes `lines` at `rate` events a second from a thread.
+fn publish_in_background(b: &Broker, topic: &str, lines: Vec<String>, rate: f64) -> std::thread::JoinHandle<u64> {
+    let addr = b.addr();
+    let topic = topic.to_string();
+    std::thread::spawn(move || jiancha::kafka::publish::lines(&addr, &topic, 3, Some(rate), lines.into_iter()).unwrap())
+}
+
+fn wait_for(what: &str, wait: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + wait;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn sigkill_mid_stream_and_restart_loses_no_event_and_publishes_no_record_twice() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new(&b, "crash", dir.path(), &root().join("config"));
+    b.topic(&s.topic, 3);
+    let lines = simulated(1500, 11);
+    let (want, _) = s.replay(&lines);
+    let publisher = publish_in_background(&b, &s.topic, lines.clone(), 2500.0);
+    let child = s.start();
+    // Mid-stream: after a checkpoint and some alerts, before the end.
+    let ckpts = s.data.join("checkpoints").join(format!("{}-group", s.topic));
+    wait_for("a checkpoint and some alerts", Duration::from_secs(120), || {
+        std::fs::read_dir(&ckpts).is_ok_and(|mut d| d.next().is_some())
+            && b.read(&s.alerts(), 50, Duration::ZERO).len() >= 50
+    });
+    let mut child = child;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!publisher.is_finished(), "the input was over before the kill; slow the publisher down");
+    let child = s.start();
+    assert_eq!(publisher.join().unwrap(), lines.len() as u64);
+    s.wait_caught_up(&b, 3, Duration::from_secs(180));
+    std::thread::sleep(Duration::from_secs(3)); // every partition idle: the watermark reaches the end
+    terminate(child, &s);
+    let got = records(&b, &s.alerts(), 0, Duration::ZERO);
+    unique_ids(&got);
+    assert_eq!(live(&got), live(&want), "live alerts differ from replay's\n{}", s.log());
+    assert!(s.log().contains("restored checkpoint"), "{}", s.log());
+}
+
+#[test]
+fn broker_stopped_and_restarted_mid_stream_the_service_recovers_by_itself() {
+    let mut b = Broker::start_durable();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new(&b, "outage", dir.path(), &root().join("config"));
+    b.topic(&s.topic, 3);
+    let lines = simulated(600, 5);
+    let (want, _) = s.replay(&lines);
+    let child = s.start();
+    b.publish(&s.topic, &lines[..lines.len() / 2]);
+    wait_for("some alerts", Duration::from_secs(90), || b.read(&s.alerts(), 10, Duration::ZERO).len() >= 10);
+    b.stop();
+    std::thread::sleep(Duration::from_secs(4));
+    b.restart();
+    b.publish(&s.topic, &lines[lines.len() / 2..]);
+    s.wait_caught_up(&b, 3, Duration::from_secs(180));
+    std::thread::sleep(Duration::from_secs(3));
+    terminate(child, &s);
+    let got = records(&b, &s.alerts(), 0, Duration::ZERO);
+    unique_ids(&got);
+    assert_eq!(live(&got), live(&want), "live alerts differ from replay's\n{}", s.log());
+}
+
+#[test]
+fn wall_mode_raises_a_red_card_within_a_second_of_its_deadline_with_no_traffic() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Setup::new(&b, "wall", dir.path(), &root().join("config"));
+    s.env =
+        vec![("JIANCHA__TIME__WATERMARK".into(), "wall".into()), ("JIANCHA__RULES__GRACE_HOURS".into(), "1".into())];
+    b.topic(&s.topic, 1);
+    let child = s.start();
+    // A case taken in by a department's own system and never registered
+    // with the centre: its grace (1 h) ends 5 s from now — a red card
+    // (unregistered_case) is due then, and no event will come.
+    let now = chrono::Utc::now().timestamp_millis();
+    let deadline = (now + 5_000) / 1000 * 1000;
+    let accepted = chrono::DateTime::from_timestamp_millis(deadline - 3_600_000)
+        .unwrap()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .to_rfc3339();
+    let line = format!(
+        r#"{{"event_id":"w1","case_id":"W1","type":"accepted","occurred_at":"{accepted}","source":"tax-sys","region":"220421","department":"tax","item_code":"TAX-001","applicant":"a"}}"#
+    );
+    b.publish(&s.topic, &[line]);
+    let msgs = b.read(&s.alerts(), 1, Duration::from_secs(30));
+    let card = msgs
+        .iter()
+        .find(|m| text(m).contains("W1/unregistered_case") && text(m).contains("\"firing\""))
+        .unwrap_or_else(|| panic!("no card\n{}", s.log()));
+    let v: Value = serde_json::from_str(&text(card)).unwrap();
+    assert_eq!(jiancha::time::parse_rfc3339(v["at"].as_str().unwrap()), Some(deadline));
+    assert_eq!(v["level"], "red");
+    let published = card.timestamp().to_millis().unwrap();
+    let late = published - deadline;
+    assert!((0..=1000).contains(&late), "card published {late} ms after its deadline");
+    terminate(child, &s);
+}
+
+#[test]
+fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new(&b, "pair", dir.path(), &root().join("config"));
+    b.topic(&s.topic, 4);
+    let lines = simulated(1500, 23);
+    let (want, _) = s.replay(&lines);
+    let dual = |recs: &[Value]| live(recs).into_iter().filter(|a| a.contains("dual_intake")).count();
+    assert!(dual(&want) > 0, "the input has dual intakes");
+    let publisher = publish_in_background(&b, &s.topic, lines.clone(), 2500.0);
+    let mut first = s.start();
+    let second = s.start();
+    let owners = |log: &str| -> BTreeSet<String> {
+        log.lines()
+            .filter(|l| l.contains("no checkpoint; starting") || l.contains("restored checkpoint"))
+            .filter_map(|l| l.split("jiancha[").nth(1)?.split(']').next().map(str::to_string))
+            .collect()
+    };
+    wait_for("both instances to take partitions and raise alerts", Duration::from_secs(120), || {
+        owners(&s.log()).len() == 2 && b.read(&s.alerts(), 50, Duration::ZERO).len() >= 50
+    });
+    first.kill().unwrap(); // SIGKILL: its partitions move to the second instance
+    first.wait().unwrap();
+    assert!(!publisher.is_finished(), "the input was over before the kill; slow the publisher down");
+    assert_eq!(publisher.join().unwrap(), lines.len() as u64);
+    s.wait_caught_up(&b, 4, Duration::from_secs(240));
+    std::thread::sleep(Duration::from_secs(3));
+    terminate(second, &s);
+    let got = records(&b, &s.alerts(), 0, Duration::ZERO);
+    unique_ids(&got);
+    assert_eq!(live(&got), live(&want), "live alerts differ from one instance's (replay)\n{}", s.log());
+    assert_eq!(dual(&got), dual(&want));
+    assert!(s.log().contains("restored checkpoint"), "the second instance took over from checkpoints\n{}", s.log());
+}
