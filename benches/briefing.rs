@@ -56,14 +56,7 @@ fn main() {
     let a = args();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cfg = Config::default();
-    let rd = Arc::new(
-        RefData::load(
-            &root.join("config/catalog.csv"),
-            &root.join("config/calendar"),
-            &root.join("config/regions.csv"),
-        )
-        .expect("shipped reference data"),
-    );
+    let rd = Arc::new(RefData::embedded());
     let zone = Zone::new(&cfg.time.zone).expect("zone");
     let dir = root.join("target/bench-history").join(format!("cases-{}", a.cases));
     let done = dir.join("complete");

@@ -76,12 +76,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let brokers = format!("127.0.0.1:{port}");
-    let rd = jiancha::reference::RefData::load(
-        &root.join("config/catalog.csv"),
-        &root.join("config/calendar"),
-        &root.join("config/regions.csv"),
-    )
-    .unwrap();
+    let rd = jiancha::reference::RefData::embedded();
     let zone = jiancha::time::Zone::new("Asia/Shanghai").unwrap();
 
     // 1. Throughput.

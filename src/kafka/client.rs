@@ -9,8 +9,8 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -63,6 +63,34 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
     c
 }
 
+/// Queues a record, waiting while the producer's queue is full; returns
+/// when librdkafka has it (delivery is confirmed by `flush`).
+pub fn send(
+    producer: &BaseProducer<DeliveryWatch>,
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    headers: Option<OwnedHeaders>,
+) -> Result<(), KafkaError> {
+    let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    if let Some(h) = headers {
+        rec = rec.headers(h);
+    }
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                producer.poll(Duration::from_millis(50));
+                rec = r;
+            }
+            Err((e, _)) => return Err(KafkaError::Delivery(format!("producing to {topic}: {e}"))),
+        }
+    }
+}
+
 /// Creates the topics that do not exist (an existing one is left as it is).
 /// Retries while the brokers cannot be reached, saying so.
 pub fn ensure_topics(brokers: &str, topics: &[(&str, i32)], stop: &dyn Fn() -> bool) -> Result<(), KafkaError> {
@@ -108,7 +136,10 @@ fn futures_block<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// The partitions of a topic.
-pub fn partitions(c: &BaseConsumer, topic: &str) -> Result<Vec<i32>, KafkaError> {
+pub fn partitions<C: rdkafka::consumer::ConsumerContext>(
+    c: &BaseConsumer<C>,
+    topic: &str,
+) -> Result<Vec<i32>, KafkaError> {
     let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).map_err(KafkaError::client)?;
     let t = md
         .topics()
@@ -124,8 +155,16 @@ pub fn partitions(c: &BaseConsumer, topic: &str) -> Result<Vec<i32>, KafkaError>
 /// The next offset of every partition of a topic (its high watermarks).
 pub fn ends(brokers: &str, topic: &str) -> Result<BTreeMap<i32, i64>, KafkaError> {
     let c: BaseConsumer = base(brokers).create().map_err(KafkaError::client)?;
+    ends_on(&c, topic)
+}
+
+/// [`ends`] through an existing client.
+pub fn ends_on<C: rdkafka::consumer::ConsumerContext>(
+    c: &BaseConsumer<C>,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>, KafkaError> {
     let mut out = BTreeMap::new();
-    for p in partitions(&c, topic)? {
+    for p in partitions(c, topic)? {
         let (_, high) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).map_err(KafkaError::client)?;
         out.insert(p, high);
     }

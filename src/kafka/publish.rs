@@ -4,7 +4,7 @@
 //! takes them or at `rate` events a second.
 
 use super::{client, KafkaError};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 use std::time::{Duration, Instant};
 
 /// Publishes lines; returns how many.
@@ -23,20 +23,7 @@ pub fn lines(
     let mut n = 0u64;
     for line in lines {
         let key = case_id(&line);
-        let mut rec: BaseRecord<'_, str, str> = BaseRecord::to(topic).payload(line.as_str());
-        if let Some(k) = key.as_deref() {
-            rec = rec.key(k);
-        }
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((e, r)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => {
-                    producer.poll(Duration::from_millis(50));
-                    rec = r;
-                }
-                Err((e, _)) => return Err(KafkaError::Delivery(format!("producing to {topic}: {e}"))),
-            }
-        }
+        client::send(&producer, topic, key.as_deref().map(str::as_bytes), line.as_bytes(), None)?;
         n += 1;
         producer.poll(Duration::ZERO);
         if let Some(r) = rate {

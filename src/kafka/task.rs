@@ -17,7 +17,7 @@ use crate::time::{Instant, Zone};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -62,8 +62,13 @@ pub struct Service {
     facts_next: BTreeMap<i32, i64>,
     pub stats: RunStats,
     failure: Option<KafkaError>,
-    /// When recovered records were last settled (at most once a second).
+    /// When recovered records were last settled, and the facts reader
+    /// last retried (at most once a second).
     last_settle: std::time::Instant,
+    /// The facts reader could not be pointed where the tasks need it yet.
+    facts_stale: bool,
+    /// When a facts-topic error was last logged.
+    last_facts_error: std::time::Instant,
 }
 
 impl Service {
@@ -87,6 +92,8 @@ impl Service {
             stats: RunStats::default(),
             failure: None,
             last_settle: std::time::Instant::now(),
+            facts_stale: false,
+            last_facts_error: std::time::Instant::now() - Duration::from_secs(60),
         })
     }
 
@@ -165,8 +172,8 @@ impl Service {
                     version: 1,
                     topic: k.events_topic.clone(),
                     partition: p,
-                    alerts_end: client::ends(&k.brokers, &k.alerts_topic)?,
-                    dead_letter_end: client::ends(&k.brokers, &k.dead_letter_topic)?,
+                    alerts_end: client::ends_on(&self.facts, &k.alerts_topic)?,
+                    dead_letter_end: client::ends_on(&self.facts, &k.dead_letter_topic)?,
                     run: chrono::Utc::now().timestamp_millis() as u64,
                     ..Meta::default()
                 };
@@ -232,9 +239,10 @@ impl Service {
     /// Points the facts reader at the smallest position any task needs.
     fn refresh_facts_reader(&mut self) {
         let topic = self.cfg.kafka.facts_topic.clone();
+        self.facts_stale = true;
         let parts = match client::partitions(&self.facts, &topic) {
             Ok(p) => p,
-            Err(e) => return self.fail(e),
+            Err(e) => return log(&format!("facts topic: {e}; retrying")),
         };
         let mut want: BTreeMap<i32, i64> = BTreeMap::new();
         for fp in parts {
@@ -243,6 +251,7 @@ impl Service {
         }
         let behind = want.iter().any(|(fp, need)| self.facts_next.get(fp).is_none_or(|have| need < have));
         if !behind && !self.facts_next.is_empty() {
+            self.facts_stale = false;
             return;
         }
         let mut tpl = TopicPartitionList::new();
@@ -250,8 +259,11 @@ impl Service {
             let _ = tpl.add_partition_offset(&topic, fp, Offset::Offset(o));
         }
         match self.facts.assign(&tpl) {
-            Ok(()) => self.facts_next = want,
-            Err(e) => self.fail(KafkaError::client(e)),
+            Ok(()) => {
+                self.facts_next = want;
+                self.facts_stale = false;
+            }
+            Err(e) => log(&format!("facts topic: {e}; retrying")),
         }
     }
 
@@ -304,6 +316,9 @@ impl Service {
         }
         if self.last_settle.elapsed() >= Duration::from_secs(1) {
             self.last_settle = std::time::Instant::now();
+            if self.facts_stale {
+                self.refresh_facts_reader();
+            }
             for t in self.tasks.values_mut() {
                 if t.settle_at.is_some_and(|s| t.meta.offset >= s) && t.core.settle_recovered() == 0 {
                     t.settle_at = None;
@@ -359,7 +374,11 @@ impl Service {
             let m = match self.facts.poll(Duration::ZERO) {
                 Some(Ok(m)) => m.detach(),
                 Some(Err(e)) => {
-                    log(&format!("facts topic: {e}"));
+                    // Broker trouble shows in the main consumer's log lines too.
+                    if self.last_facts_error.elapsed() >= Duration::from_secs(5) {
+                        self.last_facts_error = std::time::Instant::now();
+                        log(&format!("facts topic: {e} (retrying)"));
+                    }
                     return;
                 }
                 None => return,
@@ -383,20 +402,7 @@ impl Service {
     }
 
     fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: OwnedHeaders) -> Result<(), KafkaError> {
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload).headers(headers);
-        if let Some(k) = key {
-            rec = rec.key(k);
-        }
-        loop {
-            match self.producer.send(rec) {
-                Ok(()) => return Ok(()),
-                Err((e, r)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => {
-                    self.producer.poll(Duration::from_millis(100));
-                    rec = r;
-                }
-                Err((e, _)) => return Err(KafkaError::Delivery(format!("producing to {topic}: {e}"))),
-            }
-        }
+        client::send(&self.producer, topic, key, payload, Some(headers))
     }
 
     fn dead_letter(
@@ -510,8 +516,8 @@ impl Service {
             return Err(KafkaError::Delivery(f));
         }
         let k = self.cfg.kafka.clone();
-        let alerts_end = client::ends(&k.brokers, &k.alerts_topic)?;
-        let dead_letter_end = client::ends(&k.brokers, &k.dead_letter_topic)?;
+        let alerts_end = client::ends_on(&self.facts, &k.alerts_topic)?;
+        let dead_letter_end = client::ends_on(&self.facts, &k.dead_letter_topic)?;
         let Some(t) = self.tasks.get_mut(&p) else { return Ok(()) };
         t.core.flush()?;
         t.meta.alerts_end = alerts_end;

@@ -55,6 +55,10 @@ pub struct Truth {
     pub fee_yuan: Option<f64>,
     /// Rating given.
     pub rating: Option<u8>,
+    /// When the rating was given.
+    pub rated_at: Option<String>,
+    /// When the case closed (completed, refused or withdrawn).
+    pub closed_at: Option<String>,
     /// Rules whose alert this case must raise (all but `due_soon`, which
     /// follows from the durations).
     pub anomalies: Vec<&'static str>,
@@ -230,6 +234,8 @@ impl Planner {
             early: None,
             fee_yuan: None,
             rating: None,
+            rated_at: None,
+            closed_at: None,
             anomalies: Vec::new(),
         };
         let eval_source = if unreg { dept_sys.clone() } else { "center".to_string() };
@@ -263,6 +269,7 @@ impl Planner {
                 }
                 ev.push(rng, "refused", at, &source, reason);
                 truth.status = "refused";
+                truth.closed_at = Some(zone.format(at));
                 if intake_late {
                     anomalies.push("intake_overdue");
                 }
@@ -307,6 +314,7 @@ impl Planner {
             recent.withdrawn_at = Some(at);
             self.remember(recent);
             truth.status = "withdrawn";
+            truth.closed_at = Some(zone.format(at));
             truth.anomalies = anomalies;
             return vec![(ev.out, truth)];
         }
@@ -373,6 +381,7 @@ impl Planner {
         }
         ev.push(rng, "completed", c_at, &source, done);
         truth.completed_at = Some(zone.format(c_at));
+        truth.closed_at = truth.completed_at.clone();
         truth.result = Some(if denied { "denied" } else { "approved" });
         truth.due_date = Some(due.to_string());
         truth.used_days = Some(used);
@@ -396,6 +405,7 @@ impl Planner {
             }
             ev.push(rng, "evaluated", r_at, &eval_source, fields(&[("rating", json!(rating))]));
             truth.rating = Some(rating);
+            truth.rated_at = Some(zone.format(r_at));
             if bad_rating {
                 anomalies.push("bad_rating_unrectified");
             } else if rating <= 2 {
@@ -450,6 +460,8 @@ impl Planner {
                         accepted_at: Some(zone.format(s_acc)),
                         status: "completed",
                         completed_at: Some(zone.format(s_c_at)),
+                        closed_at: Some(zone.format(s_c_at)),
+                        rated_at: None,
                         result: Some("approved"),
                         limit_days: Some(sn),
                         due_date: Some(s_due.to_string()),

@@ -316,7 +316,7 @@ fn sigkill_mid_stream_and_restart_loses_no_event_and_publishes_no_record_twice()
     b.topic(&s.topic, 3);
     let lines = simulated(1500, 11);
     let (want, _) = s.replay(&lines);
-    let publisher = publish_in_background(&b, &s.topic, lines.clone(), 2500.0);
+    let publisher = publish_in_background(&b, &s.topic, lines.clone(), 800.0);
     let child = s.start();
     // Mid-stream: after a checkpoint and some alerts, before the end.
     let ckpts = s.data.join("checkpoints").join(format!("{}-group", s.topic));
@@ -408,7 +408,7 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
     let (want, _) = s.replay(&lines);
     let dual = |recs: &[Value]| live(recs).into_iter().filter(|a| a.contains("dual_intake")).count();
     assert!(dual(&want) > 0, "the input has dual intakes");
-    let publisher = publish_in_background(&b, &s.topic, lines.clone(), 2500.0);
+    let publisher = publish_in_background(&b, &s.topic, lines.clone(), 500.0);
     let mut first = s.start();
     let second = s.start();
     let owners = |log: &str| -> BTreeSet<String> {

@@ -335,6 +335,9 @@ fn monthly_briefing_agrees_with_the_simulators_truth() {
         within_10: u64,
         used: u64,
         rated: u64,
+        ratings: u64,
+        good: u64,
+        overdue_open: u64,
     }
     let mut by: BTreeMap<String, Tally> = BTreeMap::new();
     let truth = std::fs::read_to_string(d.join("truth.jsonl")).unwrap();
@@ -363,15 +366,28 @@ fn monthly_briefing_agrees_with_the_simulators_truth() {
             g.used += used;
             g.rated += !t["rating"].is_null() as u64;
         }
+        // Ratings given in March, under the case's department.
+        if t["rated_at"].as_str().map(local_date).as_deref().is_some_and(march) {
+            g.ratings += 1;
+            g.good += (t["rating"].as_u64().unwrap() >= 3) as u64;
+        }
+        // Open at 2026-04-01 00:00 with a due date before that day.
+        let end = "2026-04-01";
+        let open_at_end = acc.as_deref().is_some_and(|a| a < end)
+            && t["closed_at"].as_str().map(local_date).is_none_or(|c| c.as_str() >= end);
+        if open_at_end && t["due_date"].as_str().is_some_and(|d| d < end) {
+            g.overdue_open += 1;
+        }
     }
     let rate = |n: u64, d: u64| if d == 0 { None } else { Some(n as f64 / d as f64) };
     let mut compared = 0;
     for (dept, g) in &by {
-        if g.accepted == 0 && g.completed == 0 {
+        if g.accepted == 0 && g.completed == 0 && g.ratings == 0 && g.overdue_open == 0 {
             continue;
         }
         let row = got.get(dept).unwrap_or_else(|| panic!("no row for {dept}"));
         assert_eq!(row["accepted"].as_u64(), Some(g.accepted), "{dept} accepted");
+        assert_eq!(row["overdue_open"].as_u64(), Some(g.overdue_open), "{dept} overdue_open");
         assert_eq!(row["completed"].as_u64(), Some(g.completed), "{dept} completed");
         let figures = [
             ("on_time_rate", rate(g.on_time, g.completed)),
@@ -381,6 +397,7 @@ fn monthly_briefing_agrees_with_the_simulators_truth() {
             ("within_10_days_rate", rate(g.within_10, g.completed)),
             ("avg_used_days", rate(g.used, g.completed)),
             ("evaluation_rate", rate(g.rated, g.completed)),
+            ("good_rating_rate", rate(g.good, g.ratings)),
         ];
         for (col, want) in figures {
             let have = row[col].as_f64();
@@ -399,6 +416,8 @@ fn monthly_briefing_agrees_with_the_simulators_truth() {
         }
     }
     assert!(compared >= 10, "only {compared} departments compared");
+    assert!(by.values().map(|g| g.overdue_open).sum::<u64>() > 0, "the truth has overdue open cases to compare");
+    assert!(by.values().map(|g| g.ratings).sum::<u64>() > 0, "the truth has ratings to compare");
 }
 
 #[test]
