@@ -24,17 +24,43 @@ pub fn base(brokers: &str) -> ClientConfig {
     c
 }
 
+/// Settings of a consumer that reads partitions it assigns itself (never
+/// subscribing, never committing). librdkafka's consumer poll needs a group
+/// id even then; this one is never joined.
+pub fn reader(brokers: &str) -> ClientConfig {
+    let mut c = base(brokers);
+    c.set("group.id", "jiancha-reader").set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+    c
+}
+
 /// Records the first delivery that failed for good, so that the service
 /// never checkpoints past a record the broker did not take.
+/// It also keeps, by topic and partition, the offset after the last record
+/// delivered: where the records of this process end (ListOffsets answers
+/// are not needed, nor trusted, for that).
 #[derive(Default)]
 pub struct DeliveryWatch {
     failed: Mutex<Option<String>>,
+    delivered: Mutex<std::collections::HashMap<(String, i32), i64>>,
 }
 
 impl DeliveryWatch {
     /// The first permanent delivery failure, if any.
     pub fn failure(&self) -> Option<String> {
         self.failed.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Raises `ends` (by partition of `topic`) to past every record of this
+    /// process delivered there.
+    pub fn raise_ends(&self, topic: &str, ends: &mut BTreeMap<i32, i64>) {
+        if let Ok(d) = self.delivered.lock() {
+            for ((t, p), next) in d.iter() {
+                if t == topic {
+                    let e = ends.entry(*p).or_insert(0);
+                    *e = (*e).max(*next);
+                }
+            }
+        }
     }
 }
 
@@ -43,9 +69,17 @@ impl ClientContext for DeliveryWatch {}
 impl ProducerContext for DeliveryWatch {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, m)) = result {
-            if let Ok(mut f) = self.failed.lock() {
-                f.get_or_insert_with(|| format!("delivery to {} failed: {e}", m.topic()));
+        match result {
+            Ok(m) => {
+                if let Ok(mut d) = self.delivered.lock() {
+                    let next = d.entry((m.topic().to_string(), m.partition())).or_insert(0);
+                    *next = (*next).max(m.offset() + 1);
+                }
+            }
+            Err((e, m)) => {
+                if let Ok(mut f) = self.failed.lock() {
+                    f.get_or_insert_with(|| format!("delivery to {} failed: {e}", m.topic()));
+                }
             }
         }
     }
@@ -172,44 +206,50 @@ pub fn ends_on<C: rdkafka::consumer::ConsumerContext>(
 }
 
 /// Reads every message of `topic` from the given offsets (partitions not
-/// named: from their beginning) up to the ends as they are now.
+/// named: from their beginning) to its end (each partition read until the
+/// broker says there is no more).
 pub fn read_after(
     brokers: &str,
     topic: &str,
     from: &BTreeMap<i32, i64>,
     mut each: impl FnMut(&OwnedMessage),
 ) -> Result<u64, KafkaError> {
-    let c: BaseConsumer = base(brokers).set("enable.auto.commit", "false").create().map_err(KafkaError::client)?;
+    let c: BaseConsumer = reader(brokers).set("enable.partition.eof", "true").create().map_err(KafkaError::client)?;
     let mut tpl = TopicPartitionList::new();
-    let mut want: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut open: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
     for p in partitions(&c, topic)? {
-        let (low, high) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).map_err(KafkaError::client)?;
-        let start = from.get(&p).copied().unwrap_or(low).max(low);
-        if start < high {
-            tpl.add_partition_offset(topic, p, Offset::Offset(start)).map_err(KafkaError::client)?;
-            want.insert(p, high);
-        }
+        let start = from.get(&p).map_or(Offset::Beginning, |&o| Offset::Offset(o));
+        tpl.add_partition_offset(topic, p, start).map_err(KafkaError::client)?;
+        open.insert(p);
     }
-    if want.is_empty() {
+    if open.is_empty() {
         return Ok(0);
     }
     c.assign(&tpl).map_err(KafkaError::client)?;
     let mut n = 0;
     let mut last = Instant::now();
-    while !want.is_empty() {
+    // A partition being written to may never show its end: each is read up
+    // to the end it had when its first messages were fetched.
+    let mut target: BTreeMap<i32, i64> = BTreeMap::new();
+    while !open.is_empty() {
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 last = Instant::now();
-                let p = m.partition();
-                if let Some(&high) = want.get(&p) {
-                    if m.offset() < high {
-                        each(&m.detach());
-                        n += 1;
-                    }
-                    if m.offset() + 1 >= high {
-                        want.remove(&p);
+                let (p, off) = (m.partition(), m.offset());
+                if !open.contains(&p) {
+                    continue;
+                }
+                each(&m.detach());
+                n += 1;
+                if let Some(high) = target.get(&p).copied().or_else(|| fetched_end(&c, topic, p)) {
+                    target.insert(p, high);
+                    if off + 1 >= high {
+                        open.remove(&p);
                     }
                 }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
             }
             Some(Err(e)) => super::log(&format!("reading {topic} back: {e}")),
             None if last.elapsed() > Duration::from_secs(60) => {
@@ -221,14 +261,31 @@ pub fn read_after(
     Ok(n)
 }
 
+/// The end of a partition as the last fetch response said (librdkafka's
+/// cached high watermark; no request is made). ListOffsets is not used for
+/// this: not every Kafka-compatible broker answers it exactly.
+fn fetched_end(c: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `c` lives; the topic is a
+    // NUL-terminated string that outlives the call; the out-pointers point
+    // to live locals. The call only reads librdkafka's cached offsets.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            c.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
 /// One message of `topic` at a partition and offset (`None` when the topic
 /// no longer holds it).
 pub fn read_one(brokers: &str, topic: &str, partition: i32, offset: i64) -> Result<Option<OwnedMessage>, KafkaError> {
-    let c: BaseConsumer = base(brokers).set("enable.auto.commit", "false").create().map_err(KafkaError::client)?;
-    let (low, high) = c.fetch_watermarks(topic, partition, Duration::from_secs(10)).map_err(KafkaError::client)?;
-    if offset < low || offset >= high {
-        return Ok(None);
-    }
+    let c: BaseConsumer = reader(brokers).set("enable.partition.eof", "true").create().map_err(KafkaError::client)?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).map_err(KafkaError::client)?;
     c.assign(&tpl).map_err(KafkaError::client)?;
@@ -237,6 +294,7 @@ pub fn read_one(brokers: &str, topic: &str, partition: i32, offset: i64) -> Resu
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) if m.offset() == offset => return Ok(Some(m.detach())),
             Some(Ok(m)) if m.offset() > offset => return Ok(None),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(None),
             _ => {}
         }
     }

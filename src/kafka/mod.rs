@@ -152,8 +152,11 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, stop: &AtomicU32) -> Result<RunS
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("max.poll.interval.ms", "60000")
         .set("partition.assignment.strategy", "range")
+        .set("enable.partition.eof", "true")
         .create_with_context(Ctx { svc: svc.clone() })
         .map_err(KafkaError::client)?;
     consumer.subscribe(&[&k.events_topic]).map_err(KafkaError::client)?;
@@ -173,6 +176,7 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, stop: &AtomicU32) -> Result<RunS
         }
         match polled {
             None => {}
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => s.end_of_partition(p),
             Some(Err(e)) => {
                 if last_error.elapsed() > Duration::from_secs(5) {
                     log(&format!("consumer: {e} (retrying)"));

@@ -41,11 +41,12 @@ pub struct Task {
     last_checkpoint: std::time::Instant,
     /// Offsets whose dead letters were published after the checkpoint.
     dead_done: HashSet<i64>,
-    /// After a restart with records published since the checkpoint: the
-    /// offset (the partition's end when it was taken up) once past which
-    /// the records not given again are judged (see
-    /// [`crate::engine::Engine::settle_recovered`]).
-    settle_at: Option<i64>,
+    /// After a restart with records published since the checkpoint: once
+    /// the partition has been read to its end, the records not given again
+    /// are judged (see [`crate::engine::Engine::settle_recovered`]).
+    settling: bool,
+    /// The partition has been read to its end since it was taken up.
+    caught_up: bool,
 }
 
 /// Everything the consumer loop and the rebalance callback share.
@@ -78,8 +79,7 @@ impl Service {
         let producer = client::producer_config(&k.brokers)
             .create_with_context(DeliveryWatch::default())
             .map_err(KafkaError::client)?;
-        let facts: BaseConsumer =
-            client::base(&k.brokers).set("enable.auto.commit", "false").create().map_err(KafkaError::client)?;
+        let facts: BaseConsumer = client::reader(&k.brokers).create().map_err(KafkaError::client)?;
         Ok(Service {
             decoder: Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key),
             cfg,
@@ -117,10 +117,7 @@ impl Service {
             }
             match self.load(p) {
                 Ok(t) => {
-                    out.push((
-                        p,
-                        if t.meta.written_at.is_empty() { Offset::Beginning } else { Offset::Offset(t.meta.offset) },
-                    ));
+                    out.push((p, Offset::Offset(t.meta.offset)));
                     self.tasks.insert(p, t);
                 }
                 Err(e) => self.fail(e),
@@ -155,7 +152,7 @@ impl Service {
         let path = checkpoint::path(data, &k.group_id, &k.events_topic, p);
         let writer = format!("p{p}");
         let rules = self.cfg.rules.clone();
-        let (meta, mut engine) = match checkpoint::read(&path)? {
+        let (mut meta, mut engine) = match checkpoint::read(&path)? {
             Some((meta, snap)) => {
                 let engine = Engine::restore(self.refdata.clone(), self.zone.clone(), rules, &snap)?;
                 let removed = crate::history::discard_parts_from(data, &writer, meta.next_part)?;
@@ -185,8 +182,17 @@ impl Service {
         let mut history = History::open_as(data, self.zone.clone(), self.refdata.clone(), &writer)?;
         history.set_run(meta.run);
         let mut dead_done = HashSet::new();
-        let mut settle_at = None;
-        if !meta.written_at.is_empty() {
+        let mut settling = false;
+        if meta.written_at.is_empty() {
+            // A first checkpoint at once: should this process die before
+            // its next one, the records it published are found after this.
+            let (low, _) =
+                self.facts.fetch_watermarks(&k.events_topic, p, Duration::from_secs(10)).map_err(KafkaError::client)?;
+            meta.offset = low;
+            meta.next_part = history.next_part();
+            meta.written_at = chrono::Local::now().to_rfc3339();
+            checkpoint::write(&path, &meta, &engine.snapshot())?;
+        } else {
             // What was published for this partition after its checkpoint.
             let mine = |m: &OwnedMessage| header(m, PARTITION_HEADER).and_then(|v| v.parse::<i32>().ok()) == Some(p);
             let mut recovered = 0u64;
@@ -209,12 +215,7 @@ impl Service {
                     }
                 }
             })?;
-            if recovered > 0 {
-                let c: BaseConsumer = client::base(&k.brokers).create().map_err(KafkaError::client)?;
-                let (_, high) =
-                    c.fetch_watermarks(&k.events_topic, p, Duration::from_secs(10)).map_err(KafkaError::client)?;
-                settle_at = Some(high);
-            }
+            settling = recovered > 0;
             if recovered > 0 || !dead_done.is_empty() {
                 log(&format!(
                     "partition {p}: {recovered} alert records and {} dead letters were published after the checkpoint; none will be published again",
@@ -232,7 +233,8 @@ impl Service {
             dirty: false,
             last_checkpoint: now,
             dead_done,
-            settle_at,
+            settling,
+            caught_up: false,
         })
     }
 
@@ -264,6 +266,13 @@ impl Service {
                 self.facts_stale = false;
             }
             Err(e) => log(&format!("facts topic: {e}; retrying")),
+        }
+    }
+
+    /// The consumer read a partition to its end.
+    pub fn end_of_partition(&mut self, p: i32) {
+        if let Some(t) = self.tasks.get_mut(&p) {
+            t.caught_up = true;
         }
     }
 
@@ -320,8 +329,8 @@ impl Service {
                 self.refresh_facts_reader();
             }
             for t in self.tasks.values_mut() {
-                if t.settle_at.is_some_and(|s| t.meta.offset >= s) && t.core.settle_recovered() == 0 {
-                    t.settle_at = None;
+                if t.settling && t.caught_up && t.core.settle_recovered() == 0 {
+                    t.settling = false;
                 }
             }
         }
@@ -516,12 +525,13 @@ impl Service {
             return Err(KafkaError::Delivery(f));
         }
         let k = self.cfg.kafka.clone();
-        let alerts_end = client::ends_on(&self.facts, &k.alerts_topic)?;
-        let dead_letter_end = client::ends_on(&self.facts, &k.dead_letter_topic)?;
         let Some(t) = self.tasks.get_mut(&p) else { return Ok(()) };
         t.core.flush()?;
-        t.meta.alerts_end = alerts_end;
-        t.meta.dead_letter_end = dead_letter_end;
+        // Every record this process published is acknowledged: the output
+        // topics' ends for this partition are past them.
+        let watch = self.producer.context();
+        watch.raise_ends(&k.alerts_topic, &mut t.meta.alerts_end);
+        watch.raise_ends(&k.dead_letter_topic, &mut t.meta.dead_letter_end);
         t.meta.next_part = t.core.history.next_part();
         t.meta.written_at = chrono::Local::now().to_rfc3339();
         checkpoint::write(&t.path, &t.meta, &t.core.engine.snapshot())?;

@@ -107,6 +107,14 @@ impl Broker {
         jiancha::kafka::publish::lines(&self.addr(), topic, 1, None, lines.iter().cloned()).unwrap();
     }
 
+    /// Publishes one line to one partition.
+    pub fn publish_to(&self, topic: &str, partition: i32, line: &str) {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let p: BaseProducer = jiancha::kafka::client::base(&self.addr()).create().unwrap();
+        p.send(BaseRecord::<str, str>::to(topic).partition(partition).payload(line)).unwrap();
+        p.flush(Duration::from_secs(30)).unwrap();
+    }
+
     /// Every message of a topic, waiting until there are at least `min` (or
     /// `wait` has passed), in partition and offset order.
     pub fn read(&self, topic: &str, min: usize, wait: Duration) -> Vec<OwnedMessage> {

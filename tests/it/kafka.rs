@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A little more than the service's consumer session timeout (6 s).
+const SESSION_TIMEOUT: Duration = Duration::from_secs(8);
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -112,17 +115,16 @@ impl Setup {
         (read("alerts.jsonl"), read("dead-letter.jsonl"))
     }
 
-    /// Waits until the group has committed the end of every partition.
-    fn wait_caught_up(&self, b: &Broker, partitions: i32, wait: Duration) {
+    /// Waits until the group has committed offsets past all `count`
+    /// messages of the events topic (offsets are contiguous from 0).
+    fn wait_caught_up(&self, b: &Broker, partitions: i32, count: usize, wait: Duration) {
         let deadline = Instant::now() + wait;
         loop {
-            let ends = jiancha::kafka::client::ends(&self.broker, &self.topic).unwrap();
             let got = b.committed(&format!("{}-group", self.topic), &self.topic, partitions);
-            let want: Vec<i64> = (0..partitions).map(|p| ends[&p]).collect();
-            if got == want {
+            if got.iter().map(|&o| o.max(0)).sum::<i64>() == count as i64 {
                 return;
             }
-            assert!(Instant::now() < deadline, "not caught up: committed {got:?}, ends {want:?}\n{}", self.log());
+            assert!(Instant::now() < deadline, "not caught up: committed {got:?} of {count}\n{}", self.log());
             std::thread::sleep(Duration::from_millis(300));
         }
     }
@@ -158,6 +160,16 @@ fn unique_ids(recs: &[Value]) -> BTreeSet<(String, String)> {
         assert!(seen.insert(k.clone()), "{k:?} published twice");
     }
     seen
+}
+
+/// Insists two sets of live alerts are equal, naming the differences.
+fn same_live(want: &BTreeSet<String>, got: &BTreeSet<String>, log: &str) {
+    let missing: Vec<&String> = want.difference(got).collect();
+    let extra: Vec<&String> = got.difference(want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "live alerts differ from replay's: missing {missing:#?}, extra {extra:#?}\n{log}"
+    );
 }
 
 /// Live alerts (fired, not retracted), as (case, rule, at, due_date, detail).
@@ -222,7 +234,7 @@ fn run_in_event_mode_publishes_exactly_the_alerts_of_replay() {
     b.publish(&s.topic, &lines);
     let child = s.start();
     records(&b, &s.alerts(), want.len(), Duration::from_secs(90));
-    s.wait_caught_up(&b, 1, Duration::from_secs(60));
+    s.wait_caught_up(&b, 1, lines.len(), Duration::from_secs(60));
     terminate(child, &s);
     let got = records(&b, &s.alerts(), want.len(), Duration::from_secs(1));
     assert_eq!(got, want, "alerts topic differs from replay's alerts.jsonl\n{}", s.log());
@@ -267,8 +279,6 @@ fn malformed_messages_go_to_the_dead_letter_topic_with_reason_and_origin() {
     for m in &dead {
         by_payload.insert(text(m), m);
     }
-    let ends = jiancha::kafka::client::ends(&b.addr(), &s.topic).unwrap();
-    assert_eq!(ends[&0], 5);
     for (raw, reason, field, offset) in [
         (&bad[0], "not_json", None, 0),
         (&bad[1], "bad_value", Some("rating"), 2),
@@ -316,26 +326,31 @@ fn sigkill_mid_stream_and_restart_loses_no_event_and_publishes_no_record_twice()
     b.topic(&s.topic, 3);
     let lines = simulated(1500, 11);
     let (want, _) = s.replay(&lines);
-    let publisher = publish_in_background(&b, &s.topic, lines.clone(), 800.0);
+    let publisher = publish_in_background(&b, &s.topic, lines.clone(), 200.0);
     let child = s.start();
     // Mid-stream: after a checkpoint and some alerts, before the end.
     let ckpts = s.data.join("checkpoints").join(format!("{}-group", s.topic));
     wait_for("a checkpoint and some alerts", Duration::from_secs(120), || {
         std::fs::read_dir(&ckpts).is_ok_and(|mut d| d.next().is_some())
-            && b.read(&s.alerts(), 50, Duration::ZERO).len() >= 50
+            && b.read(&s.alerts(), 10, Duration::ZERO).len() >= 10
     });
     let mut child = child;
+    eprintln!("killing after {} alert records", b.read(&s.alerts(), 0, Duration::ZERO).len());
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!publisher.is_finished(), "the input was over before the kill; slow the publisher down");
+    // Restarted as a supervisor would, once the group has noticed the death
+    // (tansu 0.6 leaves a member that died without leaving in the group
+    // until a new one joins after its session timed out).
+    std::thread::sleep(SESSION_TIMEOUT);
     let child = s.start();
     assert_eq!(publisher.join().unwrap(), lines.len() as u64);
-    s.wait_caught_up(&b, 3, Duration::from_secs(180));
+    s.wait_caught_up(&b, 3, lines.len(), Duration::from_secs(180));
     std::thread::sleep(Duration::from_secs(3)); // every partition idle: the watermark reaches the end
     terminate(child, &s);
     let got = records(&b, &s.alerts(), 0, Duration::ZERO);
     unique_ids(&got);
-    assert_eq!(live(&got), live(&want), "live alerts differ from replay's\n{}", s.log());
+    same_live(&live(&want), &live(&got), &s.log());
     assert!(s.log().contains("restored checkpoint"), "{}", s.log());
 }
 
@@ -354,12 +369,12 @@ fn broker_stopped_and_restarted_mid_stream_the_service_recovers_by_itself() {
     std::thread::sleep(Duration::from_secs(4));
     b.restart();
     b.publish(&s.topic, &lines[lines.len() / 2..]);
-    s.wait_caught_up(&b, 3, Duration::from_secs(180));
+    s.wait_caught_up(&b, 3, lines.len(), Duration::from_secs(180));
     std::thread::sleep(Duration::from_secs(3));
     terminate(child, &s);
     let got = records(&b, &s.alerts(), 0, Duration::ZERO);
     unique_ids(&got);
-    assert_eq!(live(&got), live(&want), "live alerts differ from replay's\n{}", s.log());
+    same_live(&live(&want), &live(&got), &s.log());
 }
 
 #[test]
@@ -405,10 +420,20 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
     let s = Setup::new(&b, "pair", dir.path(), &root().join("config"));
     b.topic(&s.topic, 4);
     let lines = simulated(1500, 23);
-    let (want, _) = s.replay(&lines);
+    // The event-time watermark is each instance's own (the partitions it
+    // reads): one event per partition at the end brings every instance to
+    // the same final watermark as replay.
+    let end = |p: i32| {
+        format!(
+            r#"{{"event_id":"end-{p}","case_id":"END-{p}","type":"submitted","occurred_at":"2026-08-03T09:00:00+08:00","source":"center","region":"220421","department":"tax","item_code":"TAX-001","applicant":"end"}}"#
+        )
+    };
+    let mut all = lines.clone();
+    all.extend((0..4).map(end));
+    let (want, _) = s.replay(&all);
     let dual = |recs: &[Value]| live(recs).into_iter().filter(|a| a.contains("dual_intake")).count();
     assert!(dual(&want) > 0, "the input has dual intakes");
-    let publisher = publish_in_background(&b, &s.topic, lines.clone(), 500.0);
+    let publisher = publish_in_background(&b, &s.topic, lines.clone(), 150.0);
     let mut first = s.start();
     let second = s.start();
     let owners = |log: &str| -> BTreeSet<String> {
@@ -418,18 +443,29 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
             .collect()
     };
     wait_for("both instances to take partitions and raise alerts", Duration::from_secs(120), || {
-        owners(&s.log()).len() == 2 && b.read(&s.alerts(), 50, Duration::ZERO).len() >= 50
+        owners(&s.log()).len() == 2 && b.read(&s.alerts(), 10, Duration::ZERO).len() >= 10
     });
-    first.kill().unwrap(); // SIGKILL: its partitions move to the second instance
+    eprintln!("killing the first instance after {} alert records", b.read(&s.alerts(), 0, Duration::ZERO).len());
+    first.kill().unwrap(); // SIGKILL: its partitions move
     first.wait().unwrap();
     assert!(!publisher.is_finished(), "the input was over before the kill; slow the publisher down");
+    // A replacement joins, as a supervisor would start one. (With Apache
+    // Kafka the survivor alone takes the dead member's partitions after its
+    // session times out; tansu 0.6 keeps the dead member in the group until
+    // a new one joins.)
+    std::thread::sleep(SESSION_TIMEOUT);
+    let third = s.start();
     assert_eq!(publisher.join().unwrap(), lines.len() as u64);
-    s.wait_caught_up(&b, 4, Duration::from_secs(240));
+    for p in 0..4 {
+        b.publish_to(&s.topic, p, &end(p));
+    }
+    s.wait_caught_up(&b, 4, all.len(), Duration::from_secs(240));
     std::thread::sleep(Duration::from_secs(3));
     terminate(second, &s);
+    terminate(third, &s);
     let got = records(&b, &s.alerts(), 0, Duration::ZERO);
     unique_ids(&got);
-    assert_eq!(live(&got), live(&want), "live alerts differ from one instance's (replay)\n{}", s.log());
+    same_live(&live(&want), &live(&got), &s.log());
     assert_eq!(dual(&got), dual(&want));
     assert!(s.log().contains("restored checkpoint"), "the second instance took over from checkpoints\n{}", s.log());
 }
