@@ -145,17 +145,20 @@ fn main() {
     let input = format!("{group}-in");
     client::ensure_topics(&brokers, &[(&input, a.partitions)], &|| false).unwrap();
     let now = chrono::Utc::now().timestamp_millis();
-    let load_window = 60_000 + (a.open as i64) / 20; // time to load them all, generously
+    let load_window = 60_000 + (a.open as i64) / 5; // time to load them all, generously
     let first_due = now + load_window;
     let due: Vec<i64> = (0..1000).map(|i| first_due + i * 20).collect();
     let tz = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
     let ts = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().with_timezone(&tz).to_rfc3339();
     let open_lines = (0..a.open).map(|i| {
-        // 1,000 cards due over 20 s once loaded; the rest due in ten hours.
-        let grace_end = if i < 1000 { due[i] } else { now + 36_000_000 };
+        // 1,000 cases taken in by the department's own system, whose red
+        // card (unregistered_case, grace 1 h) falls due over 20 s once all
+        // are loaded; the rest registered at the centre, open with their
+        // clocks' timers days ahead.
+        let (at, source) = if i < 1000 { (due[i] - 3_600_000, "tax-sys") } else { (now - 60_000, "center") };
         format!(
-            r#"{{"event_id":"o{i}","case_id":"O{i}","type":"accepted","occurred_at":"{}","source":"tax-sys","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a{i}"}}"#,
-            ts(grace_end - 3_600_000)
+            r#"{{"event_id":"o{i}","case_id":"O{i}","type":"accepted","occurred_at":"{}","source":"{source}","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a{i}"}}"#,
+            ts(at)
         )
     });
     let child = start(&env(group, "wall"), dir.path().join("wall.log"));

@@ -98,6 +98,11 @@ impl DualIndex {
         self.groups.get(&group)?.iter().rev().find(|a| &*a.case == case).map(|a| &a.sig)
     }
 
+    /// The cases with an entry in `group`.
+    pub fn cases_of(&self, group: NonZeroU64) -> impl Iterator<Item = &str> {
+        self.groups.get(&group).into_iter().flat_map(|g| g.iter().map(|a| &*a.case))
+    }
+
     /// Replaces a case's entry (in group `old`, if any) by `new`; returns the
     /// group of the new entry. Fills `touched` (given empty) with the other
     /// cases of the keys touched, sorted: they must be judged again.

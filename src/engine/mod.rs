@@ -322,6 +322,12 @@ impl Engine {
         self.st.timers.len()
     }
 
+    /// Facts about cases of other partitions held (acceptances and joint
+    /// cases' `center` events).
+    pub fn remote_facts(&self) -> usize {
+        self.st.remote.len() + self.st.remote_center.len()
+    }
+
     /// Event ids remembered for the duplicate filter.
     pub fn remembered_ids(&self) -> usize {
         self.st.dedupe.len()
@@ -418,6 +424,7 @@ impl Engine {
         if self.st.watermark.is_some_and(|w| to <= w) {
             return;
         }
+        let new_day = self.st.watermark.is_none_or(|w| self.zone.day_of(w) != self.zone.day_of(to));
         self.st.watermark = Some(to);
         while let Some((t, key)) = self.st.timers.first().cloned() {
             if t > to {
@@ -428,6 +435,9 @@ impl Engine {
                 c.wake = NO_WAKE;
             }
             self.rejudge(&key, false, out);
+        }
+        if new_day && (!self.st.remote.is_empty() || !self.st.remote_center.is_empty()) {
+            self.forget_old_remote(to);
         }
     }
 
@@ -786,6 +796,32 @@ impl Engine {
             self.rejudge(k, false, out);
         }
         waiting
+    }
+
+    /// Forgets what other partitions told about their cases once it is as
+    /// old as a closed case kept in memory and no case of this engine can
+    /// still need it (the same rule as for this engine's own cases).
+    fn forget_old_remote(&mut self, wm: Instant) {
+        let horizon = wm.saturating_sub(self.keep_closed_ms());
+        let cases = &self.st.cases;
+        let dual = &self.st.dual;
+        let old: Vec<(Arc<str>, std::num::NonZeroU64)> = self
+            .st
+            .remote
+            .iter()
+            .filter(|(k, g)| {
+                dual.current(**g, k).is_none_or(|s| s.at < horizon)
+                    && !dual.cases_of(**g).any(|c| cases.contains_key(c))
+            })
+            .map(|(k, g)| (k.clone(), *g))
+            .collect();
+        let mut touched = Vec::new();
+        for (k, g) in old {
+            self.st.dual.update(&k, Some(g), None, &mut touched);
+            self.st.remote.remove(&k);
+        }
+        let children = &self.st.children;
+        self.st.remote_center.retain(|k, at| children.contains_key(k) || at.last().is_some_and(|&t| t >= horizon));
     }
 
     /// Tells the engine that `rec` was already published, though the state

@@ -366,3 +366,51 @@ proptest! {
         prop_assert_eq!(live(&single), live(&split));
     }
 }
+
+/// A case of another partition is remembered while a case of this engine
+/// can still be judged against it, and forgotten once it is as old as a
+/// closed case kept in memory (regression: the facts of other partitions
+/// were kept for ever).
+#[test]
+fn facts_of_other_partitions_are_forgotten_when_no_case_can_need_them() {
+    use jiancha::engine::{AcceptanceFact, SharedFact};
+    let rd = shipped();
+    let decoder = Decoder::new(rd.clone(), zone(), "k");
+    let mut e = Engine::new(rd.clone(), zone(), RulesConfig::default());
+    e.share_facts();
+    let mut eff = Vec::new();
+    let at = |s: &str| jiancha::time::parse_rfc3339(s).unwrap();
+    let applicant = jiancha::privacy::hex(&jiancha::privacy::ApplicantHasher::new("k").hash("p1"));
+    let fact = SharedFact::Acceptance {
+        case_id: "REMOTE".into(),
+        acceptance: Some(AcceptanceFact {
+            applicant,
+            item_code: "TAX-003".into(),
+            at: at("2026-03-02T10:00:00+08:00"),
+            source: "center".into(),
+            withdrawn_at: None,
+        }),
+    };
+    e.remote_fact(&fact, &mut eff);
+    assert_eq!(e.remote_facts(), 1);
+    let line = r#"{"event_id":"l1","case_id":"LOCAL","type":"accepted","occurred_at":"2026-03-10T10:00:00+08:00","source":"tax-sys","region":"220421","department":"tax","item_code":"TAX-003","applicant":"p1"}"#;
+    e.apply(decoder.decode(line.as_bytes()).unwrap(), 1, &mut eff);
+    let raised: Vec<String> = eff
+        .drain(..)
+        .filter_map(|x| match x {
+            Effect::Alert(r) => Some(r.alert_id),
+            _ => None,
+        })
+        .collect();
+    assert!(raised.contains(&"LOCAL/dual_intake".to_string()), "{raised:?}");
+    // The local case stays open: the remote acceptance is still needed.
+    e.advance_watermark(at("2026-09-01T00:00:00+08:00"), &mut eff);
+    assert_eq!(e.remote_facts(), 1);
+    assert!(!eff.iter().any(|x| matches!(x, Effect::Alert(r) if r.state == jiancha::alert::AlertState::Retracted && r.rule == jiancha::alert::Rule::DualIntake)));
+    // Once the local case is closed and gone, so is the remote one.
+    let done = r#"{"event_id":"l2","case_id":"LOCAL","type":"completed","occurred_at":"2026-09-01T10:00:00+08:00","source":"tax-sys","result":"approved"}"#;
+    e.apply(decoder.decode(done.as_bytes()).unwrap(), 2, &mut eff);
+    e.advance_watermark(at("2026-12-31T00:00:00+08:00"), &mut eff);
+    assert_eq!(e.cases_in_memory(), 0);
+    assert_eq!(e.remote_facts(), 0);
+}
