@@ -62,9 +62,9 @@ SELECT alert_id,
        MAX(CASE WHEN state = 'firing' THEN item_code END) AS item_code,
        MAX(CASE WHEN state = 'firing' THEN due_date END) AS due_date,
        MAX(CASE WHEN state = 'firing' THEN earlier_case_id END) AS earlier_case_id,
-       MIN(CASE WHEN state = 'firing' THEN at END) AS raised_at,
+       MIN(CASE WHEN state = 'firing' THEN \"at\" END) AS raised_at,
        MIN(CASE WHEN state = 'firing' THEN at_date END) AS raised_date,
-       MAX(CASE WHEN state = 'resolved' THEN at END) AS resolved_at,
+       MAX(CASE WHEN state = 'resolved' THEN \"at\" END) AS resolved_at,
        BOOL_OR(state = 'retracted') AS retracted
 FROM alert_records
 GROUP BY alert_id";
