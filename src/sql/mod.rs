@@ -43,12 +43,13 @@ WHERE NOT EXISTS (SELECT 1 FROM rejected_events r WHERE r.run = e.run AND r.orig
 
 /// The `cases` view: the latest version of each case.
 pub const CASES_VIEW: &str = "CREATE VIEW cases AS
-SELECT case_id, parent_case_id, region, department, \"window\", item_code, kind, applicant_hash,
-       submitted_at, accepted_at, accepted_date, limit_days, statutory_days, due_date, status, result,
-       completed_at, completed_date, closed_at, closed_date, on_time, early, used_days, stopped_days,
-       overdue, fee_yuan, rating
-FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY case_id ORDER BY version DESC) AS rn FROM case_versions) v
-WHERE rn = 1";
+SELECT v.case_id, v.parent_case_id, v.region, v.department, v.\"window\", v.item_code, v.kind, v.applicant_hash,
+       v.submitted_at, v.accepted_at, v.accepted_date, v.limit_days, v.statutory_days, v.due_date, v.status, v.result,
+       v.completed_at, v.completed_date, v.closed_at, v.closed_date, v.on_time, v.early, v.used_days, v.stopped_days,
+       v.overdue, v.fee_yuan, v.rating
+FROM case_versions v
+JOIN (SELECT case_id, MAX(version) AS version FROM case_versions GROUP BY case_id) latest
+  ON v.case_id = latest.case_id AND v.version = latest.version";
 
 /// The `alerts` view: one row per alert, from its records.
 pub const ALERTS_VIEW: &str = "CREATE VIEW alerts AS
