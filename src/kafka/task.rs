@@ -215,7 +215,10 @@ impl Service {
                     }
                 }
             })?;
-            settling = recovered > 0;
+            // Recovered records wait in the engine state, and may have come
+            // with the checkpoint itself (taken while they waited): settle
+            // once the partition has been read to its end, in any case.
+            settling = true;
             if recovered > 0 || !dead_done.is_empty() {
                 log(&format!(
                     "partition {p}: {recovered} alert records and {} dead letters were published after the checkpoint; none will be published again",
