@@ -186,13 +186,9 @@ pub fn partitions<C: rdkafka::consumer::ConsumerContext>(
     Ok(t.partitions().iter().map(|p| p.id()).collect())
 }
 
-/// The next offset of every partition of a topic (its high watermarks).
-pub fn ends(brokers: &str, topic: &str) -> Result<BTreeMap<i32, i64>, KafkaError> {
-    let c: BaseConsumer = base(brokers).create().map_err(KafkaError::client)?;
-    ends_on(&c, topic)
-}
-
-/// [`ends`] through an existing client.
+/// The next offset of every partition of a topic, as ListOffsets answers
+/// (only where a low answer is harmless: the start of a fresh partition's
+/// read-back).
 pub fn ends_on<C: rdkafka::consumer::ConsumerContext>(
     c: &BaseConsumer<C>,
     topic: &str,
