@@ -84,6 +84,7 @@ fn main() {
         let r = |s: &str| root.join("config").join(s).display().to_string();
         vec![
             ("JIANCHA__KAFKA__BROKERS".into(), brokers.clone()),
+            ("JIANCHA__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
             ("JIANCHA__KAFKA__GROUP_ID".into(), group.into()),
             ("JIANCHA__KAFKA__EVENTS_TOPIC".into(), format!("{group}-in")),
             ("JIANCHA__KAFKA__ALERTS_TOPIC".into(), format!("{group}-alerts")),

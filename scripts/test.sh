@@ -4,16 +4,35 @@
 #
 #   - a C++ compiler and make, for the bundled librdkafka;
 #   - tansu, a Kafka-compatible broker the Kafka tests start on loopback
-#     ports (built once into ~/.cache/jiancha, then reused).
+#     ports (built once into ~/.cache/jiancha, then reused);
+#   - Prometheus with promtool, Alertmanager with amtool, the psql client,
+#     Chromium and curl, from Debian, for the endpoint tests;
+#   - openpyxl (PyPI), the independent reader of the Excel reports;
+#   - playwright-core (npm, pinned in tests/browser), which drives Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v make >/dev/null || need_apt+=(make)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
+command -v psql >/dev/null || need_apt+=(postgresql-client)
+command -v chromium >/dev/null || need_apt+=(chromium)
+dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need_apt+=(fonts-wqy-microhei)  # Chinese text in screenshots
+command -v node >/dev/null || need_apt+=(nodejs npm)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]}"
-    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+# Debian's prometheus package starts a server on :9090 on install; the tests
+# start their own on free ports and do not need it.
+python3 -c "import openpyxl" 2>/dev/null || python3 -m pip install -q openpyxl || python3 -m pip install -q --break-system-packages openpyxl
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    npm ci --prefix tests/browser --no-audit --no-fund
 fi
 
 TANSU_VERSION=0.6.0

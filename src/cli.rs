@@ -149,6 +149,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Read a password on standard input and print the hash to put in a
+    /// `[[users]]` table's `password`.
+    HashPassword,
     /// Validate configuration and reference data, saying exactly what is wrong.
     CheckConfig {
         /// Configuration file (TOML).
@@ -238,7 +241,23 @@ pub fn run(cli: Cli) -> Result<()> {
             let cfg = Config::load_env(config.as_deref())?;
             let refdata = Arc::new(load_refdata(&cfg)?);
             let stop = signals();
-            crate::kafka::run(&cfg, refdata, &stop)?;
+            if cfg.privacy.applicant_key == crate::config::DEFAULT_APPLICANT_KEY {
+                bail!(
+                    "privacy.applicant_key is the built-in default; set a secret key (JIANCHA__PRIVACY__APPLICANT_KEY)"
+                );
+            }
+            let users = crate::serve::users::Users::new(&cfg.users, &refdata).map_err(anyhow::Error::msg)?;
+            let data = cfg.storage.data_dir.clone();
+            std::fs::create_dir_all(&data).with_context(|| format!("{}", data.display()))?;
+            let live = Arc::new(crate::serve::Live::new(&cfg, refdata.clone(), users, &data));
+            let servers = crate::serve::start(&cfg, live.clone())?;
+            crate::kafka::log(&format!(
+                "http on {} (/metrics, /healthz, /readyz, /api/alerts, board at /); SQL {}",
+                servers.http,
+                servers.sql.map_or("not served (no [[users]] configured)".to_string(), |a| format!("on {a}"))
+            ));
+            crate::kafka::run(&cfg, refdata, &stop, live)?;
+            drop(servers);
             Ok(())
         }
         Command::Demo { data, days_per_minute, cases_per_day, days, seed, config } => {
@@ -246,11 +265,31 @@ pub fn run(cli: Cli) -> Result<()> {
             cfg.time.watermark = crate::config::WatermarkMode::Event;
             let refdata = Arc::new(load_refdata_or_embedded(&cfg)?);
             let stop = signals();
+            // With no [[users]] configured, the demo has one SQL user of its
+            // own and an open board; with users, both ask for them.
+            let (users, demo_user, http_open) = if cfg.users.is_empty() {
+                let hash = crate::serve::users::PasswordHash::new(DEMO_PASSWORD)?.to_string();
+                let u = crate::config::UserConfig {
+                    name: DEMO_USER.into(),
+                    password: hash,
+                    role: crate::config::Role::Admin,
+                    region: String::new(),
+                };
+                (vec![u], Some((DEMO_USER, DEMO_PASSWORD)), true)
+            } else {
+                (cfg.users.clone(), None, false)
+            };
+            let users = crate::serve::users::Users::new(&users, &refdata).map_err(anyhow::Error::msg)?;
+            let mut live = crate::serve::Live::new(&cfg, refdata.clone(), users, &data);
+            live.http_open = http_open;
             let opts = crate::demo::DemoOptions { data, days_per_minute, cases_per_day, days, seed };
-            crate::demo::run(&cfg, refdata, &opts, &stop)?;
+            crate::demo::run(&cfg, refdata, &opts, &stop, Arc::new(live), demo_user)?;
             Ok(())
         }
         Command::Sql { data, format, config, query } => {
+            if format == Format::Xlsx {
+                bail!("--format xlsx is for `jiancha report … --out FILE.xlsx`");
+            }
             let cfg = Config::load_env(config.as_deref())?;
             let refdata = load_refdata_or_embedded(&cfg)?;
             let out = runtime()?.block_on(async {
@@ -270,10 +309,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 bail!("--region {region} is not in {}", cfg.reference.regions.display());
             }
             let sql = crate::sql::report::text(&name).map_err(anyhow::Error::msg)?;
+            if format == Format::Xlsx && out.is_none() {
+                bail!("--format xlsx writes a workbook: give --out FILE.xlsx");
+            }
             let bytes = runtime()?.block_on(async {
                 let ctx = crate::sql::session(&data, &refdata, &cfg.time.zone).await?;
                 let batches = crate::sql::report::run(&ctx, &sql, &month, &region).await?;
-                crate::sql::format::render(&batches, format)
+                crate::sql::format::render_named(&batches, format, &name)
             })?;
             match out {
                 Some(p) => std::fs::write(&p, bytes).with_context(|| format!("{}", p.display()))?,
@@ -282,8 +324,23 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::CheckConfig { config } => check_config(config),
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                bail!("give the password on standard input, e.g. `jiancha hash-password <<< 'secret'`");
+            }
+            println!("{}", crate::serve::users::PasswordHash::new(password)?);
+            Ok(())
+        }
     }
 }
+
+/// The demo's own SQL user when none are configured.
+const DEMO_USER: &str = "jiancha";
+/// Its password (the demo serves loopback by default).
+const DEMO_PASSWORD: &str = "jiancha";
 
 /// Counts SIGINT / SIGTERM (Ctrl-C) in the background: the first asks to
 /// finish and flush, a second to stop waiting.

@@ -26,6 +26,72 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// Alert rule thresholds.
     pub rules: RulesConfig,
+    /// Pushing alerts to a Prometheus Alertmanager.
+    pub alertmanager: AlertmanagerConfig,
+    /// Live figures exported to Prometheus.
+    pub metrics: MetricsConfig,
+    /// Who may read SQL and the alert feed: `[[users]]` tables.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserConfig>,
+}
+
+/// `[alertmanager]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertmanagerConfig {
+    /// Base URL of an Alertmanager (`http://host:9093`); empty: push nothing.
+    pub url: String,
+    /// How often firing alerts are sent again, so Alertmanager keeps them.
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    pub resend: Duration,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        AlertmanagerConfig { url: String::new(), resend: Duration::from_secs(60) }
+    }
+}
+
+/// `[metrics]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// How often the briefing figures are recomputed from history.
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    pub figures_interval: Duration,
+    /// The on-time rate target dashboards draw against (0–1).
+    pub on_time_target: f64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { figures_interval: Duration::from_secs(15), on_time_target: 0.95 }
+    }
+}
+
+/// What a user may see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Every region.
+    Admin,
+    /// The user's region and the regions below it.
+    Reader,
+}
+
+/// One `[[users]]` table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Login name.
+    pub name: String,
+    /// Password hash from `jiancha hash-password` (never the password).
+    pub password: String,
+    /// `admin` (sees everything) or `reader` (sees `region` and below).
+    pub role: Role,
+    /// Region code the user is scoped to (readers must have one).
+    #[serde(default)]
+    pub region: String,
 }
 
 /// `[kafka]`
@@ -159,11 +225,15 @@ impl Default for HttpConfig {
 pub struct SqlConfig {
     /// Listen address of the PostgreSQL wire protocol.
     pub listen: String,
+    /// PEM certificate chain for TLS; empty: no TLS.
+    pub tls_cert: String,
+    /// PEM private key (PKCS#8) for TLS; empty: no TLS.
+    pub tls_key: String,
 }
 
 impl Default for SqlConfig {
     fn default() -> Self {
-        SqlConfig { listen: "127.0.0.1:5433".into() }
+        SqlConfig { listen: "127.0.0.1:5433".into(), tls_cert: String::new(), tls_key: String::new() }
     }
 }
 
@@ -352,7 +422,7 @@ impl Config {
             }
         }
         for name in table.keys() {
-            if !defaults.contains_key(name) {
+            if !defaults.contains_key(name) && name != "users" {
                 return Err(invalid(&origin, format!("unknown section [{name}]")));
             }
         }
@@ -366,6 +436,13 @@ impl Config {
             sql: section(&origin, "sql", t)?,
             privacy: section(&origin, "privacy", t)?,
             rules: section(&origin, "rules", t)?,
+            alertmanager: section(&origin, "alertmanager", t)?,
+            metrics: section(&origin, "metrics", t)?,
+            users: match t.get("users") {
+                None => Vec::new(),
+                Some(v) => Vec::<UserConfig>::deserialize(v.clone())
+                    .map_err(|e| invalid(&origin, format!("[[users]]: {}", one_line(e.message()))))?,
+            },
         };
         cfg.validate().map_err(|m| invalid(&origin, m))?;
         Ok(cfg)
@@ -385,6 +462,23 @@ impl Config {
         }
         if r.orphan_hours == 0 || r.dedupe_days == 0 {
             return Err("rules.orphan_hours and rules.dedupe_days must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.metrics.on_time_target) {
+            return Err("metrics.on_time_target must be between 0 and 1".into());
+        }
+        if !self.alertmanager.url.is_empty() && !self.alertmanager.url.starts_with("http://") {
+            return Err(format!("alertmanager.url {:?} must start with http://", self.alertmanager.url));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for u in &self.users {
+            if u.name.is_empty() || !seen.insert(u.name.as_str()) {
+                return Err(format!("users: name {:?} is empty or given twice", u.name));
+            }
+            if u.role == Role::Reader && u.region.is_empty() {
+                return Err(format!("users: reader {:?} needs a region", u.name));
+            }
+            crate::serve::users::PasswordHash::parse(&u.password)
+                .map_err(|e| format!("users: {:?}: password: {e}", u.name))?;
         }
         if self.privacy.applicant_key.is_empty() {
             return Err("privacy.applicant_key must not be empty".into());

@@ -11,6 +11,7 @@ use crate::event::Decoder;
 use crate::history::History;
 use crate::pipeline::Core;
 use crate::reference::RefData;
+use crate::serve::Live;
 use crate::synth::{SimItem, Simulator, SynthOptions};
 use crate::time::{Instant, Zone, DAY_MS};
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ pub enum DemoError {
     /// History.
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
+    /// The HTTP or SQL endpoint.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
 }
 
 const MARKER: &str = ".jiancha-demo";
@@ -74,9 +78,18 @@ fn prepare(data: &std::path::Path) -> Result<(), DemoError> {
     Ok(())
 }
 
-/// Runs the demo until the simulated span ends or `stop` is set.
-pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &AtomicU32) -> Result<(), DemoError> {
+/// Runs the demo until the simulated span ends or `stop` is set, serving
+/// HTTP and SQL (per `cfg`) over `live` meanwhile.
+pub fn run(
+    cfg: &Config,
+    refdata: Arc<RefData>,
+    opts: &DemoOptions,
+    stop: &AtomicU32,
+    live: Arc<Live>,
+    demo_user: Option<(&str, &str)>,
+) -> Result<(), DemoError> {
     prepare(&opts.data)?;
+    let servers = crate::serve::start(cfg, live.clone())?;
     let zone = Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone"));
     let start = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
     let working_days = (opts.days as usize * 5 / 7).max(1);
@@ -103,6 +116,15 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &Atomi
         sim_opts.cases, opts.days_per_minute
     );
     let d = opts.data.display();
+    println!("  board and alert feed: http://{}/  (metrics: http://{}/metrics)", servers.http, servers.http);
+    match (servers.sql, demo_user) {
+        (Some(a), Some((u, p))) => println!("  SQL (PostgreSQL protocol): psql postgresql://{u}:{p}@{a}/jiancha"),
+        (Some(a), None) => {
+            println!("  SQL (PostgreSQL protocol): psql -h {} -p {} -U <user> jiancha", a.ip(), a.port())
+        }
+        (None, _) => {}
+    }
+    live.ready.store(true, Ordering::Relaxed);
     println!("  try, in another terminal:");
     println!("    jiancha sql --data {d} \"SELECT rule, level, count(*) FROM alerts WHERE NOT retracted GROUP BY rule, level\"");
     println!("    jiancha sql --data {d} \"SELECT status, count(*) FROM cases GROUP BY status\"");
@@ -110,20 +132,32 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &Atomi
 
     let (mut events, mut red, mut yellow, mut dead) = (0u64, 0u64, 0u64, 0u64);
     let mut last_flush = std::time::Instant::now();
+    let m = &live.metrics;
+    m.consumer_lag.with_label_values(&["demo"]).set(0);
     let take = |core: &mut Core, red: &mut u64, yellow: &mut u64, dead: &mut u64| {
         for e in core.effects() {
             match e {
-                Effect::Alert(r) if r.state == crate::alert::AlertState::Firing => match r.level {
-                    crate::alert::Level::Red => *red += 1,
-                    crate::alert::Level::Yellow => *yellow += 1,
-                },
-                Effect::Alert(_) => {}
-                Effect::DeadLetter { .. } => *dead += 1,
+                Effect::Alert(r) => {
+                    if r.state == crate::alert::AlertState::Firing {
+                        match r.level {
+                            crate::alert::Level::Red => *red += 1,
+                            crate::alert::Level::Yellow => *yellow += 1,
+                        }
+                    }
+                    live.alert(&r);
+                }
+                Effect::DeadLetter { rejection, .. } => {
+                    *dead += 1;
+                    m.events_dead_lettered.with_label_values(&[rejection.reason.as_str()]).inc();
+                }
             }
         }
     };
     let flush = |core: &mut Core, sim: Instant, events: u64, red: u64, yellow: u64, dead: u64| {
         core.flush()?;
+        m.open_cases.set(core.engine.open_cases() as i64);
+        m.pending_timers.set(core.engine.pending_timers() as i64);
+        m.checkpoint_age.set(0.0);
         println!(
             "  {}  events {events:>8}  open cases {:>6}  cards fired: red {red:>5}, yellow {yellow:>5}  dead letters {dead}",
             zone.format(sim)[..16].replace('T', " "),
@@ -133,9 +167,14 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &Atomi
     };
     for item in Simulator::new(&refdata, zone.clone(), sim_opts) {
         let SimItem::Line(line) = item else { continue };
-        let Ok(ev) = decoder.decode(line.as_bytes()) else {
-            dead += 1;
-            continue;
+        m.events_read.inc();
+        let ev = match decoder.decode(line.as_bytes()) {
+            Ok(ev) => ev,
+            Err(rej) => {
+                dead += 1;
+                m.events_dead_lettered.with_label_values(&[rej.reason.as_str()]).inc();
+                continue;
+            }
         };
         // Wait for the compressed clock to reach this event, moving the
         // watermark meanwhile so deadlines fire between events.
@@ -148,6 +187,9 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &Atomi
             let now = sim_now(std::time::Instant::now());
             core.advance(now.min(ev.occurred_at));
             take(&mut core, &mut red, &mut yellow, &mut dead);
+            live.set_clock(now.min(ev.occurred_at));
+            m.watermark_delay.set((now - core.engine.watermark().unwrap_or(now)) as f64 / 1000.0);
+            m.checkpoint_age.set(last_flush.elapsed().as_secs_f64());
             if last_flush.elapsed() >= Duration::from_secs(3) {
                 flush(&mut core, now, events, red, yellow, dead)?;
                 last_flush = std::time::Instant::now();
@@ -160,15 +202,29 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &DemoOptions, stop: &Atomi
         }
         events += 1;
         let at = ev.occurred_at;
-        if core.apply(ev, None, events) == Outcome::Applied {
-            core.advance(at);
+        let started = std::time::Instant::now();
+        let counted = ev.clone();
+        match core.apply(ev, None, events) {
+            Outcome::Applied => {
+                m.applied(&counted, &refdata);
+                core.advance(at);
+            }
+            Outcome::Duplicate => m.events_duplicate.inc(),
+            Outcome::Held => {}
         }
         take(&mut core, &mut red, &mut yellow, &mut dead);
+        m.processing_latency.observe(started.elapsed().as_secs_f64());
     }
     let end = sim_now(std::time::Instant::now());
     core.advance(end);
     take(&mut core, &mut red, &mut yellow, &mut dead);
     flush(&mut core, end, events, red, yellow, dead)?;
-    println!("the simulated span is over; the history stays in {d}");
+    println!(
+        "the simulated span is over; the history stays in {d}; still serving the board, metrics and SQL until Ctrl-C"
+    );
+    while stop.load(Ordering::Relaxed) == 0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(servers);
     Ok(())
 }

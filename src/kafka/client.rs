@@ -260,7 +260,11 @@ pub fn read_after(
 /// The end of a partition as the last fetch response said (librdkafka's
 /// cached high watermark; no request is made). ListOffsets is not used for
 /// this: not every Kafka-compatible broker answers it exactly.
-fn fetched_end(c: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+pub fn fetched_end<X: rdkafka::consumer::ConsumerContext>(
+    c: &BaseConsumer<X>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid while `c` lives; the topic is a

@@ -133,7 +133,12 @@ impl ConsumerContext for Ctx {
 /// Runs the service until `stop` counts a signal. A second signal while a
 /// checkpoint waits for the brokers gives up waiting (the previous
 /// checkpoint stands; nothing is lost).
-pub fn run(cfg: &Config, refdata: Arc<RefData>, stop: &AtomicU32) -> Result<RunStats, KafkaError> {
+pub fn run(
+    cfg: &Config,
+    refdata: Arc<RefData>,
+    stop: &AtomicU32,
+    live: Arc<crate::serve::Live>,
+) -> Result<RunStats, KafkaError> {
     if cfg.privacy.applicant_key == crate::config::DEFAULT_APPLICANT_KEY {
         return Err(KafkaError::Config(
             "privacy.applicant_key is the built-in default; set a secret key (JIANCHA__PRIVACY__APPLICANT_KEY)".into(),
@@ -146,7 +151,7 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, stop: &AtomicU32) -> Result<RunS
         &[(&k.alerts_topic, 1), (&k.dead_letter_topic, 1), (&k.facts_topic, 1)],
         &stopped,
     )?;
-    let svc = Arc::new(Mutex::new(Service::new(cfg.clone(), refdata)?));
+    let svc = Arc::new(Mutex::new(Service::new(cfg.clone(), refdata, live.clone())?));
     let consumer: BaseConsumer<Ctx> = client::base(&k.brokers)
         .set("group.id", &k.group_id)
         .set("enable.auto.commit", "false")
@@ -164,7 +169,9 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, stop: &AtomicU32) -> Result<RunS
         "consuming {} as group {} from {}; alerts → {}, dead letters → {}, facts ↔ {}; watermark {:?}",
         k.events_topic, k.group_id, k.brokers, k.alerts_topic, k.dead_letter_topic, k.facts_topic, cfg.time.watermark
     ));
+    live.ready.store(true, Ordering::Relaxed);
     let mut last_error = std::time::Instant::now() - Duration::from_secs(60);
+    let mut last_lag = std::time::Instant::now();
     loop {
         if stopped() {
             break;
@@ -178,6 +185,7 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, stop: &AtomicU32) -> Result<RunS
             None => {}
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => s.end_of_partition(p),
             Some(Err(e)) => {
+                live.metrics.source_errors.inc();
                 if last_error.elapsed() > Duration::from_secs(5) {
                     log(&format!("consumer: {e} (retrying)"));
                     last_error = std::time::Instant::now();
@@ -186,6 +194,10 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, stop: &AtomicU32) -> Result<RunS
             Some(Ok(m)) => s.message(&m)?,
         }
         s.tick(stop, |tpl| consumer.commit(tpl, rdkafka::consumer::CommitMode::Sync))?;
+        if last_lag.elapsed() >= Duration::from_secs(1) {
+            last_lag = std::time::Instant::now();
+            s.update_lag(|p| client::fetched_end(&consumer, &k.events_topic, p));
+        }
     }
     log("stopping: flushing, checkpointing, committing");
     let mut s = svc.lock().unwrap_or_else(|e| e.into_inner());

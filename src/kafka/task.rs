@@ -8,7 +8,7 @@ use super::{log, KafkaError, RunStats};
 use crate::config::{Config, WatermarkMode};
 use crate::deadletter::Rejection;
 use crate::engine::{Effect, Engine, Outcome, SharedFact};
-use crate::event::Decoder;
+use crate::event::{Decoder, EventType};
 use crate::history::History;
 use crate::pipeline::Core;
 use crate::reference::RefData;
@@ -52,6 +52,8 @@ pub struct Task {
 /// Everything the consumer loop and the rebalance callback share.
 pub struct Service {
     pub cfg: Config,
+    /// What the HTTP and SQL endpoints see.
+    pub live: Arc<crate::serve::Live>,
     refdata: Arc<RefData>,
     zone: Zone,
     decoder: Decoder,
@@ -73,7 +75,7 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(cfg: Config, refdata: Arc<RefData>) -> Result<Service, KafkaError> {
+    pub fn new(cfg: Config, refdata: Arc<RefData>, live: Arc<crate::serve::Live>) -> Result<Service, KafkaError> {
         let zone = Zone::new(&cfg.time.zone).map_err(KafkaError::Config)?;
         let k = &cfg.kafka;
         let producer = client::producer_config(&k.brokers)
@@ -81,6 +83,7 @@ impl Service {
             .map_err(KafkaError::client)?;
         let facts: BaseConsumer = client::reader(&k.brokers).create().map_err(KafkaError::client)?;
         Ok(Service {
+            live,
             decoder: Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key),
             cfg,
             refdata,
@@ -279,6 +282,17 @@ impl Service {
         }
     }
 
+    /// Sets the consumer-lag gauge from each assigned partition's end.
+    pub fn update_lag(&self, end: impl Fn(i32) -> Option<i64>) {
+        let g = &self.live.metrics.consumer_lag;
+        g.reset();
+        for t in self.tasks.values() {
+            if let Some(e) = end(t.partition) {
+                g.with_label_values(&[t.partition.to_string().as_str()]).set((e - t.meta.offset).max(0));
+            }
+        }
+    }
+
     /// One message of the events topic.
     pub fn message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), KafkaError> {
         let (p, off) = (m.partition(), m.offset());
@@ -290,19 +304,33 @@ impl Service {
         task.dirty = true;
         task.last_message = std::time::Instant::now();
         self.stats.read += 1;
+        let metrics = &self.live.metrics;
+        metrics.events_read.inc();
         let payload = m.payload().unwrap_or(b"");
         match self.decoder.decode(payload) {
             Err(rej) => {
                 self.stats.bad += 1;
+                metrics.events_dead_lettered.with_label_values(&[rej.reason.as_str()]).inc();
                 let key = m.key().map(<[u8]>::to_vec);
                 self.dead_letter(p, key.as_deref(), payload, &rej, off)?;
             }
             Ok(ev) => {
                 let at = ev.occurred_at;
-                if task.core.apply(ev, Some((p, off)), origin(p as usize, off as u64)) == Outcome::Applied {
-                    self.stats.applied += 1;
-                    task.meta.max_at = Some(task.meta.max_at.map_or(at, |x| x.max(at)));
+                let started = std::time::Instant::now();
+                let counted = matches!(ev.kind, EventType::Accepted | EventType::Completed).then(|| ev.clone());
+                match task.core.apply(ev, Some((p, off)), origin(p as usize, off as u64)) {
+                    Outcome::Applied => {
+                        self.stats.applied += 1;
+                        task.meta.max_at = Some(task.meta.max_at.map_or(at, |x| x.max(at)));
+                        match &counted {
+                            Some(ev) => metrics.applied(ev, &self.refdata),
+                            None => metrics.events_applied.inc(),
+                        }
+                    }
+                    Outcome::Duplicate => metrics.events_duplicate.inc(),
+                    Outcome::Held => {}
                 }
+                metrics.processing_latency.observe(started.elapsed().as_secs_f64());
             }
         }
         Ok(())
@@ -325,7 +353,16 @@ impl Service {
             for t in self.tasks.values_mut() {
                 t.core.advance(w);
             }
+            self.live.set_clock(w);
         }
+        let m = &self.live.metrics;
+        m.open_cases.set(self.tasks.values().map(|t| t.core.engine.open_cases() as i64).sum());
+        m.pending_timers.set(self.tasks.values().map(|t| t.core.engine.pending_timers() as i64).sum());
+        let oldest = self.tasks.values().map(|t| t.last_checkpoint.elapsed().as_secs_f64()).fold(0.0, f64::max);
+        m.checkpoint_age.set(oldest);
+        let now = chrono::Utc::now().timestamp_millis();
+        let lowest = self.tasks.values().filter_map(|t| t.core.engine.watermark()).min();
+        m.watermark_delay.set(lowest.map_or(0.0, |w| (now - w) as f64 / 1000.0));
         if self.last_settle.elapsed() >= Duration::from_secs(1) {
             self.last_settle = std::time::Instant::now();
             if self.facts_stale {
@@ -457,12 +494,14 @@ impl Service {
             for e in effects {
                 match e {
                     Effect::Alert(rec) => {
+                        self.live.alert(&rec);
                         let json = serde_json::to_vec(&rec).expect("alert record serializes");
                         let h = OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(ps.as_str()) });
                         self.send(&self.cfg.kafka.alerts_topic, Some(rec.case_id.as_bytes()), &json, h)?;
                         self.stats.alerts += 1;
                     }
                     Effect::DeadLetter { origin, rejection } => {
+                        self.live.metrics.events_dead_lettered.with_label_values(&[rejection.reason.as_str()]).inc();
                         // Found invalid after its hold, or undone by a late
                         // arrival: its original bytes are still on the topic.
                         let (_, off) = split_origin(origin);

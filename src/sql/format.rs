@@ -14,11 +14,19 @@ pub enum Format {
     Csv,
     /// One JSON array of row objects.
     Json,
+    /// An Excel workbook (needs `--out`).
+    Xlsx,
 }
 
 /// Renders batches in a format.
 pub fn render(batches: &[RecordBatch], format: Format) -> Result<Vec<u8>, SqlError> {
+    render_named(batches, format, "query")
+}
+
+/// Renders; an xlsx workbook's sheet is called `sheet`.
+pub fn render_named(batches: &[RecordBatch], format: Format, sheet: &str) -> Result<Vec<u8>, SqlError> {
     match format {
+        Format::Xlsx => super::xlsx::workbook(batches, sheet),
         Format::Table => Ok(format!("{}\n", pretty_format_batches(batches)?).into_bytes()),
         Format::Csv => {
             let mut out = Vec::new();

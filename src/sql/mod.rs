@@ -6,6 +6,8 @@
 
 pub mod format;
 pub mod report;
+pub mod scope;
+pub mod xlsx;
 
 use crate::history::schema;
 use crate::reference::RefData;
@@ -99,6 +101,7 @@ pub async fn session(data: &Path, refdata: &RefData, zone: &str) -> Result<Sessi
     for view in VIEWS {
         ctx.sql(view).await?;
     }
+    scope::register_reports(&ctx);
     Ok(ctx)
 }
 

@@ -23,6 +23,8 @@ fn demo_fills_the_data_folder_within_a_minute_and_stops_on_ctrl_c() {
     let child = Command::new(env!("CARGO_BIN_EXE_jiancha"))
         .current_dir(dir.path())
         .args(["demo", "--days-per-minute", "300", "--cases-per-day", "30", "--days", "30"])
+        .env("JIANCHA__HTTP__LISTEN", "127.0.0.1:0")
+        .env("JIANCHA__SQL__LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -53,7 +55,13 @@ fn demo_refuses_a_data_folder_it_did_not_write() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
     std::fs::write(dir.path().join("data/precious.txt"), "keep me").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_jiancha")).current_dir(dir.path()).arg("demo").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+        .current_dir(dir.path())
+        .arg("demo")
+        .env("JIANCHA__HTTP__LISTEN", "127.0.0.1:0")
+        .env("JIANCHA__SQL__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not written by `jiancha demo`"));
     assert!(dir.path().join("data/precious.txt").exists());

@@ -60,6 +60,8 @@ impl Setup {
             ("JIANCHA__KAFKA__FACTS_TOPIC".into(), format!("{}-facts", self.topic)),
             ("JIANCHA__STORAGE__DATA_DIR".into(), self.data.display().to_string()),
             ("JIANCHA__PRIVACY__APPLICANT_KEY".into(), "test-key".into()),
+            ("JIANCHA__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
+            ("JIANCHA__SQL__LISTEN".into(), "127.0.0.1:0".into()),
             ("JIANCHA__REFERENCE__CATALOG".into(), r("catalog.csv")),
             ("JIANCHA__REFERENCE__CALENDAR".into(), r("calendar")),
             ("JIANCHA__REFERENCE__REGIONS".into(), r("regions.csv")),

@@ -1,17 +1,23 @@
 //! The one integration-test binary.
 
+mod api;
+mod board;
 mod broker;
 mod calendar_files;
 mod cli;
 mod config_file;
 mod decode;
 mod demo;
+mod deploy;
 mod golden;
 mod kafka;
+mod metrics;
+mod pgwire;
 mod props;
 mod reports;
 mod robust;
 mod rules;
 mod sample;
+mod serve;
 mod simulate;
 mod support;

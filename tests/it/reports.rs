@@ -500,3 +500,61 @@ fn sql_formats_and_one_line_failures() {
         assert!(line.contains(n), "{line}");
     }
 }
+
+/// The xlsx workbook, read back by an independent reader (Python
+/// openpyxl), holds the figures of the csv: Chinese headers, rates as
+/// percentages.
+#[test]
+fn xlsx_report_opens_in_openpyxl_with_the_csv_figures() {
+    let dir = hand_history();
+    let d = dir.path();
+    let cat = data("catalog.csv");
+    let mut c = jiancha(d, Some(&cat));
+    c.args(["report", "monthly-briefing", "--data", "h", "--month", "2026-03", "--format", "xlsx", "--out", "b.xlsx"]);
+    ok(c, "report xlsx");
+    let mut c = jiancha(d, Some(&cat));
+    c.args(["report", "monthly-briefing", "--data", "h", "--month", "2026-03", "--format", "csv"]);
+    let csv = String::from_utf8(ok(c, "report csv").stdout).unwrap();
+    let script = r#"
+import json, sys, openpyxl
+wb = openpyxl.load_workbook(sys.argv[1])
+ws = wb.worksheets[0]
+rows = [[c.value for c in r] for r in ws.iter_rows()]
+fmts = {ws.cell(row=1, column=i + 1).value: ws.cell(row=2, column=i + 1).number_format for i in range(ws.max_column)}
+print(json.dumps({"sheet": ws.title, "rows": rows, "formats": fmts}, default=str))
+"#;
+    let out = Command::new("python3").args(["-c", script]).arg(d.join("b.xlsx")).output().expect("python3 runs");
+    assert!(out.status.success(), "openpyxl (scripts/test.sh installs it): {}", String::from_utf8_lossy(&out.stderr));
+    let book: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(book["sheet"], "monthly-briefing");
+    let rows = book["rows"].as_array().unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let zh: Vec<&str> = rows[0].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(zh.len(), header.len());
+    for (name, chinese) in
+        [("on_time_rate", "按时办结率"), ("department", "部门"), ("rank", "排名"), ("accepted", "受理量")]
+    {
+        let i = header.iter().position(|h| *h == name).unwrap();
+        assert_eq!(zh[i], chinese);
+    }
+    assert_eq!(book["formats"]["按时办结率"], "0.00%");
+    let body: Vec<&str> = lines.collect();
+    assert_eq!(rows.len() - 1, body.len());
+    assert!(!body.is_empty());
+    for (row, line) in rows[1..].iter().zip(body) {
+        let cells = row.as_array().unwrap();
+        for (cell, want) in cells.iter().zip(line.split(',')) {
+            match (cell, want) {
+                (Value::Null, w) => assert_eq!(w, ""),
+                (Value::String(s), w) => assert_eq!(s, w),
+                (Value::Number(n), w) => {
+                    let (x, y) = (n.as_f64().unwrap(), w.parse::<f64>().unwrap());
+                    assert!((x - y).abs() < 1e-9, "{x} vs {y}");
+                }
+                (Value::Bool(b), w) => assert_eq!(b.to_string(), w),
+                (other, w) => panic!("{other} vs {w}"),
+            }
+        }
+    }
+}

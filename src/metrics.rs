@@ -1,0 +1,264 @@
+//! Every Prometheus metric jiancha exports, declared in one place.
+//!
+//! Labels are bounded sets only — region, department, case kind, rule, level,
+//! dead-letter reason, partition — never a case id or an applicant. Names
+//! follow Prometheus conventions: `jiancha_` prefix, `_total` on counters,
+//! seconds as the time unit.
+//!
+//! Two families:
+//! - **pipeline health**, updated by the shell as it works (events read,
+//!   applied, duplicated, dead-lettered; lag; watermark delay; open cases;
+//!   timers; processing latency; checkpoint age);
+//! - **supervision figures**: counters of intake, completions and cards as
+//!   they happen, and the monthly briefing's figures per region and
+//!   department as gauges, set from the very SQL file the report runs (see
+//!   [`crate::serve::figures`]), so Grafana and the monthly report cannot
+//!   disagree.
+
+use crate::alert::{AlertRecord, AlertState};
+use crate::event::{Event, EventType};
+use crate::reference::RefData;
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// The briefing figures exported as gauges `jiancha_briefing_<name>`:
+/// (column of `monthly-briefing.sql`, metric name suffix, help).
+pub const FIGURES: [(&str, &str, &str); 16] = [
+    ("accepted", "accepted_cases", "受理量: cases accepted this month"),
+    ("completed", "completed_cases", "办结量: cases completed this month"),
+    ("on_time_rate", "on_time_rate", "按时办结率: on-time completions / completions, 0-1"),
+    ("early_rate", "early_rate", "提前办结率: early completions / completions with a limit, 0-1"),
+    ("onsite_rate", "onsite_rate", "现场办结率: completed the day accepted / completions, 0-1"),
+    ("immediate_share", "immediate_share", "即办件比率: immediate cases / accepted cases, 0-1"),
+    ("within_10_days_rate", "within_10_workdays_rate", "10个工作日内办结率: used days <= 10 / completions, 0-1"),
+    ("avg_used_days", "avg_used_workdays", "平均办理时长: mean used working days of completions"),
+    ("overdue_open", "overdue_open_cases", "超期在办件: open cases past their due date"),
+    ("compression_rate", "compression_rate", "承诺时限压缩率: 1 - promised / statutory days, 0-1"),
+    ("evaluation_rate", "evaluation_rate", "评议率: completions with a rating / completions, 0-1"),
+    ("good_rating_rate", "good_rating_rate", "好评率: ratings 3-5 / ratings, 0-1"),
+    ("red_alerts", "red_cards", "红牌: red cards raised this month, not retracted"),
+    ("yellow_alerts", "yellow_cards", "黄牌: yellow cards raised this month, not retracted"),
+    ("score", "score", "综合得分: the briefing's weighted score"),
+    ("rank", "rank", "排名: rank of the score within the region, 1 = best"),
+];
+
+/// The registry and every metric in it.
+pub struct Metrics {
+    /// The registry `/metrics` encodes.
+    pub registry: Registry,
+    /// Events read from the source (file line, Kafka message, simulator).
+    pub events_read: IntCounter,
+    /// Events applied by the engine.
+    pub events_applied: IntCounter,
+    /// Events dropped as repeats of an event id already seen.
+    pub events_duplicate: IntCounter,
+    /// Events dead-lettered, by reason.
+    pub events_dead_lettered: IntCounterVec,
+    /// Consumer lag per partition, in messages.
+    pub consumer_lag: IntGaugeVec,
+    /// Wall (or demo) clock minus the watermark, seconds.
+    pub watermark_delay: prometheus::Gauge,
+    /// Open cases in memory.
+    pub open_cases: IntGauge,
+    /// Timers (deadlines) pending.
+    pub pending_timers: IntGauge,
+    /// Time to apply one event and carry out its effects, seconds.
+    pub processing_latency: Histogram,
+    /// Seconds since the last checkpoint (Kafka) or history flush (demo).
+    pub checkpoint_age: prometheus::Gauge,
+    /// The last year with a calendar file.
+    pub calendar_last_year: IntGauge,
+    /// 1, labelled with the version.
+    pub build_info: IntGaugeVec,
+    /// Cases accepted, by region, department and kind.
+    pub cases_accepted: IntCounterVec,
+    /// Cases completed, by region, department and kind.
+    pub cases_completed: IntCounterVec,
+    /// Alert records by rule, level, region, department and state.
+    pub alert_records: IntCounterVec,
+    /// Alerts firing now, by rule, level, region and department.
+    pub alerts_firing: IntGaugeVec,
+    /// The briefing figures of the current month, by region and department.
+    pub briefing: Vec<(&'static str, GaugeVec)>,
+    /// The on-time rate target the dashboards draw against.
+    pub on_time_target: prometheus::Gauge,
+    /// Unix time the figures were last computed.
+    pub figures_updated: prometheus::Gauge,
+    /// Alert records pushed to Alertmanager, by outcome (`sent`, `failed`).
+    pub alertmanager_pushes: IntCounterVec,
+    /// Events (or records) the source could not read (broker errors).
+    pub source_errors: IntCounter,
+}
+
+const PLACE: [&str; 2] = ["region", "department"];
+const CARD: [&str; 4] = ["rule", "level", "region", "department"];
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("metric");
+    r.register(Box::new(c.clone())).expect("register");
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
+    r.register(Box::new(c.clone())).expect("register");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Gauge {
+    let g = prometheus::Gauge::new(name, help).expect("metric");
+    r.register(Box::new(g.clone())).expect("register");
+    g
+}
+
+fn int_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("metric");
+    r.register(Box::new(g.clone())).expect("register");
+    g
+}
+
+fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric");
+    r.register(Box::new(g.clone())).expect("register");
+    g
+}
+
+impl Metrics {
+    /// Every metric, registered; `refdata` gives the calendar's last year.
+    pub fn new(refdata: &RefData) -> Metrics {
+        let r = Registry::new();
+        let processing_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "jiancha_processing_latency_seconds",
+                "Time to apply one event and carry out its effects",
+            )
+            .buckets(vec![0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]),
+        )
+        .expect("metric");
+        r.register(Box::new(processing_latency.clone())).expect("register");
+        let briefing = FIGURES
+            .iter()
+            .map(|(col, name, help)| {
+                let g = GaugeVec::new(Opts::new(format!("jiancha_briefing_{name}"), *help), &PLACE).expect("metric");
+                r.register(Box::new(g.clone())).expect("register");
+                (*col, g)
+            })
+            .collect();
+        let m = Metrics {
+            events_read: counter(&r, "jiancha_events_read_total", "Events read from the source"),
+            events_applied: counter(&r, "jiancha_events_applied_total", "Events applied by the rules engine"),
+            events_duplicate: counter(&r, "jiancha_events_duplicate_total", "Events dropped as repeated event ids"),
+            events_dead_lettered: counter_vec(
+                &r,
+                "jiancha_events_dead_lettered_total",
+                "Events dead-lettered, by reason",
+                &["reason"],
+            ),
+            consumer_lag: int_gauge_vec(
+                &r,
+                "jiancha_consumer_lag_messages",
+                "Messages not yet consumed, per partition",
+                &["partition"],
+            ),
+            watermark_delay: gauge(
+                &r,
+                "jiancha_watermark_delay_seconds",
+                "Clock minus the event-time watermark (the demo's clock in the demo)",
+            ),
+            open_cases: int_gauge(&r, "jiancha_open_cases", "Cases open in memory"),
+            pending_timers: int_gauge(&r, "jiancha_pending_timers", "Deadlines waiting to fire"),
+            processing_latency,
+            checkpoint_age: gauge(
+                &r,
+                "jiancha_checkpoint_age_seconds",
+                "Seconds since the state was last made durable (checkpoint, or history flush in the demo)",
+            ),
+            calendar_last_year: int_gauge(
+                &r,
+                "jiancha_calendar_last_year",
+                "The last year with an official holiday calendar file loaded",
+            ),
+            build_info: int_gauge_vec(&r, "jiancha_build_info", "Always 1; the version as a label", &["version"]),
+            cases_accepted: counter_vec(
+                &r,
+                "jiancha_cases_accepted_total",
+                "Cases accepted (受理)",
+                &["region", "department", "kind"],
+            ),
+            cases_completed: counter_vec(
+                &r,
+                "jiancha_cases_completed_total",
+                "Cases completed (办结)",
+                &["region", "department", "kind"],
+            ),
+            alert_records: counter_vec(
+                &r,
+                "jiancha_alert_records_total",
+                "Alert records published (state firing, resolved or retracted)",
+                &["rule", "level", "region", "department", "state"],
+            ),
+            alerts_firing: int_gauge_vec(&r, "jiancha_alerts_firing", "Alerts (cards) firing now", &CARD),
+            briefing,
+            on_time_target: gauge(&r, "jiancha_on_time_rate_target", "The on-time rate target, 0-1"),
+            figures_updated: gauge(
+                &r,
+                "jiancha_figures_updated_timestamp_seconds",
+                "Unix time the briefing figures were last computed",
+            ),
+            alertmanager_pushes: counter_vec(
+                &r,
+                "jiancha_alertmanager_pushes_total",
+                "Alert records pushed to Alertmanager, by outcome",
+                &["outcome"],
+            ),
+            source_errors: counter(&r, "jiancha_source_errors_total", "Errors reading the source (broker)"),
+            registry: r,
+        };
+        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.calendar_last_year.set(refdata.calendar.years().max().map_or(0, i64::from));
+        for outcome in ["sent", "failed"] {
+            m.alertmanager_pushes.with_label_values(&[outcome]);
+        }
+        for reason in crate::deadletter::DeadReason::ALL {
+            m.events_dead_lettered.with_label_values(&[reason.as_str()]);
+        }
+        m
+    }
+
+    /// Counts one applied event's intake or completion.
+    pub fn applied(&self, ev: &Event, refdata: &RefData) {
+        self.events_applied.inc();
+        let c = match ev.kind {
+            EventType::Accepted => &self.cases_accepted,
+            EventType::Completed => &self.cases_completed,
+            _ => return,
+        };
+        let kind = ev.item.map_or("", |i| refdata.catalog.item(i).kind.as_str());
+        c.with_label_values(&[ev.region.as_deref().unwrap_or(""), ev.department.as_deref().unwrap_or(""), kind]).inc();
+    }
+
+    /// Counts one alert record and keeps the firing gauge.
+    pub fn alert(&self, r: &AlertRecord, previous: Option<AlertState>) {
+        let region = r.region.as_deref().unwrap_or("");
+        let dept = r.department.as_deref().unwrap_or("");
+        let labels = [r.rule.as_str(), r.level.as_str(), region, dept];
+        self.alert_records.with_label_values(&[labels[0], labels[1], region, dept, r.state.as_str()]).inc();
+        let firing = self.alerts_firing.with_label_values(&labels);
+        let was = previous == Some(AlertState::Firing);
+        let is = r.state == AlertState::Firing;
+        if is && !was {
+            firing.inc();
+        } else if was && !is {
+            firing.dec();
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

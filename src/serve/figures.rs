@@ -1,0 +1,82 @@
+//! The briefing figures as live gauges: every `metrics.figures_interval`,
+//! the monthly briefing (`sql/reports/monthly-briefing.sql`, the same file
+//! and code path as `jiancha report`) runs over history for the pipeline's
+//! current month, for the top region and the regions of the next two
+//! levels, and each figure becomes `jiancha_briefing_<figure>{region,
+//! department}`. Live and monthly figures therefore cannot disagree.
+
+use super::Live;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::prelude::SessionContext;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Regions the figures are computed for: roots and two levels below.
+pub fn regions(live: &Live) -> Vec<String> {
+    let rd = &live.refdata.regions;
+    let mut out: Vec<String> =
+        rd.rows().iter().filter(|r| rd.ancestors(&r.code).count() <= 3).map(|r| r.code.clone()).collect();
+    out.truncate(32);
+    out
+}
+
+/// Computes the figures once for `month` (`YYYY-MM`).
+pub async fn refresh(live: &Live, ctx: &SessionContext, month: &str) -> Result<(), crate::sql::SqlError> {
+    let sql = crate::sql::report::text("monthly-briefing").map_err(|e| std::io::Error::other(e))?;
+    let mut results = Vec::new();
+    for region in regions(live) {
+        let batches = crate::sql::report::run(ctx, &sql, month, &region).await?;
+        results.push((region, batches));
+    }
+    for (_, g) in &live.metrics.briefing {
+        g.reset();
+    }
+    for (region, batches) in results {
+        for b in batches {
+            let Some(dept) = b.column_by_name("department") else { continue };
+            let dept = cast(dept, &DataType::Utf8)?;
+            let dept = dept.as_string::<i32>();
+            for (column, gauge) in &live.metrics.briefing {
+                let Some(values) = b.column_by_name(column) else { continue };
+                let values = cast(values, &DataType::Float64)?;
+                let values = values.as_primitive::<Float64Type>();
+                for i in 0..b.num_rows() {
+                    if values.is_null(i) || dept.is_null(i) {
+                        continue;
+                    }
+                    gauge.with_label_values(&[region.as_str(), dept.value(i)]).set(values.value(i));
+                }
+            }
+        }
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    live.metrics.figures_updated.set(now);
+    Ok(())
+}
+
+/// Refreshes forever.
+pub async fn run(live: Arc<Live>, ctx: SessionContext, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut warned = false;
+    loop {
+        tick.tick().await;
+        let clock = live.clock.load(Ordering::Relaxed);
+        if clock == 0 {
+            continue;
+        }
+        let day = live.zone.day_of(clock);
+        let month = day.date().format("%Y-%m").to_string();
+        match refresh(&live, &ctx, &month).await {
+            Ok(()) => warned = false,
+            Err(e) if !warned => {
+                eprintln!("jiancha: briefing figures for {month} not computed: {e}");
+                warned = true;
+            }
+            Err(_) => {}
+        }
+    }
+}

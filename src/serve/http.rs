@@ -1,0 +1,320 @@
+//! The HTTP endpoint: `/metrics`, `/healthz`, `/readyz`, the alert feed
+//! (`/api/alerts`, `/api/alerts/stream`), one case (`/api/cases/{id}`), the
+//! region list and the board page at `/`.
+//!
+//! When users are configured, everything but `/metrics` and the health
+//! checks asks for HTTP Basic credentials, and a reader sees only the alerts
+//! and cases of its region and the regions below it. Errors are JSON
+//! `{"error": "…"}` with 400 (bad parameter), 401, 404 (unknown case) or
+//! 500.
+
+use super::users::Scope;
+use super::Live;
+use crate::alert::{AlertRecord, AlertState, Level, Rule};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use datafusion::prelude::{col, lit, SessionContext};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The board page, served as is.
+const BOARD: &str = include_str!("board.html");
+
+#[derive(Clone)]
+struct App {
+    live: Arc<Live>,
+    sql: SessionContext,
+}
+
+/// The routes over the shared state and the history session.
+pub fn router(live: Arc<Live>, sql: SessionContext) -> Router {
+    Router::new()
+        .route("/", get(board))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/alerts", get(alerts))
+        .route("/api/alerts/stream", get(stream))
+        .route("/api/cases/{case_id}", get(case))
+        .route("/api/regions", get(regions))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such path".into()) })
+        .with_state(App { live, sql })
+}
+
+/// An error answered as JSON.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                "Basic realm=\"jiancha\", charset=\"UTF-8\"".parse().expect("header"),
+            );
+        }
+        r
+    }
+}
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, m.into())
+}
+
+/// The caller's scope: everything when no users are configured, else the
+/// Basic-authenticated user's.
+fn who(app: &App, headers: &HeaderMap) -> Result<Scope, ApiError> {
+    if app.live.http_open {
+        return Ok(None);
+    }
+    let denied = || ApiError(StatusCode::UNAUTHORIZED, "log in with a configured user (HTTP Basic)".into());
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(denied)?;
+    let b64 = value.strip_prefix("Basic ").ok_or_else(denied)?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| denied())?;
+    let text = String::from_utf8(raw).map_err(|_| denied())?;
+    let (name, password) = text.split_once(':').ok_or_else(denied)?;
+    let user = app.live.users.check(name, password).ok_or_else(denied)?;
+    Ok(user.scope.clone())
+}
+
+fn visible(scope: &Scope, region: Option<&str>) -> bool {
+    match scope {
+        None => true,
+        Some(s) => region.is_some_and(|r| s.contains(r)),
+    }
+}
+
+async fn board(State(app): State<App>, headers: HeaderMap) -> Result<Html<&'static str>, ApiError> {
+    who(&app, &headers)?;
+    Ok(Html(BOARD))
+}
+
+async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    let live = &app.live;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], live.metrics.encode())
+}
+
+async fn readyz(State(app): State<App>) -> impl IntoResponse {
+    if app.live.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    }
+}
+
+/// Filters of the alert list and stream.
+#[derive(Default)]
+struct Filter {
+    regions: Option<std::collections::BTreeSet<String>>,
+    department: Option<String>,
+    rule: Option<Rule>,
+    level: Option<Level>,
+    state: Option<AlertState>,
+}
+
+impl Filter {
+    fn parse(app: &App, q: &HashMap<String, String>, allowed: &[&str]) -> Result<Filter, ApiError> {
+        let mut f = Filter::default();
+        for (k, v) in q {
+            match k.as_str() {
+                "region" if !v.is_empty() => {
+                    if app.live.refdata.regions.get(v).is_none() {
+                        return Err(bad(format!("region {v:?} is not a known region code")));
+                    }
+                    f.regions = Some(super::users::region_and_below(&app.live.refdata, v));
+                }
+                "department" if !v.is_empty() => f.department = Some(v.clone()),
+                "rule" if !v.is_empty() => {
+                    f.rule = Some(Rule::ALL.into_iter().find(|r| r.as_str() == v).ok_or_else(|| {
+                        let names: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
+                        bad(format!("rule {v:?} is not one of {}", names.join(", ")))
+                    })?)
+                }
+                "level" if !v.is_empty() => {
+                    f.level = Some(match v.as_str() {
+                        "red" => Level::Red,
+                        "yellow" => Level::Yellow,
+                        _ => return Err(bad(format!("level {v:?} is not red or yellow"))),
+                    })
+                }
+                "state" if !v.is_empty() => {
+                    f.state = Some(match v.as_str() {
+                        "firing" => AlertState::Firing,
+                        "resolved" => AlertState::Resolved,
+                        "retracted" => AlertState::Retracted,
+                        _ => return Err(bad(format!("state {v:?} is not firing, resolved or retracted"))),
+                    })
+                }
+                "region" | "department" | "rule" | "level" | "state" => {}
+                other if allowed.contains(&other) => {}
+                other => return Err(bad(format!("unknown parameter {other:?}"))),
+            }
+        }
+        Ok(f)
+    }
+
+    fn keep(&self, scope: &Scope, r: &AlertRecord) -> bool {
+        visible(scope, r.region.as_deref())
+            && self.regions.as_ref().is_none_or(|s| r.region.as_ref().is_some_and(|x| s.contains(x)))
+            && self.department.as_ref().is_none_or(|d| r.department.as_ref() == Some(d))
+            && self.rule.is_none_or(|x| x == r.rule)
+            && self.level.is_none_or(|x| x == r.level)
+            && self.state.is_none_or(|x| x == r.state)
+    }
+}
+
+fn number(q: &HashMap<String, String>, key: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+    match q.get(key) {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(bad(format!("{key} {v:?} must be a whole number from 0 to {max}"))),
+        },
+    }
+}
+
+async fn alerts(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let scope = who(&app, &headers)?;
+    let f = Filter::parse(&app, &q, &["limit", "offset"])?;
+    let limit = number(&q, "limit", 100, 1000)?;
+    if limit == 0 {
+        return Err(bad("limit must be at least 1"));
+    }
+    let offset = number(&q, "offset", 0, usize::MAX)?;
+    let all = app.live.feed.current(|r| f.keep(&scope, r));
+    let page: Vec<&str> = all.iter().skip(offset).take(limit).map(|e| e.json.as_str()).collect();
+    // The records are JSON already: splice them in rather than re-encoding.
+    let body =
+        format!("{{\"total\":{},\"offset\":{offset},\"limit\":{limit},\"alerts\":[{}]}}", all.len(), page.join(","));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn stream(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let scope = who(&app, &headers)?;
+    let f = Filter::parse(&app, &q, &["since"])?;
+    let feed_live = app.live.clone();
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| q.get("since").cloned());
+    // No id: start from now. An id: resume right after it.
+    let from = match &last_id {
+        Some(id) => feed_live.feed.resume_point(id),
+        None => feed_live.feed.last_seq(),
+    };
+    struct St {
+        live: Arc<Live>,
+        rx: tokio::sync::watch::Receiver<u64>,
+        at: u64,
+        buf: VecDeque<Event>,
+        f: Filter,
+        scope: Scope,
+    }
+    let rx = feed_live.feed.subscribe();
+    let st = St { live: feed_live, rx, at: from, buf: VecDeque::new(), f, scope };
+    let events = futures::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(e) = st.buf.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(e), st));
+            }
+            let since = st.live.feed.since(st.at, 512);
+            if since.gap {
+                st.buf.push_back(Event::default().event("gap").data("records were missed: reload the list"));
+            }
+            for e in &since.entries {
+                st.at = e.seq;
+                if st.f.keep(&st.scope, &e.record) {
+                    st.buf.push_back(Event::default().event("alert").id(st.live.feed.id_of(e)).data(e.json.clone()));
+                }
+            }
+            if since.entries.is_empty() && st.buf.is_empty() {
+                st.rx.borrow_and_update();
+                if st.live.feed.last_seq() > st.at {
+                    continue;
+                }
+                if st.rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+async fn regions(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let scope = who(&app, &headers)?;
+    let rows: Vec<serde_json::Value> = app
+        .live
+        .refdata
+        .regions
+        .rows()
+        .iter()
+        .filter(|r| visible(&scope, Some(&r.code)))
+        .map(|r| {
+            serde_json::json!({
+                "code": r.code, "name": r.name,
+                "parent": if r.parent.is_empty() { None } else { Some(&r.parent) },
+            })
+        })
+        .collect();
+    Ok(Json(rows).into_response())
+}
+
+async fn rows(
+    ctx: &SessionContext,
+    table: &str,
+    case_id: &str,
+    order: &str,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let err = |e: datafusion::error::DataFusionError| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let batches = ctx
+        .table(table)
+        .await
+        .map_err(err)?
+        .filter(col("case_id").eq(lit(case_id)))
+        .map_err(err)?
+        .sort(vec![col(order).sort(true, true)])
+        .map_err(err)?
+        .collect()
+        .await
+        .map_err(err)?;
+    let bytes = crate::sql::format::render(&batches, crate::sql::format::Format::Json)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn case(State(app): State<App>, headers: HeaderMap, Path(case_id): Path<String>) -> Result<Response, ApiError> {
+    let scope = who(&app, &headers)?;
+    if case_id.is_empty() || case_id.len() > 128 {
+        return Err(bad("case id must be 1 to 128 characters"));
+    }
+    let cases = rows(&app.sql, "cases", &case_id, "case_id").await?;
+    let events = rows(&app.sql, "events", &case_id, "occurred_at").await?;
+    let alerts = rows(&app.sql, "alert_records", &case_id, "at").await?;
+    let region =
+        cases.first().or(events.first()).and_then(|r| r.get("region")).and_then(|v| v.as_str()).map(str::to_string);
+    if (cases.is_empty() && events.is_empty()) || !visible(&scope, region.as_deref()) {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no case {case_id:?}")));
+    }
+    Ok(Json(serde_json::json!({
+        "case": cases.into_iter().next(),
+        "events": events,
+        "alerts": alerts,
+    }))
+    .into_response())
+}

@@ -1,0 +1,238 @@
+//! What `run` and `demo` serve beside the pipeline: HTTP on `http.listen`
+//! (`/metrics`, `/healthz`, `/readyz`, the alert feed API and the board
+//! page) and the PostgreSQL wire protocol on `sql.listen`, plus the
+//! optional push to Alertmanager and the periodic figures.
+//!
+//! The pipeline thread owns the engine; it hands what the servers need to a
+//! shared [`Live`] (alert records, metrics, the clock) and never waits on
+//! them. The servers run on a small tokio runtime of their own.
+
+pub mod alertmanager;
+pub mod feed;
+pub mod figures;
+pub mod http;
+pub mod pg;
+pub mod users;
+
+use crate::alert::AlertRecord;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::reference::RefData;
+use crate::time::{Instant, Zone};
+use datafusion_postgres::pgwire;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use users::Users;
+
+/// State shared between the pipeline and the servers.
+pub struct Live {
+    /// Every metric.
+    pub metrics: Metrics,
+    /// The alert records published.
+    pub feed: feed::Feed,
+    /// Reference data.
+    pub refdata: Arc<RefData>,
+    /// The configured zone.
+    pub zone: Zone,
+    /// Who may read SQL (empty: the SQL endpoint is not served).
+    pub users: Arc<Users>,
+    /// HTTP asks for no credentials (no users configured).
+    pub http_open: bool,
+    /// Ready to serve: reference data loaded and partitions (or the demo)
+    /// started.
+    pub ready: AtomicBool,
+    /// The pipeline's clock (event-time watermark), ms since the epoch; 0
+    /// before the first event.
+    pub clock: AtomicI64,
+    /// History folder.
+    pub data: PathBuf,
+}
+
+impl Live {
+    /// Shared state for a pipeline writing history under `data`.
+    pub fn new(cfg: &Config, refdata: Arc<RefData>, users: Users, data: &Path) -> Live {
+        let metrics = Metrics::new(&refdata);
+        metrics.on_time_target.set(cfg.metrics.on_time_target);
+        Live {
+            metrics,
+            feed: feed::Feed::new(100_000),
+            refdata,
+            zone: Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone")),
+            http_open: users.is_empty(),
+            users: Arc::new(users),
+            ready: AtomicBool::new(false),
+            clock: AtomicI64::new(0),
+            data: data.to_path_buf(),
+        }
+    }
+
+    /// Publishes one alert record to the feed and the metrics.
+    pub fn alert(&self, r: &AlertRecord) {
+        let prev = self.feed.push(r);
+        self.metrics.alert(r, prev);
+    }
+
+    /// Moves the clock (never back).
+    pub fn set_clock(&self, at: Instant) {
+        self.clock.fetch_max(at, Ordering::Relaxed);
+    }
+}
+
+/// The servers could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listen address could not be bound.
+    #[error("{key} = {addr:?}: {cause}")]
+    Bind {
+        /// Config key.
+        key: &'static str,
+        /// The address.
+        addr: String,
+        /// Why.
+        cause: std::io::Error,
+    },
+    /// Runtime, SQL session, TLS files or users.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The running servers; dropping it stops them.
+pub struct Servers {
+    rt: tokio::runtime::Runtime,
+    /// Where HTTP listens.
+    pub http: SocketAddr,
+    /// Where the PostgreSQL protocol listens (`None`: no users, not served).
+    pub sql: Option<SocketAddr>,
+}
+
+impl Servers {
+    /// Runs a future on the servers' runtime (for the shells' own tasks).
+    pub fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, f: F) {
+        self.rt.spawn(f);
+    }
+}
+
+fn bind(key: &'static str, addr: &str) -> Result<std::net::TcpListener, ServeError> {
+    let err = |cause| ServeError::Bind { key, addr: addr.to_string(), cause };
+    let l = std::net::TcpListener::bind(addr).map_err(err)?;
+    l.set_nonblocking(true).map_err(err)?;
+    Ok(l)
+}
+
+fn tls(cfg: &Config) -> Result<Option<pgwire::tokio::TlsAcceptor>, ServeError> {
+    use pgwire::tokio::tokio_rustls::rustls;
+    let (cert, key) = (&cfg.sql.tls_cert, &cfg.sql.tls_key);
+    if cert.is_empty() && key.is_empty() {
+        return Ok(None);
+    }
+    let setup = |m: String| ServeError::Setup(format!("sql.tls_cert / sql.tls_key: {m}"));
+    let read = |p: &str| std::fs::read(p).map_err(|e| setup(format!("{p}: {e}")));
+    let certs = rustls_pemfile::certs(&mut &read(cert)?[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| setup(format!("{cert}: {e}")))?;
+    let key = rustls_pemfile::private_key(&mut &read(key)?[..])
+        .map_err(|e| setup(format!("{key}: {e}")))?
+        .ok_or_else(|| setup(format!("{key}: no private key")))?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| setup(e.to_string()))?;
+    Ok(Some(pgwire::tokio::TlsAcceptor::from(Arc::new(config))))
+}
+
+/// The alerts firing as history has them, latest record each: what the feed
+/// starts with after a restart, so the board and `GET /api/alerts` show the
+/// cards raised before it.
+const FIRING_SQL: &str = "SELECT r.alert_id, r.rule, r.level, r.state, r.\"at\", r.case_id, r.region, r.department,
+       r.\"window\", r.item_code, r.due_date, r.retracted, r.earlier_case_id
+FROM alert_records r
+JOIN (SELECT alert_id, MAX(\"at\") AS last_at FROM alert_records GROUP BY alert_id) l
+  ON r.alert_id = l.alert_id AND r.\"at\" = l.last_at
+WHERE r.state = 'firing'
+  AND NOT EXISTS (SELECT 1 FROM alert_records x
+                  WHERE x.alert_id = r.alert_id AND x.\"at\" = r.\"at\" AND x.state <> 'firing')
+ORDER BY r.\"at\", r.alert_id
+LIMIT 100000";
+
+async fn seed_feed(live: &Live, ctx: &datafusion::prelude::SessionContext) -> Result<usize, String> {
+    let batches = ctx.sql(FIRING_SQL).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
+    let json = crate::sql::format::render(&batches, crate::sql::format::Format::Json).map_err(|e| e.to_string())?;
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for mut row in rows {
+        let earlier = row.get("earlier_case_id").cloned().unwrap_or_default();
+        row["detail"] =
+            if earlier.is_null() { serde_json::json!({}) } else { serde_json::json!({ "earlier_case_id": earlier }) };
+        if let Some(o) = row.as_object_mut() {
+            o.remove("earlier_case_id");
+        }
+        let Ok(mut r) = serde_json::from_value::<AlertRecord>(row) else { continue };
+        r.at_ms = crate::time::parse_rfc3339(&r.at).unwrap_or(0);
+        live.alert(&r);
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Binds and starts HTTP, SQL (when users exist), the figures and the
+/// Alertmanager push.
+pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("jiancha-serve")
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Setup(format!("runtime: {e}")))?;
+    let http_l = bind("http.listen", &cfg.http.listen)?;
+    let http = http_l.local_addr().map_err(|e| ServeError::Setup(e.to_string()))?;
+    let sql_l = if live.users.is_empty() { None } else { Some(bind("sql.listen", &cfg.sql.listen)?) };
+    let sql = sql_l.as_ref().and_then(|l| l.local_addr().ok());
+    let acceptor = tls(cfg)?;
+    let full = rt
+        .block_on(crate::sql::session(&live.data, &live.refdata, &cfg.time.zone))
+        .map_err(|e| ServeError::Setup(format!("SQL session over {}: {e}", live.data.display())))?;
+    match rt.block_on(seed_feed(&live, &full)) {
+        Ok(0) => {}
+        Ok(n) => eprintln!("jiancha: {n} alerts firing in history are on the board"),
+        Err(e) => eprintln!("jiancha: the alerts firing in history could not be read ({e}); the feed starts empty"),
+    }
+    let router = match &sql_l {
+        Some(_) => Some(
+            rt.block_on(pg::Router::new(live.users.clone(), &full))
+                .map_err(|e| ServeError::Setup(format!("SQL endpoint: {e}")))?,
+        ),
+        None => None,
+    };
+    {
+        let _g = rt.enter();
+        let listener = tokio::net::TcpListener::from_std(http_l).map_err(|e| ServeError::Setup(e.to_string()))?;
+        let app = http::router(live.clone(), full.clone());
+        rt.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("jiancha: http server stopped: {e}");
+            }
+        });
+        if let (Some(l), Some(router)) = (sql_l, router) {
+            let listener = tokio::net::TcpListener::from_std(l).map_err(|e| ServeError::Setup(e.to_string()))?;
+            let handlers = Arc::new(pg::Handlers::new(router));
+            rt.spawn(async move {
+                loop {
+                    let Ok((socket, _)) = listener.accept().await else { continue };
+                    let (h, a) = (handlers.clone(), acceptor.clone());
+                    tokio::spawn(async move {
+                        let _ = pgwire::tokio::process_socket(socket, a, h).await;
+                    });
+                }
+            });
+        }
+        rt.spawn(figures::run(live.clone(), full, cfg.metrics.figures_interval));
+        if !cfg.alertmanager.url.is_empty() {
+            let board = format!("http://{http}");
+            rt.spawn(alertmanager::run(live.clone(), cfg.alertmanager.url.clone(), cfg.alertmanager.resend, board));
+        }
+    }
+    Ok(Servers { rt, http, sql })
+}

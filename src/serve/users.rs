@@ -1,0 +1,168 @@
+//! Users, password hashes and region scopes, shared by the SQL endpoint and
+//! the HTTP alert feed.
+//!
+//! A password is stored only as its SCRAM-SHA-256 salted password
+//! (PBKDF2-HMAC-SHA-256, the value PostgreSQL's SCRAM exchange is built on):
+//! `scram-sha-256$<iterations>$<salt, base64>$<salted password, base64>`,
+//! written by `jiancha hash-password`. The SQL endpoint runs the SCRAM
+//! exchange with it, so the password never crosses the wire; HTTP Basic
+//! authentication recomputes it from the password given.
+
+use crate::config::{Role, UserConfig};
+use crate::reference::RefData;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// PBKDF2 iterations of new hashes (PostgreSQL's default).
+pub const ITERATIONS: usize = 4096;
+
+/// A parsed password hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordHash {
+    /// PBKDF2 iterations.
+    pub iterations: usize,
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// PBKDF2-HMAC-SHA-256(password, salt, iterations).
+    pub salted: Vec<u8>,
+}
+
+impl PasswordHash {
+    /// Parses `scram-sha-256$ITER$SALT$SALTED`.
+    pub fn parse(s: &str) -> Result<PasswordHash, String> {
+        let parts: Vec<&str> = s.split('$').collect();
+        let [scheme, iters, salt, salted] = parts.as_slice() else {
+            return Err("not a hash from `jiancha hash-password` (scram-sha-256$ITER$SALT$HASH)".into());
+        };
+        if *scheme != "scram-sha-256" {
+            return Err(format!("unknown scheme {scheme:?} (expected scram-sha-256)"));
+        }
+        let iterations: usize = iters.parse().map_err(|_| format!("iterations {iters:?} is not a number"))?;
+        if iterations != ITERATIONS {
+            return Err(format!("iterations must be {ITERATIONS}"));
+        }
+        let salt = B64.decode(salt).map_err(|e| format!("salt: {e}"))?;
+        let salted = B64.decode(salted).map_err(|e| format!("hash: {e}"))?;
+        if salt.len() < 8 || salted.len() != 32 {
+            return Err("salt shorter than 8 bytes or hash not 32 bytes".into());
+        }
+        Ok(PasswordHash { iterations, salt, salted })
+    }
+
+    /// Hashes `password` with a fresh random salt.
+    pub fn new(password: &str) -> std::io::Result<PasswordHash> {
+        let mut salt = vec![0u8; 16];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut salt)?;
+        let salted =
+            datafusion_postgres::pgwire::api::auth::sasl::scram::gen_salted_password(password, &salt, ITERATIONS);
+        Ok(PasswordHash { iterations: ITERATIONS, salt, salted })
+    }
+
+    /// Whether `password` is the one hashed (constant-time comparison).
+    pub fn verify(&self, password: &str) -> bool {
+        let got = datafusion_postgres::pgwire::api::auth::sasl::scram::gen_salted_password(
+            password,
+            &self.salt,
+            self.iterations,
+        );
+        got.len() == self.salted.len() && got.iter().zip(&self.salted).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+impl std::fmt::Display for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "scram-sha-256${}${}${}", self.iterations, B64.encode(&self.salt), B64.encode(&self.salted))
+    }
+}
+
+/// The regions a user may see: `None` for all.
+pub type Scope = Option<Arc<BTreeSet<String>>>;
+
+/// One known user.
+#[derive(Clone, Debug)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// Password hash.
+    pub hash: PasswordHash,
+    /// Regions visible (`None` = all).
+    pub scope: Scope,
+    /// The scope's key: the region code, or "" for all.
+    pub region: String,
+}
+
+/// Every configured user.
+#[derive(Clone, Debug, Default)]
+pub struct Users {
+    by_name: HashMap<String, User>,
+}
+
+/// A region and every region below it.
+pub fn region_and_below(refdata: &RefData, code: &str) -> BTreeSet<String> {
+    refdata
+        .regions
+        .rows()
+        .iter()
+        .filter(|r| refdata.regions.ancestors(&r.code).any(|a| a == code))
+        .map(|r| r.code.clone())
+        .chain(std::iter::once(code.to_string()))
+        .collect()
+}
+
+impl Users {
+    /// Users from configuration (hashes checked by config validation).
+    pub fn new(cfg: &[UserConfig], refdata: &RefData) -> Result<Users, String> {
+        let mut by_name = HashMap::new();
+        for u in cfg {
+            let hash = PasswordHash::parse(&u.password).map_err(|e| format!("user {:?}: {e}", u.name))?;
+            let (scope, region) = match u.role {
+                Role::Admin => (None, String::new()),
+                Role::Reader => {
+                    if refdata.regions.get(&u.region).is_none() {
+                        return Err(format!("user {:?}: region {:?} is not in the regions file", u.name, u.region));
+                    }
+                    (Some(Arc::new(region_and_below(refdata, &u.region))), u.region.clone())
+                }
+            };
+            by_name.insert(u.name.clone(), User { name: u.name.clone(), hash, scope, region });
+        }
+        Ok(Users { by_name })
+    }
+
+    /// No users configured.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// Every user name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// A user by name.
+    pub fn get(&self, name: &str) -> Option<&User> {
+        self.by_name.get(name)
+    }
+
+    /// The user if the password is right.
+    pub fn check(&self, name: &str, password: &str) -> Option<&User> {
+        self.by_name.get(name).filter(|u| u.hash.verify(password))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_round_trip_and_verify() {
+        let h = PasswordHash::new("s3cret").unwrap();
+        let parsed = PasswordHash::parse(&h.to_string()).unwrap();
+        assert_eq!(parsed, h);
+        assert!(parsed.verify("s3cret"));
+        assert!(!parsed.verify("s3cret "));
+        assert!(PasswordHash::parse("s3cret").is_err());
+    }
+}

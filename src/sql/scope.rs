@@ -1,0 +1,152 @@
+//! Region-scoped SQL sessions and the reports as table functions.
+//!
+//! A user scoped to a region gets a session of its own in which every table
+//! with region data is a view restricted to that region and the regions
+//! below it, planned over the full session's tables. The unrestricted tables
+//! are not in the scoped session under any name, so whatever SQL the user
+//! writes — joins, subqueries, CTEs, unions, catalog views — it reaches only
+//! those rows. The catalog lists table names and columns, never rows.
+//!
+//! Every session also gets one table function per built-in report, named
+//! after it with `_` for `-`: `SELECT * FROM monthly_briefing('2026-03', '')`
+//! runs `sql/reports/monthly-briefing.sql` for that month and region.
+
+use super::SqlError;
+use datafusion::catalog::Session;
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{plan_err, ParamValues, ScalarValue};
+use datafusion::datasource::ViewTable;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Tables a scoped session sees, with the column holding the region
+/// (`None`: not regional, shown whole).
+const SCOPED: [(&str, Option<&str>); 10] = [
+    ("event_log", Some("region")),
+    ("alert_records", Some("region")),
+    ("case_versions", Some("region")),
+    ("events", Some("region")),
+    ("cases", Some("region")),
+    ("alerts", Some("region")),
+    ("regions", Some("code")),
+    ("region_tree", Some("code")),
+    ("items", None),
+    ("rejected_events", Some("")),
+];
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A session over `full`'s tables restricted to `regions` (`None`: every
+/// region; a separate session over the same data).
+pub async fn scoped(full: &SessionContext, regions: Option<&BTreeSet<String>>) -> Result<SessionContext, SqlError> {
+    let config =
+        SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("jiancha", "public");
+    let ctx = SessionContext::new_with_config(config);
+    let list = regions.map(|r| r.iter().map(|r| quote(r)).collect::<Vec<_>>().join(", "));
+    for (table, column) in SCOPED {
+        let sql = match (column, &list) {
+            (None, _) | (_, None) => format!("SELECT * FROM {table}"),
+            // Not regional and not needed by a scoped user: left out.
+            (Some(""), Some(_)) => continue,
+            (Some(c), Some(list)) => format!("SELECT * FROM {table} WHERE {c} IN ({list})"),
+        };
+        let plan = full.sql(&sql).await?.into_unoptimized_plan();
+        ctx.register_table(table, Arc::new(Listed(ViewTable::new(plan, Some(sql)))))?;
+    }
+    register_reports(&ctx);
+    Ok(ctx)
+}
+
+/// A view that the catalog lists as a table: to a user of the endpoint
+/// these are the contract's tables (`\dt` in psql lists them), whatever
+/// they are built from.
+#[derive(Debug)]
+struct Listed(ViewTable);
+
+#[async_trait::async_trait]
+impl TableProvider for Listed {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_logical_plan(&self) -> Option<std::borrow::Cow<'_, datafusion::logical_expr::LogicalPlan>> {
+        self.0.get_logical_plan()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        self.0.scan(state, projection, filters, limit).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
+}
+
+/// Registers each built-in report as a table function.
+pub fn register_reports(ctx: &SessionContext) {
+    for (name, _) in super::report::BUILT_IN {
+        ctx.register_udtf(&name.replace('-', "_"), Arc::new(ReportFn { name }));
+    }
+}
+
+/// `report_name(month, region)`.
+#[derive(Debug)]
+struct ReportFn {
+    name: &'static str,
+}
+
+fn text_arg(e: &Expr, what: &str) -> datafusion::error::Result<String> {
+    match e {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => Ok(s.clone()),
+        _ => plan_err!("{what} must be a text literal such as '2026-03'"),
+    }
+}
+
+impl TableFunctionImpl for ReportFn {
+    fn call_with_args(&self, args: TableFunctionArgs) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        let fname = self.name.replace('-', "_");
+        let (month, region) = match args.exprs() {
+            [m] => (text_arg(m, "month")?, String::new()),
+            [m, r] => (text_arg(m, "month")?, text_arg(r, "region")?),
+            _ => return plan_err!("{fname}(month 'YYYY-MM' [, region code or ''])"),
+        };
+        if let Err(e) = super::report::check_month(&month) {
+            return plan_err!("{fname}: {e}");
+        }
+        let Some(state) = args.session().as_any().downcast_ref::<SessionState>() else {
+            return plan_err!("{fname}: not callable here");
+        };
+        let sql = super::report::text(self.name).map_err(datafusion::error::DataFusionError::Plan)?;
+        let statement = state.sql_to_statement(&sql, &datafusion::common::config::Dialect::PostgreSQL)?;
+        // Planning only resolves tables from in-memory catalogs: no I/O waits.
+        let plan = futures::executor::block_on(state.statement_to_plan(statement))?;
+        let params = ParamValues::Map(HashMap::from([
+            ("month".to_string(), ScalarValue::Utf8(Some(month)).into()),
+            ("region".to_string(), ScalarValue::Utf8(Some(region)).into()),
+        ]));
+        let plan = plan.with_param_values(params)?;
+        Ok(Arc::new(ViewTable::new(plan, None)))
+    }
+}

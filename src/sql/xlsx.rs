@@ -1,0 +1,102 @@
+//! Query results as an Excel workbook: one sheet, Chinese column headers
+//! for the figures of `metrics.md`, rates and shares as percentages, numbers
+//! as numbers (so offices can sum and chart them), everything else as text.
+
+use super::SqlError;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use rust_xlsxwriter::{Format as Cell, Workbook, XlsxError};
+
+/// The Chinese header of a column, or the name itself.
+pub fn header(column: &str) -> &str {
+    match column {
+        "region" => "地区",
+        "department" => "部门",
+        "month" => "月份",
+        "quarter" => "季度",
+        "accepted" => "受理量",
+        "completed" => "办结量",
+        "on_time_rate" => "按时办结率",
+        "early_rate" => "提前办结率",
+        "onsite_rate" => "现场办结率",
+        "immediate_share" => "即办件比率",
+        "within_10_days_rate" => "10个工作日内办结率",
+        "avg_used_days" => "平均办理时长（工作日）",
+        "overdue_open" => "超期在办件",
+        "compression_rate" => "承诺时限压缩率",
+        "evaluation_rate" => "评议率",
+        "good_rating_rate" => "好评率",
+        "red_alerts" => "红牌",
+        "yellow_alerts" => "黄牌",
+        "score" => "综合得分",
+        "rank" => "排名",
+        other => other,
+    }
+}
+
+/// Whether a column is a 0–1 fraction shown as a percentage.
+pub fn is_rate(column: &str) -> bool {
+    column.ends_with("_rate") || column.ends_with("_share")
+}
+
+fn xlsx_err(e: XlsxError) -> SqlError {
+    SqlError::Io(std::io::Error::other(e.to_string()))
+}
+
+/// A workbook with one sheet named `sheet` holding `batches`.
+pub fn workbook(batches: &[RecordBatch], sheet: &str) -> Result<Vec<u8>, SqlError> {
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    // Sheet names: at most 31 characters, none of []:*?/\ .
+    let name: String = sheet.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect();
+    ws.set_name(if name.is_empty() { "report" } else { &name }).map_err(xlsx_err)?;
+    let bold = Cell::new().set_bold();
+    let pct = Cell::new().set_num_format("0.00%");
+    let num = Cell::new().set_num_format("0.####");
+    let Some(schema) = batches.first().map(|b| b.schema()) else {
+        return wb.save_to_buffer().map_err(xlsx_err);
+    };
+    for (c, f) in schema.fields().iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, header(f.name()), &bold).map_err(xlsx_err)?;
+        ws.set_column_width(c as u16, 14).map_err(xlsx_err)?;
+    }
+    let mut row = 1u32;
+    for b in batches {
+        for (c, f) in schema.fields().iter().enumerate() {
+            let col = b.column(c);
+            let numeric = f.data_type().is_numeric();
+            let as_f64;
+            let as_text;
+            if numeric {
+                as_f64 = cast(col, &DataType::Float64)?;
+                let v = as_f64.as_primitive::<Float64Type>();
+                for i in 0..b.num_rows() {
+                    if v.is_null(i) {
+                        continue;
+                    }
+                    let fmt = if is_rate(f.name()) { &pct } else { &num };
+                    ws.write_number_with_format(row + i as u32, c as u16, v.value(i), fmt).map_err(xlsx_err)?;
+                }
+            } else if *f.data_type() == DataType::Boolean {
+                let v = col.as_boolean();
+                for i in 0..b.num_rows() {
+                    if !v.is_null(i) {
+                        ws.write_boolean(row + i as u32, c as u16, v.value(i)).map_err(xlsx_err)?;
+                    }
+                }
+            } else {
+                as_text = cast(col, &DataType::Utf8)?;
+                let v = as_text.as_string::<i32>();
+                for i in 0..b.num_rows() {
+                    if !v.is_null(i) {
+                        ws.write_string(row + i as u32, c as u16, v.value(i)).map_err(xlsx_err)?;
+                    }
+                }
+            }
+        }
+        row += b.num_rows() as u32;
+    }
+    ws.set_freeze_panes(1, 0).map_err(xlsx_err)?;
+    wb.save_to_buffer().map_err(xlsx_err)
+}

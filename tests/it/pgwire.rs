@@ -1,0 +1,204 @@
+//! The PostgreSQL endpoint with the real `psql` client: passwords, region
+//! scoping whatever the SQL, read-only, and 20 concurrent briefings.
+
+use super::serve::Demo;
+use std::process::Command;
+use std::time::Duration;
+
+/// A township of 东丰县 with villages below it, and a sibling township (the
+/// demo's cases are all in 东丰县).
+const COUNTY: &str = "220421101";
+const OTHER: &str = "220421106";
+
+fn hash(password: &str) -> String {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(c.stdin.as_mut().unwrap(), format!("{password}\n").as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn config() -> String {
+    format!(
+        "[[users]]\nname = \"admin\"\npassword = \"{}\"\nrole = \"admin\"\n\n\
+         [[users]]\nname = \"county\"\npassword = \"{}\"\nrole = \"reader\"\nregion = \"{COUNTY}\"\n",
+        hash("admin-pw"),
+        hash("county-pw")
+    )
+}
+
+/// Runs psql: (success, stdout, stderr).
+fn psql(addr: &str, user: &str, password: &str, sql: &str) -> (bool, String, String) {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let out = Command::new("psql")
+        .args(["-h", host, "-p", port, "-U", user, "-d", "jiancha", "-X", "--csv", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("psql is installed (scripts/test.sh installs postgresql-client)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn ok(addr: &str, user: &str, password: &str, sql: &str) -> Vec<String> {
+    let (success, out, err) = psql(addr, user, password, sql);
+    assert!(success, "{user}: {sql}: {err}");
+    out.lines().skip(1).map(str::to_string).collect()
+}
+
+fn finished_demo() -> Demo {
+    let cfg = config();
+    let demo = Demo::start(&["--days-per-minute", "600", "--cases-per-day", "60", "--days", "20"], Some(&cfg));
+    assert!(demo.wait_for_line("the simulated span is over", Duration::from_secs(120)), "demo did not finish");
+    demo
+}
+
+#[test]
+fn psql_logs_in_lists_tables_runs_the_briefing_and_refuses_bad_logins_and_writes() {
+    let demo = finished_demo();
+    let sql = demo.sql.clone().expect("SQL endpoint served");
+    let tables = ok(
+        &sql,
+        "admin",
+        "admin-pw",
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    );
+    for t in ["alerts", "cases", "events", "items", "regions"] {
+        assert!(tables.iter().any(|x| x == t), "{t} in {tables:?}");
+    }
+    // psql's own catalog query behind \dt.
+    let (success, out, err) = psql(&sql, "admin", "admin-pw", "\\dt");
+    assert!(success && out.contains("cases"), "\\dt: {out} {err}");
+    let rows = ok(
+        &sql,
+        "admin",
+        "admin-pw",
+        "SELECT department, on_time_rate, rank FROM monthly_briefing('2026-03', '') ORDER BY rank, department",
+    );
+    assert!(!rows.is_empty(), "briefing rows");
+
+    let (success, _, err) = psql(&sql, "admin", "wrong", "SELECT 1");
+    assert!(!success && err.to_lowercase().contains("password authentication failed"), "{err}");
+    let (success, _, err) = psql(&sql, "nobody", "admin-pw", "SELECT 1");
+    assert!(!success && err.to_lowercase().contains("authentication failed"), "{err}");
+
+    for stmt in [
+        "INSERT INTO cases (case_id) VALUES ('x')",
+        "CREATE TABLE t AS SELECT 1 AS a",
+        "DROP TABLE cases",
+        "CREATE VIEW v AS SELECT * FROM cases",
+        "DELETE FROM events",
+    ] {
+        let (success, _, err) = psql(&sql, "admin", "admin-pw", stmt);
+        assert!(!success && err.contains("read-only"), "{stmt}: {err}");
+    }
+    // Still serving, and nothing was created.
+    let n =
+        ok(&sql, "admin", "admin-pw", "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('t', 'v')");
+    assert_eq!(n, vec!["0"]);
+}
+
+#[test]
+fn a_county_user_reads_only_its_county_whatever_the_sql() {
+    let demo = finished_demo();
+    let sql = demo.sql.clone().expect("SQL endpoint served");
+    let admin = |q: &str| ok(&sql, "admin", "admin-pw", q);
+    let county = |q: &str| ok(&sql, "county", "county-pw", q);
+    let other_cases = admin(&format!("SELECT count(*) FROM cases WHERE region = '{OTHER}'"));
+    assert_ne!(other_cases, vec!["0"], "the other county has cases to hide");
+    let own = admin(&format!("SELECT count(*) FROM cases WHERE region = '{COUNTY}'"));
+    assert_ne!(own, vec!["0"], "the county has cases to see");
+    // The county's own rows: the same count as the admin sees for it.
+    assert_eq!(county(&format!("SELECT count(*) FROM cases WHERE region = '{COUNTY}'")), own);
+
+    let probes = [
+        format!("SELECT DISTINCT region FROM cases"),
+        format!("SELECT DISTINCT region FROM events"),
+        format!("SELECT DISTINCT region FROM alerts WHERE region IS NOT NULL"),
+        format!("SELECT DISTINCT region FROM case_versions"),
+        format!("SELECT DISTINCT region FROM event_log"),
+        format!("SELECT DISTINCT c.region FROM cases c JOIN events e ON e.case_id = c.case_id"),
+        format!("SELECT DISTINCT e.region FROM events e WHERE e.case_id IN (SELECT case_id FROM cases WHERE region = '{OTHER}')"),
+        format!("WITH x AS (SELECT * FROM cases WHERE region = '{OTHER}') SELECT DISTINCT region FROM x"),
+        format!("SELECT region FROM cases WHERE region = '{OTHER}' UNION SELECT region FROM events WHERE region = '{OTHER}'"),
+        format!("SELECT DISTINCT region FROM jiancha.public.cases"),
+        format!("SELECT DISTINCT code AS region FROM regions"),
+        format!("SELECT DISTINCT region FROM monthly_briefing('2026-03', '{OTHER}') WHERE accepted > 0"),
+    ];
+    for q in &probes {
+        let regions = county(q);
+        assert!(regions.iter().all(|r| r.is_empty() || r == COUNTY || r.starts_with(COUNTY)), "{q} leaked {regions:?}");
+        assert!(!regions.iter().any(|r| r == OTHER), "{q}: {regions:?}");
+    }
+    // The other county's briefing is empty for the county user, not for admins.
+    let b = |who: &dyn Fn(&str) -> Vec<String>| {
+        who(&format!("SELECT sum(accepted) FROM monthly_briefing('2026-03', '{OTHER}')"))
+    };
+    assert!(b(&county) == vec![""] || b(&county) == vec!["0"], "{:?}", b(&county));
+    assert_ne!(b(&admin), vec![""]);
+    // The catalog names tables but holds none of their rows; the hidden
+    // stored table of dead-letter positions is not there at all.
+    let names = county("SELECT table_name FROM information_schema.tables ORDER BY 1");
+    assert!(!names.iter().any(|n| n == "rejected_events"), "{names:?}");
+    let (success, _, err) = psql(&sql, "county", "county-pw", "SELECT count(*) FROM rejected_events");
+    assert!(!success, "{err}");
+    let (success, out, _) = psql(&sql, "county", "county-pw", "SELECT relname FROM pg_catalog.pg_class");
+    assert!(success && !out.contains(OTHER));
+}
+
+#[test]
+fn twenty_concurrent_psql_sessions_get_the_same_briefing_as_the_cli() {
+    let demo = finished_demo();
+    let sql = demo.sql.clone().expect("SQL endpoint served");
+    let query = "SELECT department, accepted, completed, on_time_rate, score, rank FROM monthly_briefing('2026-03', '') ORDER BY rank, department";
+    let cli = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+        .current_dir(demo.dir.path())
+        .args(["report", "monthly-briefing", "--data", "data", "--month", "2026-03", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let text = String::from_utf8_lossy(&cli.stdout).to_string();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let expected: Vec<Vec<String>> = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            ["department", "accepted", "completed", "on_time_rate", "score", "rank"]
+                .iter()
+                .map(|c| f[col(c)].to_string())
+                .collect()
+        })
+        .collect();
+    assert!(!expected.is_empty());
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let sql = sql.clone();
+            std::thread::spawn(move || ok(&sql, "admin", "admin-pw", query))
+        })
+        .collect();
+    for h in handles {
+        let rows = h.join().unwrap();
+        assert_eq!(rows.len(), expected.len());
+        for (row, want) in rows.iter().zip(&expected) {
+            let got: Vec<&str> = row.split(',').collect();
+            assert_eq!(got[0], want[0]);
+            for i in 1..6 {
+                let (a, b) = (got[i], want[i].as_str());
+                if a == b {
+                    continue;
+                }
+                let (x, y): (f64, f64) = (a.parse().unwrap(), b.parse().unwrap());
+                assert!((x - y).abs() < 1e-9, "{} {a} vs {b}", header[i]);
+            }
+        }
+    }
+}
