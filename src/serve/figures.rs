@@ -72,7 +72,8 @@ pub async fn run(live: Arc<Live>, ctx: SessionContext, every: Duration) {
         let month = day.date().format("%Y-%m").to_string();
         match refresh(&live, &ctx, &month).await {
             Ok(()) => warned = false,
-            Err(e) if !warned => {
+            // Cancelled: the process is stopping.
+            Err(e) if !warned && !e.to_string().contains("cancelled") => {
                 eprintln!("jiancha: briefing figures for {month} not computed: {e}");
                 warned = true;
             }

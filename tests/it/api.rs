@@ -223,3 +223,51 @@ fn two_hundred_stream_clients_each_get_every_record_for_30_s() {
     // the run stays within 200 MiB (the demo's own cases grow meanwhile).
     assert!(after < before + 200 * 1024, "RSS {before} → {after} KiB");
 }
+
+/// With users configured the board and the API ask for credentials, and a
+/// reader sees its region only; metrics and health checks stay open.
+#[test]
+fn http_asks_for_credentials_and_scopes_readers_to_their_region() {
+    let scope = "220421101";
+    let cfg = format!(
+        "[[users]]\nname = \"admin\"\npassword = \"{}\"\nrole = \"admin\"\n\n\
+         [[users]]\nname = \"town\"\npassword = \"{}\"\nrole = \"reader\"\nregion = \"{scope}\"\n",
+        super::pgwire::hash("admin-pw"),
+        super::pgwire::hash("town-pw")
+    );
+    let demo = Demo::start(&["--days-per-minute", "600", "--cases-per-day", "60", "--days", "20"], Some(&cfg));
+    assert!(demo.wait_for_line("the simulated span is over", Duration::from_secs(120)));
+    for path in ["/", "/api/alerts", "/api/regions", "/api/cases/C00000001"] {
+        let (code, body) = get(&demo.url(path), None);
+        assert_eq!(code, 401, "{path}: {body}");
+        let (code, _) = get(&demo.url(path), Some("admin:wrong"));
+        assert_eq!(code, 401, "{path} with a wrong password");
+    }
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        assert_eq!(get(&demo.url(path), None).0, 200, "{path}");
+    }
+    let parse = |(code, body): (u16, String)| -> Value {
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let all = parse(get(&demo.url("/api/alerts?limit=1000"), Some("admin:admin-pw")));
+    let mine = parse(get(&demo.url("/api/alerts?limit=1000"), Some("town:town-pw")));
+    let parents = parents();
+    let expect: Vec<String> = alerts(&all)
+        .iter()
+        .filter(|a| a["region"].as_str().is_some_and(|r| under(&parents, r, scope)))
+        .map(|a| a["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!expect.is_empty() && expect.len() < alerts(&all).len(), "{} of {}", expect.len(), alerts(&all).len());
+    assert_eq!(ids(&mine), expect);
+    // Asking for a wider region does not widen the scope.
+    let wide = parse(get(&demo.url("/api/alerts?limit=1000&region=220000"), Some("town:town-pw")));
+    assert_eq!(ids(&wide), expect);
+    // A case of another region is not there for the reader.
+    let other = alerts(&all).iter().find(|a| a["region"].as_str().is_some_and(|r| !under(&parents, r, scope))).unwrap();
+    let path = format!("/api/cases/{}", other["case_id"].as_str().unwrap());
+    assert_eq!(get(&demo.url(&path), Some("town:town-pw")).0, 404);
+    assert_eq!(get(&demo.url(&path), Some("admin:admin-pw")).0, 200);
+    let regions = parse(get(&demo.url("/api/regions"), Some("town:town-pw")));
+    assert!(regions.as_array().unwrap().iter().all(|r| under(&parents, r["code"].as_str().unwrap(), scope)));
+}

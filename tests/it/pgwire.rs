@@ -10,7 +10,7 @@ use std::time::Duration;
 const COUNTY: &str = "220421101";
 const OTHER: &str = "220421106";
 
-fn hash(password: &str) -> String {
+pub fn hash(password: &str) -> String {
     let mut c = Command::new(env!("CARGO_BIN_EXE_jiancha"))
         .arg("hash-password")
         .stdin(std::process::Stdio::piped())
@@ -34,8 +34,14 @@ fn config() -> String {
 
 /// Runs psql: (success, stdout, stderr).
 fn psql(addr: &str, user: &str, password: &str, sql: &str) -> (bool, String, String) {
+    psql_ssl(addr, user, password, sql, "prefer")
+}
+
+/// Runs psql with `PGSSLMODE`.
+fn psql_ssl(addr: &str, user: &str, password: &str, sql: &str, sslmode: &str) -> (bool, String, String) {
     let (host, port) = addr.rsplit_once(':').unwrap();
     let out = Command::new("psql")
+        .env("PGSSLMODE", sslmode)
         .args(["-h", host, "-p", port, "-U", user, "-d", "jiancha", "-X", "--csv", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
@@ -201,4 +207,63 @@ fn twenty_concurrent_psql_sessions_get_the_same_briefing_as_the_cli() {
             }
         }
     }
+}
+
+/// What psql, DBeaver, Power BI and Grafana's PostgreSQL data source ask on
+/// connect and when browsing, as a scoped user.
+#[test]
+fn client_catalog_queries_work_for_a_scoped_user() {
+    let demo = finished_demo();
+    let sql = demo.sql.clone().expect("SQL endpoint served");
+    for q in [
+        "SELECT version()",
+        "SELECT current_database(), current_schema()",
+        "SHOW search_path",
+        "SET application_name = 'DBeaver 24.1'",
+        "SHOW TRANSACTION ISOLATION LEVEL",
+        "SELECT n.nspname FROM pg_catalog.pg_namespace n ORDER BY 1",
+        "SELECT c.relname, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1",
+        "SELECT a.attname, a.atttypid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid WHERE c.relname = 'cases'",
+        "SELECT t.oid, t.typname FROM pg_catalog.pg_type t LIMIT 5",
+        "SELECT table_name FROM information_schema.tables WHERE table_schema NOT IN ('information_schema', 'pg_catalog')",
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'cases'",
+        "BEGIN; SELECT count(*) FROM alerts; COMMIT",
+    ] {
+        let (success, _, err) = psql(&sql, "county", "county-pw", q);
+        assert!(success, "{q}: {err}");
+    }
+    let (success, out, err) = psql(&sql, "county", "county-pw", "\\d cases");
+    assert!(success && out.contains("due_date"), "\\d cases: {out} {err}");
+    // No TLS configured: a client that insists on it is told so.
+    let (success, _, err) = psql_ssl(&sql, "county", "county-pw", "SELECT 1", "require");
+    assert!(!success, "TLS without a certificate configured: {err}");
+}
+
+#[test]
+fn tls_when_a_certificate_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = format!("[sql]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\n{}", cert.display(), key.display(), config());
+    let demo = Demo::start(&["--days-per-minute", "600", "--cases-per-day", "20", "--days", "5"], Some(&cfg));
+    let sql = demo.sql.clone().expect("SQL endpoint served");
+    let started = std::time::Instant::now();
+    let mut last = String::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        let (success, out, err) = psql_ssl(&sql, "admin", "admin-pw", "SELECT count(*) FROM items", "require");
+        if success {
+            assert_ne!(out.lines().nth(1), Some("0"));
+            return;
+        }
+        last = err;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("no TLS connection: {last}");
 }
