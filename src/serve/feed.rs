@@ -70,6 +70,17 @@ impl Feed {
         }
         g.ring.push_back(e.clone());
         let prev = g.current.insert(record.alert_id.clone(), e).map(|p| p.record.state);
+        if g.current.len() > 2 * self.cap {
+            // Keep every firing alert and the newest ended ones: bounded
+            // memory, pruned rarely.
+            let mut ended: Vec<u64> =
+                g.current.values().filter(|e| e.record.state != AlertState::Firing).map(|e| e.seq).collect();
+            ended.sort_unstable();
+            let cut = ended.len().saturating_sub(self.cap).min(ended.len());
+            if let Some(&oldest_kept) = ended.get(cut) {
+                g.current.retain(|_, e| e.record.state == AlertState::Firing || e.seq >= oldest_kept);
+            }
+        }
         drop(g);
         self.last.send_replace(seq);
         prev
@@ -118,5 +129,54 @@ impl Feed {
     /// Every alert's latest record whose state is firing.
     pub fn firing(&self) -> Vec<Arc<Entry>> {
         self.current(|r| r.state == AlertState::Firing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: usize, state: &str) -> AlertRecord {
+        serde_json::from_value(serde_json::json!({
+            "alert_id": format!("C{id}/overdue"), "rule": "overdue", "level": "red", "state": state,
+            "at": "2026-03-02T09:00:00+08:00", "case_id": format!("C{id}"), "region": "220421",
+            "department": "tax", "window": null, "item_code": "T-1", "due_date": null,
+            "retracted": false, "detail": {}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn ring_resumes_after_an_id_and_reports_a_gap_past_its_end() {
+        let f = Feed::new(3);
+        for i in 0..5 {
+            f.push(&record(i, "firing"));
+        }
+        assert_eq!(f.last_seq(), 5);
+        let s = f.since(3, 10);
+        assert_eq!(s.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);
+        assert!(!s.gap);
+        let s = f.since(0, 10);
+        assert!(s.gap, "records 1 and 2 left the ring");
+        assert_eq!(s.entries.first().map(|e| e.seq), Some(3));
+        let id = f.id_of(&f.since(3, 1).entries[0]);
+        assert_eq!(f.resume_point(&id), 4);
+        assert_eq!(f.resume_point("1-4"), 0, "an id of another run starts over");
+        assert_eq!(f.resume_point("garbage"), 0);
+    }
+
+    #[test]
+    fn current_keeps_every_firing_alert_and_the_newest_ended_ones() {
+        let f = Feed::new(2);
+        f.push(&record(0, "firing"));
+        for i in 1..10 {
+            f.push(&record(i, "firing"));
+            f.push(&record(i, "resolved"));
+        }
+        let cur = f.current(|_| true);
+        assert!(cur.iter().any(|e| e.record.case_id == "C0"), "a firing alert is never pruned");
+        assert!(cur.len() <= 5, "{}", cur.len());
+        assert!(cur.iter().any(|e| e.record.case_id == "C9"));
+        assert_eq!(f.push(&record(9, "firing")), Some(AlertState::Resolved));
     }
 }

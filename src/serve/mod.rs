@@ -57,7 +57,7 @@ impl Live {
         metrics.on_time_target.set(cfg.metrics.on_time_target);
         Live {
             metrics,
-            feed: feed::Feed::new(100_000),
+            feed: feed::Feed::new(50_000),
             refdata,
             zone: Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone")),
             http_open: users.is_empty(),
