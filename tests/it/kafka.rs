@@ -237,6 +237,23 @@ fn run_in_event_mode_publishes_exactly_the_alerts_of_replay() {
     let child = s.start();
     records(&b, &s.alerts(), want.len(), Duration::from_secs(90));
     s.wait_caught_up(&b, 1, lines.len(), Duration::from_secs(60));
+    // `run` serves its metrics and alert feed meanwhile.
+    let log = s.log();
+    let http = log
+        .split("http on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no http address in the log:\n{log}"))
+        .to_string();
+    let scrape = crate::serve::get(&format!("http://{http}/metrics"), None).1;
+    let value = |name: &str| -> f64 {
+        scrape.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    };
+    assert_eq!(value("jiancha_alert_records_total{"), want.len() as f64, "{scrape}");
+    assert_eq!(value("jiancha_events_read_total "), lines.len() as f64);
+    assert_eq!(crate::serve::get(&format!("http://{http}/readyz"), None).0, 200);
+    let feed = crate::serve::get_json(&format!("http://{http}/api/alerts?limit=1000"));
+    assert!(feed["total"].as_u64().unwrap() > 0);
     terminate(child, &s);
     let got = records(&b, &s.alerts(), want.len(), Duration::from_secs(1));
     assert_eq!(got, want, "alerts topic differs from replay's alerts.jsonl\n{}", s.log());
