@@ -13,7 +13,8 @@
 //! Streams repartitions through an internal topic).
 //!
 //! Delivery: a partition's checkpoint is taken every
-//! `storage.checkpoint_interval`, when it is revoked and at shutdown: the
+//! `storage.checkpoint_interval` (at least ten times its last checkpoint's
+//! cost), when it is revoked and at shutdown: the
 //! producer is flushed (every record acknowledged), the partition's history
 //! is flushed, the checkpoint (engine state + offset + where the output
 //! topics ended) is written, and only then is the offset committed. A
@@ -172,11 +173,13 @@ pub fn run(
     live.ready.store(true, Ordering::Relaxed);
     let mut last_error = std::time::Instant::now() - Duration::from_secs(60);
     let mut last_lag = std::time::Instant::now();
+    let (mut since_tick, mut last_tick) = (0u32, std::time::Instant::now());
     loop {
         if stopped() {
             break;
         }
         let polled = consumer.poll(Duration::from_millis(20));
+        let polled_nothing = polled.is_none();
         let mut s = svc.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = s.take_failure() {
             return Err(e);
@@ -191,9 +194,20 @@ pub fn run(
                     last_error = std::time::Instant::now();
                 }
             }
-            Some(Ok(m)) => s.message(&m)?,
+            Some(Ok(m)) => {
+                s.message(&m)?;
+                s.advance();
+                since_tick += 1;
+            }
         }
-        s.tick(stop, |tpl| consumer.commit(tpl, rdkafka::consumer::CommitMode::Sync))?;
+        // The watermark moves after every message; the rest waits a little
+        // within a burst: facts, publishing and checkpoints every 256
+        // messages or 10 ms, and whenever the consumer has nothing to give.
+        if polled_nothing || since_tick >= 256 || last_tick.elapsed() >= Duration::from_millis(10) {
+            s.tick(stop, |tpl| consumer.commit(tpl, rdkafka::consumer::CommitMode::Sync))?;
+            since_tick = 0;
+            last_tick = std::time::Instant::now();
+        }
         if last_lag.elapsed() >= Duration::from_secs(1) {
             last_lag = std::time::Instant::now();
             s.update_lag(|p| client::fetched_end(&consumer, &k.events_topic, p));

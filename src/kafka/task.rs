@@ -47,6 +47,10 @@ pub struct Task {
     settling: bool,
     /// The partition has been read to its end since it was taken up.
     caught_up: bool,
+    /// How long its last checkpoint took: the next waits at least ten
+    /// times that, so checkpoints of a large state take at most about a
+    /// tenth of the time.
+    checkpoint_cost: Duration,
 }
 
 /// Everything the consumer loop and the rebalance callback share.
@@ -241,6 +245,7 @@ impl Service {
             dead_done,
             settling,
             caught_up: false,
+            checkpoint_cost: Duration::ZERO,
         })
     }
 
@@ -336,14 +341,10 @@ impl Service {
         Ok(())
     }
 
-    /// Between messages: facts from other partitions, the watermark,
-    /// publishing, and checkpoints that are due.
-    pub fn tick(
-        &mut self,
-        stop: &AtomicU32,
-        commit: impl Fn(&TopicPartitionList) -> KafkaResult<()>,
-    ) -> Result<(), KafkaError> {
-        self.read_facts();
+    /// Moves every task's watermark (after each message: in event time the
+    /// order of events and watermark steps decides which transient cards a
+    /// run shows, and must be replay's).
+    pub fn advance(&mut self) {
         let lateness = self.cfg.time.allowed_lateness.as_millis() as i64;
         let wm = match self.cfg.time.watermark {
             WatermarkMode::Wall => Some(chrono::Utc::now().timestamp_millis() - lateness),
@@ -355,6 +356,17 @@ impl Service {
             }
             self.live.set_clock(w);
         }
+    }
+
+    /// Between messages: facts from other partitions, the watermark,
+    /// publishing, and checkpoints that are due.
+    pub fn tick(
+        &mut self,
+        stop: &AtomicU32,
+        commit: impl Fn(&TopicPartitionList) -> KafkaResult<()>,
+    ) -> Result<(), KafkaError> {
+        self.read_facts();
+        self.advance();
         let m = &self.live.metrics;
         m.open_cases.set(self.tasks.values().map(|t| t.core.engine.open_cases() as i64).sum());
         m.pending_timers.set(self.tasks.values().map(|t| t.core.engine.pending_timers() as i64).sum());
@@ -378,7 +390,10 @@ impl Service {
         let due: Vec<i32> = self
             .tasks
             .values()
-            .filter(|t| t.dirty && t.last_checkpoint.elapsed() >= self.cfg.storage.checkpoint_interval)
+            .filter(|t| {
+                t.dirty
+                    && t.last_checkpoint.elapsed() >= self.cfg.storage.checkpoint_interval.max(t.checkpoint_cost * 10)
+            })
             .map(|t| t.partition)
             .collect();
         for p in due {
@@ -568,6 +583,8 @@ impl Service {
         }
         let k = self.cfg.kafka.clone();
         let Some(t) = self.tasks.get_mut(&p) else { return Ok(()) };
+        // The cost that grows with the state: history and the snapshot.
+        let started = std::time::Instant::now();
         t.core.flush()?;
         // Every record this process published is acknowledged: the output
         // topics' ends for this partition are past them.
@@ -579,6 +596,7 @@ impl Service {
         checkpoint::write(&t.path, &t.meta, &t.core.engine.snapshot())?;
         t.dirty = false;
         t.last_checkpoint = std::time::Instant::now();
+        t.checkpoint_cost = started.elapsed();
         self.stats.checkpoints += 1;
         let mut tpl = TopicPartitionList::new();
         let _ = tpl.add_partition_offset(&k.events_topic, p, Offset::Offset(t.meta.offset));
