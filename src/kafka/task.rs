@@ -448,11 +448,21 @@ impl Service {
                 None => return,
             };
             let (fp, off) = (m.partition(), m.offset());
+            // Where the reader stood before this message: a task that needs
+            // facts from further back must wait for the reader to be
+            // pointed there (not be handed this one, which would move its
+            // position past the facts it never got).
+            let reader_from = self.facts_next.get(&fp).copied().unwrap_or(0);
             self.facts_next.insert(fp, off + 1);
             let from = header(&m, PARTITION_HEADER).and_then(|v| v.parse::<i32>().ok());
             let Some(fact) = m.payload().and_then(|b| serde_json::from_slice::<SharedFact>(b).ok()) else { continue };
             for t in self.tasks.values_mut() {
-                if t.meta.facts_next.get(&fp).is_some_and(|&n| off < n) {
+                let need = t.meta.facts_next.get(&fp).copied().unwrap_or(0);
+                if off < need {
+                    continue;
+                }
+                if reader_from > need {
+                    self.facts_stale = true;
                     continue;
                 }
                 t.meta.facts_next.insert(fp, off + 1);

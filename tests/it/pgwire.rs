@@ -232,6 +232,25 @@ fn client_catalog_queries_work_for_a_scoped_user() {
         let (success, _, err) = psql(&sql, "county", "county-pw", q);
         assert!(success, "{q}: {err}");
     }
+    // The SQL panels of the Grafana dashboards, with their variables set.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana/dashboards/supervision-overview.json");
+    let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut panels: Vec<serde_json::Value> = dash["panels"].as_array().unwrap().clone();
+    let mut raw = Vec::new();
+    while let Some(p) = panels.pop() {
+        panels.extend(p["panels"].as_array().cloned().unwrap_or_default());
+        for t in p["targets"].as_array().cloned().unwrap_or_default() {
+            if let Some(q) = t["rawSql"].as_str() {
+                raw.push(q.replace("$month", "2026-03").replace("$region", ""));
+            }
+        }
+    }
+    assert!(raw.iter().any(|q| q.contains("monthly_briefing")), "{raw:?}");
+    for q in &raw {
+        let (success, out, err) = psql(&sql, "county", "county-pw", q);
+        assert!(success, "{q}: {err}");
+        assert!(!q.contains("monthly_briefing") || out.lines().count() > 1, "{q}: no rows");
+    }
     let (success, out, err) = psql(&sql, "county", "county-pw", "\\d cases");
     assert!(success && out.contains("due_date"), "\\d cases: {out} {err}");
     // No TLS configured: a client that insists on it is told so.
