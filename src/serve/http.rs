@@ -11,6 +11,7 @@
 use super::users::Scope;
 use super::Live;
 use crate::alert::{AlertRecord, AlertState, Level, Rule};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -182,9 +183,10 @@ fn number(q: &HashMap<String, String>, key: &str, default: usize, max: usize) ->
 async fn alerts(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let scope = who(&app, &headers)?;
+    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
     let f = Filter::parse(&app, &q, &["limit", "offset"])?;
     let limit = number(&q, "limit", 100, 1000)?;
     if limit == 0 {
@@ -202,9 +204,10 @@ async fn alerts(
 async fn stream(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let scope = who(&app, &headers)?;
+    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
     let f = Filter::parse(&app, &q, &["since"])?;
     let feed_live = app.live.clone();
     let last_id = headers

@@ -110,6 +110,8 @@ fn alert_list_filters_pages_rolls_up_regions_and_answers_errors() {
         ("limit=5000", "limit"),
         ("region=999999", "999999"),
         ("colour=red", "colour"),
+        ("rule=%FF%FE", "rule"),
+        ("limit=1&limit=2&&=", ""),
     ] {
         let (code, body) = get(&demo.url(&format!("/api/alerts?{q}")), None);
         assert_eq!(code, 400, "{q}: {body}");
