@@ -14,6 +14,8 @@
 //!    timestamp, p50 / p99 / max.
 //! 3. Restart: SIGTERM (final checkpoint), start again, and the seconds
 //!    until it has restored every partition's checkpoint.
+//!
+//! `--events 0` skips 1, `--open 0` skips 2 and 3.
 
 use jiancha::kafka::client;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -143,6 +145,10 @@ fn main() {
     );
     }
 
+    if a.open == 0 {
+        let _ = broker.kill();
+        return;
+    }
     // 2. Latency with many open cases (wall clock).
     let group = "wall";
     let input = format!("{group}-in");

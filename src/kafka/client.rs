@@ -282,19 +282,23 @@ pub fn fetched_end<X: rdkafka::consumer::ConsumerContext>(
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
+/// A reader for [`read_at`], to keep and use again.
+pub fn one_reader(brokers: &str) -> Result<BaseConsumer, KafkaError> {
+    reader(brokers).set("enable.partition.eof", "true").create().map_err(KafkaError::client)
+}
+
 /// One message of `topic` at a partition and offset (`None` when the topic
-/// no longer holds it).
-pub fn read_one(brokers: &str, topic: &str, partition: i32, offset: i64) -> Result<Option<OwnedMessage>, KafkaError> {
-    let c: BaseConsumer = reader(brokers).set("enable.partition.eof", "true").create().map_err(KafkaError::client)?;
+/// no longer holds it), read with a reader kept for it ([`one_reader`]).
+pub fn read_at(c: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Result<Option<OwnedMessage>, KafkaError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).map_err(KafkaError::client)?;
     c.assign(&tpl).map_err(KafkaError::client)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) if m.offset() == offset => return Ok(Some(m.detach())),
-            Some(Ok(m)) if m.offset() > offset => return Ok(None),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(None),
+            Some(Ok(m)) if m.partition() == partition && m.offset() == offset => return Ok(Some(m.detach())),
+            Some(Ok(m)) if m.partition() == partition && m.offset() > offset => return Ok(None),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if p == partition => return Ok(None),
             _ => {}
         }
     }

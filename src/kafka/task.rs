@@ -67,6 +67,8 @@ pub struct Service {
     /// by facts partition.
     facts: BaseConsumer,
     facts_next: BTreeMap<i32, i64>,
+    /// Reads back the original bytes of events dead-lettered after a hold.
+    raw: BaseConsumer,
     pub stats: RunStats,
     failure: Option<KafkaError>,
     /// When recovered records were last settled, and the facts reader
@@ -86,6 +88,7 @@ impl Service {
             .create_with_context(DeliveryWatch::default())
             .map_err(KafkaError::client)?;
         let facts: BaseConsumer = client::reader(&k.brokers).create().map_err(KafkaError::client)?;
+        let raw = client::one_reader(&k.brokers)?;
         Ok(Service {
             live,
             decoder: Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key),
@@ -96,6 +99,7 @@ impl Service {
             tasks: BTreeMap::new(),
             facts,
             facts_next: BTreeMap::new(),
+            raw,
             stats: RunStats::default(),
             failure: None,
             last_settle: std::time::Instant::now(),
@@ -531,7 +535,7 @@ impl Service {
                         // arrival: its original bytes are still on the topic.
                         let (_, off) = split_origin(origin);
                         let k = &self.cfg.kafka;
-                        let msg = client::read_one(&k.brokers, &k.events_topic, p, off as i64)?;
+                        let msg = client::read_at(&self.raw, &k.events_topic, p, off as i64)?;
                         let key = msg.as_ref().and_then(|m| m.key().map(<[u8]>::to_vec));
                         let raw = msg.as_ref().and_then(|m| m.payload().map(<[u8]>::to_vec)).unwrap_or_default();
                         self.dead_letter(p, key.as_deref(), &raw, &rejection, off as i64)?;

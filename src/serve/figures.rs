@@ -1,8 +1,7 @@
 //! The briefing figures as live gauges: every `metrics.figures_interval`,
 //! the monthly briefing (`sql/reports/monthly-briefing.sql`, the same file
 //! and code path as `jiancha report`) runs over history for the pipeline's
-//! current month, for the top region and the regions of the next two
-//! levels, and each figure becomes `jiancha_briefing_<figure>{region,
+//! current month, for the top regions and the level below, and each figure becomes `jiancha_briefing_<figure>{region,
 //! department}`. Live and monthly figures therefore cannot disagree.
 
 use super::Live;
@@ -14,11 +13,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Regions the figures are computed for: roots and two levels below.
+/// Regions the figures are computed for: the top regions and the level
+/// below (a province and its cities; counties roll up into them).
 pub fn regions(live: &Live) -> Vec<String> {
     let rd = &live.refdata.regions;
     let mut out: Vec<String> =
-        rd.rows().iter().filter(|r| rd.ancestors(&r.code).count() <= 3).map(|r| r.code.clone()).collect();
+        rd.rows().iter().filter(|r| rd.ancestors(&r.code).count() <= 2).map(|r| r.code.clone()).collect();
     out.truncate(32);
     out
 }
@@ -59,18 +59,23 @@ pub async fn refresh(live: &Live, ctx: &SessionContext, month: &str) -> Result<(
 
 /// Refreshes forever.
 pub async fn run(live: Arc<Live>, ctx: SessionContext, every: Duration) {
-    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let every = every.max(Duration::from_secs(1));
     let mut warned = false;
+    let mut cost = Duration::ZERO;
     loop {
-        tick.tick().await;
+        // At least ten times the last run's cost apart: the figures never
+        // take more than about a tenth of a core from the pipeline.
+        tokio::time::sleep(every.max(cost * 10)).await;
         let clock = live.clock.load(Ordering::Relaxed);
         if clock == 0 {
             continue;
         }
         let day = live.zone.day_of(clock);
         let month = day.date().format("%Y-%m").to_string();
-        match refresh(&live, &ctx, &month).await {
+        let started = std::time::Instant::now();
+        let result = refresh(&live, &ctx, &month).await;
+        cost = started.elapsed();
+        match result {
             Ok(()) => warned = false,
             // Cancelled: the process is stopping.
             Err(e) if !warned && !e.to_string().contains("cancelled") => {

@@ -301,8 +301,13 @@ async fn rows(
     serde_json::from_slice(&bytes).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
-async fn case(State(app): State<App>, headers: HeaderMap, Path(case_id): Path<String>) -> Result<Response, ApiError> {
+async fn case(
+    State(app): State<App>,
+    headers: HeaderMap,
+    case_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
     let scope = who(&app, &headers)?;
+    let Path(case_id) = case_id.map_err(|e| bad(e.body_text()))?;
     if case_id.is_empty() || case_id.len() > 128 {
         return Err(bad("case id must be 1 to 128 characters"));
     }

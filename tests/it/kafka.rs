@@ -24,6 +24,25 @@ struct Setup {
     data: PathBuf,
     reference: PathBuf,
     env: Vec<(String, String)>,
+    /// Every `jiancha run` started, killed when the test ends (a failed
+    /// test must not leave services running).
+    started: std::cell::RefCell<Vec<u32>>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        for pid in self.started.borrow().iter() {
+            // Only if the pid is still one of ours (not reused since).
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let ours = String::from_utf8_lossy(&cmd).contains("jiancha")
+                && std::fs::read_to_string(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|e| e.contains(&format!("JIANCHA__KAFKA__EVENTS_TOPIC={}", self.topic)));
+            if !ours {
+                continue;
+            }
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(Stdio::null()).status();
+        }
+    }
 }
 
 impl Setup {
@@ -38,6 +57,7 @@ impl Setup {
                 ("JIANCHA__TIME__IDLE_TIMEOUT".into(), "1s".into()),
                 ("JIANCHA__STORAGE__CHECKPOINT_INTERVAL".into(), "1s".into()),
             ],
+            started: Default::default(),
         }
     }
 
@@ -78,13 +98,15 @@ impl Setup {
             .append(true)
             .open(self.data.parent().unwrap().join("run.log"))
             .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_jiancha"))
+        let child = Command::new(env!("CARGO_BIN_EXE_jiancha"))
             .arg("run")
             .envs(self.envs())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap()
+            .unwrap();
+        self.started.borrow_mut().push(child.id());
+        child
     }
 
     fn log(&self) -> String {
@@ -415,14 +437,18 @@ fn wall_mode_raises_a_red_card_within_a_second_of_its_deadline_with_no_traffic()
         .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
         .to_rfc3339();
     let line = format!(
-        r#"{{"event_id":"w1","case_id":"W1","type":"accepted","occurred_at":"{accepted}","source":"tax-sys","region":"220421","department":"tax","item_code":"TAX-001","applicant":"a"}}"#
+        r#"{{"event_id":"w1","case_id":"W1","type":"accepted","occurred_at":"{accepted}","source":"tax-sys","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a"}}"#
     );
+    // TAX-003 has five working days: no clock card can fall due today,
+    // whatever the hour (an immediate item accepted late in the evening is
+    // overdue at the next local midnight, which came first within an hour
+    // of it).
     b.publish(&s.topic, &[line]);
     let msgs = b.read(&s.alerts(), 1, Duration::from_secs(30));
     let card = msgs
         .iter()
         .find(|m| text(m).contains("W1/unregistered_case") && text(m).contains("\"firing\""))
-        .unwrap_or_else(|| panic!("no card\n{}", s.log()));
+        .unwrap_or_else(|| panic!("no card among {:?}\n{}", msgs.iter().map(text).collect::<Vec<_>>(), s.log()));
     let v: Value = serde_json::from_str(&text(card)).unwrap();
     assert_eq!(jiancha::time::parse_rfc3339(v["at"].as_str().unwrap()), Some(deadline));
     assert_eq!(v["level"], "red");
