@@ -523,10 +523,11 @@ impl Service {
             for e in effects {
                 match e {
                     Effect::Alert(rec) => {
-                        self.live.alert(&rec);
-                        let json = serde_json::to_vec(&rec).expect("alert record serializes");
+                        // The feed's JSON of the record is what goes out.
+                        let entry = self.live.alert(&rec);
+                        let json = entry.json.as_bytes();
                         let h = OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(ps.as_str()) });
-                        self.send(&self.cfg.kafka.alerts_topic, Some(rec.case_id.as_bytes()), &json, h)?;
+                        self.send(&self.cfg.kafka.alerts_topic, Some(rec.case_id.as_bytes()), json, h)?;
                         self.stats.alerts += 1;
                     }
                     Effect::DeadLetter { origin, rejection } => {

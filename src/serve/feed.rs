@@ -61,10 +61,17 @@ impl Feed {
 
     /// Appends a record; returns the alert's previous state, if any.
     pub fn push(&self, record: &AlertRecord) -> Option<AlertState> {
+        self.push_entry(record).0
+    }
+
+    /// Appends a record; returns the alert's previous state and the entry
+    /// (whose JSON the caller may publish as is).
+    pub fn push_entry(&self, record: &AlertRecord) -> (Option<AlertState>, Arc<Entry>) {
         let json = serde_json::to_string(record).unwrap_or_default();
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let seq = g.ring.back().map_or(*self.last.borrow(), |e| e.seq) + 1;
         let e = Arc::new(Entry { seq, record: record.clone(), json });
+        let entry = e.clone();
         if g.ring.len() == self.cap {
             g.ring.pop_front();
         }
@@ -83,7 +90,7 @@ impl Feed {
         }
         drop(g);
         self.last.send_replace(seq);
-        prev
+        (prev, entry)
     }
 
     /// The number of the newest record (0 before any).

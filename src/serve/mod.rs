@@ -68,10 +68,12 @@ impl Live {
         }
     }
 
-    /// Publishes one alert record to the feed and the metrics.
-    pub fn alert(&self, r: &AlertRecord) {
-        let prev = self.feed.push(r);
+    /// Publishes one alert record to the feed and the metrics; returns its
+    /// feed entry (with the record's JSON).
+    pub fn alert(&self, r: &AlertRecord) -> Arc<feed::Entry> {
+        let (prev, entry) = self.feed.push_entry(r);
         self.metrics.alert(r, prev);
+        entry
     }
 
     /// Moves the clock (never back).

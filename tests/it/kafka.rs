@@ -459,7 +459,7 @@ fn wall_mode_raises_a_red_card_within_a_second_of_its_deadline_with_no_traffic()
 }
 
 #[test]
-#[ignore = "flaky when run beside the other tests: after the failover some sub-cases keep an unregistered_case their parent's centre event (a fact from another partition) should retract; passes alone (cargo test -- --ignored kafka::two)"]
+#[ignore = "flaky under CPU contention (reproduce with `yes > /dev/null` beside it): after the failover a few cases keep an unregistered_case that replay does not have, sub-cases and plain cases alike; passes alone (cargo test -- --ignored kafka::two)"]
 fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
     let b = Broker::start();
     let dir = tempfile::tempdir().unwrap();
