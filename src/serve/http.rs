@@ -180,14 +180,26 @@ fn number(q: &HashMap<String, String>, key: &str, default: usize, max: usize) ->
     }
 }
 
+/// Who asks, the query parameters, and the alert filter they give
+/// (`extra`: the other parameters the endpoint takes).
+fn ask(
+    app: &App,
+    headers: &HeaderMap,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    extra: &[&str],
+) -> Result<(Scope, HashMap<String, String>, Filter), ApiError> {
+    let scope = who(app, headers)?;
+    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
+    let f = Filter::parse(app, &q, extra)?;
+    Ok((scope, q, f))
+}
+
 async fn alerts(
     State(app): State<App>,
     headers: HeaderMap,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let scope = who(&app, &headers)?;
-    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
-    let f = Filter::parse(&app, &q, &["limit", "offset"])?;
+    let (scope, q, f) = ask(&app, &headers, q, &["limit", "offset"])?;
     let limit = number(&q, "limit", 100, 1000)?;
     if limit == 0 {
         return Err(bad("limit must be at least 1"));
@@ -206,9 +218,7 @@ async fn stream(
     headers: HeaderMap,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let scope = who(&app, &headers)?;
-    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
-    let f = Filter::parse(&app, &q, &["since"])?;
+    let (scope, q, f) = ask(&app, &headers, q, &["since"])?;
     let feed_live = app.live.clone();
     let last_id = headers
         .get("last-event-id")
