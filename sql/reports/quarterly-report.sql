@@ -21,37 +21,36 @@ scope AS (
        OR c.region = CAST($region AS VARCHAR)
        OR c.region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR))
 ),
-intake AS (
-    SELECT department,
-           COUNT(*) AS accepted,
-           SUM(CASE WHEN status <> 'withdrawn' THEN 1 ELSE 0 END) AS accepted_kept,
-           SUM(CASE WHEN status <> 'withdrawn' AND kind = 'immediate' THEN 1 ELSE 0 END) AS immediate_kept
+-- Every case figure in one pass over the scope (each reference to a view is
+-- computed again, so `scope` is read by three steps only: here, `rating`
+-- and `cards`).
+flags AS (
+    SELECT department, status, kind, on_time, early, limit_days, used_days, rating,
+           (accepted_date >= start_date AND accepted_date < end_date) AS in_intake,
+           (status = 'completed' AND completed_date >= start_date AND completed_date < end_date) AS in_completion,
+           -- open at 00:00 of the day after the quarter, due before that day
+           (accepted_date < end_date AND (closed_date IS NULL OR closed_date >= end_date)
+            AND due_date < end_date) AS in_overdue_open,
+           (completed_date = accepted_date) AS onsite
     FROM scope, period
-    WHERE accepted_date >= start_date AND accepted_date < end_date
-    GROUP BY department
 ),
-completion AS (
+case_figures AS (
     SELECT department,
-           COUNT(*) AS completed,
-           SUM(CASE WHEN on_time THEN 1 ELSE 0 END) AS on_time_n,
-           SUM(CASE WHEN limit_days >= 1 THEN 1 ELSE 0 END) AS limited_n,
-           SUM(CASE WHEN early THEN 1 ELSE 0 END) AS early_n,
-           SUM(CASE WHEN completed_date = accepted_date THEN 1 ELSE 0 END) AS onsite_n,
-           SUM(CASE WHEN used_days <= 10 THEN 1 ELSE 0 END) AS within_10_n,
-           AVG(CAST(used_days AS DOUBLE)) AS avg_used_days,
-           SUM(CASE WHEN rating IS NOT NULL THEN 1 ELSE 0 END) AS rated_n
-    FROM scope, period
-    WHERE status = 'completed' AND completed_date >= start_date AND completed_date < end_date
+           SUM(CASE WHEN in_intake THEN 1 ELSE 0 END) AS accepted,
+           SUM(CASE WHEN in_intake AND status <> 'withdrawn' THEN 1 ELSE 0 END) AS accepted_kept,
+           SUM(CASE WHEN in_intake AND status <> 'withdrawn' AND kind = 'immediate' THEN 1 ELSE 0 END) AS immediate_kept,
+           SUM(CASE WHEN in_completion THEN 1 ELSE 0 END) AS completed,
+           SUM(CASE WHEN in_completion AND on_time THEN 1 ELSE 0 END) AS on_time_n,
+           SUM(CASE WHEN in_completion AND limit_days >= 1 THEN 1 ELSE 0 END) AS limited_n,
+           SUM(CASE WHEN in_completion AND early THEN 1 ELSE 0 END) AS early_n,
+           SUM(CASE WHEN in_completion AND onsite THEN 1 ELSE 0 END) AS onsite_n,
+           SUM(CASE WHEN in_completion AND used_days <= 10 THEN 1 ELSE 0 END) AS within_10_n,
+           AVG(CASE WHEN in_completion THEN CAST(used_days AS DOUBLE) END) AS avg_used_days,
+           SUM(CASE WHEN in_completion AND rating IS NOT NULL THEN 1 ELSE 0 END) AS rated_n,
+           SUM(CASE WHEN in_overdue_open THEN 1 ELSE 0 END) AS overdue_open
+    FROM flags
     GROUP BY department
-),
-open_at_end AS (
-    -- open at 00:00 of the day after the quarter, due before that day
-    SELECT department, COUNT(*) AS overdue_open
-    FROM scope, period
-    WHERE accepted_date < end_date
-      AND (closed_date IS NULL OR closed_date >= end_date)
-      AND due_date < end_date
-    GROUP BY department
+    HAVING SUM(CASE WHEN in_intake OR in_completion OR in_overdue_open THEN 1 ELSE 0 END) > 0
 ),
 rating AS (
     SELECT s.department,
@@ -80,36 +79,28 @@ compression AS (
     WHERE statutory_days > 0
     GROUP BY department
 ),
-departments AS (
-    SELECT department FROM intake
-    UNION SELECT department FROM completion
-    UNION SELECT department FROM open_at_end
-    UNION SELECT department FROM rating
-    UNION SELECT department FROM cards
-),
+-- Every department with activity in the period: full joins, so that each
+-- step above is computed once.
 figures AS (
-    SELECT d.department,
-           COALESCE(i.accepted, 0) AS accepted,
+    SELECT COALESCE(c.department, r.department, k.department) AS department,
+           COALESCE(c.accepted, 0) AS accepted,
            COALESCE(c.completed, 0) AS completed,
            CAST(c.on_time_n AS DOUBLE) / NULLIF(c.completed, 0) AS on_time_rate,
            CAST(c.early_n AS DOUBLE) / NULLIF(c.limited_n, 0) AS early_rate,
            CAST(c.onsite_n AS DOUBLE) / NULLIF(c.completed, 0) AS onsite_rate,
-           CAST(i.immediate_kept AS DOUBLE) / NULLIF(i.accepted_kept, 0) AS immediate_share,
+           CAST(c.immediate_kept AS DOUBLE) / NULLIF(c.accepted_kept, 0) AS immediate_share,
            CAST(c.within_10_n AS DOUBLE) / NULLIF(c.completed, 0) AS within_10_days_rate,
            c.avg_used_days,
-           COALESCE(o.overdue_open, 0) AS overdue_open,
+           COALESCE(c.overdue_open, 0) AS overdue_open,
            p.compression_rate,
            CAST(c.rated_n AS DOUBLE) / NULLIF(c.completed, 0) AS evaluation_rate,
            CAST(r.good_n AS DOUBLE) / NULLIF(r.ratings_n, 0) AS good_rating_rate,
            COALESCE(k.red_alerts, 0) AS red_alerts,
            COALESCE(k.yellow_alerts, 0) AS yellow_alerts
-    FROM departments d
-    LEFT JOIN intake i ON i.department = d.department
-    LEFT JOIN completion c ON c.department = d.department
-    LEFT JOIN open_at_end o ON o.department = d.department
-    LEFT JOIN rating r ON r.department = d.department
-    LEFT JOIN cards k ON k.department = d.department
-    LEFT JOIN compression p ON p.department = d.department
+    FROM case_figures c
+    FULL JOIN rating r ON r.department = c.department
+    FULL JOIN cards k ON k.department = COALESCE(c.department, r.department)
+    LEFT JOIN compression p ON p.department = COALESCE(c.department, r.department, k.department)
 ),
 scored AS (
     SELECT f.*,
