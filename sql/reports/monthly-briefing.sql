@@ -20,19 +20,45 @@ scope AS (
        OR c.region = CAST($region AS VARCHAR)
        OR c.region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR))
 ),
--- Every case figure in one pass over the scope (each reference to a view is
--- computed again, so `scope` is read by three steps only: here, `rating`
--- and `cards`).
-flags AS (
-    SELECT department, status, kind, on_time, early, limit_days, used_days, rating,
-           (accepted_date >= start_date AND accepted_date < end_date) AS in_intake,
-           (status = 'completed' AND completed_date >= start_date AND completed_date < end_date) AS in_completion,
-           -- open at 00:00 of the next month's first day, due before that day
-           (accepted_date < end_date AND (closed_date IS NULL OR closed_date >= end_date)
-            AND due_date < end_date) AS in_overdue_open,
-           (completed_date = accepted_date) AS onsite
-    FROM scope, period
+-- Ratings and cards per case first, then every figure in one pass over the
+-- scope (each reference to a view is computed again: `scope`, and the
+-- `cases` view under it, is read once).
+case_ratings AS (
+    SELECT e.case_id,
+           COUNT(*) AS ratings_n,
+           SUM(CASE WHEN e.rating >= 3 THEN 1 ELSE 0 END) AS good_n
+    FROM events e, period
+    WHERE e.type = 'evaluated' AND e.occurred_date >= start_date AND e.occurred_date < end_date
+    GROUP BY e.case_id
 ),
+case_cards AS (
+    SELECT a.case_id,
+           COUNT(*) AS cards_n,
+           SUM(CASE WHEN a.level = 'red' THEN 1 ELSE 0 END) AS red_alerts,
+           SUM(CASE WHEN a.level = 'yellow' THEN 1 ELSE 0 END) AS yellow_alerts
+    FROM alerts a, period
+    WHERE NOT a.retracted AND a.raised_date >= start_date AND a.raised_date < end_date
+    GROUP BY a.case_id
+),
+flags AS (
+    SELECT s.department, s.status, s.kind, s.on_time, s.early, s.limit_days, s.used_days, s.rating,
+           (s.accepted_date >= start_date AND s.accepted_date < end_date) AS in_intake,
+           (s.status = 'completed' AND s.completed_date >= start_date AND s.completed_date < end_date) AS in_completion,
+           -- open at 00:00 of the first day after the period, due before that day
+           (s.accepted_date < end_date AND (s.closed_date IS NULL OR s.closed_date >= end_date)
+            AND s.due_date < end_date) AS in_overdue_open,
+           (s.completed_date = s.accepted_date) AS onsite,
+           COALESCE(r.ratings_n, 0) AS ratings_n,
+           COALESCE(r.good_n, 0) AS good_n,
+           COALESCE(k.cards_n, 0) AS cards_n,
+           COALESCE(k.red_alerts, 0) AS red_alerts,
+           COALESCE(k.yellow_alerts, 0) AS yellow_alerts
+    FROM scope s
+    CROSS JOIN period
+    LEFT JOIN case_ratings r ON r.case_id = s.case_id
+    LEFT JOIN case_cards k ON k.case_id = s.case_id
+),
+-- Every department with activity in the period.
 case_figures AS (
     SELECT department,
            SUM(CASE WHEN in_intake THEN 1 ELSE 0 END) AS accepted,
@@ -46,30 +72,15 @@ case_figures AS (
            SUM(CASE WHEN in_completion AND used_days <= 10 THEN 1 ELSE 0 END) AS within_10_n,
            AVG(CASE WHEN in_completion THEN CAST(used_days AS DOUBLE) END) AS avg_used_days,
            SUM(CASE WHEN in_completion AND rating IS NOT NULL THEN 1 ELSE 0 END) AS rated_n,
-           SUM(CASE WHEN in_overdue_open THEN 1 ELSE 0 END) AS overdue_open
+           SUM(CASE WHEN in_overdue_open THEN 1 ELSE 0 END) AS overdue_open,
+           SUM(ratings_n) AS ratings_n,
+           SUM(good_n) AS good_n,
+           SUM(red_alerts) AS red_alerts,
+           SUM(yellow_alerts) AS yellow_alerts
     FROM flags
     GROUP BY department
-    HAVING SUM(CASE WHEN in_intake OR in_completion OR in_overdue_open THEN 1 ELSE 0 END) > 0
-),
-rating AS (
-    SELECT s.department,
-           COUNT(*) AS ratings_n,
-           SUM(CASE WHEN e.rating >= 3 THEN 1 ELSE 0 END) AS good_n
-    FROM events e
-    JOIN scope s ON e.case_id = s.case_id
-    CROSS JOIN period
-    WHERE e.type = 'evaluated' AND e.occurred_date >= start_date AND e.occurred_date < end_date
-    GROUP BY s.department
-),
-cards AS (
-    SELECT s.department,
-           SUM(CASE WHEN a.level = 'red' THEN 1 ELSE 0 END) AS red_alerts,
-           SUM(CASE WHEN a.level = 'yellow' THEN 1 ELSE 0 END) AS yellow_alerts
-    FROM alerts a
-    JOIN scope s ON a.case_id = s.case_id
-    CROSS JOIN period
-    WHERE NOT a.retracted AND a.raised_date >= start_date AND a.raised_date < end_date
-    GROUP BY s.department
+    HAVING SUM(CASE WHEN in_intake OR in_completion OR in_overdue_open OR ratings_n > 0 OR cards_n > 0
+                    THEN 1 ELSE 0 END) > 0
 ),
 compression AS (
     SELECT department,
@@ -78,28 +89,24 @@ compression AS (
     WHERE statutory_days > 0
     GROUP BY department
 ),
--- Every department with activity in the period: full joins, so that each
--- step above is computed once.
 figures AS (
-    SELECT COALESCE(c.department, r.department, k.department) AS department,
-           COALESCE(c.accepted, 0) AS accepted,
-           COALESCE(c.completed, 0) AS completed,
+    SELECT c.department,
+           c.accepted,
+           c.completed,
            CAST(c.on_time_n AS DOUBLE) / NULLIF(c.completed, 0) AS on_time_rate,
            CAST(c.early_n AS DOUBLE) / NULLIF(c.limited_n, 0) AS early_rate,
            CAST(c.onsite_n AS DOUBLE) / NULLIF(c.completed, 0) AS onsite_rate,
            CAST(c.immediate_kept AS DOUBLE) / NULLIF(c.accepted_kept, 0) AS immediate_share,
            CAST(c.within_10_n AS DOUBLE) / NULLIF(c.completed, 0) AS within_10_days_rate,
            c.avg_used_days,
-           COALESCE(c.overdue_open, 0) AS overdue_open,
+           c.overdue_open,
            p.compression_rate,
            CAST(c.rated_n AS DOUBLE) / NULLIF(c.completed, 0) AS evaluation_rate,
-           CAST(r.good_n AS DOUBLE) / NULLIF(r.ratings_n, 0) AS good_rating_rate,
-           COALESCE(k.red_alerts, 0) AS red_alerts,
-           COALESCE(k.yellow_alerts, 0) AS yellow_alerts
+           CAST(c.good_n AS DOUBLE) / NULLIF(c.ratings_n, 0) AS good_rating_rate,
+           c.red_alerts,
+           c.yellow_alerts
     FROM case_figures c
-    FULL JOIN rating r ON r.department = c.department
-    FULL JOIN cards k ON k.department = COALESCE(c.department, r.department)
-    LEFT JOIN compression p ON p.department = COALESCE(c.department, r.department, k.department)
+    LEFT JOIN compression p ON p.department = c.department
 ),
 scored AS (
     SELECT f.*,
