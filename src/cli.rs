@@ -241,11 +241,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let cfg = Config::load_env(config.as_deref())?;
             let refdata = Arc::new(load_refdata(&cfg)?);
             let stop = signals();
-            if cfg.privacy.applicant_key == crate::config::DEFAULT_APPLICANT_KEY {
-                bail!(
-                    "privacy.applicant_key is the built-in default; set a secret key (JIANCHA__PRIVACY__APPLICANT_KEY)"
-                );
-            }
+            crate::kafka::refuse_default_key(&cfg)?;
             let users = crate::serve::users::Users::new(&cfg.users, &refdata).map_err(anyhow::Error::msg)?;
             let data = cfg.storage.data_dir.clone();
             std::fs::create_dir_all(&data).with_context(|| format!("{}", data.display()))?;

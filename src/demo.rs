@@ -203,17 +203,13 @@ pub fn run(
         events += 1;
         let at = ev.occurred_at;
         let started = std::time::Instant::now();
-        let counted = ev.clone();
-        match core.apply(ev, None, events) {
-            Outcome::Applied => {
-                m.applied(&counted, &refdata);
-                core.advance(at);
-            }
-            Outcome::Duplicate => m.events_duplicate.inc(),
-            Outcome::Held => {}
+        let counter = m.counter_for(&ev, &refdata);
+        let outcome = core.apply(ev, None, events);
+        if outcome == Outcome::Applied {
+            core.advance(at);
         }
         take(&mut core, &mut red, &mut yellow, &mut dead);
-        m.processing_latency.observe(started.elapsed().as_secs_f64());
+        m.outcome(outcome, counter, started.elapsed());
     }
     let end = sim_now(std::time::Instant::now());
     core.advance(end);

@@ -16,6 +16,7 @@
 //!   disagree.
 
 use crate::alert::{AlertRecord, AlertState};
+use crate::engine::Outcome;
 use crate::event::{Event, EventType};
 use crate::reference::RefData;
 use prometheus::{
@@ -227,16 +228,32 @@ impl Metrics {
         m
     }
 
-    /// Counts one applied event's intake or completion.
-    pub fn applied(&self, ev: &Event, refdata: &RefData) {
-        self.events_applied.inc();
+    /// The intake or completion counter an event moves if applied, looked
+    /// up before the engine takes the event.
+    pub fn counter_for(&self, ev: &Event, refdata: &RefData) -> Option<IntCounter> {
         let c = match ev.kind {
             EventType::Accepted => &self.cases_accepted,
             EventType::Completed => &self.cases_completed,
-            _ => return,
+            _ => return None,
         };
         let kind = ev.item.map_or("", |i| refdata.catalog.item(i).kind.as_str());
-        c.with_label_values(&[ev.region.as_deref().unwrap_or(""), ev.department.as_deref().unwrap_or(""), kind]).inc();
+        Some(c.with_label_values(&[ev.region.as_deref().unwrap_or(""), ev.department.as_deref().unwrap_or(""), kind]))
+    }
+
+    /// Counts what became of one event handed to the engine, `took` long;
+    /// `counter` from [`Metrics::counter_for`].
+    pub fn outcome(&self, outcome: Outcome, counter: Option<IntCounter>, took: std::time::Duration) {
+        match outcome {
+            Outcome::Applied => {
+                self.events_applied.inc();
+                if let Some(c) = counter {
+                    c.inc();
+                }
+            }
+            Outcome::Duplicate => self.events_duplicate.inc(),
+            Outcome::Held => {}
+        }
+        self.processing_latency.observe(took.as_secs_f64());
     }
 
     /// Counts one alert record and keeps the firing gauge.

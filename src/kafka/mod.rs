@@ -131,6 +131,16 @@ impl ConsumerContext for Ctx {
     }
 }
 
+/// `run` refuses the built-in applicant key (checked before anything starts).
+pub fn refuse_default_key(cfg: &Config) -> Result<(), KafkaError> {
+    if cfg.privacy.applicant_key == crate::config::DEFAULT_APPLICANT_KEY {
+        return Err(KafkaError::Config(
+            "privacy.applicant_key is the built-in default; set a secret key (JIANCHA__PRIVACY__APPLICANT_KEY)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Runs the service until `stop` counts a signal. A second signal while a
 /// checkpoint waits for the brokers gives up waiting (the previous
 /// checkpoint stands; nothing is lost).
@@ -140,11 +150,7 @@ pub fn run(
     stop: &AtomicU32,
     live: Arc<crate::serve::Live>,
 ) -> Result<RunStats, KafkaError> {
-    if cfg.privacy.applicant_key == crate::config::DEFAULT_APPLICANT_KEY {
-        return Err(KafkaError::Config(
-            "privacy.applicant_key is the built-in default; set a secret key (JIANCHA__PRIVACY__APPLICANT_KEY)".into(),
-        ));
-    }
+    refuse_default_key(cfg)?;
     let k = &cfg.kafka;
     let stopped = || stop.load(Ordering::Relaxed) > 0;
     client::ensure_topics(

@@ -8,7 +8,7 @@ use super::{log, KafkaError, RunStats};
 use crate::config::{Config, WatermarkMode};
 use crate::deadletter::Rejection;
 use crate::engine::{Effect, Engine, Outcome, SharedFact};
-use crate::event::{Decoder, EventType};
+use crate::event::Decoder;
 use crate::history::History;
 use crate::pipeline::Core;
 use crate::reference::RefData;
@@ -326,20 +326,13 @@ impl Service {
             Ok(ev) => {
                 let at = ev.occurred_at;
                 let started = std::time::Instant::now();
-                let counted = matches!(ev.kind, EventType::Accepted | EventType::Completed).then(|| ev.clone());
-                match task.core.apply(ev, Some((p, off)), origin(p as usize, off as u64)) {
-                    Outcome::Applied => {
-                        self.stats.applied += 1;
-                        task.meta.max_at = Some(task.meta.max_at.map_or(at, |x| x.max(at)));
-                        match &counted {
-                            Some(ev) => metrics.applied(ev, &self.refdata),
-                            None => metrics.events_applied.inc(),
-                        }
-                    }
-                    Outcome::Duplicate => metrics.events_duplicate.inc(),
-                    Outcome::Held => {}
+                let counter = metrics.counter_for(&ev, &self.refdata);
+                let outcome = task.core.apply(ev, Some((p, off)), origin(p as usize, off as u64));
+                if outcome == Outcome::Applied {
+                    self.stats.applied += 1;
+                    task.meta.max_at = Some(task.meta.max_at.map_or(at, |x| x.max(at)));
                 }
-                metrics.processing_latency.observe(started.elapsed().as_secs_f64());
+                metrics.outcome(outcome, counter, started.elapsed());
             }
         }
         Ok(())
