@@ -29,6 +29,10 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
 struct Args {
     cases: usize,
     month: String,
@@ -53,6 +57,10 @@ fn args() -> Args {
 }
 
 fn main() {
+    // As `jiancha report` does (src/main.rs): mimalloc keeps the memory a
+    // command frees (option 15, `mi_option_purge_delay`, -1: never purge).
+    // SAFETY: sets an option of the linked allocator; -1 is a valid value.
+    unsafe { mi_option_set(15, -1) };
     let a = args();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cfg = Config::default();

@@ -18,6 +18,13 @@ pub struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// A service (`run`, `demo`) rather than a command that ends.
+    pub fn serves(&self) -> bool {
+        matches!(self.command, Command::Run { .. } | Command::Demo { .. })
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Event-time replay of JSON Lines event files, in file order.

@@ -22,23 +22,35 @@ scope AS (
 ),
 -- Ratings and cards per case first, then every figure in one pass over the
 -- scope (each reference to a view is computed again: `scope`, and the
--- `cases` view under it, is read once).
+-- `cases` view under it, is read once). These two repeat the period's
+-- bounds as plain expressions (edit them with `period`): a filter on a
+-- joined `period` becomes a nested-loop join instead of a filter in the scan.
 case_ratings AS (
     SELECT e.case_id,
            COUNT(*) AS ratings_n,
            SUM(CASE WHEN e.rating >= 3 THEN 1 ELSE 0 END) AS good_n
-    FROM events e, period
-    WHERE e.type = 'evaluated' AND e.occurred_date >= start_date AND e.occurred_date < end_date
+    FROM events e
+    WHERE e.type = 'evaluated'
+      AND e.occurred_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE)
+      AND e.occurred_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE)
     GROUP BY e.case_id
 ),
+-- A card counts in the period of its firing record unless a retraction
+-- record follows (the `alerts` view's `raised_date` and `retracted`, read
+-- from the records directly: grouping every record by alert first costs
+-- more than the rest of the report).
 case_cards AS (
-    SELECT a.case_id,
+    SELECT case_id,
            COUNT(*) AS cards_n,
-           SUM(CASE WHEN a.level = 'red' THEN 1 ELSE 0 END) AS red_alerts,
-           SUM(CASE WHEN a.level = 'yellow' THEN 1 ELSE 0 END) AS yellow_alerts
-    FROM alerts a, period
-    WHERE NOT a.retracted AND a.raised_date >= start_date AND a.raised_date < end_date
-    GROUP BY a.case_id
+           SUM(CASE WHEN level = 'red' THEN 1 ELSE 0 END) AS red_alerts,
+           SUM(CASE WHEN level = 'yellow' THEN 1 ELSE 0 END) AS yellow_alerts
+    FROM (SELECT DISTINCT f.alert_id, f.case_id, f.level
+          FROM alert_records f
+          WHERE f.state = 'firing'
+            AND f.at_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE)
+            AND f.at_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE)
+            AND NOT EXISTS (SELECT 1 FROM alert_records r WHERE r.state = 'retracted' AND r.alert_id = f.alert_id)) cards
+    GROUP BY case_id
 ),
 flags AS (
     SELECT s.department, s.status, s.kind, s.on_time, s.early, s.limit_days, s.used_days, s.rating,
@@ -53,10 +65,11 @@ flags AS (
            COALESCE(k.cards_n, 0) AS cards_n,
            COALESCE(k.red_alerts, 0) AS red_alerts,
            COALESCE(k.yellow_alerts, 0) AS yellow_alerts
-    FROM scope s
-    CROSS JOIN period
-    LEFT JOIN case_ratings r ON r.case_id = s.case_id
-    LEFT JOIN case_cards k ON k.case_id = s.case_id
+    -- The small per-case tables on the left: a hash join keeps its left
+    -- side in memory and streams the right one through it.
+    FROM case_cards k
+    RIGHT JOIN (case_ratings r RIGHT JOIN (scope s CROSS JOIN period) ON r.case_id = s.case_id)
+           ON k.case_id = s.case_id
 ),
 -- Every department with activity in the period.
 case_figures AS (

@@ -582,6 +582,12 @@ impl Engine {
             } else if self.st.children.contains_key(key) {
                 // A parent stays while its sub-cases are held: they read its events.
                 wake = Some(wm.saturating_add(DAY_MS));
+            } else if case.published.iter().any(|p| p.recovered) {
+                // Records recovered after a restart stay until they are
+                // judged again ([`Engine::settle_recovered`]): leaving
+                // now would leave one the engine no longer stands by
+                // unretracted.
+                wake = Some(wm.saturating_add(DAY_MS));
             } else {
                 self.evict(key);
                 return;

@@ -42,9 +42,14 @@ pub struct Task {
     /// Offsets whose dead letters were published after the checkpoint.
     dead_done: HashSet<i64>,
     /// After a restart with records published since the checkpoint: once
-    /// the partition has been read to its end, the records not given again
-    /// are judged (see [`crate::engine::Engine::settle_recovered`]).
+    /// the partition has been read again up to where it ended when it was
+    /// taken up (`settle_at`; or to its end, should that be unknown), the
+    /// records not given again are judged (see
+    /// [`crate::engine::Engine::settle_recovered`]).
     settling: bool,
+    /// The end of the partition when it was taken up: whatever an earlier
+    /// owner read, and published records for, lies before it.
+    settle_at: i64,
     /// The partition has been read to its end since it was taken up.
     caught_up: bool,
     /// How long its last checkpoint took: the next waits at least ten
@@ -194,6 +199,7 @@ impl Service {
         history.set_run(meta.run);
         let mut dead_done = HashSet::new();
         let mut settling = false;
+        let mut settle_at = i64::MAX;
         if meta.written_at.is_empty() {
             // A first checkpoint at once: should this process die before
             // its next one, the records it published are found after this.
@@ -228,8 +234,14 @@ impl Service {
             })?;
             // Recovered records wait in the engine state, and may have come
             // with the checkpoint itself (taken while they waited): settle
-            // once the partition has been read to its end, in any case.
+            // once the partition has been read again up to where it ends
+            // now, in any case — not later (as at its end, which a busy
+            // partition may not reach for long): a case may leave memory.
             settling = true;
+            match self.facts.fetch_watermarks(&k.events_topic, p, Duration::from_secs(10)) {
+                Ok((_, high)) => settle_at = high,
+                Err(e) => log(&format!("partition {p}: its end is unknown ({e}); settling once it is read to its end")),
+            }
             if recovered > 0 || !dead_done.is_empty() {
                 log(&format!(
                     "partition {p}: {recovered} alert records and {} dead letters were published after the checkpoint; none will be published again",
@@ -248,6 +260,7 @@ impl Service {
             last_checkpoint: now,
             dead_done,
             settling,
+            settle_at,
             caught_up: false,
             checkpoint_cost: Duration::ZERO,
         })
@@ -378,7 +391,8 @@ impl Service {
                 self.refresh_facts_reader();
             }
             for t in self.tasks.values_mut() {
-                if t.settling && t.caught_up && t.core.settle_recovered() == 0 {
+                let read_again = t.caught_up || t.meta.offset >= t.settle_at;
+                if t.settling && read_again && t.core.settle_recovered() == 0 {
                     t.settling = false;
                 }
             }

@@ -414,3 +414,52 @@ fn facts_of_other_partitions_are_forgotten_when_no_case_can_need_them() {
     assert_eq!(e.cases_in_memory(), 0);
     assert_eq!(e.remote_facts(), 0);
 }
+
+/// Regression (two instances, one killed): a record published by an
+/// instance that then died, for a case that the new owner judges
+/// differently, was never retracted when the case closed and left memory
+/// before the recovered records were settled (the new owner read its
+/// partition for a long while before reaching the end).
+#[test]
+fn regression_recovered_record_of_a_case_that_left_memory_before_settling_is_retracted() {
+    let rd = shipped();
+    let line = |id: &str, ty: &str, at: &str| {
+        let result = if ty == "completed" { r#","result":"approved""# } else { "" };
+        format!(
+            r#"{{"event_id":"{id}","case_id":"X1","type":"{ty}","occurred_at":"{at}","source":"center","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a"{result}}}"#
+        )
+    };
+    let lines = [
+        line("x1", "submitted", "2026-03-02T09:00:00+08:00"),
+        line("x2", "accepted", "2026-03-02T09:10:00+08:00"),
+        line("x3", "completed", "2026-03-03T10:00:00+08:00"),
+    ];
+    let all: Vec<(usize, &String)> = lines.iter().enumerate().collect();
+    // The dead instance published an unregistered_case this input never
+    // gives (all its events come from the centre).
+    let mut rec: jiancha::alert::AlertRecord = serde_json::from_value(serde_json::json!({
+        "alert_id": "X1/unregistered_case", "rule": "unregistered_case", "level": "red", "state": "firing",
+        "at": "2026-03-03T09:00:00+08:00", "case_id": "X1", "region": "220421", "department": "tax",
+        "window": null, "item_code": "TAX-003", "due_date": null, "retracted": false, "detail": {}
+    }))
+    .unwrap();
+    rec.at_ms = jiancha::time::parse_rfc3339(&rec.at).unwrap();
+    let mut engine = Engine::new(rd.clone(), zone(), RulesConfig::default());
+    engine.share_facts(); // as `run` does
+    engine.recover_published(&rec);
+    let mut out = feed(&mut engine, &rd, &all);
+    // Half a year passes before the partition has been read again.
+    let mut eff = Vec::new();
+    engine.advance_watermark(jiancha::time::parse_rfc3339("2026-09-01T00:00:00+08:00").unwrap(), &mut eff);
+    assert_eq!(engine.settle_recovered(&mut eff), 0);
+    out.extend(eff.into_iter().filter_map(|e| match e {
+        Effect::Alert(r) => Some(serde_json::to_string(&r).unwrap()),
+        Effect::DeadLetter { .. } => None,
+    }));
+    let got: Vec<(String, String)> = ids(&out).into_iter().filter(|(id, _)| id.contains("unregistered")).collect();
+    assert_eq!(got, [("X1/unregistered_case".to_string(), "retracted".to_string())]);
+    // And then the case leaves memory.
+    let mut eff = Vec::new();
+    engine.advance_watermark(jiancha::time::parse_rfc3339("2026-12-01T00:00:00+08:00").unwrap(), &mut eff);
+    assert_eq!(engine.cases_in_memory(), 0);
+}

@@ -558,3 +558,44 @@ print(json.dumps({"sheet": ws.title, "rows": rows, "formats": fmts}, default=str
         }
     }
 }
+
+/// A retracted card counts in no figure (rules.md: "every figure that
+/// counted it is corrected"). R1 (T-PRO, accepted Mon 2 Mar, due Mon 16
+/// Mar) is completed on Fri 13 Mar, but that event arrives after R2's
+/// acceptance on Wed 18 Mar has moved the watermark past R1's deadline: its
+/// overdue (raised 17 Mar) fires, then is retracted. Its due_soon (00:00 of
+/// 13 Mar, before the completion) stands. March, tax: red 0, yellow 1;
+/// R1 on time (1 of the 2 completed: R2 is still open, so 1/1).
+#[test]
+fn a_retracted_card_counts_in_no_figure() {
+    let dir = TempDir::new().unwrap();
+    let cat = data("catalog.csv");
+    let ev = |id: &str, case: &str, ty: &str, at: &str| {
+        let result = if ty == "completed" { r#","result":"approved""# } else { "" };
+        format!(
+            r#"{{"event_id":"{id}","case_id":"{case}","type":"{ty}","occurred_at":"{at}","source":"center","region":"220421100","department":"tax","item_code":"T-PRO","applicant":"{case}"{result}}}"#
+        )
+    };
+    let lines = [
+        ev("r1", "R1", "submitted", "2026-03-02T09:00:00+08:00"),
+        ev("r2", "R1", "accepted", "2026-03-02T09:30:00+08:00"),
+        ev("r3", "R2", "submitted", "2026-03-18T09:00:00+08:00"),
+        ev("r4", "R2", "accepted", "2026-03-18T09:30:00+08:00"),
+        ev("r5", "R1", "completed", "2026-03-13T10:00:00+08:00"),
+    ];
+    std::fs::write(dir.path().join("in.jsonl"), lines.join("\n") + "\n").unwrap();
+    let mut c = jiancha(dir.path(), Some(&cat));
+    c.args(["replay", "--out", "h", "--catalog"]).arg(&cat).arg("in.jsonl");
+    ok(c, "replay");
+    let alerts = std::fs::read_to_string(dir.path().join("h/alerts.jsonl")).unwrap();
+    assert!(
+        alerts.contains(r#""alert_id":"R1/overdue""#) && alerts.contains(r#""state":"retracted""#),
+        "the input must fire and retract R1's overdue:\n{alerts}"
+    );
+    let rows = report(dir.path(), Some(&cat), "monthly-briefing", "2026-03", None);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(r["department"], "tax");
+    assert_eq!((r["red_alerts"].as_i64(), r["yellow_alerts"].as_i64()), (Some(0), Some(1)), "{r}");
+    assert_eq!((r["completed"].as_i64(), r["on_time_rate"].as_f64()), (Some(1), Some(1.0)), "{r}");
+}
