@@ -132,6 +132,7 @@ pub fn run(
 
     let (mut events, mut red, mut yellow, mut dead) = (0u64, 0u64, 0u64, 0u64);
     let mut last_flush = std::time::Instant::now();
+    let mut last_pending = std::time::Instant::now();
     let m = &live.metrics;
     m.consumer_lag.with_label_values(&["demo"]).set(0);
     let take = |core: &mut Core, red: &mut u64, yellow: &mut u64, dead: &mut u64| {
@@ -155,6 +156,7 @@ pub fn run(
     };
     let flush = |core: &mut Core, sim: Instant, events: u64, red: u64, yellow: u64, dead: u64| {
         core.flush()?;
+        live.pending.clear("demo");
         m.open_cases.set(core.engine.open_cases() as i64);
         m.pending_timers.set(core.engine.pending_timers() as i64);
         m.checkpoint_age.set(0.0);
@@ -193,6 +195,10 @@ pub fn run(
             if last_flush.elapsed() >= Duration::from_secs(3) {
                 flush(&mut core, now, events, red, yellow, dead)?;
                 last_flush = std::time::Instant::now();
+            } else if last_pending.elapsed() >= Duration::from_millis(250) {
+                // SQL sees the cases changed since the flush at once.
+                live.pending.set("demo", core.engine.pending_views());
+                last_pending = std::time::Instant::now();
             }
             if now >= ev.occurred_at {
                 break;

@@ -297,6 +297,15 @@ impl Engine {
         views
     }
 
+    /// The current views of the cases judged since the last
+    /// [`Engine::take_changed`], without taking them: what history will
+    /// write at the next flush, for SQL to see before it.
+    pub fn pending_views(&self) -> Vec<CaseView> {
+        let mut views = self.evicted_views.clone();
+        views.extend(self.st.changed.iter().filter_map(|id| self.case_view(id)));
+        views
+    }
+
     /// Whether an event id would be ignored as a duplicate.
     pub fn is_duplicate(&self, event_id: &str) -> bool {
         self.st.dedupe.contains(&id_hash(event_id))

@@ -11,6 +11,7 @@
 //! is written to a temporary name and renamed, so readers never see half a
 //! file; nothing is ever rewritten.
 
+pub mod pending;
 pub mod schema;
 
 use crate::alert::AlertRecord;

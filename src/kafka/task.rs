@@ -152,6 +152,7 @@ impl Service {
                     self.fail(e);
                 }
                 self.tasks.remove(p);
+                self.live.pending.clear(&format!("p{p}"));
                 log(&format!("partition {p} revoked"));
             }
         }
@@ -387,6 +388,13 @@ impl Service {
         m.watermark_delay.set(lowest.map_or(0.0, |w| (now - w) as f64 / 1000.0));
         if self.last_settle.elapsed() >= Duration::from_secs(1) {
             self.last_settle = std::time::Instant::now();
+            if !self.live.users.is_empty() {
+                // SQL sees the cases changed since each partition's last
+                // flush (at most a second old).
+                for t in self.tasks.values() {
+                    self.live.pending.set(&format!("p{}", t.partition), t.core.engine.pending_views());
+                }
+            }
             if self.facts_stale {
                 self.refresh_facts_reader();
             }
@@ -608,6 +616,7 @@ impl Service {
         // The cost that grows with the state: history and the snapshot.
         let started = std::time::Instant::now();
         t.core.flush()?;
+        self.live.pending.clear(&format!("p{p}"));
         // Every record this process published is acknowledged: the output
         // topics' ends for this partition are past them.
         let watch = self.producer.context();

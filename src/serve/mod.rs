@@ -48,6 +48,9 @@ pub struct Live {
     pub clock: AtomicI64,
     /// History folder.
     pub data: PathBuf,
+    /// Cases changed since their writer last flushed, which SQL sees
+    /// with the stored ones.
+    pub pending: Arc<crate::history::pending::PendingCases>,
 }
 
 impl Live {
@@ -55,16 +58,22 @@ impl Live {
     pub fn new(cfg: &Config, refdata: Arc<RefData>, users: Users, data: &Path) -> Live {
         let metrics = Metrics::new(&refdata);
         metrics.on_time_target.set(cfg.metrics.on_time_target);
+        let zone = Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone"));
         Live {
             metrics,
             feed: feed::Feed::new(50_000),
-            refdata,
-            zone: Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone")),
+            refdata: refdata.clone(),
+            zone: zone.clone(),
             http_open: users.is_empty(),
             users: Arc::new(users),
             ready: AtomicBool::new(false),
             clock: AtomicI64::new(0),
             data: data.to_path_buf(),
+            pending: Arc::new(crate::history::pending::PendingCases::new(
+                zone.clone(),
+                &cfg.time.zone,
+                refdata.clone(),
+            )),
         }
     }
 
@@ -194,7 +203,7 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
     let sql = sql_l.as_ref().and_then(|l| l.local_addr().ok());
     let acceptor = tls(cfg)?;
     let full = rt
-        .block_on(crate::sql::session(&live.data, &live.refdata, &cfg.time.zone))
+        .block_on(crate::sql::session_with(&live.data, &live.refdata, &cfg.time.zone, Some(live.pending.clone())))
         .map_err(|e| ServeError::Setup(format!("SQL session over {}: {e}", live.data.display())))?;
     match rt.block_on(seed_feed(&live, &full)) {
         Ok(0) => {}

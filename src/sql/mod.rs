@@ -5,6 +5,7 @@
 //! `case_versions`, `alert_records`).
 
 pub mod format;
+pub mod live;
 pub mod report;
 pub mod scope;
 pub mod xlsx;
@@ -80,6 +81,18 @@ pub const VIEWS: [&str; 3] = [EVENTS_VIEW, CASES_VIEW, ALERTS_VIEW];
 
 /// Opens a session over the history under `data`.
 pub async fn session(data: &Path, refdata: &RefData, zone: &str) -> Result<SessionContext, SqlError> {
+    session_with(data, refdata, zone, None).await
+}
+
+/// Opens a session over the history under `data` and, when given, the
+/// cases a running pipeline changed since it last flushed them (see
+/// [`live`]).
+pub async fn session_with(
+    data: &Path,
+    refdata: &RefData,
+    zone: &str,
+    pending: Option<Arc<crate::history::pending::PendingCases>>,
+) -> Result<SessionContext, SqlError> {
     let config =
         SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("jiancha", "public");
     let ctx = SessionContext::new_with_config(config);
@@ -97,7 +110,13 @@ pub async fn session(data: &Path, refdata: &RefData, zone: &str) -> Result<Sessi
             .with_file_extension(".parquet")
             .with_table_partition_cols(if by_month { vec![("month".to_string(), DataType::Utf8)] } else { vec![] });
         let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
-        ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+        let stored: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(ListingTable::try_new(config)?);
+        match (&pending, name) {
+            (Some(p), "case_versions") => {
+                ctx.register_table(name, Arc::new(live::WithPending::new(stored, p.clone())))?
+            }
+            _ => ctx.register_table(name, stored)?,
+        };
     }
     register_reference(&ctx, refdata)?;
     for view in VIEWS {

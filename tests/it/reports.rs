@@ -599,3 +599,91 @@ fn a_retracted_card_counts_in_no_figure() {
     assert_eq!((r["red_alerts"].as_i64(), r["yellow_alerts"].as_i64()), (Some(0), Some(1)), "{r}");
     assert_eq!((r["completed"].as_i64(), r["on_time_rate"].as_f64()), (Some(1), Some(1.0)), "{r}");
 }
+
+/// Open cases are in SQL with their current state before any flush: the
+/// servers' session (`session_with` and the pipeline's pending cases, as
+/// `run` and `demo` wire them) against the engine and history writer of a
+/// pipeline that has not flushed, then has, then has changed a case again.
+#[test]
+fn open_cases_are_in_sql_before_their_history_is_flushed() {
+    use jiancha::history::{pending::PendingCases, History};
+    use jiancha::{engine::Engine, event::Decoder, pipeline::Core, reference::RefData};
+    use std::sync::Arc;
+    let dir = TempDir::new().unwrap();
+    let zone_name = "Asia/Shanghai";
+    let zone = jiancha::time::Zone::new(zone_name).unwrap();
+    let rd = Arc::new(
+        RefData::load(
+            &root().join("config/catalog.csv"),
+            &root().join("config/calendar"),
+            &root().join("config/regions.csv"),
+        )
+        .unwrap(),
+    );
+    let engine = Engine::new(rd.clone(), zone.clone(), jiancha::config::RulesConfig::default());
+    let mut core = Core::new(engine, History::open(dir.path(), zone.clone(), rd.clone()).unwrap());
+    let decoder = Decoder::new(rd.clone(), zone.clone(), "k");
+    let ev = |n: u64, ty: &str, at: &str| {
+        let result = if ty == "completed" { r#","result":"approved""# } else { "" };
+        let line = format!(
+            r#"{{"event_id":"o{n}","case_id":"O1","type":"{ty}","occurred_at":"{at}","source":"center","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a"{result}}}"#
+        );
+        decoder.decode(line.as_bytes()).unwrap()
+    };
+    let pending = Arc::new(PendingCases::new(zone.clone(), zone_name, rd.clone()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ctx = rt.block_on(jiancha::sql::session_with(dir.path(), &rd, zone_name, Some(pending.clone()))).unwrap();
+    let cases = || -> String {
+        let q = "SELECT case_id, status, accepted_date, completed_date FROM cases ORDER BY case_id";
+        let batches = rt.block_on(async { ctx.sql(q).await.unwrap().collect().await.unwrap() });
+        datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string()
+    };
+    let stored = || walkdir(&dir.path().join("case_versions"));
+
+    core.apply(ev(1, "submitted", "2026-03-02T09:00:00+08:00"), None, 1);
+    core.apply(ev(2, "accepted", "2026-03-02T09:30:00+08:00"), None, 2);
+    pending.set("t", core.engine.pending_views());
+    assert_eq!(stored(), 0, "nothing flushed yet");
+    let open = "+---------+--------+---------------+----------------+\n\
+                | case_id | status | accepted_date | completed_date |\n\
+                +---------+--------+---------------+----------------+\n\
+                | O1      | open   | 2026-03-02    |                |\n\
+                +---------+--------+---------------+----------------+";
+    assert_eq!(cases(), open);
+
+    // Flushed: the same row, now from the stored part (and only once, while
+    // both hold it, before the writer lets go of its pending rows).
+    core.flush().unwrap();
+    assert_eq!(stored(), 1);
+    assert_eq!(cases(), open);
+    pending.clear("t");
+    assert_eq!(cases(), open);
+
+    // Completed, not flushed: the new state at once.
+    core.apply(ev(3, "completed", "2026-03-04T10:00:00+08:00"), None, 3);
+    pending.set("t", core.engine.pending_views());
+    assert_eq!(
+        cases(),
+        "+---------+-----------+---------------+----------------+\n\
+         | case_id | status    | accepted_date | completed_date |\n\
+         +---------+-----------+---------------+----------------+\n\
+         | O1      | completed | 2026-03-02    | 2026-03-04     |\n\
+         +---------+-----------+---------------+----------------+"
+    );
+    assert_eq!(stored(), 1);
+}
+
+/// Parquet files under a folder, at any depth.
+fn walkdir(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walkdir(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
+}
