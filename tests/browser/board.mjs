@@ -142,19 +142,23 @@ async function main() {
   if (marker !== 'unchanged' || navigations !== navBefore) throw new Error('the page reloaded while waiting for the stream');
 
   // 4. Open the case of that item (or, failing that, of any item).
-  const streamed = page.locator('#feed [data-via="stream"][data-alert-id]').first();
-  let target = streamed;
-  let caseId = await streamed.getAttribute('data-case-id', { timeout: 5000 }).catch(() => null);
-  let alertId = await streamed.getAttribute('data-alert-id', { timeout: 5000 }).catch(() => null);
+  // A locator is found again at each use: `.first()` may be a newer item
+  // by the time of the click (records keep arriving), so the item is pinned
+  // by the case read from it.
+  const newest = page.locator('#feed [data-via="stream"][data-alert-id]').first();
+  let caseId = await newest.getAttribute('data-case-id', { timeout: 5000 }).catch(() => null);
+  let alertId = await newest.getAttribute('data-alert-id', { timeout: 5000 }).catch(() => null);
   let clicked = false;
   try {
+    const streamed = page.locator(`#feed [data-via="stream"][data-case-id="${caseId}"]`).first();
     await streamed.scrollIntoViewIfNeeded({ timeout: 5000 });
     await streamed.click({ timeout: 10_000 });
     clicked = true;
   } catch {
-    target = page.locator('#feed [data-alert-id]').first();
-    caseId = await target.getAttribute('data-case-id', { timeout: 5000 });
-    alertId = await target.getAttribute('data-alert-id', { timeout: 5000 });
+    const any = page.locator('#feed [data-alert-id]').first();
+    caseId = await any.getAttribute('data-case-id', { timeout: 5000 });
+    alertId = await any.getAttribute('data-alert-id', { timeout: 5000 });
+    const target = page.locator(`#feed [data-case-id="${caseId}"]`).first();
     await target.click({ timeout: 10_000 });
     clicked = true;
   }
