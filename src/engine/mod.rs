@@ -271,6 +271,13 @@ impl Engine {
         serde_json::to_vec(&self.st).expect("engine state serializes")
     }
 
+    /// Writes [`Engine::snapshot`] to `w` (a buffer kept from one
+    /// checkpoint to the next is not grown, copied and zeroed again each
+    /// time, as a new one is).
+    pub fn write_snapshot(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer(w, &self.st).map_err(std::io::Error::from)
+    }
+
     /// An engine resumed from [`Engine::snapshot`].
     pub fn restore(
         refdata: Arc<RefData>,

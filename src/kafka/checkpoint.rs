@@ -81,16 +81,20 @@ pub fn read(path: &Path) -> Result<Option<(Meta, Vec<u8>)>, CheckpointError> {
 }
 
 /// Writes a checkpoint atomically and durably.
-pub fn write(path: &Path, meta: &Meta, snapshot: &[u8]) -> Result<(), CheckpointError> {
+pub fn write(
+    path: &Path,
+    meta: &Meta,
+    snapshot: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), CheckpointError> {
     let err = |cause: std::io::Error| CheckpointError { path: path.to_path_buf(), cause: cause.to_string() };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
     let tmp = path.with_extension("ckpt.tmp");
     {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(err)?);
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(err)?);
         serde_json::to_writer(&mut f, meta).map_err(|e| err(e.into()))?;
         f.write_all(b"\n").map_err(err)?;
-        f.write_all(snapshot).map_err(err)?;
+        snapshot(&mut f).map_err(err)?;
         let f = f.into_inner().map_err(|e| err(e.into_error()))?;
         f.sync_all().map_err(err)?;
     }

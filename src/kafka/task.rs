@@ -52,6 +52,9 @@ pub struct Task {
     settle_at: i64,
     /// The partition has been read to its end since it was taken up.
     caught_up: bool,
+    /// The last checkpoint's engine state, as written; kept for its
+    /// capacity.
+    snapshot: Vec<u8>,
     /// How long its last checkpoint took: the next waits at least ten
     /// times that, so checkpoints of a large state take at most about a
     /// tenth of the time.
@@ -209,7 +212,7 @@ impl Service {
             meta.offset = low;
             meta.next_part = history.next_part();
             meta.written_at = chrono::Local::now().to_rfc3339();
-            checkpoint::write(&path, &meta, &engine.snapshot())?;
+            checkpoint::write(&path, &meta, |w| engine.write_snapshot(w))?;
         } else {
             // What was published for this partition after its checkpoint.
             let mine = |m: &OwnedMessage| header(m, PARTITION_HEADER).and_then(|v| v.parse::<i32>().ok()) == Some(p);
@@ -264,6 +267,7 @@ impl Service {
             settle_at,
             caught_up: false,
             checkpoint_cost: Duration::ZERO,
+            snapshot: Vec::new(),
         })
     }
 
@@ -624,7 +628,12 @@ impl Service {
         watch.raise_ends(&k.dead_letter_topic, &mut t.meta.dead_letter_end);
         t.meta.next_part = t.core.history.next_part();
         t.meta.written_at = chrono::Local::now().to_rfc3339();
-        checkpoint::write(&t.path, &t.meta, &t.core.engine.snapshot())?;
+        t.snapshot.clear();
+        t.core.engine.write_snapshot(&mut t.snapshot).map_err(|e| {
+            KafkaError::Checkpoint(checkpoint::CheckpointError { path: t.path.clone(), cause: e.to_string() })
+        })?;
+        let snapshot = &t.snapshot;
+        checkpoint::write(&t.path, &t.meta, |w| w.write_all(snapshot))?;
         t.dirty = false;
         t.last_checkpoint = std::time::Instant::now();
         t.checkpoint_cost = started.elapsed();
