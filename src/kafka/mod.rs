@@ -35,6 +35,7 @@ use crate::reference::RefData;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
+use rdkafka::Message;
 use rdkafka::TopicPartitionList;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -201,7 +202,16 @@ pub fn run(
                 }
             }
             Some(Ok(m)) => {
-                s.message(&m)?;
+                if let Some(from) = s.message(&m)? {
+                    let p = m.partition();
+                    drop(m);
+                    // Failing to go back would lose the messages between:
+                    // the service stops instead (its checkpoints stand).
+                    consumer
+                        .seek(&k.events_topic, p, rdkafka::Offset::Offset(from), Duration::from_secs(10))
+                        .map_err(KafkaError::client)?;
+                    continue;
+                }
                 s.advance();
                 since_tick += 1;
             }

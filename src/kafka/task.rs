@@ -55,6 +55,8 @@ pub struct Task {
     /// The last checkpoint's engine state, as written; kept for its
     /// capacity.
     snapshot: Vec<u8>,
+    /// A gap in the offsets read (expected, got), read again once.
+    gap: Option<(i64, i64)>,
     /// How long its last checkpoint took: the next waits at least ten
     /// times that, so checkpoints of a large state take at most about a
     /// tenth of the time.
@@ -268,6 +270,7 @@ impl Service {
             caught_up: false,
             checkpoint_cost: Duration::ZERO,
             snapshot: Vec::new(),
+            gap: None,
         })
     }
 
@@ -321,12 +324,28 @@ impl Service {
     }
 
     /// One message of the events topic.
-    pub fn message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), KafkaError> {
+    ///
+    /// Returns the offset to read the partition from again when this
+    /// message lies past the next one expected (the message is not taken):
+    /// taking it would move the partition's position past messages never
+    /// applied. A gap that is still there when read again (offsets a
+    /// transactional producer's markers or compaction left unused) is
+    /// taken.
+    pub fn message(&mut self, m: &BorrowedMessage<'_>) -> Result<Option<i64>, KafkaError> {
         let (p, off) = (m.partition(), m.offset());
-        let Some(task) = self.tasks.get_mut(&p) else { return Ok(()) };
+        let Some(task) = self.tasks.get_mut(&p) else { return Ok(None) };
         if off < task.meta.offset {
-            return Ok(()); // already in the checkpointed state
+            return Ok(None); // already in the checkpointed state
         }
+        if off > task.meta.offset && task.gap != Some((task.meta.offset, off)) {
+            log(&format!(
+                "partition {p}: offset {off} arrived while {} was expected; reading again from {}",
+                task.meta.offset, task.meta.offset
+            ));
+            task.gap = Some((task.meta.offset, off));
+            return Ok(Some(task.meta.offset));
+        }
+        task.gap = None;
         task.meta.offset = off + 1;
         task.dirty = true;
         task.last_message = std::time::Instant::now();
@@ -353,7 +372,7 @@ impl Service {
                 metrics.outcome(outcome, counter, started.elapsed());
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Moves every task's watermark (after each message: in event time the
