@@ -97,7 +97,12 @@ impl Service {
         let producer = client::producer_config(&k.brokers)
             .create_with_context(DeliveryWatch::default())
             .map_err(KafkaError::client)?;
-        let facts: BaseConsumer = client::reader(&k.brokers).create().map_err(KafkaError::client)?;
+        // Should its position ever be out of range (a broker restarted,
+        // say), the facts reader starts over rather than skipping to the
+        // end (librdkafka's default): facts read twice change nothing, a
+        // fact skipped leaves a card fired on the lack of it standing.
+        let facts: BaseConsumer =
+            client::reader(&k.brokers).set("auto.offset.reset", "earliest").create().map_err(KafkaError::client)?;
         let raw = client::one_reader(&k.brokers)?;
         Ok(Service {
             live,
