@@ -205,6 +205,9 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
     let full = rt
         .block_on(crate::sql::session_with(&live.data, &live.refdata, &cfg.time.zone, Some(live.pending.clone())))
         .map_err(|e| ServeError::Setup(format!("SQL session over {}: {e}", live.data.display())))?;
+    let stored = rt
+        .block_on(crate::sql::session(&live.data, &live.refdata, &cfg.time.zone))
+        .map_err(|e| ServeError::Setup(format!("SQL session over {}: {e}", live.data.display())))?;
     match rt.block_on(seed_feed(&live, &full)) {
         Ok(0) => {}
         Ok(n) => eprintln!("jiancha: {n} alerts firing in history are on the board"),
@@ -220,7 +223,10 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
     {
         let _g = rt.enter();
         let listener = tokio::net::TcpListener::from_std(http_l).map_err(|e| ServeError::Setup(e.to_string()))?;
-        let app = http::router(live.clone(), full.clone());
+        // The case API reads history as written: a case's row and its
+        // events come together there (the pending rows would show a case
+        // before its events).
+        let app = http::router(live.clone(), stored.clone());
         rt.spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 eprintln!("jiancha: http server stopped: {e}");
