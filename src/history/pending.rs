@@ -30,6 +30,12 @@ pub struct PendingCases {
     by_writer: Mutex<BTreeMap<String, Arc<Vec<CaseView>>>>,
 }
 
+impl std::fmt::Debug for PendingCases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PendingCases({} cases)", self.len())
+    }
+}
+
 impl PendingCases {
     /// No pending case yet; `zone_name` is `time.zone` as configured.
     pub fn new(zone: Zone, zone_name: &str, refdata: Arc<RefData>) -> PendingCases {

@@ -19,12 +19,6 @@ pub struct WithPending {
     pending: Arc<PendingCases>,
 }
 
-impl std::fmt::Debug for PendingCases {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PendingCases({} cases)", self.len())
-    }
-}
-
 impl WithPending {
     /// `stored` with `pending`'s rows (which must have its schema).
     pub fn new(stored: Arc<dyn TableProvider>, pending: Arc<PendingCases>) -> WithPending {
