@@ -17,6 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use std::path::Path;
 use std::sync::Arc;
@@ -79,6 +80,19 @@ GROUP BY alert_id";
 /// engines — the DuckDB reference in the benchmark — can define them too).
 pub const VIEWS: [&str; 3] = [EVENTS_VIEW, CASES_VIEW, ALERTS_VIEW];
 
+/// A new, empty session as every session here is made: catalog
+/// `jiancha`, schema `public`, `information_schema` on, and no cache of
+/// folder listings. DataFusion keeps a session's first listing of a table's
+/// folder for the session's life by default, so a long-lived session (the
+/// servers', the live figures') would never see a part written after its
+/// first query.
+pub fn context() -> Result<SessionContext, SqlError> {
+    let config =
+        SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("jiancha", "public");
+    let runtime = RuntimeEnvBuilder::new().with_object_list_cache_limit(0).build_arc()?;
+    Ok(SessionContext::new_with_config_rt(config, runtime))
+}
+
 /// Opens a session over the history under `data`.
 pub async fn session(data: &Path, refdata: &RefData, zone: &str) -> Result<SessionContext, SqlError> {
     session_with(data, refdata, zone, None).await
@@ -93,9 +107,7 @@ pub async fn session_with(
     zone: &str,
     pending: Option<Arc<crate::history::pending::PendingCases>>,
 ) -> Result<SessionContext, SqlError> {
-    let config =
-        SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("jiancha", "public");
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = context()?;
     let stored = [
         ("event_log", "events", schema::events(zone), true),
         ("alert_records", "alert_records", schema::alert_records(zone), true),

@@ -19,7 +19,7 @@ use datafusion::datasource::ViewTable;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -45,9 +45,7 @@ fn quote(s: &str) -> String {
 /// A session over `full`'s tables restricted to `regions` (`None`: every
 /// region; a separate session over the same data).
 pub async fn scoped(full: &SessionContext, regions: Option<&BTreeSet<String>>) -> Result<SessionContext, SqlError> {
-    let config =
-        SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("jiancha", "public");
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = super::context()?;
     let list = regions.map(|r| r.iter().map(|r| quote(r)).collect::<Vec<_>>().join(", "));
     for (table, column) in SCOPED {
         let sql = match (column, &list) {

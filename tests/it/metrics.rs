@@ -124,6 +124,71 @@ fn scrape_is_promtool_clean_has_every_dashboard_metric_and_prometheus_reads_the_
     }
 }
 
+/// The live figures are the monthly report of the pipeline's month over the
+/// history as it stands: once the demo's span is over and its history
+/// flushed, the next computation's `jiancha_briefing_completed_cases` per
+/// region and department equal `jiancha report monthly-briefing` over the
+/// demo's data folder for one month of the span, and are not all zero.
+#[test]
+fn live_briefing_figures_equal_the_monthly_report_once_the_demo_is_over() {
+    // A span longer than the first computation (at 15 s), which then reads
+    // history as it stood part-way.
+    let demo = Demo::start(&["--days-per-minute", "120", "--cases-per-day", "40", "--days", "40"], None);
+    assert!(demo.wait_for_line("the simulated span is over", Duration::from_secs(180)), "the demo's span never ended");
+    let over = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    // Figures computed after that (every 15 s, or ten times their cost).
+    let started = Instant::now();
+    let mut scrape = String::new();
+    while started.elapsed() < Duration::from_secs(240) {
+        scrape = get(&demo.url("/metrics"), None).1;
+        let updated = scrape
+            .lines()
+            .find_map(|l| l.strip_prefix("jiancha_figures_updated_timestamp_seconds "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if updated.is_some_and(|t| t > over + 1.0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // (region, department) -> completed, from the exposition.
+    let mut live = std::collections::BTreeMap::new();
+    for l in scrape.lines().filter_map(|l| l.strip_prefix("jiancha_briefing_completed_cases{")) {
+        let (labels, value) = l.split_once("} ").unwrap();
+        let label = |k: &str| labels.split(&format!("{k}=\"")).nth(1).unwrap().split('"').next().unwrap().to_string();
+        live.insert((label("region"), label("department")), value.trim().parse::<f64>().unwrap() as i64);
+    }
+    assert!(live.values().sum::<i64>() > 0, "the live figures count no completed case: {live:?}");
+    let regions: BTreeSet<String> = live.keys().map(|(r, _)| r.clone()).collect();
+    let report = |month: &str, region: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+            .current_dir(demo.dir.path())
+            .args(["report", "monthly-briefing", "--data", "data", "--month", month, "--region", region])
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        rows.into_iter()
+            .map(|r| {
+                ((region.to_string(), r["department"].as_str().unwrap().to_string()), r["completed"].as_i64().unwrap())
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let months = ["2026-03", "2026-04", "2026-05", "2026-06", "2026-07"];
+    let mut seen = Vec::new();
+    for m in months {
+        let mut want = std::collections::BTreeMap::new();
+        for r in &regions {
+            want.extend(report(m, r));
+        }
+        if want == live {
+            return;
+        }
+        seen.push((m, want));
+    }
+    panic!("the live figures {live:?} are no month's report: {seen:?}");
+}
+
 #[test]
 fn alertmanager_receives_cards_and_sees_them_resolve() {
     let dir = tempfile::tempdir().unwrap();

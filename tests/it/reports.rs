@@ -673,6 +673,70 @@ fn open_cases_are_in_sql_before_their_history_is_flushed() {
     assert_eq!(stored(), 1);
 }
 
+/// DataFusion keeps a session's first listing of a folder for the
+/// session's life unless told otherwise: the live figures, the case API and
+/// every SQL endpoint session then never saw a part written after their
+/// first query (the live briefing showed the month's cases as of the
+/// demo's first seconds). A stored-only session and a scoped session over
+/// it, each queried before and after a second flush.
+#[test]
+fn regression_long_lived_sessions_see_parts_written_after_their_first_query() {
+    use jiancha::history::History;
+    use jiancha::{engine::Engine, event::Decoder, pipeline::Core, reference::RefData};
+    use std::sync::Arc;
+    let dir = TempDir::new().unwrap();
+    let zone_name = "Asia/Shanghai";
+    let zone = jiancha::time::Zone::new(zone_name).unwrap();
+    let rd = Arc::new(
+        RefData::load(
+            &root().join("config/catalog.csv"),
+            &root().join("config/calendar"),
+            &root().join("config/regions.csv"),
+        )
+        .unwrap(),
+    );
+    let engine = Engine::new(rd.clone(), zone.clone(), jiancha::config::RulesConfig::default());
+    let mut core = Core::new(engine, History::open(dir.path(), zone.clone(), rd.clone()).unwrap());
+    let decoder = Decoder::new(rd.clone(), zone.clone(), "k");
+    let ev = |n: u64, ty: &str, at: &str| {
+        let result = if ty == "completed" { r#","result":"approved""# } else { "" };
+        let line = format!(
+            r#"{{"event_id":"l{n}","case_id":"L1","type":"{ty}","occurred_at":"{at}","source":"center","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a"{result}}}"#
+        );
+        decoder.decode(line.as_bytes()).unwrap()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stored = rt.block_on(jiancha::sql::session(dir.path(), &rd, zone_name)).unwrap();
+    let regions: std::collections::BTreeSet<String> = ["220421".to_string()].into();
+    let scoped = rt.block_on(jiancha::sql::scope::scoped(&stored, Some(&regions))).unwrap();
+    let ask = |ctx: &datafusion::prelude::SessionContext| -> String {
+        let q = "SELECT case_id, status, (SELECT count(*) FROM events) AS events FROM cases";
+        let batches = rt.block_on(async { ctx.sql(q).await.unwrap().collect().await.unwrap() });
+        datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string()
+    };
+
+    core.apply(ev(1, "submitted", "2026-03-02T09:00:00+08:00"), None, 1);
+    core.apply(ev(2, "accepted", "2026-03-02T09:30:00+08:00"), None, 2);
+    core.flush().unwrap();
+    let open = "+---------+--------+--------+\n\
+                | case_id | status | events |\n\
+                +---------+--------+--------+\n\
+                | L1      | open   | 2      |\n\
+                +---------+--------+--------+";
+    assert_eq!(ask(&stored), open);
+    assert_eq!(ask(&scoped), open);
+
+    core.apply(ev(3, "completed", "2026-03-04T10:00:00+08:00"), None, 3);
+    core.flush().unwrap();
+    let done = "+---------+-----------+--------+\n\
+                | case_id | status    | events |\n\
+                +---------+-----------+--------+\n\
+                | L1      | completed | 3      |\n\
+                +---------+-----------+--------+";
+    assert_eq!(ask(&stored), done, "the stored-only session");
+    assert_eq!(ask(&scoped), done, "a scoped session over it");
+}
+
 /// Parquet files under a folder, at any depth.
 fn walkdir(dir: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
