@@ -289,17 +289,36 @@ pub fn one_reader(brokers: &str) -> Result<BaseConsumer, KafkaError> {
 
 /// One message of `topic` at a partition and offset (`None` when the topic
 /// no longer holds it), read with a reader kept for it ([`one_reader`]).
+/// Should the broker answer a fetch from inside a record batch with the
+/// batch after it, the read starts again 16, 256, 4,096 and then 65,536
+/// offsets earlier and reads forward to the offset.
 pub fn read_at(c: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Result<Option<OwnedMessage>, KafkaError> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).map_err(KafkaError::client)?;
-    c.assign(&tpl).map_err(KafkaError::client)?;
+    let found = read_from(c, topic, partition, offset);
+    // Left assigned, the reader would go on fetching the partition.
+    let _ = c.unassign();
+    found
+}
+
+fn read_from(c: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Result<Option<OwnedMessage>, KafkaError> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) if m.partition() == partition && m.offset() == offset => return Ok(Some(m.detach())),
-            Some(Ok(m)) if m.partition() == partition && m.offset() > offset => return Ok(None),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if p == partition => return Ok(None),
-            _ => {}
+    for back in [0i64, 16, 256, 4096, 65_536] {
+        let from = offset.saturating_sub(back).max(0);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(from)).map_err(KafkaError::client)?;
+        c.assign(&tpl).map_err(KafkaError::client)?;
+        let passed = loop {
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            match c.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) if m.partition() == partition && m.offset() == offset => return Ok(Some(m.detach())),
+                Some(Ok(m)) if m.partition() == partition && m.offset() > offset => break true,
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if p == partition => return Ok(None),
+                _ => {}
+            }
+        };
+        if passed && from == 0 {
+            return Ok(None);
         }
     }
     Ok(None)

@@ -167,7 +167,10 @@ pub fn run(
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
-        .set("max.poll.interval.ms", "60000")
+        // Kafka's own default: a checkpoint of a large state, or reading back
+        // the bytes of many dead letters after a restart, may keep the loop
+        // from polling for a while without the group taking its partitions.
+        .set("max.poll.interval.ms", "300000")
         .set("partition.assignment.strategy", "range")
         .set("enable.partition.eof", "true")
         .create_with_context(Ctx { svc: svc.clone() })

@@ -25,6 +25,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How many held events' original bytes a partition keeps for their dead
+/// letters (about 300 bytes each).
+const HELD_RAW_MAX: usize = 100_000;
+
 /// Header naming the events partition a record or fact comes from.
 const PARTITION_HEADER: &str = "jiancha_partition";
 
@@ -55,11 +59,19 @@ pub struct Task {
     /// The last checkpoint's engine state, as written; kept for its
     /// capacity.
     snapshot: Vec<u8>,
-    /// A gap in the offsets read (expected, got), read again once.
-    gap: Option<(i64, i64)>,
+    /// A gap in the offsets read (expected, got, times read again): read
+    /// again from further back each time (a broker may answer a fetch
+    /// from inside a record batch with the batch after it), and taken as
+    /// it is once reading from the partition's start still shows it.
+    gap: Option<(i64, i64, u32)>,
+    /// The original key and bytes of events the engine holds, by origin,
+    /// for their dead letter should they be found invalid: no read back
+    /// from the topic. Bounded; after a restart, or past the bound, the
+    /// dead letter reads them back instead.
+    held_raw: BTreeMap<u64, (Option<Vec<u8>>, Vec<u8>)>,
     /// How long its last checkpoint took: the next waits at least ten
-    /// times that, so checkpoints of a large state take at most about a
-    /// tenth of the time.
+    /// times the sum of this over every task, so checkpoints of a large
+    /// state take at most about a tenth of the time.
     checkpoint_cost: Duration,
 }
 
@@ -276,6 +288,7 @@ impl Service {
             checkpoint_cost: Duration::ZERO,
             snapshot: Vec::new(),
             gap: None,
+            held_raw: BTreeMap::new(),
         })
     }
 
@@ -342,13 +355,26 @@ impl Service {
         if off < task.meta.offset {
             return Ok(None); // already in the checkpointed state
         }
-        if off > task.meta.offset && task.gap != Some((task.meta.offset, off)) {
-            log(&format!(
-                "partition {p}: offset {off} arrived while {} was expected; reading again from {}",
-                task.meta.offset, task.meta.offset
-            ));
-            task.gap = Some((task.meta.offset, off));
-            return Ok(Some(task.meta.offset));
+        if off > task.meta.offset {
+            let expected = task.meta.offset;
+            let tries = match task.gap {
+                Some((e, g, n)) if e == expected && g == off => n + 1,
+                _ => 0,
+            };
+            // From the expected offset, then ever further back (whatever
+            // comes before it is skipped above), down to the start.
+            // A real gap (compaction, transaction markers) is taken after at
+            // most 65,536 offsets read again.
+            let exhausted = tries > 4 || (tries > 0 && read_again_from(expected, tries - 1) == 0);
+            let from = read_again_from(expected, tries);
+            if !exhausted {
+                if tries == 0 {
+                    log(&format!("partition {p}: offset {off} arrived while {expected} was expected; reading again"));
+                }
+                task.gap = Some((expected, off, tries));
+                return Ok(Some(from));
+            }
+            log(&format!("partition {p}: offsets {expected}..{off} hold no message; going on from {off}"));
         }
         task.gap = None;
         task.meta.offset = off + 1;
@@ -369,7 +395,14 @@ impl Service {
                 let at = ev.occurred_at;
                 let started = std::time::Instant::now();
                 let counter = metrics.counter_for(&ev, &self.refdata);
-                let outcome = task.core.apply(ev, Some((p, off)), origin(p as usize, off as u64));
+                let o = origin(p as usize, off as u64);
+                let outcome = task.core.apply(ev, Some((p, off)), o);
+                if outcome == Outcome::Held {
+                    if task.held_raw.len() >= HELD_RAW_MAX {
+                        task.held_raw.pop_first();
+                    }
+                    task.held_raw.insert(o, (m.key().map(<[u8]>::to_vec), payload.to_vec()));
+                }
                 if outcome == Outcome::Applied {
                     self.stats.applied += 1;
                     task.meta.max_at = Some(task.meta.max_at.map_or(at, |x| x.max(at)));
@@ -407,8 +440,6 @@ impl Service {
         self.read_facts();
         self.advance();
         let m = &self.live.metrics;
-        m.open_cases.set(self.tasks.values().map(|t| t.core.engine.open_cases() as i64).sum());
-        m.pending_timers.set(self.tasks.values().map(|t| t.core.engine.pending_timers() as i64).sum());
         let oldest = self.tasks.values().map(|t| t.last_checkpoint.elapsed().as_secs_f64()).fold(0.0, f64::max);
         m.checkpoint_age.set(oldest);
         let now = chrono::Utc::now().timestamp_millis();
@@ -416,6 +447,9 @@ impl Service {
         m.watermark_delay.set(lowest.map_or(0.0, |w| (now - w) as f64 / 1000.0));
         if self.last_settle.elapsed() >= Duration::from_secs(1) {
             self.last_settle = std::time::Instant::now();
+            // Counting open cases walks every case in memory: once a second.
+            m.open_cases.set(self.tasks.values().map(|t| t.core.engine.open_cases() as i64).sum());
+            m.pending_timers.set(self.tasks.values().map(|t| t.core.engine.pending_timers() as i64).sum());
             if !self.live.users.is_empty() {
                 // SQL sees the cases changed since each partition's last
                 // flush (at most a second old).
@@ -434,13 +468,15 @@ impl Service {
             }
         }
         self.publish()?;
+        // Each partition waits at least ten times what a checkpoint of every
+        // partition costs: all of them together take at most about a tenth
+        // of the time, however many partitions this instance holds.
+        let round: Duration = self.tasks.values().map(|t| t.checkpoint_cost).sum();
+        let spacing = self.cfg.storage.checkpoint_interval.max(round * 10);
         let due: Vec<i32> = self
             .tasks
             .values()
-            .filter(|t| {
-                t.dirty
-                    && t.last_checkpoint.elapsed() >= self.cfg.storage.checkpoint_interval.max(t.checkpoint_cost * 10)
-            })
+            .filter(|t| t.dirty && t.last_checkpoint.elapsed() >= spacing)
             .map(|t| t.partition)
             .collect();
         for p in due {
@@ -578,10 +614,16 @@ impl Service {
                         // Found invalid after its hold, or undone by a late
                         // arrival: its original bytes are still on the topic.
                         let (_, off) = split_origin(origin);
-                        let k = &self.cfg.kafka;
-                        let msg = client::read_at(&self.raw, &k.events_topic, p, off as i64)?;
-                        let key = msg.as_ref().and_then(|m| m.key().map(<[u8]>::to_vec));
-                        let raw = msg.as_ref().and_then(|m| m.payload().map(<[u8]>::to_vec)).unwrap_or_default();
+                        let kept = self.tasks.get_mut(&p).and_then(|t| t.held_raw.remove(&origin));
+                        let (key, raw) = match kept {
+                            Some(kept) => kept,
+                            None => {
+                                let k = &self.cfg.kafka;
+                                let msg = client::read_at(&self.raw, &k.events_topic, p, off as i64)?;
+                                let key = msg.as_ref().and_then(|m| m.key().map(<[u8]>::to_vec));
+                                (key, msg.as_ref().and_then(|m| m.payload().map(<[u8]>::to_vec)).unwrap_or_default())
+                            }
+                        };
                         self.dead_letter(p, key.as_deref(), &raw, &rejection, off as i64)?;
                     }
                 }
@@ -670,6 +712,17 @@ impl Service {
             log(&format!("partition {p}: committing offset {}: {e} (the checkpoint stands)", t.meta.offset));
         }
         Ok(())
+    }
+}
+
+/// Where to read a partition again from, the `tries`-th time a gap after
+/// `expected` shows: `expected` itself, then 16, 256, 4,096 and 65,536
+/// offsets before it (never before 0).
+fn read_again_from(expected: i64, tries: u32) -> i64 {
+    if tries == 0 {
+        expected
+    } else {
+        expected.saturating_sub(1i64 << (4 * tries.min(15))).max(0)
     }
 }
 
