@@ -600,19 +600,22 @@ fn a_retracted_card_counts_in_no_figure() {
     assert_eq!((r["completed"].as_i64(), r["on_time_rate"].as_f64()), (Some(1), Some(1.0)), "{r}");
 }
 
-/// Open cases are in SQL with their current state before any flush: the
-/// servers' session (`session_with` and the pipeline's pending cases, as
-/// `run` and `demo` wire them) against the engine and history writer of a
-/// pipeline that has not flushed, then has, then has changed a case again.
-#[test]
-fn open_cases_are_in_sql_before_their_history_is_flushed() {
-    use jiancha::history::{pending::PendingCases, History};
-    use jiancha::{engine::Engine, event::Decoder, pipeline::Core, reference::RefData};
-    use std::sync::Arc;
-    let dir = TempDir::new().unwrap();
-    let zone_name = "Asia/Shanghai";
-    let zone = jiancha::time::Zone::new(zone_name).unwrap();
-    let rd = Arc::new(
+/// The zone of the pipeline tests below.
+const ZONE: &str = "Asia/Shanghai";
+
+/// An engine and history writer over `dir`, and a decoder, as `run` and
+/// `demo` wire them, with the bundled reference data.
+struct Pipeline {
+    rd: std::sync::Arc<jiancha::reference::RefData>,
+    zone: jiancha::time::Zone,
+    core: jiancha::pipeline::Core,
+    decoder: jiancha::event::Decoder,
+}
+
+fn pipeline(dir: &Path) -> Pipeline {
+    use jiancha::{engine::Engine, history::History, reference::RefData};
+    let zone = jiancha::time::Zone::new(ZONE).unwrap();
+    let rd = std::sync::Arc::new(
         RefData::load(
             &root().join("config/catalog.csv"),
             &root().join("config/calendar"),
@@ -621,15 +624,32 @@ fn open_cases_are_in_sql_before_their_history_is_flushed() {
         .unwrap(),
     );
     let engine = Engine::new(rd.clone(), zone.clone(), jiancha::config::RulesConfig::default());
-    let mut core = Core::new(engine, History::open(dir.path(), zone.clone(), rd.clone()).unwrap());
-    let decoder = Decoder::new(rd.clone(), zone.clone(), "k");
-    let ev = |n: u64, ty: &str, at: &str| {
-        let result = if ty == "completed" { r#","result":"approved""# } else { "" };
-        let line = format!(
-            r#"{{"event_id":"o{n}","case_id":"O1","type":"{ty}","occurred_at":"{at}","source":"center","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a"{result}}}"#
-        );
-        decoder.decode(line.as_bytes()).unwrap()
-    };
+    let core = jiancha::pipeline::Core::new(engine, History::open(dir, zone.clone(), rd.clone()).unwrap());
+    let decoder = jiancha::event::Decoder::new(rd.clone(), zone.clone(), "k");
+    Pipeline { rd, zone, core, decoder }
+}
+
+/// Event `n` of a tax case in county 220421 (`completed` ones approved).
+fn one_case_event(decoder: &jiancha::event::Decoder, case: &str, n: u64, ty: &str, at: &str) -> jiancha::event::Event {
+    let result = if ty == "completed" { r#","result":"approved""# } else { "" };
+    let line = format!(
+        r#"{{"event_id":"{case}-{n}","case_id":"{case}","type":"{ty}","occurred_at":"{at}","source":"center","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a"{result}}}"#
+    );
+    decoder.decode(line.as_bytes()).unwrap()
+}
+
+/// Open cases are in SQL with their current state before any flush: the
+/// servers' session (`session_with` and the pipeline's pending cases, as
+/// `run` and `demo` wire them) against the engine and history writer of a
+/// pipeline that has not flushed, then has, then has changed a case again.
+#[test]
+fn open_cases_are_in_sql_before_their_history_is_flushed() {
+    use jiancha::history::pending::PendingCases;
+    use std::sync::Arc;
+    let dir = TempDir::new().unwrap();
+    let zone_name = ZONE;
+    let Pipeline { rd, zone, mut core, decoder } = pipeline(dir.path());
+    let ev = |n: u64, ty: &str, at: &str| one_case_event(&decoder, "O1", n, ty, at);
     let pending = Arc::new(PendingCases::new(zone.clone(), zone_name, rd.clone()));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ctx = rt.block_on(jiancha::sql::session_with(dir.path(), &rd, zone_name, Some(pending.clone()))).unwrap();
@@ -681,30 +701,10 @@ fn open_cases_are_in_sql_before_their_history_is_flushed() {
 /// it, each queried before and after a second flush.
 #[test]
 fn regression_long_lived_sessions_see_parts_written_after_their_first_query() {
-    use jiancha::history::History;
-    use jiancha::{engine::Engine, event::Decoder, pipeline::Core, reference::RefData};
-    use std::sync::Arc;
     let dir = TempDir::new().unwrap();
-    let zone_name = "Asia/Shanghai";
-    let zone = jiancha::time::Zone::new(zone_name).unwrap();
-    let rd = Arc::new(
-        RefData::load(
-            &root().join("config/catalog.csv"),
-            &root().join("config/calendar"),
-            &root().join("config/regions.csv"),
-        )
-        .unwrap(),
-    );
-    let engine = Engine::new(rd.clone(), zone.clone(), jiancha::config::RulesConfig::default());
-    let mut core = Core::new(engine, History::open(dir.path(), zone.clone(), rd.clone()).unwrap());
-    let decoder = Decoder::new(rd.clone(), zone.clone(), "k");
-    let ev = |n: u64, ty: &str, at: &str| {
-        let result = if ty == "completed" { r#","result":"approved""# } else { "" };
-        let line = format!(
-            r#"{{"event_id":"l{n}","case_id":"L1","type":"{ty}","occurred_at":"{at}","source":"center","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a"{result}}}"#
-        );
-        decoder.decode(line.as_bytes()).unwrap()
-    };
+    let zone_name = ZONE;
+    let Pipeline { rd, mut core, decoder, .. } = pipeline(dir.path());
+    let ev = |n: u64, ty: &str, at: &str| one_case_event(&decoder, "L1", n, ty, at);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let stored = rt.block_on(jiancha::sql::session(dir.path(), &rd, zone_name)).unwrap();
     let regions: std::collections::BTreeSet<String> = ["220421".to_string()].into();
