@@ -287,11 +287,15 @@ pub fn one_reader(brokers: &str) -> Result<BaseConsumer, KafkaError> {
     reader(brokers).set("enable.partition.eof", "true").create().map_err(KafkaError::client)
 }
 
+/// How far before an offset a partition is read again, try by try, when a
+/// broker answers a fetch from inside a record batch with the batch after
+/// it: whatever comes before the offset is skipped.
+pub const READ_AGAIN_BACK: [i64; 5] = [0, 16, 256, 4096, 65_536];
+
 /// One message of `topic` at a partition and offset (`None` when the topic
 /// no longer holds it), read with a reader kept for it ([`one_reader`]).
-/// Should the broker answer a fetch from inside a record batch with the
-/// batch after it, the read starts again 16, 256, 4,096 and then 65,536
-/// offsets earlier and reads forward to the offset.
+/// Should the broker answer from past the offset, the read starts again
+/// further back ([`READ_AGAIN_BACK`]) and reads forward to the offset.
 pub fn read_at(c: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Result<Option<OwnedMessage>, KafkaError> {
     let found = read_from(c, topic, partition, offset);
     // Left assigned, the reader would go on fetching the partition.
@@ -301,23 +305,24 @@ pub fn read_at(c: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Re
 
 fn read_from(c: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Result<Option<OwnedMessage>, KafkaError> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    for back in [0i64, 16, 256, 4096, 65_536] {
+    for back in READ_AGAIN_BACK {
         let from = offset.saturating_sub(back).max(0);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, Offset::Offset(from)).map_err(KafkaError::client)?;
         c.assign(&tpl).map_err(KafkaError::client)?;
-        let passed = loop {
+        // Until the offset, or a message past it.
+        loop {
             if Instant::now() >= deadline {
                 return Ok(None);
             }
             match c.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) if m.partition() == partition && m.offset() == offset => return Ok(Some(m.detach())),
-                Some(Ok(m)) if m.partition() == partition && m.offset() > offset => break true,
+                Some(Ok(m)) if m.partition() == partition && m.offset() > offset => break,
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if p == partition => return Ok(None),
                 _ => {}
             }
-        };
-        if passed && from == 0 {
+        }
+        if from == 0 {
             return Ok(None);
         }
     }

@@ -63,7 +63,7 @@ pub struct Task {
     /// again from further back each time (a broker may answer a fetch
     /// from inside a record batch with the batch after it), and taken as
     /// it is once reading from the partition's start still shows it.
-    gap: Option<(i64, i64, u32)>,
+    gap: Option<(i64, i64, usize)>,
     /// The original key and bytes of events the engine holds, by origin,
     /// for their dead letter should they be found invalid: no read back
     /// from the topic. Bounded; after a restart, or past the bound, the
@@ -362,17 +362,17 @@ impl Service {
                 _ => 0,
             };
             // From the expected offset, then ever further back (whatever
-            // comes before it is skipped above), down to the start.
-            // A real gap (compaction, transaction markers) is taken after at
-            // most 65,536 offsets read again.
-            let exhausted = tries > 4 || (tries > 0 && read_again_from(expected, tries - 1) == 0);
-            let from = read_again_from(expected, tries);
+            // comes before it is skipped above). A real gap (compaction,
+            // transaction markers) is taken once read again from the
+            // furthest back, or from the partition's start.
+            let from = |n: usize| expected.saturating_sub(client::READ_AGAIN_BACK[n]).max(0);
+            let exhausted = tries >= client::READ_AGAIN_BACK.len() || (tries > 0 && from(tries - 1) == 0);
             if !exhausted {
                 if tries == 0 {
                     log(&format!("partition {p}: offset {off} arrived while {expected} was expected; reading again"));
                 }
                 task.gap = Some((expected, off, tries));
-                return Ok(Some(from));
+                return Ok(Some(from(tries)));
             }
             log(&format!("partition {p}: offsets {expected}..{off} hold no message; going on from {off}"));
         }
@@ -712,17 +712,6 @@ impl Service {
             log(&format!("partition {p}: committing offset {}: {e} (the checkpoint stands)", t.meta.offset));
         }
         Ok(())
-    }
-}
-
-/// Where to read a partition again from, the `tries`-th time a gap after
-/// `expected` shows: `expected` itself, then 16, 256, 4,096 and 65,536
-/// offsets before it (never before 0).
-fn read_again_from(expected: i64, tries: u32) -> i64 {
-    if tries == 0 {
-        expected
-    } else {
-        expected.saturating_sub(1i64 << (4 * tries.min(15))).max(0)
     }
 }
 
