@@ -136,7 +136,11 @@ fn main() {
         let child = start(&env(group, "event"), dir.path().join("tput.log"));
         wait_committed(&brokers, group, &format!("{group}-in"), a.partitions, n, Duration::from_secs(3600));
         let secs = t.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(child.id());
         stop(child);
+        // Kept for a look at its checkpoints and rebalances.
+        let _ = std::fs::copy(dir.path().join("tput.log"), root.join("target/kafka_e2e-tput.log"));
+        println!("jiancha run used {cpu:.1} s of CPU: {:.1} µs an event", cpu * 1e6 / n as f64);
         println!(
         "RESULT throughput: jiancha run {n} events in {secs:.2} s = {:.0} events/s; raw consume {:.0} msg/s; ratio {:.0} % (target ≥ 80 %)",
         n as f64 / secs,
@@ -232,6 +236,17 @@ fn start(env: &[(String, String)], log: PathBuf) -> Child {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap()
+}
+
+/// User + system CPU seconds a process has used so far (Linux `/proc`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 here.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn stop(mut child: Child) {

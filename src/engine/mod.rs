@@ -151,6 +151,12 @@ struct State {
     /// Cases of other partitions in the acceptance index, by group.
     #[serde(with = "sorted", default)]
     remote: Map<Arc<str>, std::num::NonZeroU64>,
+    /// The entries of `remote` by the instant of their acceptance, oldest
+    /// first, so that forgetting the old ones looks at those only (not
+    /// kept in snapshots: rebuilt from `remote`). An entry whose case's
+    /// acceptance has moved since stays until it is looked at.
+    #[serde(skip)]
+    remote_by_at: BTreeSet<(Instant, Arc<str>)>,
     /// `center` instants of joint cases of other partitions.
     #[serde(with = "sorted", default)]
     remote_center: Map<Arc<str>, Vec<Instant>>,
@@ -254,6 +260,9 @@ impl Engine {
 
     fn with_state(refdata: Arc<RefData>, zone: Zone, rules: RulesConfig, mut st: State) -> Engine {
         st.strings.intern("center");
+        let dual = &st.dual;
+        st.remote_by_at =
+            st.remote.iter().map(|(k, g)| (dual.current(*g, k).map_or(Instant::MIN, |s| s.at), k.clone())).collect();
         Engine {
             refdata,
             zone,
@@ -776,10 +785,16 @@ impl Engine {
         let key: Arc<str> = Arc::from(fact.case_id());
         let old = self.st.remote.get(&key).copied();
         let mut again = std::mem::take(&mut self.scratch);
-        match self.st.dual.update(&key, old, new, &mut again) {
-            Some(g) => self.st.remote.insert(key, g),
-            None => self.st.remote.remove(&key),
-        };
+        let at = new.as_ref().map(|s| s.at);
+        match (self.st.dual.update(&key, old, new, &mut again), at) {
+            (Some(g), Some(at)) => {
+                self.st.remote_by_at.insert((at, key.clone()));
+                self.st.remote.insert(key, g);
+            }
+            _ => {
+                self.st.remote.remove(&key);
+            }
+        }
         for k in &again {
             self.rejudge(k, false, out);
         }
@@ -825,23 +840,27 @@ impl Engine {
     /// still need it (the same rule as for this engine's own cases).
     fn forget_old_remote(&mut self, wm: Instant) {
         let horizon = wm.saturating_sub(self.keep_closed_ms());
-        let cases = &self.st.cases;
-        let dual = &self.st.dual;
-        let old: Vec<(Arc<str>, std::num::NonZeroU64)> = self
-            .st
-            .remote
-            .iter()
-            .filter(|(k, g)| {
-                dual.current(**g, k).is_none_or(|s| s.at < horizon)
-                    && !dual.cases_of(**g).any(|c| cases.contains_key(c))
-            })
-            .map(|(k, g)| (k.clone(), *g))
-            .collect();
+        // Only entries accepted before the horizon can go: those are at the
+        // front of `remote_by_at`. One whose group has a case in memory is
+        // looked at again the next day.
+        let mut again = Vec::new();
         let mut touched = Vec::new();
-        for (k, g) in old {
+        while self.st.remote_by_at.first().is_some_and(|(at, _)| *at < horizon) {
+            let Some((at, k)) = self.st.remote_by_at.pop_first() else { break };
+            let Some(&g) = self.st.remote.get(&k) else { continue };
+            let dual = &self.st.dual;
+            if dual.current(g, &k).is_some_and(|s| s.at >= horizon) {
+                continue; // accepted again since: its newer entry is queued
+            }
+            let cases = &self.st.cases;
+            if dual.cases_of(g).any(|c| cases.contains_key(c)) {
+                again.push((at, k));
+                continue;
+            }
             self.st.dual.update(&k, Some(g), None, &mut touched);
             self.st.remote.remove(&k);
         }
+        self.st.remote_by_at.extend(again);
         let children = &self.st.children;
         self.st.remote_center.retain(|k, at| children.contains_key(k) || at.last().is_some_and(|&t| t >= horizon));
     }

@@ -56,6 +56,9 @@ pub struct Task {
     settle_at: i64,
     /// The partition has been read to its end since it was taken up.
     caught_up: bool,
+    /// Its last message read was the end of the partition (nothing new
+    /// since).
+    at_end: bool,
     /// The last checkpoint's engine state, as written; kept for its
     /// capacity.
     snapshot: Vec<u8>,
@@ -285,6 +288,7 @@ impl Service {
             settling,
             settle_at,
             caught_up: false,
+            at_end: false,
             checkpoint_cost: Duration::ZERO,
             snapshot: Vec::new(),
             gap: None,
@@ -327,6 +331,7 @@ impl Service {
     pub fn end_of_partition(&mut self, p: i32) {
         if let Some(t) = self.tasks.get_mut(&p) {
             t.caught_up = true;
+            t.at_end = true;
         }
     }
 
@@ -377,6 +382,7 @@ impl Service {
             log(&format!("partition {p}: offsets {expected}..{off} hold no message; going on from {off}"));
         }
         task.gap = None;
+        task.at_end = false;
         task.meta.offset = off + 1;
         task.dirty = true;
         task.last_message = std::time::Instant::now();
@@ -470,9 +476,16 @@ impl Service {
         self.publish()?;
         // Each partition waits at least ten times what a checkpoint of every
         // partition costs: all of them together take at most about a tenth
-        // of the time, however many partitions this instance holds.
+        // of the time, however many partitions this instance holds. When
+        // every partition has been read to its end and nothing came for an
+        // interval, there is no work to make way for: the interval only,
+        // so offsets are committed soon after a burst. (Not one quiet
+        // partition alone: the facts of a busy one keep changing it, and
+        // its checkpoints would take the time the busy one needs.)
+        let interval = self.cfg.storage.checkpoint_interval;
+        let quiet = self.tasks.values().all(|t| t.at_end && t.last_message.elapsed() >= interval);
         let round: Duration = self.tasks.values().map(|t| t.checkpoint_cost).sum();
-        let spacing = self.cfg.storage.checkpoint_interval.max(round * 10);
+        let spacing = if quiet { interval } else { interval.max(round * 10) };
         let due: Vec<i32> = self
             .tasks
             .values()
@@ -499,7 +512,11 @@ impl Service {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
-            if t.last_message.elapsed() < idle {
+            // Idle: read to its end, and nothing new for `idle`. A partition
+            // with events waiting is not idle however long this process took
+            // to read them (a long checkpoint, say): skipping it would move
+            // the watermark past its unread events.
+            if !(t.at_end && t.last_message.elapsed() >= idle) {
                 any_active = true;
                 match max_at {
                     None => return None, // an active partition with no event time yet holds it back

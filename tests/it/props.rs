@@ -407,7 +407,10 @@ fn facts_of_other_partitions_are_forgotten_when_no_case_can_need_them() {
     e.advance_watermark(at("2026-09-01T00:00:00+08:00"), &mut eff);
     assert_eq!(e.remote_facts(), 1);
     assert!(!eff.iter().any(|x| matches!(x, Effect::Alert(r) if r.state == jiancha::alert::AlertState::Retracted && r.rule == jiancha::alert::Rule::DualIntake)));
-    // Once the local case is closed and gone, so is the remote one.
+    // Once the local case is closed and gone, so is the remote one, also
+    // in an engine restored from a snapshot (which rebuilds the order in
+    // which remote acceptances are looked at for forgetting).
+    let mut e = Engine::restore(rd.clone(), zone(), RulesConfig::default(), &e.snapshot()).unwrap();
     let done = r#"{"event_id":"l2","case_id":"LOCAL","type":"completed","occurred_at":"2026-09-01T10:00:00+08:00","source":"tax-sys","result":"approved"}"#;
     e.apply(decoder.decode(done.as_bytes()).unwrap(), 2, &mut eff);
     e.advance_watermark(at("2026-12-31T00:00:00+08:00"), &mut eff);
