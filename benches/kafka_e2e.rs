@@ -245,7 +245,8 @@ fn cpu_seconds(pid: u32) -> f64 {
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the line: 11 and 12 here.
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 here,
+    // in clock ticks (USER_HZ, 100 on Linux).
     (ticks(11) + ticks(12)) / 100.0
 }
 

@@ -786,12 +786,13 @@ impl Engine {
         let old = self.st.remote.get(&key).copied();
         let mut again = std::mem::take(&mut self.scratch);
         let at = new.as_ref().map(|s| s.at);
-        match (self.st.dual.update(&key, old, new, &mut again), at) {
-            (Some(g), Some(at)) => {
+        // The index keeps an entry (returns its group) exactly when there is a new acceptance.
+        match self.st.dual.update(&key, old, new, &mut again).zip(at) {
+            Some((g, at)) => {
                 self.st.remote_by_at.insert((at, key.clone()));
                 self.st.remote.insert(key, g);
             }
-            _ => {
+            None => {
                 self.st.remote.remove(&key);
             }
         }

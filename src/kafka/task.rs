@@ -483,7 +483,7 @@ impl Service {
         // partition alone: the facts of a busy one keep changing it, and
         // its checkpoints would take the time the busy one needs.)
         let interval = self.cfg.storage.checkpoint_interval;
-        let quiet = self.tasks.values().all(|t| t.at_end && t.last_message.elapsed() >= interval);
+        let quiet = self.tasks.values().all(|t| t.time().idle(interval));
         let round: Duration = self.tasks.values().map(|t| t.checkpoint_cost).sum();
         let spacing = if quiet { interval } else { interval.max(round * 10) };
         let due: Vec<i32> = self
@@ -502,14 +502,7 @@ impl Service {
     /// [`event_watermark`]).
     fn event_watermark(&self) -> Option<Instant> {
         let idle = self.cfg.time.idle_timeout;
-        event_watermark(
-            self.tasks.values().map(|t| PartitionTime {
-                max_at: t.meta.max_at,
-                at_end: t.at_end,
-                quiet_for: t.last_message.elapsed(),
-            }),
-            idle,
-        )
+        event_watermark(self.tasks.values().map(Task::time), idle)
     }
 
     /// Facts the other partitions published, told to every task but the
@@ -724,6 +717,20 @@ struct PartitionTime {
     quiet_for: Duration,
 }
 
+impl PartitionTime {
+    /// Read to its end, with nothing new for `d`.
+    fn idle(&self, d: Duration) -> bool {
+        self.at_end && self.quiet_for >= d
+    }
+}
+
+impl Task {
+    /// Where it stands now.
+    fn time(&self) -> PartitionTime {
+        PartitionTime { max_at: self.meta.max_at, at_end: self.at_end, quiet_for: self.last_message.elapsed() }
+    }
+}
+
 /// The event-time watermark: the smallest, over the partitions that are not
 /// idle, of each one's largest `occurred_at`; when all are idle, the largest
 /// over them. Idle means read to its end with nothing new for `idle`: a
@@ -739,7 +746,7 @@ fn event_watermark(parts: impl Iterator<Item = PartitionTime>, idle: Duration) -
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        if !(t.at_end && t.quiet_for >= idle) {
+        if !t.idle(idle) {
             any_active = true;
             match t.max_at {
                 None => return None, // an active partition with no event time yet holds it back
