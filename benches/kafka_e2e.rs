@@ -125,22 +125,32 @@ fn main() {
         let t = Instant::now();
         jiancha::kafka::publish::lines(&brokers, topic, a.partitions, None, lines.into_iter()).unwrap();
         println!("published {n} events in {:.1} s", t.elapsed().as_secs_f64());
+        let (broker_cpu, own_cpu) = (cpu_seconds(broker.id()), cpu_seconds(std::process::id()));
         let raw = raw_consume(&brokers, topic, n);
         println!("raw rdkafka consume: {n} messages in {raw:.2} s = {:.0} msg/s", n as f64 / raw);
+        println!(
+            "  CPU during it: broker {:.1} s, consumer {:.1} s",
+            cpu_seconds(broker.id()) - broker_cpu,
+            cpu_seconds(std::process::id()) - own_cpu
+        );
 
         // The service reads `<group>-in`: publish the same events there.
         let group = "tput";
         client::ensure_topics(&brokers, &[(&format!("{group}-in"), a.partitions)], &|| false).unwrap();
         copy_topic(&brokers, topic, &format!("{group}-in"), n);
+        let broker_cpu = cpu_seconds(broker.id());
         let t = Instant::now();
         let child = start(&env(group, "event"), dir.path().join("tput.log"));
         wait_committed(&brokers, group, &format!("{group}-in"), a.partitions, n, Duration::from_secs(3600));
         let secs = t.elapsed().as_secs_f64();
         let cpu = cpu_seconds(child.id());
+        let peak = peak_memory(child.id());
         stop(child);
         // Kept for a look at its checkpoints and rebalances.
         let _ = std::fs::copy(dir.path().join("tput.log"), root.join("target/kafka_e2e-tput.log"));
         println!("jiancha run used {cpu:.1} s of CPU: {:.1} µs an event", cpu * 1e6 / n as f64);
+        println!("  its peak resident memory: {peak}");
+        println!("  the broker used {:.1} s of CPU meanwhile", cpu_seconds(broker.id()) - broker_cpu);
         println!(
         "RESULT throughput: jiancha run {n} events in {secs:.2} s = {:.0} events/s; raw consume {:.0} msg/s; ratio {:.0} % (target ≥ 80 %)",
         n as f64 / secs,
@@ -248,6 +258,12 @@ fn cpu_seconds(pid: u32) -> f64 {
     // utime and stime are fields 14 and 15 of the line: 11 and 12 here,
     // in clock ticks (USER_HZ, 100 on Linux).
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A process's peak resident memory, as `/proc` gives it.
+fn peak_memory(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map_or("unknown".into(), |v| v.trim().to_string())
 }
 
 fn stop(mut child: Child) {
