@@ -145,12 +145,13 @@ fn main() {
         let secs = t.elapsed().as_secs_f64();
         let cpu = cpu_seconds(child.id());
         let peak = peak_memory(child.id());
+        let broker_cpu = cpu_seconds(broker.id()) - broker_cpu;
         stop(child);
         // Kept for a look at its checkpoints and rebalances.
         let _ = std::fs::copy(dir.path().join("tput.log"), root.join("target/kafka_e2e-tput.log"));
         println!("jiancha run used {cpu:.1} s of CPU: {:.1} µs an event", cpu * 1e6 / n as f64);
         println!("  its peak resident memory: {peak}");
-        println!("  the broker used {:.1} s of CPU meanwhile", cpu_seconds(broker.id()) - broker_cpu);
+        println!("  the broker used {broker_cpu:.1} s of CPU meanwhile");
         println!(
         "RESULT throughput: jiancha run {n} events in {secs:.2} s = {:.0} events/s; raw consume {:.0} msg/s; ratio {:.0} % (target ≥ 80 %)",
         n as f64 / secs,
