@@ -28,6 +28,54 @@ impl ApplicantHasher {
     }
 }
 
+/// A 32-byte hash in serialized state (checkpoints): lowercase hex, a
+/// quarter of the JSON array of numbers serde gives an array by default,
+/// and read either way (checkpoints written before it carry arrays).
+pub mod hex32 {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    /// Serializes as lowercase hex.
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(super::hex32_in(bytes, &mut [0; 64]))
+    }
+
+    /// Reads hex, or an array of 32 numbers.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = [u8; 32];
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("32 bytes as 64 hex digits or an array")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<[u8; 32], E> {
+                super::unhex32(v).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; 32], A::Error> {
+                let mut out = [0u8; 32];
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(i, &self))?;
+                }
+                if seq.next_element::<u8>()?.is_some() {
+                    return Err(A::Error::invalid_length(33, &self));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Lowercase hex of a 32-byte hash, written into `buf` (no allocation).
+pub fn hex32_in<'b>(bytes: &[u8; 32], buf: &'b mut [u8; 64]) -> &'b str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        buf[2 * i] = HEX[(b >> 4) as usize];
+        buf[2 * i + 1] = HEX[(b & 15) as usize];
+    }
+    std::str::from_utf8(buf).expect("hex is ASCII")
+}
+
 /// Lowercase hex of a hash.
 pub fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -74,5 +122,27 @@ mod tests {
             hex(&h.hash("what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+}
+
+#[cfg(test)]
+mod hex32_tests {
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct H(#[serde(with = "super::hex32")] [u8; 32]);
+
+    #[test]
+    fn a_hash_in_state_is_hex_and_arrays_of_older_checkpoints_still_read() {
+        let mut b = [0u8; 32];
+        b[0] = 0xab;
+        b[31] = 0x07;
+        let json = serde_json::to_string(&H(b)).unwrap();
+        assert_eq!(json, format!("\"ab{}07\"", "0".repeat(60)));
+        assert_eq!(serde_json::from_str::<H>(&json).unwrap(), H(b));
+        let old = serde_json::to_string(&b).unwrap();
+        assert!(old.starts_with("[171,0,"));
+        assert_eq!(serde_json::from_str::<H>(&old).unwrap(), H(b));
+        assert!(serde_json::from_str::<H>("\"zz\"").is_err());
+        assert!(serde_json::from_str::<H>(&format!("\"{}\"", "g".repeat(64))).is_err());
+        assert!(serde_json::from_str::<H>("[1,2]").is_err());
     }
 }

@@ -72,6 +72,7 @@ pub struct Attrs {
     /// Catalogue index.
     pub item: u32,
     /// HMAC of the applicant id.
+    #[serde(with = "crate::privacy::hex32")]
     pub applicant: [u8; 32],
     /// Parent of a joint sub-case.
     pub parent: Option<Arc<str>>,

@@ -9,7 +9,9 @@
 //! `<data>/rejected_events/part-NNNNNNNN.parquet` (stored events found not in
 //! effect after all; see [`schema`]). A part
 //! is written to a temporary name and renamed, so readers never see half a
-//! file; nothing is ever rewritten.
+//! file; nothing is ever rewritten. Rows are encoded into the part being
+//! written every [`BATCH_ROWS`] rows of a table and month, so memory stays
+//! bounded however long the writer goes between flushes.
 
 pub mod pending;
 pub mod schema;
@@ -27,6 +29,14 @@ use schema::{AlertRows, CaseRows, EventRows};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Rows of one table and month collected before they are encoded into
+/// the open part.
+pub const BATCH_ROWS: usize = 8192;
+
+/// Rows per Parquet row group: what the part being written holds in memory
+/// (encoded) before it goes to the file.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// The stored tables.
 pub const TABLES: [&str; 4] = ["events", "alert_records", "case_versions", "rejected_events"];
@@ -60,10 +70,17 @@ pub struct History {
     zone: Zone,
     zone_name: String,
     refdata: Arc<RefData>,
-    events: BTreeMap<String, EventRows>,
-    alerts: BTreeMap<String, AlertRows>,
-    cases: BTreeMap<String, CaseRows>,
+    events: BTreeMap<Month, EventRows>,
+    alerts: BTreeMap<Month, AlertRows>,
+    cases: BTreeMap<Month, CaseRows>,
     rejected: Vec<u64>,
+    /// The parts being written (temporary names), by table and month.
+    open: BTreeMap<(&'static str, Option<Month>), OpenPart>,
+    /// Rows encoded into them.
+    encoded: usize,
+    /// Encoding rows into an open part failed: returned by the next flush,
+    /// which writes nothing (the caller's last durable point stands).
+    failed: Option<HistoryError>,
     run: u64,
     part: u64,
     version: u64,
@@ -109,9 +126,34 @@ pub fn discard_parts_from(dir: &Path, writer: &str, next: u64) -> Result<usize, 
     Ok(removed)
 }
 
+/// A calendar month, `year * 100 + month`: what history is partitioned by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Month(i32);
+
+impl Month {
+    fn of(day: crate::time::Day) -> Month {
+        use chrono::Datelike;
+        let d = day.date();
+        Month(d.year() * 100 + d.month() as i32)
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.0.div_euclid(100), self.0.rem_euclid(100))
+    }
+}
+
 /// `YYYY-MM` of an instant in the zone.
 fn month(zone: &Zone, t: Instant) -> String {
-    zone.day_of(t).to_string()[..7].to_string()
+    Month::of(zone.day_of(t)).to_string()
+}
+
+/// A part being written under its temporary name.
+struct OpenPart {
+    writer: ArrowWriter<std::fs::File>,
+    tmp: PathBuf,
+    path: PathBuf,
 }
 
 impl History {
@@ -145,6 +187,9 @@ impl History {
             alerts: BTreeMap::new(),
             cases: BTreeMap::new(),
             rejected: Vec::new(),
+            open: BTreeMap::new(),
+            encoded: 0,
+            failed: None,
             run: part,
             part,
             version: part << 32,
@@ -188,11 +233,16 @@ impl History {
     }
 
     fn push_event(&mut self, e: &Event, kafka: Option<(i32, i64)>, origin: Option<u64>) {
-        let m = month(&self.zone, e.occurred_at);
-        let z = &self.zone_name;
         let day = self.zone.day_of(e.occurred_at);
+        let m = Month::of(day);
+        let z = &self.zone_name;
         let at = origin.map(|o| (self.run, o));
-        self.events.entry(m).or_insert_with(|| EventRows::new(z)).push(e, day, &self.refdata.catalog, kafka, at);
+        let rows = self.events.entry(m).or_insert_with(|| EventRows::new(z));
+        rows.push(e, day, &self.refdata.catalog, kafka, at);
+        if rows.len >= BATCH_ROWS {
+            let batch = rows.finish();
+            self.encode("events", Some(m), batch);
+        }
     }
 
     /// Marks the event stored with `origin` as not in effect (dead-lettered
@@ -203,32 +253,83 @@ impl History {
 
     /// Adds an alert record.
     pub fn alert(&mut self, r: &AlertRecord) {
-        let m = month(&self.zone, r.at_ms);
-        let z = &self.zone_name;
         let day = self.zone.day_of(r.at_ms);
-        self.alerts.entry(m).or_insert_with(|| AlertRows::new(z)).push(r, day);
+        let m = Month::of(day);
+        let z = &self.zone_name;
+        let rows = self.alerts.entry(m).or_insert_with(|| AlertRows::new(z));
+        rows.push(r, day);
+        if rows.len >= BATCH_ROWS {
+            let batch = rows.finish();
+            self.encode("alert_records", Some(m), batch);
+        }
     }
 
     /// Adds a version of a case (ignored for a case with no valid event).
     pub fn case(&mut self, v: &CaseView) {
         let Some(t) = v.summary.accepted_at.or(v.summary.submitted_at) else { return };
-        let m = month(&self.zone, t);
+        let m = Month::of(self.zone.day_of(t));
         self.version += 1;
         let (z, zone, cat) = (&self.zone_name, &self.zone, &self.refdata.catalog);
-        self.cases.entry(m).or_insert_with(|| CaseRows::new(z)).push(v, cat, self.version, |t| zone.day_of(t));
+        let rows = self.cases.entry(m).or_insert_with(|| CaseRows::new(z));
+        rows.push(v, cat, self.version, |t| zone.day_of(t));
+        if rows.len >= BATCH_ROWS {
+            let batch = rows.finish();
+            self.encode("case_versions", Some(m), batch);
+        }
     }
 
-    /// Rows waiting to be written.
+    /// Rows waiting to be written (collected, or in parts not yet complete).
     pub fn pending(&self) -> usize {
-        self.rejected.len()
+        self.encoded
+            + self.rejected.len()
             + self.events.values().map(|r| r.len).sum::<usize>()
             + self.alerts.values().map(|r| r.len).sum::<usize>()
             + self.cases.values().map(|r| r.len).sum::<usize>()
     }
 
-    /// Writes every pending row as new parts.
+    /// Encodes rows into the open part of `table` and month `m` (opening
+    /// it); a failure is kept for [`History::flush`].
+    fn encode(&mut self, table: &'static str, m: Option<Month>, batch: RecordBatch) {
+        if self.failed.is_some() || batch.num_rows() == 0 {
+            return;
+        }
+        match self.try_encode(table, m, &batch) {
+            Ok(()) => self.encoded += batch.num_rows(),
+            Err(e) => self.failed = Some(e),
+        }
+    }
+
+    fn try_encode(&mut self, table: &'static str, m: Option<Month>, batch: &RecordBatch) -> Result<(), HistoryError> {
+        let part = match self.open.entry((table, m)) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let folder = match m {
+                    None => self.dir.join(table),
+                    Some(m) => self.dir.join(table).join(format!("month={m}")),
+                };
+                std::fs::create_dir_all(&folder).map_err(|cause| HistoryError::Io { path: folder.clone(), cause })?;
+                let path = folder.join(format!("part-{}{:08}.parquet", self.writer, self.part));
+                let tmp = folder.join(format!(".part-{}{:08}.parquet.tmp", self.writer, self.part));
+                let file =
+                    std::fs::File::create(&tmp).map_err(|cause| HistoryError::Io { path: tmp.clone(), cause })?;
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                    .build();
+                let writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
+                    .map_err(|cause| HistoryError::Parquet { path: path.clone(), cause })?;
+                v.insert(OpenPart { writer, tmp, path })
+            }
+        };
+        part.writer.write(batch).map_err(|cause| HistoryError::Parquet { path: part.path.clone(), cause })
+    }
+
+    /// Writes every pending row and completes the parts being written
+    /// (their final names appear only now). After a failure, returns it and
+    /// writes nothing more: the parts of this flush are left under their
+    /// temporary names, which the next writer of the same name removes
+    /// ([`discard_parts_from`]) or numbers after.
     pub fn flush(&mut self) -> Result<(), HistoryError> {
-        let mut batches: Vec<(&str, String, RecordBatch)> = Vec::new();
         let rejected = std::mem::take(&mut self.rejected);
         if !rejected.is_empty() {
             let n = rejected.len();
@@ -238,41 +339,35 @@ impl History {
             ];
             let batch =
                 RecordBatch::try_new(schema::rejected_events(), cols).expect("rejected batch matches its schema");
-            batches.push(("rejected_events", String::new(), batch));
+            self.encode("rejected_events", None, batch);
         }
-        for (m, rows) in std::mem::take(&mut self.events) {
-            let mut rows = rows;
-            batches.push(("events", m, rows.finish()));
+        for (m, mut rows) in std::mem::take(&mut self.events) {
+            self.encode("events", Some(m), rows.finish());
         }
-        for (m, rows) in std::mem::take(&mut self.alerts) {
-            let mut rows = rows;
-            batches.push(("alert_records", m, rows.finish()));
+        for (m, mut rows) in std::mem::take(&mut self.alerts) {
+            self.encode("alert_records", Some(m), rows.finish());
         }
-        for (m, rows) in std::mem::take(&mut self.cases) {
-            let mut rows = rows;
-            batches.push(("case_versions", m, rows.finish()));
+        for (m, mut rows) in std::mem::take(&mut self.cases) {
+            self.encode("case_versions", Some(m), rows.finish());
         }
-        if batches.is_empty() {
+        self.encoded = 0;
+        if let Some(e) = self.failed.take() {
+            // The next parts are numbered after the ones abandoned here.
+            self.open.clear();
+            self.part += 1;
+            return Err(e);
+        }
+        if self.open.is_empty() {
             return Ok(());
         }
-        let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
-        for (table, m, batch) in batches {
-            if batch.num_rows() == 0 {
-                continue;
-            }
-            let folder =
-                if m.is_empty() { self.dir.join(table) } else { self.dir.join(table).join(format!("month={m}")) };
-            std::fs::create_dir_all(&folder).map_err(|cause| HistoryError::Io { path: folder.clone(), cause })?;
-            let path = folder.join(format!("part-{}{:08}.parquet", self.writer, self.part));
-            let tmp = folder.join(format!(".part-{}{:08}.parquet.tmp", self.writer, self.part));
-            let file = std::fs::File::create(&tmp).map_err(|cause| HistoryError::Io { path: tmp.clone(), cause })?;
-            let pq = |cause| HistoryError::Parquet { path: path.clone(), cause };
-            let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props.clone())).map_err(pq)?;
-            w.write(&batch).map_err(pq)?;
-            w.close().map_err(pq)?;
-            std::fs::rename(&tmp, &path).map_err(|cause| HistoryError::Io { path: path.clone(), cause })?;
-        }
+        // Numbered before completing: should one fail, the next flush
+        // cannot write over the parts completed before it.
         self.part += 1;
+        for (_, p) in std::mem::take(&mut self.open) {
+            let pq = |cause| HistoryError::Parquet { path: p.path.clone(), cause };
+            p.writer.close().map_err(pq)?;
+            std::fs::rename(&p.tmp, &p.path).map_err(|cause| HistoryError::Io { path: p.path.clone(), cause })?;
+        }
         Ok(())
     }
 }

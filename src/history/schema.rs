@@ -13,7 +13,7 @@
 use crate::alert::AlertRecord;
 use crate::engine::CaseView;
 use crate::event::Event;
-use crate::privacy::hex;
+use crate::privacy::hex32_in;
 use crate::reference::Catalog;
 use crate::time::{Day, Instant};
 use arrow::array::{
@@ -172,7 +172,8 @@ impl EventRows {
         s[5].append_option(e.department.as_deref());
         s[6].append_option(e.window.as_deref());
         s[7].append_option(e.item.map(|i| catalog.item(i).item_code.as_str()));
-        s[8].append_option(e.applicant.map(|a| hex(&a)));
+        let mut buf = [0; 64];
+        s[8].append_option(e.applicant.as_ref().map(|a| hex32_in(a, &mut buf)));
         s[9].append_option(e.parent_case_id.as_deref());
         s[10].append_option(e.reason.as_deref());
         s[11].append_option(e.result.map(|r| match r {
@@ -340,7 +341,8 @@ impl CaseRows {
         s[4].append_option(v.window.as_deref());
         s[5].append_option(v.item_code.as_deref());
         s[6].append_option(item.map(|i| i.kind.as_str()));
-        s[7].append_option(sm.attrs.as_ref().map(|a| hex(&a.applicant)));
+        let mut buf = [0; 64];
+        s[7].append_option(sm.attrs.as_ref().map(|a| hex32_in(&a.applicant, &mut buf)));
         s[8].append_value(sm.status.as_str());
         s[9].append_option(sm.result.map(|r| match r {
             crate::event::Decision::Approved => "approved",

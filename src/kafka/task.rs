@@ -59,9 +59,6 @@ pub struct Task {
     /// Its last message read was the end of the partition (nothing new
     /// since).
     at_end: bool,
-    /// The last checkpoint's engine state, as written; kept for its
-    /// capacity.
-    snapshot: Vec<u8>,
     /// A gap in the offsets read (expected, got, times read again): read
     /// again from further back each time (a broker may answer a fetch
     /// from inside a record batch with the batch after it), and taken as
@@ -290,7 +287,6 @@ impl Service {
             caught_up: false,
             at_end: false,
             checkpoint_cost: Duration::ZERO,
-            snapshot: Vec::new(),
             gap: None,
             held_raw: BTreeMap::new(),
         })
@@ -685,12 +681,11 @@ impl Service {
         watch.raise_ends(&k.dead_letter_topic, &mut t.meta.dead_letter_end);
         t.meta.next_part = t.core.history.next_part();
         t.meta.written_at = chrono::Local::now().to_rfc3339();
-        t.snapshot.clear();
-        t.core.engine.write_snapshot(&mut t.snapshot).map_err(|e| {
-            KafkaError::Checkpoint(checkpoint::CheckpointError { path: t.path.clone(), cause: e.to_string() })
-        })?;
-        let snapshot = &t.snapshot;
-        checkpoint::write(&t.path, &t.meta, |w| w.write_all(snapshot))?;
+        // Straight into the file: a buffer of the whole state would be
+        // hundreds of megabytes for a large one, grown and zeroed anew
+        // whenever the state outgrows it.
+        let engine = &t.core.engine;
+        checkpoint::write(&t.path, &t.meta, |w| engine.write_snapshot(w))?;
         t.dirty = false;
         t.last_checkpoint = std::time::Instant::now();
         t.checkpoint_cost = started.elapsed();
