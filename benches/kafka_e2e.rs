@@ -6,9 +6,8 @@
 //!    the raw rdkafka consume rate of the same broker is measured (a plain
 //!    consumer reading them all), then `jiancha run` (event time) consumes
 //!    them from the start; events/s from its start to its last alert on
-//!    the broker (the alerts topic's end read every 100 ms), beside the
-//!    raw rate, and
-//!    until its group's committed offsets reach the ends.
+//!    the broker (the alerts topic's end read every 100 ms) and until its
+//!    group's committed offsets reach the ends, beside the raw rate.
 //! 2. Alert latency: `--open` cases (default 1,000,000) accepted and left
 //!    open in wall-clock mode, 1,000 of them with a red card
 //!    (`unregistered_case`, grace 1 h) falling due over 20 s once all are
@@ -155,6 +154,9 @@ fn main() {
         let broker_cpu = cpu_seconds(broker.id()) - broker_cpu;
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         let samples = sampler.join().unwrap();
+        // Every alert is on the broker before the offsets are committed.
+        let reader: BaseConsumer = client::reader(&brokers).create().unwrap();
+        let alerts_end = topic_end(&reader, &format!("{group}-alerts"));
         stop(child);
         // Kept for a look at its checkpoints and rebalances.
         let _ = std::fs::copy(dir.path().join("tput.log"), root.join("target/kafka_e2e-tput.log"));
@@ -162,15 +164,13 @@ fn main() {
         println!("  its peak resident memory: {peak}");
         println!("  the broker used {broker_cpu:.1} s of CPU meanwhile");
         // The last alert: the first sample of the alerts topic's end at its
-        // final value (sampled every 100 ms; every alert is on the broker
-        // before the offsets are committed).
-        let last = samples.last().map(|&(_, end)| end);
-        let to_alerts =
-            last.and_then(|end| samples.iter().find(|&&(_, e)| e >= end).map(|&(at, _)| at.duration_since(t)));
+        // final value (or the commit, if no sample before it saw that).
+        let to_alerts = alerts_end.map(|end| {
+            samples.iter().find(|&&(_, e)| e >= end).map_or(secs, |&(at, _)| at.duration_since(t).as_secs_f64())
+        });
         println!("all offsets committed after {secs:.2} s = {:.0} events/s", n as f64 / secs);
         match to_alerts {
-            Some(d) => {
-                let s = d.as_secs_f64();
+            Some(s) => {
                 println!(
                     "RESULT throughput: jiancha run {n} events from start to their last alert in {s:.2} s = {:.0} events/s; raw consume {:.0} msg/s; ratio {:.0} % (target ≥ 80 %)",
                     n as f64 / s,
@@ -294,21 +294,24 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// Samples the end offsets of the alerts topic every 100 ms until
-/// `done`: `(when, alert records on the broker)`.
+/// Samples the end of the alerts topic every 100 ms until `done`:
+/// `(when it was read, alert records on the broker)`.
 fn sample_alerts(brokers: &str, topic: &str, done: &std::sync::atomic::AtomicBool) -> Vec<(Instant, i64)> {
     let c: BaseConsumer = client::reader(brokers).create().unwrap();
     let mut out = Vec::new();
     while !done.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        let at = Instant::now();
-        let parts = client::partitions(&c, topic).unwrap_or_default();
-        let ends = parts.iter().map(|&p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).map(|(_, hi)| hi));
-        if let Ok(sum) = ends.sum::<Result<i64, _>>() {
-            out.push((at, sum));
+        if let Some(end) = topic_end(&c, topic) {
+            out.push((Instant::now(), end));
         }
     }
     out
+}
+
+/// The sum of a topic's end offsets (`None` while it cannot be read).
+fn topic_end(c: &BaseConsumer, topic: &str) -> Option<i64> {
+    let parts = client::partitions(c, topic).ok()?;
+    parts.iter().map(|&p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).map(|(_, hi)| hi).ok()).sum()
 }
 
 fn raw_consume(brokers: &str, topic: &str, n: usize) -> f64 {

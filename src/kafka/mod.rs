@@ -13,8 +13,8 @@
 //! Streams repartitions through an internal topic).
 //!
 //! Delivery: a partition's checkpoint is taken every
-//! `storage.checkpoint_interval` (at least twenty times what the last
-//! checkpoint of every partition cost), when it is revoked and at shutdown: the
+//! `storage.checkpoint_interval` (at least ten times its last checkpoint's
+//! cost), when it is revoked and at shutdown: the
 //! producer is flushed (every record acknowledged), the partition's history
 //! is flushed, the checkpoint (engine state + offset + where the output
 //! topics ended) is written, and only then is the offset committed. A

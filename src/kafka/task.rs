@@ -69,9 +69,9 @@ pub struct Task {
     /// from the topic. Bounded; after a restart, or past the bound, the
     /// dead letter reads them back instead.
     held_raw: BTreeMap<u64, (Option<Vec<u8>>, Vec<u8>)>,
-    /// How long its last checkpoint took: the next waits at least twenty
+    /// How long its last checkpoint took: the next waits at least ten
     /// times the sum of this over every task, so checkpoints of a large
-    /// state take at most about a twentieth of the time.
+    /// state take at most about a tenth of the time.
     checkpoint_cost: Duration,
 }
 
@@ -470,9 +470,9 @@ impl Service {
             }
         }
         self.publish()?;
-        // Each partition waits at least twenty times what a checkpoint of
-        // every partition costs: all of them together take at most about a
-        // twentieth of the time, however many partitions this instance holds. When
+        // Each partition waits at least ten times what a checkpoint of every
+        // partition costs: all of them together take at most about a tenth
+        // of the time, however many partitions this instance holds. When
         // every partition has been read to its end and nothing came for an
         // interval, there is no work to make way for: the interval only,
         // so offsets are committed soon after a burst. (Not one quiet
@@ -481,7 +481,7 @@ impl Service {
         let interval = self.cfg.storage.checkpoint_interval;
         let quiet = self.tasks.values().all(|t| t.time().idle(interval));
         let round: Duration = self.tasks.values().map(|t| t.checkpoint_cost).sum();
-        let spacing = if quiet { interval } else { interval.max(round * 20) };
+        let spacing = if quiet { interval } else { interval.max(round * 10) };
         let due: Vec<i32> = self
             .tasks
             .values()
