@@ -66,25 +66,23 @@ pub mod hex32 {
     }
 }
 
+/// The two lowercase hex digits of a byte.
+fn hex_digits(b: u8) -> [u8; 2] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]
+}
+
 /// Lowercase hex of a 32-byte hash, written into `buf` (no allocation).
 pub fn hex32_in<'b>(bytes: &[u8; 32], buf: &'b mut [u8; 64]) -> &'b str {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in bytes.iter().enumerate() {
-        buf[2 * i] = HEX[(b >> 4) as usize];
-        buf[2 * i + 1] = HEX[(b & 15) as usize];
+    for (pair, &b) in buf.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&hex_digits(b));
     }
     std::str::from_utf8(buf).expect("hex is ASCII")
 }
 
 /// Lowercase hex of a hash.
 pub fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
+    bytes.iter().flat_map(|&b| hex_digits(b).map(char::from)).collect()
 }
 
 /// The 32 bytes of a 64-digit hex string (either case), if it is one.
@@ -109,6 +107,7 @@ mod tests {
     fn unhex32_inverts_hex() {
         let bytes: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
         assert_eq!(unhex32(&hex(&bytes)), Some(bytes));
+        assert_eq!(hex32_in(&bytes, &mut [0; 64]), hex(&bytes));
         assert_eq!(unhex32(&hex(&bytes).to_uppercase()), Some(bytes));
         assert_eq!(unhex32("abc"), None);
         assert_eq!(unhex32(&"g".repeat(64)), None);
@@ -123,10 +122,7 @@ mod tests {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
-}
 
-#[cfg(test)]
-mod hex32_tests {
     #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
     struct H(#[serde(with = "super::hex32")] [u8; 32]);
 
