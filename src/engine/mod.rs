@@ -733,6 +733,11 @@ impl Engine {
         self.share = true;
     }
 
+    /// Whether facts wait for [`Engine::take_shared`].
+    pub fn has_shared(&self) -> bool {
+        !self.shared.is_empty()
+    }
+
     /// The facts collected since the last call.
     pub fn take_shared(&mut self) -> Vec<SharedFact> {
         std::mem::take(&mut self.shared)

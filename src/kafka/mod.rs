@@ -13,7 +13,7 @@
 //! Streams repartitions through an internal topic).
 //!
 //! Delivery: a partition's checkpoint is taken every
-//! `storage.checkpoint_interval` (at least ten times its last checkpoint's
+//! `storage.checkpoint_interval` (at least twenty times its last checkpoint's
 //! cost), when it is revoked and at shutdown: the
 //! producer is flushed (every record acknowledged), the partition's history
 //! is flushed, the checkpoint (engine state + offset + where the output

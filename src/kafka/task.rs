@@ -32,6 +32,11 @@ const HELD_RAW_MAX: usize = 100_000;
 /// Header naming the events partition a record or fact comes from.
 const PARTITION_HEADER: &str = "jiancha_partition";
 
+/// Headers of a fact naming the process that published it and its number
+/// there (see [`FactBarrier`]).
+const INSTANCE_HEADER: &str = "jiancha_instance";
+const SEQ_HEADER: &str = "jiancha_seq";
+
 /// One assigned partition.
 pub struct Task {
     partition: i32,
@@ -69,9 +74,12 @@ pub struct Task {
     /// from the topic. Bounded; after a restart, or past the bound, the
     /// dead letter reads them back instead.
     held_raw: BTreeMap<u64, (Option<Vec<u8>>, Vec<u8>)>,
-    /// How long its last checkpoint took: the next waits at least ten
+    /// Facts of this instance numbered above this were told to it directly
+    /// (see [`Service::share_facts`]), not read from the facts topic.
+    since_seq: u64,
+    /// How long its last checkpoint took: the next waits at least twenty
     /// times the sum of this over every task, so checkpoints of a large
-    /// state take at most about a tenth of the time.
+    /// state take at most about a twentieth of the time.
     checkpoint_cost: Duration,
 }
 
@@ -100,6 +108,31 @@ pub struct Service {
     facts_stale: bool,
     /// When a facts-topic error was last logged.
     last_facts_error: std::time::Instant,
+    /// This process, in the facts it publishes (a facts topic read back
+    /// names its own facts, which its tasks were told at once).
+    instance: String,
+    /// Number of the last fact collected.
+    fact_seq: u64,
+    /// Facts collected and told to this instance's other tasks, to be
+    /// published for the other instances: (partition they come from,
+    /// number, fact).
+    outbox: Vec<(i32, u64, SharedFact)>,
+    /// Reading the facts topic up to where it ended when partitions were
+    /// taken up.
+    catch_up: Option<CatchUp>,
+}
+
+/// The facts topic read to where it ended when partitions were taken up
+/// (what their earlier owners and the other instances published): until
+/// then no event is applied and the event-time watermark stays where the
+/// engines stood, so that the partitions taken up judge their cases
+/// knowing what `replay`, one engine, would know.
+#[derive(Debug)]
+struct CatchUp {
+    /// The ends to reach, by facts partition (`None`: not known yet).
+    ends: Option<BTreeMap<i32, i64>>,
+    /// The smallest watermark of the engines when it began.
+    at: Option<Instant>,
 }
 
 impl Service {
@@ -132,6 +165,10 @@ impl Service {
             last_settle: std::time::Instant::now(),
             facts_stale: false,
             last_facts_error: std::time::Instant::now() - Duration::from_secs(60),
+            instance: format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros()),
+            fact_seq: 0,
+            outbox: Vec::new(),
+            catch_up: None,
         })
     }
 
@@ -161,8 +198,108 @@ impl Service {
                 Err(e) => self.fail(e),
             }
         }
+        if !parts.is_empty() {
+            self.catch_up_facts();
+        }
         self.refresh_facts_reader();
         out
+    }
+
+    /// Starts reading the facts topic up to where it ends now (see
+    /// [`CatchUp`]).
+    fn catch_up_facts(&mut self) {
+        let ends = self.facts_ends();
+        let at = self.tasks.values().filter_map(|t| t.core.engine.watermark()).min();
+        self.catch_up = Some(match self.catch_up.take() {
+            Some(old) => {
+                let ends = old.ends.zip(ends).map(|(mut old, ends)| {
+                    for (fp, e) in ends {
+                        let o = old.entry(fp).or_insert(e);
+                        *o = (*o).max(e);
+                    }
+                    old
+                });
+                CatchUp { ends, at: old.at.min(at) }
+            }
+            None => CatchUp { ends, at },
+        });
+    }
+
+    /// The facts topic's ends, by partition; `None` (logged) when the
+    /// broker does not say.
+    fn facts_ends(&self) -> Option<BTreeMap<i32, i64>> {
+        match client::ends_on(&self.facts, &self.cfg.kafka.facts_topic) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                log(&format!("facts topic: its ends are unknown ({e}); events wait until they are known"));
+                None
+            }
+        }
+    }
+
+    /// Ends the catch-up once the facts reader has reached the ends (asks
+    /// for them again if `retry` while they are unknown).
+    fn check_caught_up(&mut self, retry: bool) {
+        let Some(c) = &self.catch_up else { return };
+        if c.ends.is_none() && retry {
+            let ends = self.facts_ends();
+            if let Some(c) = &mut self.catch_up {
+                c.ends = ends;
+            }
+        }
+        let Some(CatchUp { ends: Some(ends), .. }) = &self.catch_up else { return };
+        if !self.facts_stale && ends.iter().all(|(fp, e)| self.facts_next.get(fp).is_some_and(|n| n >= e)) {
+            self.catch_up = None;
+        }
+    }
+
+    /// Reads facts for at most `d` or until caught up.
+    fn catch_up_for(&mut self, d: Duration) {
+        let started = std::time::Instant::now();
+        let mut last_retry = started;
+        loop {
+            self.read_facts();
+            let retry = last_retry.elapsed() >= Duration::from_secs(1);
+            if retry {
+                last_retry = std::time::Instant::now();
+            }
+            self.check_caught_up(retry);
+            if self.catch_up.is_none() || started.elapsed() >= d {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Tells the facts the tasks collected to this instance's other tasks
+    /// at once (in `replay` one engine knows them at once: a fact going
+    /// round the facts topic first would let the watermark, moved by the
+    /// next events, fire timers without it), and keeps them for the facts
+    /// topic.
+    fn share_facts(&mut self) {
+        // A fact told may make a task collect one in turn; bounded, the
+        // rest waits for the next call.
+        for _ in 0..8 {
+            if !self.tasks.values().any(|t| t.core.engine.has_shared()) {
+                return;
+            }
+            let from: Vec<i32> =
+                self.tasks.iter().filter(|(_, t)| t.core.engine.has_shared()).map(|(&p, _)| p).collect();
+            for p in from {
+                let facts = self.tasks.get_mut(&p).map(|t| t.core.engine.take_shared()).unwrap_or_default();
+                for f in facts {
+                    self.fact_seq += 1;
+                    for (&q, t) in self.tasks.iter_mut() {
+                        if q != p {
+                            t.core.remote_fact(&f);
+                            t.dirty = true;
+                            self.stats.facts += 1;
+                        }
+                    }
+                    self.outbox.push((p, self.fact_seq, f));
+                }
+            }
+        }
     }
 
     /// Checkpoints and lets go of partitions.
@@ -287,6 +424,7 @@ impl Service {
             caught_up: false,
             at_end: false,
             checkpoint_cost: Duration::ZERO,
+            since_seq: self.fact_seq,
             gap: None,
             held_raw: BTreeMap::new(),
         })
@@ -356,6 +494,16 @@ impl Service {
         if off < task.meta.offset {
             return Ok(None); // already in the checkpointed state
         }
+        if self.catch_up.is_some() {
+            // No event before the facts published before it (see
+            // [`CatchUp`]): read again once they are read.
+            let again = task.meta.offset;
+            self.catch_up_for(Duration::from_millis(200));
+            if self.catch_up.is_some() {
+                return Ok(Some(again));
+            }
+            return self.message(m);
+        }
         if off > task.meta.offset {
             let expected = task.meta.offset;
             let tries = match task.gap {
@@ -422,7 +570,13 @@ impl Service {
         let lateness = self.cfg.time.allowed_lateness.as_millis() as i64;
         let wm = match self.cfg.time.watermark {
             WatermarkMode::Wall => Some(chrono::Utc::now().timestamp_millis() - lateness),
-            WatermarkMode::Event => self.event_watermark().map(|w| w - lateness),
+            WatermarkMode::Event => {
+                let wm = self.event_watermark().map(|w| w - lateness);
+                match &self.catch_up {
+                    Some(c) => wm.zip(c.at).map(|(w, at)| w.min(at)),
+                    None => wm,
+                }
+            }
         };
         if let Some(w) = wm {
             for t in self.tasks.values_mut() {
@@ -430,6 +584,7 @@ impl Service {
             }
             self.live.set_clock(w);
         }
+        self.share_facts();
     }
 
     /// Between messages: facts from other partitions, the watermark,
@@ -440,6 +595,7 @@ impl Service {
         commit: impl Fn(&TopicPartitionList) -> KafkaResult<()>,
     ) -> Result<(), KafkaError> {
         self.read_facts();
+        self.check_caught_up(self.last_settle.elapsed() >= Duration::from_secs(1));
         self.advance();
         let m = &self.live.metrics;
         let oldest = self.tasks.values().map(|t| t.last_checkpoint.elapsed().as_secs_f64()).fold(0.0, f64::max);
@@ -470,9 +626,9 @@ impl Service {
             }
         }
         self.publish()?;
-        // Each partition waits at least ten times what a checkpoint of every
-        // partition costs: all of them together take at most about a tenth
-        // of the time, however many partitions this instance holds. When
+        // Each partition waits at least twenty times what a checkpoint of
+        // every partition costs: all of them together take at most about a
+        // twentieth of the time, however many partitions this instance holds. When
         // every partition has been read to its end and nothing came for an
         // interval, there is no work to make way for: the interval only,
         // so offsets are committed soon after a burst. (Not one quiet
@@ -481,7 +637,7 @@ impl Service {
         let interval = self.cfg.storage.checkpoint_interval;
         let quiet = self.tasks.values().all(|t| t.time().idle(interval));
         let round: Duration = self.tasks.values().map(|t| t.checkpoint_cost).sum();
-        let spacing = if quiet { interval } else { interval.max(round * 10) };
+        let spacing = if quiet { interval } else { interval.max(round * 20) };
         let due: Vec<i32> = self
             .tasks
             .values()
@@ -524,6 +680,12 @@ impl Service {
             // position past the facts it never got).
             let reader_from = self.facts_next.get(&fp).copied().unwrap_or(0);
             self.facts_next.insert(fp, off + 1);
+            // One of this instance's: told directly to the tasks it had then.
+            let own = if header(&m, INSTANCE_HEADER).as_deref() == Some(self.instance.as_str()) {
+                header(&m, SEQ_HEADER).and_then(|v| v.parse::<u64>().ok())
+            } else {
+                None
+            };
             let from = header(&m, PARTITION_HEADER).and_then(|v| v.parse::<i32>().ok());
             let Some(fact) = m.payload().and_then(|b| serde_json::from_slice::<SharedFact>(b).ok()) else { continue };
             for t in self.tasks.values_mut() {
@@ -536,7 +698,7 @@ impl Service {
                     continue;
                 }
                 t.meta.facts_next.insert(fp, off + 1);
-                if from != Some(t.partition) {
+                if from != Some(t.partition) && own.is_none_or(|seq| seq <= t.since_seq) {
                     t.core.remote_fact(&fact);
                     t.dirty = true;
                     self.stats.facts += 1;
@@ -576,13 +738,28 @@ impl Service {
 
     /// Publishes every task's effects and facts.
     fn publish(&mut self) -> Result<(), KafkaError> {
+        self.share_facts();
+        for (p, seq, f) in std::mem::take(&mut self.outbox) {
+            let json = serde_json::to_vec(&f).expect("fact serializes");
+            let (ps, seq) = (p.to_string(), seq.to_string());
+            let h = OwnedHeaders::new()
+                .insert(Header { key: PARTITION_HEADER, value: Some(ps.as_str()) })
+                .insert(Header { key: INSTANCE_HEADER, value: Some(self.instance.as_str()) })
+                .insert(Header { key: SEQ_HEADER, value: Some(seq.as_str()) });
+            // Keyed by kind and case, so a compacted topic keeps each one's latest.
+            let key = match &f {
+                SharedFact::Acceptance { case_id, .. } => format!("a/{case_id}"),
+                SharedFact::Center { case_id, .. } => format!("c/{case_id}"),
+            };
+            self.send(&self.cfg.kafka.facts_topic, Some(key.as_bytes()), &json, h)?;
+        }
         let parts: Vec<i32> = self.tasks.keys().copied().collect();
         for p in parts {
-            let (effects, facts) = {
+            let effects = {
                 let t = self.tasks.get_mut(&p).expect("task");
-                (t.core.effects().collect::<Vec<Effect>>(), t.core.engine.take_shared())
+                t.core.effects().collect::<Vec<Effect>>()
             };
-            if effects.is_empty() && facts.is_empty() {
+            if effects.is_empty() {
                 continue;
             }
             let ps = p.to_string();
@@ -614,16 +791,6 @@ impl Service {
                         self.dead_letter(p, key.as_deref(), &raw, &rejection, off as i64)?;
                     }
                 }
-            }
-            for f in facts {
-                let json = serde_json::to_vec(&f).expect("fact serializes");
-                let h = OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(ps.as_str()) });
-                // Keyed by kind and case, so a compacted topic keeps each one's latest.
-                let key = match &f {
-                    SharedFact::Acceptance { case_id, .. } => format!("a/{case_id}"),
-                    SharedFact::Center { case_id, .. } => format!("c/{case_id}"),
-                };
-                self.send(&self.cfg.kafka.facts_topic, Some(key.as_bytes()), &json, h)?;
             }
         }
         self.producer.poll(Duration::ZERO);

@@ -438,6 +438,74 @@ fn broker_stopped_and_restarted_mid_stream_the_service_recovers_by_itself() {
     same_live(&want, &got, &s.log());
 }
 
+/// Regression: a fact one partition's case gives another's (here a joint
+/// case's `center` step, which registers its sub-case) reached the other
+/// partitions of the same instance only through the facts topic, while the
+/// event-time watermark, moved on by later events of both partitions read
+/// in the same burst, passed the sub-case's grace: its `unregistered_case`
+/// card fired and was retracted a moment later, when the fact came back (and
+/// stayed live when the broker went away before it came back). Replay, one
+/// engine, knows the fact at once and raises nothing.
+#[test]
+fn regression_a_fact_reaches_the_other_partitions_before_the_watermark_moves_on() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new(&b, "facts-at-once", dir.path(), &root().join("config"));
+    b.topic(&s.topic, 2);
+    let ev = |id: &str, case: &str, kind: &str, at: &str, extra: &str| {
+        format!(
+            r#"{{"event_id":"{id}","case_id":"{case}","type":"{kind}","occurred_at":"2026-03-{at}:00+08:00"{extra}}}"#
+        )
+    };
+    let filler = |p: i32| {
+        let case = format!("F{p}");
+        let extra = r#","source":"center","region":"220421","department":"tax","item_code":"TAX-001","applicant":"f""#;
+        ev(&format!("f{p}"), &case, "submitted", "06T09:00", extra)
+    };
+    // Partition 0: the sub-case, taken in by the tax system, never by the
+    // centre; then a later case moves the partition's time three days on.
+    let p0 = [
+        ev(
+            "s1",
+            "S1",
+            "accepted",
+            "02T09:30",
+            r#","source":"tax-sys","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a","parent_case_id":"P1""#,
+        ),
+        filler(0),
+    ];
+    // Partition 1: the joint case, accepted at the centre, and its step
+    // there within the sub-case's grace; then a later case.
+    let p1 = [
+        ev(
+            "p1",
+            "P1",
+            "accepted",
+            "02T09:00",
+            r#","source":"center","region":"220421","department":"market","item_code":"MKT-027","applicant":"a""#,
+        ),
+        ev("p2", "P1", "step_completed", "02T10:00", r#","source":"center","step":"联审分发""#),
+        filler(1),
+    ];
+    // Replay reads them in time order.
+    let all = vec![p1[0].clone(), p0[0].clone(), p1[1].clone(), p0[1].clone(), p1[2].clone()];
+    let (want, _) = s.replay(&all);
+    assert!(!want.iter().any(|r| r["case_id"] == "S1" && r["rule"] == "unregistered_case"), "{want:?}");
+    for l in &p0 {
+        b.publish_to(&s.topic, 0, l);
+    }
+    for l in &p1 {
+        b.publish_to(&s.topic, 1, l);
+    }
+    let child = s.start();
+    s.wait_caught_up(&b, 2, all.len(), Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    terminate(child, &s);
+    let got = records(&b, &s.alerts(), 0, Duration::ZERO);
+    let text = |v: &[Value]| sorted(v.iter().map(Value::to_string).collect());
+    assert_eq!(text(&got), text(&want), "{}", s.log());
+}
+
 #[test]
 fn wall_mode_raises_a_red_card_within_a_second_of_its_deadline_with_no_traffic() {
     let b = Broker::start();
