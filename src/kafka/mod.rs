@@ -9,8 +9,9 @@
 //! with the reason and the original topic, partition and offset in
 //! headers). What one partition's cases mean to another's — acceptances for
 //! `dual_intake`, the `center` events of joint cases for their sub-cases —
-//! goes through the facts topic, which every instance reads whole (as Kafka
-//! Streams repartitions through an internal topic).
+//! is told at once to the instance's other partitions and goes through the
+//! facts topic to the other instances, which read it whole (as Kafka Streams
+//! repartitions through an internal topic).
 //!
 //! Delivery: a partition's checkpoint is taken every
 //! `storage.checkpoint_interval` (at least twenty times its last checkpoint's

@@ -33,7 +33,7 @@ const HELD_RAW_MAX: usize = 100_000;
 const PARTITION_HEADER: &str = "jiancha_partition";
 
 /// Headers of a fact naming the process that published it and its number
-/// there (see [`FactBarrier`]).
+/// there (see [`Service::share_facts`]).
 const INSTANCE_HEADER: &str = "jiancha_instance";
 const SEQ_HEADER: &str = "jiancha_seq";
 
@@ -225,13 +225,16 @@ impl Service {
         });
     }
 
-    /// The facts topic's ends, by partition; `None` (logged) when the
-    /// broker does not say.
-    fn facts_ends(&self) -> Option<BTreeMap<i32, i64>> {
+    /// The facts topic's ends, by partition; `None` (logged at most every
+    /// five seconds) when the broker does not say.
+    fn facts_ends(&mut self) -> Option<BTreeMap<i32, i64>> {
         match client::ends_on(&self.facts, &self.cfg.kafka.facts_topic) {
             Ok(e) => Some(e),
             Err(e) => {
-                log(&format!("facts topic: its ends are unknown ({e}); events wait until they are known"));
+                if self.last_facts_error.elapsed() >= Duration::from_secs(5) {
+                    self.last_facts_error = std::time::Instant::now();
+                    log(&format!("facts topic: its ends are unknown ({e}); events wait until they are known"));
+                }
                 None
             }
         }
@@ -628,12 +631,13 @@ impl Service {
         self.publish()?;
         // Each partition waits at least twenty times what a checkpoint of
         // every partition costs: all of them together take at most about a
-        // twentieth of the time, however many partitions this instance holds. When
-        // every partition has been read to its end and nothing came for an
-        // interval, there is no work to make way for: the interval only,
-        // so offsets are committed soon after a burst. (Not one quiet
-        // partition alone: the facts of a busy one keep changing it, and
-        // its checkpoints would take the time the busy one needs.)
+        // twentieth of the time, however many partitions this instance
+        // holds. When every partition has been read to its end and nothing
+        // came for an interval, there is no work to make way for: the
+        // interval only, so offsets are committed soon after a burst.
+        // (Not one quiet partition alone: the facts of a busy one keep
+        // changing it, and its checkpoints would take the time the busy
+        // one needs.)
         let interval = self.cfg.storage.checkpoint_interval;
         let quiet = self.tasks.values().all(|t| t.time().idle(interval));
         let round: Duration = self.tasks.values().map(|t| t.checkpoint_cost).sum();
