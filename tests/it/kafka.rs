@@ -438,6 +438,30 @@ fn broker_stopped_and_restarted_mid_stream_the_service_recovers_by_itself() {
     same_live(&want, &got, &s.log());
 }
 
+/// An event of March 2026 (`at`: "DDTHH:MM", local time), with `extra`
+/// fields after `occurred_at`.
+fn march(id: &str, case: &str, kind: &str, at: &str, extra: &str) -> String {
+    format!(r#"{{"event_id":"{id}","case_id":"{case}","type":"{kind}","occurred_at":"2026-03-{at}:00+08:00"{extra}}}"#)
+}
+
+/// Sub-case S1 of joint case P1, taken in by the tax system on 03-02 09:30
+/// and never by the centre: its grace ends 03-03 09:30.
+fn sub_case_s1() -> String {
+    march(
+        "s1",
+        "S1",
+        "accepted",
+        "02T09:30",
+        r#","source":"tax-sys","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a","parent_case_id":"P1""#,
+    )
+}
+
+/// A case submitted on 03-06, three days after S1's grace.
+fn later_case(n: i32) -> String {
+    let extra = r#","source":"center","region":"220421","department":"tax","item_code":"TAX-001","applicant":"f""#;
+    march(&format!("f{n}"), &format!("F{n}"), "submitted", "06T09:00", extra)
+}
+
 /// Regression: a fact one partition's case gives another's (here a joint
 /// case's `center` step, which registers its sub-case) reached the other
 /// partitions of the same instance only through the facts topic, while the
@@ -452,40 +476,21 @@ fn regression_a_fact_reaches_the_other_partitions_before_the_watermark_moves_on(
     let dir = tempfile::tempdir().unwrap();
     let s = Setup::new(&b, "facts-at-once", dir.path(), &root().join("config"));
     b.topic(&s.topic, 2);
-    let ev = |id: &str, case: &str, kind: &str, at: &str, extra: &str| {
-        format!(
-            r#"{{"event_id":"{id}","case_id":"{case}","type":"{kind}","occurred_at":"2026-03-{at}:00+08:00"{extra}}}"#
-        )
-    };
-    let filler = |p: i32| {
-        let case = format!("F{p}");
-        let extra = r#","source":"center","region":"220421","department":"tax","item_code":"TAX-001","applicant":"f""#;
-        ev(&format!("f{p}"), &case, "submitted", "06T09:00", extra)
-    };
-    // Partition 0: the sub-case, taken in by the tax system, never by the
-    // centre; then a later case moves the partition's time three days on.
-    let p0 = [
-        ev(
-            "s1",
-            "S1",
-            "accepted",
-            "02T09:30",
-            r#","source":"tax-sys","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a","parent_case_id":"P1""#,
-        ),
-        filler(0),
-    ];
+    // Partition 0: the sub-case; then a later case moves the partition's
+    // time three days on.
+    let p0 = [sub_case_s1(), later_case(0)];
     // Partition 1: the joint case, accepted at the centre, and its step
     // there within the sub-case's grace; then a later case.
     let p1 = [
-        ev(
+        march(
             "p1",
             "P1",
             "accepted",
             "02T09:00",
             r#","source":"center","region":"220421","department":"market","item_code":"MKT-027","applicant":"a""#,
         ),
-        ev("p2", "P1", "step_completed", "02T10:00", r#","source":"center","step":"联审分发""#),
-        filler(1),
+        march("p2", "P1", "step_completed", "02T10:00", r#","source":"center","step":"联审分发""#),
+        later_case(1),
     ];
     // Replay reads them in time order.
     let all = vec![p1[0].clone(), p0[0].clone(), p1[1].clone(), p0[1].clone(), p1[2].clone()];
@@ -504,6 +509,57 @@ fn regression_a_fact_reaches_the_other_partitions_before_the_watermark_moves_on(
     let got = records(&b, &s.alerts(), 0, Duration::ZERO);
     let text = |v: &[Value]| sorted(v.iter().map(Value::to_string).collect());
     assert_eq!(text(&got), text(&want), "{}", s.log());
+}
+
+/// A partition taken up applies no event before the facts topic has been
+/// read to where it ended then: here the `center` events of joint case P1,
+/// published by the instance that owned P1's partition, must be known
+/// before S1's grace passes, or S1's `unregistered_case` card fires (and is
+/// retracted once the fact is read).
+#[test]
+fn a_partition_taken_up_knows_the_facts_published_before_its_first_event() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new(&b, "catch-up", dir.path(), &root().join("config"));
+    b.topic(&s.topic, 1);
+    let facts = format!("{}-facts", s.topic);
+    b.topic(&facts, 1);
+    // As the owner of P1's partition (partition 1 of a larger topic, say)
+    // published it: accepted at the centre 03-02 09:00, a step there 10:00.
+    let at = |t: &str| jiancha::time::parse_rfc3339(&format!("2026-03-02T{t}:00+08:00")).unwrap();
+    let fact = format!(r#"{{"fact":"center","case_id":"P1","at":[{},{}]}}"#, at("09:00"), at("10:00"));
+    // One record a batch: tansu 0.6 reports the end of a partition written
+    // in large batches short of its last offset.
+    let producer: BaseProducer =
+        jiancha::kafka::client::base(&b.addr()).set("batch.num.messages", "1").set("linger.ms", "0").create().unwrap();
+    let headers = || OwnedHeaders::new().insert(Header { key: "jiancha_partition", value: Some("1") });
+    // Behind many others, so that reading to it takes a while.
+    for i in 0..5_000 {
+        let (key, other) = (format!("c/Q{i}"), format!(r#"{{"fact":"center","case_id":"Q{i}","at":[]}}"#));
+        let rec = BaseRecord::<str, str>::to(&facts).key(&key).payload(&other).headers(headers());
+        producer.send(rec).map_err(|(e, _)| e).unwrap();
+    }
+    producer.send(BaseRecord::<str, str>::to(&facts).key("c/P1").payload(&fact).headers(headers())).unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    // The premise: the end the broker reports counts every fact.
+    let c: BaseConsumer = jiancha::kafka::client::base(&b.addr()).create().unwrap();
+    wait_for("the broker to count the facts", Duration::from_secs(30), || {
+        c.fetch_watermarks(&facts, 0, Duration::from_secs(5)).is_ok_and(|(_, end)| end == 5_001)
+    });
+    let lines = [sub_case_s1(), later_case(0)];
+    b.publish(&s.topic, &lines);
+    let child = s.start();
+    s.wait_caught_up(&b, 1, lines.len(), Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    terminate(child, &s);
+    let got = records(&b, &s.alerts(), 0, Duration::ZERO);
+    let of_s1: Vec<String> =
+        got.iter().filter(|r| r["case_id"] == "S1").map(|r| format!("{} {}", r["alert_id"], r["state"])).collect();
+    // The watermark passed S1's due_soon (03-06 00:00): S1 was judged.
+    assert_eq!(of_s1, ["\"S1/due_soon\" \"firing\""], "{}", s.log());
 }
 
 #[test]
