@@ -310,8 +310,7 @@ fn sample_alerts(brokers: &str, topic: &str, done: &std::sync::atomic::AtomicBoo
 
 /// The sum of a topic's end offsets (`None` while it cannot be read).
 fn topic_end(c: &BaseConsumer, topic: &str) -> Option<i64> {
-    let parts = client::partitions(c, topic).ok()?;
-    parts.iter().map(|&p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).map(|(_, hi)| hi).ok()).sum()
+    client::ends_on(c, topic).ok().map(|ends| ends.values().sum())
 }
 
 fn raw_consume(brokers: &str, topic: &str, n: usize) -> f64 {

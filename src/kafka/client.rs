@@ -186,9 +186,10 @@ pub fn partitions<C: rdkafka::consumer::ConsumerContext>(
     Ok(t.partitions().iter().map(|p| p.id()).collect())
 }
 
-/// The next offset of every partition of a topic, as ListOffsets answers
-/// (only where a low answer is harmless: the start of a fresh partition's
-/// read-back).
+/// The next offset of every partition of a topic, as ListOffsets answers.
+/// Not every Kafka-compatible broker answers it exactly: a low answer is
+/// harmless at the start of a fresh partition's read-back; the facts
+/// catch-up (`task::CatchUp`) ends early on one.
 pub fn ends_on<C: rdkafka::consumer::ConsumerContext>(
     c: &BaseConsumer<C>,
     topic: &str,

@@ -126,7 +126,10 @@ pub struct Service {
 /// (what their earlier owners and the other instances published): until
 /// then no event is applied and the event-time watermark stays where the
 /// engines stood, so that the partitions taken up judge their cases
-/// knowing what `replay`, one engine, would know.
+/// knowing what `replay`, one engine, would know. The ends are the
+/// broker's ListOffsets answer ([`client::ends_on`]): a broker answering
+/// short of the last offset (tansu 0.6, for a partition written in large
+/// batches) ends the catch-up before the last facts are read.
 #[derive(Debug)]
 struct CatchUp {
     /// The ends to reach, by facts partition (`None`: not known yet).
@@ -256,17 +259,13 @@ impl Service {
         }
     }
 
-    /// Reads facts for at most `d` or until caught up.
+    /// Reads facts for at most `d` or until caught up (unknown ends are
+    /// asked for again by [`Service::tick`], once a second).
     fn catch_up_for(&mut self, d: Duration) {
         let started = std::time::Instant::now();
-        let mut last_retry = started;
         loop {
             self.read_facts();
-            let retry = last_retry.elapsed() >= Duration::from_secs(1);
-            if retry {
-                last_retry = std::time::Instant::now();
-            }
-            self.check_caught_up(retry);
+            self.check_caught_up(false);
             if self.catch_up.is_none() || started.elapsed() >= d {
                 return;
             }

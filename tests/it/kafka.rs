@@ -69,6 +69,10 @@ impl Setup {
         format!("{}.dlq", self.topic)
     }
 
+    fn facts(&self) -> String {
+        format!("{}-facts", self.topic)
+    }
+
     fn envs(&self) -> Vec<(String, String)> {
         let r = |s: &str| self.reference.join(s).display().to_string();
         let mut v = vec![
@@ -77,7 +81,7 @@ impl Setup {
             ("JIANCHA__KAFKA__EVENTS_TOPIC".into(), self.topic.clone()),
             ("JIANCHA__KAFKA__ALERTS_TOPIC".into(), self.alerts()),
             ("JIANCHA__KAFKA__DEAD_LETTER_TOPIC".into(), self.dlq()),
-            ("JIANCHA__KAFKA__FACTS_TOPIC".into(), format!("{}-facts", self.topic)),
+            ("JIANCHA__KAFKA__FACTS_TOPIC".into(), self.facts()),
             ("JIANCHA__STORAGE__DATA_DIR".into(), self.data.display().to_string()),
             ("JIANCHA__PRIVACY__APPLICANT_KEY".into(), "test-key".into()),
             ("JIANCHA__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
@@ -525,7 +529,7 @@ fn a_partition_taken_up_knows_the_facts_published_before_its_first_event() {
     let dir = tempfile::tempdir().unwrap();
     let s = Setup::new(&b, "catch-up", dir.path(), &root().join("config"));
     b.topic(&s.topic, 1);
-    let facts = format!("{}-facts", s.topic);
+    let facts = s.facts();
     b.topic(&facts, 1);
     // As the owner of P1's partition (partition 1 of a larger topic, say)
     // published it: accepted at the centre 03-02 09:00, a step there 10:00.
