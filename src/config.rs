@@ -229,12 +229,86 @@ pub struct SqlConfig {
     pub tls_cert: String,
     /// PEM private key (PKCS#8) for TLS; empty: no TLS.
     pub tls_key: String,
+    /// The longest a statement may run over the PostgreSQL endpoint; a
+    /// connection may lower it (`SET statement_timeout`), never raise it.
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    pub statement_timeout: Duration,
+    /// Memory the endpoint's queries may hold together (sorts, joins and
+    /// aggregations spill to disk before they fail), e.g. `2GiB`; empty: a
+    /// quarter of the machine's memory.
+    pub memory_limit: String,
+    /// Statements running at once over the endpoint, all users together;
+    /// the next waits up to five seconds, then is refused.
+    pub max_concurrent_queries: u32,
+    /// Statements running at once for one user.
+    pub max_concurrent_queries_per_user: u32,
+    /// Worker threads of the endpoint's own runtime, run at a lower CPU
+    /// priority than the pipeline; 0: half the cores, at least one.
+    pub threads: u32,
 }
 
 impl Default for SqlConfig {
     fn default() -> Self {
-        SqlConfig { listen: "127.0.0.1:5433".into(), tls_cert: String::new(), tls_key: String::new() }
+        SqlConfig {
+            listen: "127.0.0.1:5433".into(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            statement_timeout: Duration::from_secs(60),
+            memory_limit: String::new(),
+            max_concurrent_queries: 8,
+            max_concurrent_queries_per_user: 4,
+            threads: 0,
+        }
     }
+}
+
+impl SqlConfig {
+    /// `memory_limit` in bytes (a quarter of the machine's memory when empty).
+    pub fn memory_limit_bytes(&self) -> Result<usize, String> {
+        if self.memory_limit.trim().is_empty() {
+            return Ok(machine_memory().map_or(2 << 30, |m| m / 4));
+        }
+        parse_size(&self.memory_limit).map_err(|e| format!("sql.memory_limit: {e}"))
+    }
+
+    /// `threads`, with 0 resolved to half the cores.
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            0 => (std::thread::available_parallelism().map_or(2, |n| n.get()) / 2).max(1),
+            n => n as usize,
+        }
+    }
+}
+
+/// The machine's memory in bytes (`MemTotal` of `/proc/meminfo`).
+fn machine_memory() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Parses a size such as `512MiB`, `2GiB`, `1.5GB` or `1048576` (bytes).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: f64 = n.parse().map_err(|_| format!("{s:?} is not a size like 512MiB or 2GiB"))?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (use B, KiB, MiB, GiB, KB, MB or GB)")),
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes >= usize::MAX as f64 {
+        return Err(format!("{s:?} is too large"));
+    }
+    Ok(bytes as usize)
 }
 
 /// The built-in applicant key, refused by `jiancha run`.
@@ -463,6 +537,16 @@ impl Config {
         if r.orphan_hours == 0 || r.dedupe_days == 0 {
             return Err("rules.orphan_hours and rules.dedupe_days must be at least 1".into());
         }
+        let q = &self.sql;
+        if q.statement_timeout < Duration::from_secs(1) {
+            return Err("sql.statement_timeout must be at least 1s".into());
+        }
+        if q.memory_limit_bytes()? < 16 << 20 {
+            return Err(format!("sql.memory_limit {:?} is below 16MiB", q.memory_limit));
+        }
+        if q.max_concurrent_queries == 0 || q.max_concurrent_queries_per_user == 0 {
+            return Err("sql.max_concurrent_queries and sql.max_concurrent_queries_per_user must be at least 1".into());
+        }
         if !(0.0..=1.0).contains(&self.metrics.on_time_target) {
             return Err("metrics.on_time_target must be between 0 and 1".into());
         }
@@ -539,5 +623,16 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("10 minutes").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5GB").unwrap(), 1_500_000_000);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("2 gigabytes").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("1e400GiB").is_err());
     }
 }

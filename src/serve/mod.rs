@@ -109,9 +109,14 @@ pub enum ServeError {
     Setup(String),
 }
 
-/// The running servers; dropping it stops them.
+/// The running servers; dropping it stops them at once, whatever query
+/// is running (the shells flush history before they drop it).
 pub struct Servers {
-    rt: tokio::runtime::Runtime,
+    /// HTTP, the figures and the Alertmanager push (`None` once dropped).
+    rt: Option<tokio::runtime::Runtime>,
+    /// The PostgreSQL endpoint's runtime: its own threads, at a lower CPU
+    /// priority, so a heavy query cannot starve the pipeline or HTTP.
+    sql_rt: Option<tokio::runtime::Runtime>,
     /// Where HTTP listens.
     pub http: SocketAddr,
     /// Where the PostgreSQL protocol listens (`None`: no users, not served).
@@ -121,7 +126,42 @@ pub struct Servers {
 impl Servers {
     /// Runs a future on the servers' runtime (for the shells' own tasks).
     pub fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, f: F) {
-        self.rt.spawn(f);
+        if let Some(rt) = &self.rt {
+            rt.spawn(f);
+        }
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        // Running statements are dropped with their tasks (DataFusion's
+        // work stops with them); a task busy in one poll is not waited for.
+        for rt in [self.sql_rt.take(), self.rt.take()].into_iter().flatten() {
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
+        }
+    }
+}
+
+/// The SQL endpoint's runtime: `threads` workers (and its blocking
+/// threads) at nice 10, below the pipeline and HTTP.
+fn sql_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .max_blocking_threads(threads.max(2))
+        .thread_name("jiancha-sql")
+        .on_thread_start(lower_priority)
+        .enable_all()
+        .build()
+}
+
+/// Lowers the calling thread's CPU priority (nice 10), on Linux.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take no pointers; with PRIO_PROCESS a
+    // thread id names that one thread on Linux.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 
@@ -213,11 +253,15 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
         Ok(n) => eprintln!("jiancha: {n} alerts firing in history are on the board"),
         Err(e) => eprintln!("jiancha: the alerts firing in history could not be read ({e}); the feed starts empty"),
     }
-    let router = match &sql_l {
-        Some(_) => Some(
-            rt.block_on(pg::Router::new(live.users.clone(), &full))
-                .map_err(|e| ServeError::Setup(format!("SQL endpoint: {e}")))?,
-        ),
+    let sql_rt = sql_runtime(cfg.sql.threads()).map_err(|e| ServeError::Setup(format!("SQL runtime: {e}")))?;
+    let shared = match &sql_l {
+        Some(_) => {
+            let limits = pg::limits::Limits::new(&cfg.sql).map_err(ServeError::Setup)?;
+            Some(Arc::new(
+                rt.block_on(pg::Shared::new(live.users.clone(), &full, limits))
+                    .map_err(|e| ServeError::Setup(format!("SQL endpoint: {e}")))?,
+            ))
+        }
         None => None,
     };
     {
@@ -232,16 +276,13 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
                 eprintln!("jiancha: http server stopped: {e}");
             }
         });
-        if let (Some(l), Some(router)) = (sql_l, router) {
+        if let (Some(l), Some(shared)) = (sql_l, shared) {
+            let _g = sql_rt.enter();
             let listener = tokio::net::TcpListener::from_std(l).map_err(|e| ServeError::Setup(e.to_string()))?;
-            let handlers = Arc::new(pg::Handlers::new(router));
-            rt.spawn(async move {
+            sql_rt.spawn(async move {
                 loop {
                     let Ok((socket, _)) = listener.accept().await else { continue };
-                    let (h, a) = (handlers.clone(), acceptor.clone());
-                    tokio::spawn(async move {
-                        let _ = pgwire::tokio::process_socket(socket, a, h).await;
-                    });
+                    tokio::spawn(pg::serve_connection(socket, acceptor.clone(), shared.clone()));
                 }
             });
         }
@@ -251,5 +292,5 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
             rt.spawn(alertmanager::run(live.clone(), cfg.alertmanager.url.clone(), cfg.alertmanager.resend, board));
         }
     }
-    Ok(Servers { rt, http, sql })
+    Ok(Servers { rt: Some(rt), sql_rt: Some(sql_rt), http, sql })
 }

@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use std::path::Path;
 use std::sync::Arc;
@@ -87,10 +87,15 @@ pub const VIEWS: [&str; 3] = [EVENTS_VIEW, CASES_VIEW, ALERTS_VIEW];
 /// servers', the live figures') would never see a part written after its
 /// first query.
 pub fn context() -> Result<SessionContext, SqlError> {
+    Ok(context_on(RuntimeEnvBuilder::new().with_object_list_cache_limit(0).build_arc()?))
+}
+
+/// A new, empty session as [`context`] makes them, executing on `runtime`
+/// (its memory pool and spill files; it too should cache no listings).
+pub fn context_on(runtime: Arc<RuntimeEnv>) -> SessionContext {
     let config =
         SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("jiancha", "public");
-    let runtime = RuntimeEnvBuilder::new().with_object_list_cache_limit(0).build_arc()?;
-    Ok(SessionContext::new_with_config_rt(config, runtime))
+    SessionContext::new_with_config_rt(config, runtime)
 }
 
 /// Opens a session over the history under `data`.

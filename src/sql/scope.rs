@@ -45,7 +45,18 @@ fn quote(s: &str) -> String {
 /// A session over `full`'s tables restricted to `regions` (`None`: every
 /// region; a separate session over the same data).
 pub async fn scoped(full: &SessionContext, regions: Option<&BTreeSet<String>>) -> Result<SessionContext, SqlError> {
-    let ctx = super::context()?;
+    let runtime = full.runtime_env();
+    scoped_on(full, regions, runtime).await
+}
+
+/// [`scoped`], executing on `runtime` (the SQL endpoint's, with its memory
+/// limit) rather than `full`'s.
+pub async fn scoped_on(
+    full: &SessionContext,
+    regions: Option<&BTreeSet<String>>,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<SessionContext, SqlError> {
+    let ctx = super::context_on(runtime);
     let list = regions.map(|r| r.iter().map(|r| quote(r)).collect::<Vec<_>>().join(", "));
     for (table, column) in SCOPED {
         let sql = match (column, &list) {

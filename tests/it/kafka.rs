@@ -24,6 +24,8 @@ struct Setup {
     data: PathBuf,
     reference: PathBuf,
     env: Vec<(String, String)>,
+    /// A config file passed with `--config` (for `[[users]]`), if any.
+    config: Option<PathBuf>,
     /// Every `jiancha run` started, killed when the test ends (a failed
     /// test must not leave services running).
     started: std::cell::RefCell<Vec<u32>>,
@@ -57,6 +59,7 @@ impl Setup {
                 ("JIANCHA__TIME__IDLE_TIMEOUT".into(), "1s".into()),
                 ("JIANCHA__STORAGE__CHECKPOINT_INTERVAL".into(), "1s".into()),
             ],
+            config: None,
             started: Default::default(),
         }
     }
@@ -102,13 +105,12 @@ impl Setup {
             .append(true)
             .open(self.data.parent().unwrap().join("run.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_jiancha"))
-            .arg("run")
-            .envs(self.envs())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jiancha"));
+        cmd.arg("run");
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd.envs(self.envs()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
         self.started.borrow_mut().push(child.id());
         child
     }
@@ -604,6 +606,91 @@ fn wall_mode_raises_a_red_card_within_a_second_of_its_deadline_with_no_traffic()
     let late = published - deadline;
     assert!((0..=1000).contains(&late), "card published {late} ms after its deadline");
     terminate(child, &s);
+}
+
+/// An accepted case never registered with the centre whose
+/// `unregistered_case` card (grace 1 h) falls due at `deadline` (ms).
+fn unregistered_at(id: &str, deadline: i64) -> String {
+    let accepted = chrono::DateTime::from_timestamp_millis(deadline - 3_600_000)
+        .unwrap()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .to_rfc3339();
+    format!(
+        r#"{{"event_id":"e-{id}","case_id":"{id}","type":"accepted","occurred_at":"{accepted}","source":"tax-sys","region":"220421","department":"tax","item_code":"TAX-003","applicant":"a"}}"#
+    )
+}
+
+#[test]
+fn a_readers_unbounded_query_delays_no_card_and_sigterm_still_stops_run_within_five_seconds() {
+    use crate::sql_limits::{finish, psql_child, rss, UNBOUNDED};
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Setup::new(&b, "heavysql", dir.path(), &root().join("config"));
+    s.env = vec![
+        ("JIANCHA__TIME__WATERMARK".into(), "wall".into()),
+        ("JIANCHA__RULES__GRACE_HOURS".into(), "1".into()),
+        ("JIANCHA__SQL__STATEMENT_TIMEOUT".into(), "8s".into()),
+        ("JIANCHA__SQL__MEMORY_LIMIT".into(), "256MiB".into()),
+    ];
+    let cfg = dir.path().join("users.toml");
+    std::fs::write(&cfg, crate::pgwire::config()).unwrap();
+    s.config = Some(cfg);
+    b.topic(&s.topic, 1);
+    let mut child = s.start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sql = loop {
+        let log = s.log();
+        if let Some(addr) = log.split("SQL on ").nth(1).and_then(|r| r.split_whitespace().next()) {
+            break addr.to_string();
+        }
+        assert!(Instant::now() < deadline, "no SQL address in\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The card falls due 4 s from now, in the middle of an 8 s query.
+    let due = (chrono::Utc::now().timestamp_millis() + 4_000) / 1000 * 1000;
+    b.publish(&s.topic, &[unregistered_at("H1", due)]);
+    let started = Instant::now();
+    let heavy = psql_child(&sql, "county", "county-pw", UNBOUNDED);
+    std::thread::sleep(Duration::from_secs(1));
+    let mut peak = 0;
+    for _ in 0..4 {
+        let t = Instant::now();
+        let got = crate::pgwire::ok(&sql, "admin", "admin-pw", "SELECT count(*) >= 0 FROM cases");
+        assert_eq!(got, ["t"]);
+        eprintln!("SELECT count(*) FROM cases answered in {:?} during the heavy query", t.elapsed());
+        assert!(t.elapsed() < Duration::from_secs(1), "answered in {:?} during the heavy query", t.elapsed());
+        peak = peak.max(rss(child.id()));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let msgs = b.read(&s.alerts(), 1, Duration::from_secs(30));
+    let card = msgs
+        .iter()
+        .find(|m| text(m).contains("H1/unregistered_case") && text(m).contains("\"firing\""))
+        .unwrap_or_else(|| panic!("no card among {:?}\n{}", msgs.iter().map(text).collect::<Vec<_>>(), s.log()));
+    let late = card.timestamp().to_millis().unwrap() - due;
+    eprintln!("card published {late} ms after its deadline during the heavy query; peak RSS {} MiB", peak >> 20);
+    assert!((0..=1000).contains(&late), "card published {late} ms after its deadline during the query");
+    let (success, err) = finish(heavy, Duration::from_secs(12)).expect("the heavy query ended");
+    assert!(!success && err.contains("statement timeout (8s)"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(11), "ended after {:?}", started.elapsed());
+    assert!(peak < (256 + 512) << 20, "resident {} MiB: over the 256 MiB limit and its 512 MiB margin", peak >> 20);
+
+    // SIGTERM while another such query runs: out within five seconds.
+    let heavy = psql_child(&sql, "admin", "admin-pw", UNBOUNDED);
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    unsafe_kill(child.id(), "TERM");
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "jiancha run exited with {st}\n{}", s.log());
+            eprintln!("run exited {:?} after SIGTERM with a heavy query running", t.elapsed());
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "run still up 5 s after SIGTERM\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(s.log().contains("stopped:"), "flushed and checkpointed on the way out\n{}", s.log());
+    let _ = finish(heavy, Duration::from_secs(5));
 }
 
 #[test]

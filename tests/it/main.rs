@@ -20,4 +20,5 @@ mod rules;
 mod sample;
 mod serve;
 mod simulate;
+mod sql_limits;
 mod support;

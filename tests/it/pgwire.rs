@@ -23,7 +23,7 @@ pub fn hash(password: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn config() -> String {
+pub fn config() -> String {
     format!(
         "[[users]]\nname = \"admin\"\npassword = \"{}\"\nrole = \"admin\"\n\n\
          [[users]]\nname = \"county\"\npassword = \"{}\"\nrole = \"reader\"\nregion = \"{COUNTY}\"\n",
@@ -33,7 +33,7 @@ fn config() -> String {
 }
 
 /// Runs psql: (success, stdout, stderr).
-fn psql(addr: &str, user: &str, password: &str, sql: &str) -> (bool, String, String) {
+pub fn psql(addr: &str, user: &str, password: &str, sql: &str) -> (bool, String, String) {
     psql_ssl(addr, user, password, sql, "prefer")
 }
 
@@ -54,7 +54,7 @@ fn psql_ssl(addr: &str, user: &str, password: &str, sql: &str, sslmode: &str) ->
     )
 }
 
-fn ok(addr: &str, user: &str, password: &str, sql: &str) -> Vec<String> {
+pub fn ok(addr: &str, user: &str, password: &str, sql: &str) -> Vec<String> {
     let (success, out, err) = psql(addr, user, password, sql);
     assert!(success, "{user}: {sql}: {err}");
     out.lines().skip(1).map(str::to_string).collect()
@@ -162,7 +162,11 @@ fn a_county_user_reads_only_its_county_whatever_the_sql() {
 
 #[test]
 fn twenty_concurrent_psql_sessions_get_the_same_briefing_as_the_cli() {
-    let demo = finished_demo();
+    // Twenty statements at once, all admitted (the defaults let four of
+    // one user run and queue the rest for five seconds).
+    let cfg = config() + "\n[sql]\nmax_concurrent_queries = 20\nmax_concurrent_queries_per_user = 20\n";
+    let demo = Demo::start(&["--days-per-minute", "600", "--cases-per-day", "60", "--days", "20"], Some(&cfg));
+    assert!(demo.wait_for_line("the simulated span is over", Duration::from_secs(120)), "demo did not finish");
     let sql = demo.sql.clone().expect("SQL endpoint served");
     let query = "SELECT department, accepted, completed, on_time_rate, score, rank FROM monthly_briefing('2026-03', '') ORDER BY rank, department";
     let cli = Command::new(env!("CARGO_BIN_EXE_jiancha"))

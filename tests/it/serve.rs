@@ -90,6 +90,20 @@ impl Demo {
         false
     }
 
+    /// Waits up to `within` for the demo to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            if started.elapsed() >= within {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
