@@ -8,6 +8,7 @@
 #   - Prometheus with promtool, Alertmanager with amtool, the psql client,
 #     Chromium and curl, from Debian, for the endpoint tests;
 #   - openpyxl (PyPI), the independent reader of the Excel reports;
+#   - lunar-python (PyPI), against which the lunar holiday table is checked;
 #   - playwright-core (npm, pinned in tests/browser), which drives Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,9 @@ fi
 # Debian's prometheus package starts a server on :9090 on install; the tests
 # start their own on free ports and do not need it.
 python3 -c "import openpyxl" 2>/dev/null || python3 -m pip install -q openpyxl || python3 -m pip install -q --break-system-packages openpyxl
+# lunar-python: the library the shipped lunar holiday table is checked against.
+python3 -c "import lunar_python" 2>/dev/null || python3 -m pip install -q lunar-python==1.4.8 \
+    || python3 -m pip install -q --break-system-packages lunar-python==1.4.8
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
     npm ci --prefix tests/browser --no-audit --no-fund
 fi

@@ -118,12 +118,25 @@ impl AlertState {
     }
 }
 
-/// `detail` of a record: `{"earlier_case_id": …}` for `dual_intake`, `{}` otherwise.
+/// `detail` of a record: `{"earlier_case_id": …}` for `dual_intake`,
+/// `{"provisional_calendar": true}` for a card whose instant or due date
+/// was computed on a provisional calendar, `{}` otherwise.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Detail {
     /// The most recent earlier acceptance, for `dual_intake`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub earlier_case_id: Option<String>,
+    /// Computed with a day of a year whose calendar is provisional.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub provisional_calendar: bool,
+}
+
+impl Rule {
+    /// Whether the rule's instant or due date is counted in working days
+    /// (and so depends on the calendar).
+    pub fn uses_calendar(self) -> bool {
+        matches!(self, Rule::DueSoon | Rule::Overdue | Rule::IntakeOverdue | Rule::BadRatingUnrectified)
+    }
 }
 
 /// One alert record, as published.

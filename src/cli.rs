@@ -176,14 +176,23 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn load_refdata_or_embedded(cfg: &Config) -> Result<RefData> {
     let r = &cfg.reference;
     if !r.catalog.exists() && !r.calendar.exists() && !r.regions.exists() {
-        return Ok(RefData::embedded());
+        return provisional(cfg, RefData::embedded());
     }
     load_refdata(cfg)
 }
 
 fn load_refdata(cfg: &Config) -> Result<RefData> {
     let r = &cfg.reference;
-    RefData::load(&r.catalog, &r.calendar, &r.regions).context("reference data")
+    provisional(cfg, RefData::load(&r.catalog, &r.calendar, &r.regions).context("reference data")?)
+}
+
+/// `rd` with the provisional calendars `time.provisional_calendar` asks for.
+fn provisional(cfg: &Config, rd: RefData) -> Result<RefData> {
+    if !cfg.time.provisional_calendar {
+        return Ok(rd);
+    }
+    let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
+    Ok(rd.with_provisional_calendar(crate::calendar::provisional::today(&zone).map_err(anyhow::Error::msg)?))
 }
 
 /// Runs the command line.
@@ -425,12 +434,30 @@ fn check_config(config: Option<PathBuf>) -> Result<()> {
             let years: Vec<String> = c.years().map(|y| y.to_string()).collect();
             println!("ok  calendar {}: years {}", r.calendar.display(), years.join(", "));
             let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
-            let today = zone.day_of(chrono::Utc::now().timestamp_millis()).date();
+            let today = crate::calendar::provisional::today(&zone).map_err(anyhow::Error::msg)?;
             use chrono::Datelike;
+            let provisional = |y: i32| {
+                format!(
+                    "until it is added, {y} uses a provisional calendar (its statutory holidays only, no 调休 \
+                     make-up days or bridging days); cards computed on it are marked provisional"
+                )
+            };
             if !c.has_year(today.year()) {
-                problems.push(format!("calendar has no file for the current year {}", today.year()));
-            } else if today.month() == 12 && !c.has_year(today.year() + 1) {
-                println!("warn calendar has no file for next year {} yet", today.year() + 1);
+                let missing = format!("calendar has no file for the current year {}", today.year());
+                match cfg.time.provisional_calendar {
+                    true => println!("warn {missing}; {}", provisional(today.year())),
+                    false => problems.push(missing),
+                }
+            }
+            if today.month() == 12 && !c.has_year(today.year() + 1) {
+                match cfg.time.provisional_calendar {
+                    true => println!(
+                        "warn calendar has no file for next year {} yet; {}",
+                        today.year() + 1,
+                        provisional(today.year() + 1)
+                    ),
+                    false => println!("warn calendar has no file for next year {} yet", today.year() + 1),
+                }
             }
         }
         Err(e) => problems.push(e.to_string()),

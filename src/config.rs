@@ -151,6 +151,10 @@ pub struct TimeConfig {
     /// Event mode: a partition idle this long does not hold the watermark back.
     #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub idle_timeout: Duration,
+    /// The current and the next year, when their calendar file is missing,
+    /// get a provisional calendar of their statutory holidays (cards on it
+    /// are marked provisional, and judged again when the file comes).
+    pub provisional_calendar: bool,
 }
 
 impl Default for TimeConfig {
@@ -160,6 +164,7 @@ impl Default for TimeConfig {
             watermark: WatermarkMode::Wall,
             allowed_lateness: Duration::ZERO,
             idle_timeout: Duration::from_secs(30),
+            provisional_calendar: true,
         }
     }
 }

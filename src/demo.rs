@@ -100,7 +100,32 @@ pub fn run(
         days: opts.days,
         ..Default::default()
     };
-    let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
+    let mut decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
+    // A calendar file added or corrected while the demo runs: every case
+    // is judged again on it (no folder: the built-in calendar stays).
+    let mut watch = cfg.reference.calendar.is_dir().then(|| {
+        crate::calendar::watch::Watch::new(
+            cfg.reference.calendar.clone(),
+            cfg.time.provisional_calendar.then(|| zone.clone()),
+        )
+    });
+    let recalendar =
+        |core: &mut Core, decoder: &mut Decoder, watch: &mut Option<crate::calendar::watch::Watch>| match watch
+            .as_mut()
+            .and_then(|w| w.poll())
+        {
+            Some(Ok(calendar)) => {
+                let rd = Arc::new(RefData { calendar, ..(**core.engine.refdata()).clone() });
+                live.metrics.set_calendar(&rd.calendar);
+                decoder.set_refdata(rd.clone());
+                println!("  calendar folder changed: judging {} cases again", core.engine.cases_in_memory());
+                core.set_refdata(rd);
+            }
+            Some(Err(e)) => {
+                eprintln!("jiancha: calendar folder changed but does not load ({e}); the calendar in use stays")
+            }
+            None => {}
+        };
     let engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
     let mut core = Core::new(engine, History::open(&opts.data, zone.clone(), refdata.clone())?);
     let sim_start: Instant = zone.midnight(crate::time::Day::from_date(start));
@@ -187,6 +212,7 @@ pub fn run(
                 return Ok(());
             }
             let now = sim_now(std::time::Instant::now());
+            recalendar(&mut core, &mut decoder, &mut watch);
             core.advance(now.min(ev.occurred_at));
             take(&mut core, &mut red, &mut yellow, &mut dead);
             live.set_clock(now.min(ev.occurred_at));
@@ -225,6 +251,11 @@ pub fn run(
         "the simulated span is over; the history stays in {d}; still serving the board, metrics and SQL until Ctrl-C"
     );
     while stop.load(Ordering::Relaxed) == 0 {
+        recalendar(&mut core, &mut decoder, &mut watch);
+        take(&mut core, &mut red, &mut yellow, &mut dead);
+        if core.history.pending() > 0 || !core.engine.pending_views().is_empty() {
+            flush(&mut core, end, events, red, yellow, dead)?;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(servers);

@@ -322,6 +322,11 @@ impl Decoder {
         Decoder { refdata, zone, hasher: ApplicantHasher::new(applicant_key) }
     }
 
+    /// Decodes with new reference data from now on (a calendar changed).
+    pub fn set_refdata(&mut self, refdata: Arc<RefData>) {
+        self.refdata = refdata;
+    }
+
     /// Decodes one line (without its line break).
     pub fn decode(&self, line: &[u8]) -> Result<Event, Rejection> {
         let text = std::str::from_utf8(line).map_err(|e| Rejection {

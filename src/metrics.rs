@@ -71,6 +71,8 @@ pub struct Metrics {
     pub checkpoint_age: prometheus::Gauge,
     /// The last year with a calendar file.
     pub calendar_last_year: IntGauge,
+    /// `jiancha_calendar_provisional_year`.
+    pub calendar_provisional_year: IntGauge,
     /// 1, labelled with the version.
     pub build_info: IntGaugeVec,
     /// Cases accepted, by region, department and kind.
@@ -127,6 +129,12 @@ fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGa
 }
 
 impl Metrics {
+    /// The calendar gauges: the last official year, the last provisional one.
+    pub fn set_calendar(&self, cal: &crate::calendar::Calendar) {
+        self.calendar_last_year.set(cal.years().max().map_or(0, i64::from));
+        self.calendar_provisional_year.set(cal.provisional_years().max().map_or(0, i64::from));
+    }
+
     /// Every metric, registered; `refdata` gives the calendar's last year.
     pub fn new(refdata: &RefData) -> Metrics {
         let r = Registry::new();
@@ -181,6 +189,11 @@ impl Metrics {
                 "jiancha_calendar_last_year",
                 "The last year with an official holiday calendar file loaded",
             ),
+            calendar_provisional_year: int_gauge(
+                &r,
+                "jiancha_calendar_provisional_year",
+                "The last year judged on a provisional calendar (statutory holidays only, its file missing); 0: none",
+            ),
             build_info: int_gauge_vec(&r, "jiancha_build_info", "Always 1; the version as a label", &["version"]),
             cases_accepted: counter_vec(
                 &r,
@@ -218,7 +231,7 @@ impl Metrics {
             registry: r,
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        m.calendar_last_year.set(refdata.calendar.years().max().map_or(0, i64::from));
+        m.set_calendar(&refdata.calendar);
         for outcome in ["sent", "failed"] {
             m.alertmanager_pushes.with_label_values(&[outcome]);
         }

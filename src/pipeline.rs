@@ -54,6 +54,13 @@ impl Core {
         self.record();
     }
 
+    /// Judges every case again on new reference data (see
+    /// [`Engine::set_refdata`]).
+    pub fn set_refdata(&mut self, refdata: std::sync::Arc<crate::reference::RefData>) {
+        self.engine.set_refdata(refdata, &mut self.effects);
+        self.record();
+    }
+
     /// See [`Engine::settle_recovered`]; returns how many still wait.
     pub fn settle_recovered(&mut self) -> usize {
         let n = self.engine.settle_recovered(&mut self.effects);

@@ -364,6 +364,13 @@ impl RefData {
         }
     }
 
+    /// The same data, with a provisional calendar for the current and the
+    /// next year (seen on `today`) where their file is missing.
+    pub fn with_provisional_calendar(mut self, today: chrono::NaiveDate) -> RefData {
+        self.calendar = self.calendar.with_provisional(crate::calendar::provisional::years_for(today));
+        self
+    }
+
     /// Loads the three sources.
     pub fn load(catalog: &Path, calendar: &Path, regions: &Path) -> Result<RefData, RefError> {
         Ok(RefData {

@@ -160,6 +160,9 @@ pub struct Published {
     /// judgement not (yet) giving it does not retract it.
     #[serde(default)]
     pub recovered: bool,
+    /// Its instant or due date was computed on a provisional calendar.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }
 
 /// An acceptance, as the index for `dual_intake` holds it.

@@ -163,6 +163,10 @@ struct State {
     /// `center` instants last shared, by joint case of this engine.
     #[serde(with = "sorted", default)]
     shared_center: Map<Arc<str>, Vec<Instant>>,
+    /// Digest of the calendar the cases were judged on (0: not recorded,
+    /// taken as the engine's).
+    #[serde(default)]
+    calendar: u64,
 }
 
 /// A case as the outside world sees it.
@@ -184,6 +188,9 @@ pub struct CaseView {
     pub parent_case_id: Option<String>,
     /// Events held as invalid.
     pub held_events: usize,
+    /// Its due date, or the day it was completed, lies in a year whose
+    /// calendar is provisional.
+    pub provisional_calendar: bool,
 }
 
 /// The supervision engine.
@@ -260,6 +267,9 @@ impl Engine {
 
     fn with_state(refdata: Arc<RefData>, zone: Zone, rules: RulesConfig, mut st: State) -> Engine {
         st.strings.intern("center");
+        if st.calendar == 0 {
+            st.calendar = refdata.calendar.digest();
+        }
         let dual = &st.dual;
         st.remote_by_at =
             st.remote.iter().map(|(k, g)| (dual.current(*g, k).map_or(Instant::MIN, |s| s.at), k.clone())).collect();
@@ -273,6 +283,32 @@ impl Engine {
             share: false,
             shared: Vec::new(),
         }
+    }
+
+    /// Takes new reference data — a calendar file added or corrected, a
+    /// provisional year made official — and judges every case in memory
+    /// again on it: cards it no longer supports are retracted, cards it
+    /// implies fire (at once when already due), exactly as for a late event;
+    /// cards it leaves as they were are not published again.
+    pub fn set_refdata(&mut self, refdata: Arc<RefData>, out: &mut Vec<Effect>) {
+        self.refdata = refdata;
+        self.st.calendar = self.refdata.calendar.digest();
+        let keys: Vec<Arc<str>> = self.st.cases.keys().cloned().collect();
+        for k in &keys {
+            self.rejudge(k, false, out);
+        }
+    }
+
+    /// Whether the cases were judged on another calendar than the engine's
+    /// (a state restored from before a calendar change): the shell then
+    /// passes the reference data to [`Engine::set_refdata`].
+    pub fn judged_on_another_calendar(&self) -> bool {
+        self.st.calendar != self.refdata.calendar.digest()
+    }
+
+    /// The reference data the engine judges with.
+    pub fn refdata(&self) -> &Arc<RefData> {
+        &self.refdata
     }
 
     /// The whole state, serialized (deterministic: equal states give equal bytes).
@@ -481,6 +517,11 @@ impl Engine {
             item_code: attrs.as_ref().map(|a| self.refdata.catalog.item(a.item).item_code.clone()),
             parent_case_id: attrs.as_ref().and_then(|a| a.parent.as_deref().map(str::to_string)),
             held_events: case.events.iter().filter(|e| e.is_held()).count(),
+            provisional_calendar: {
+                let cal = &self.refdata.calendar;
+                out.summary.due_date.is_some_and(|d| cal.is_provisional(d))
+                    || out.summary.completed_at.is_some_and(|t| cal.is_provisional(self.zone.day_of(t)))
+            },
             summary: out.summary,
         })
     }
@@ -906,6 +947,7 @@ fn merge_published(case: &mut Case, rec: &AlertRecord) {
                 resolved: None,
                 retracted: false,
                 recovered: true,
+                provisional: rec.detail.provisional_calendar,
             });
             case.published = v.into_boxed_slice();
             case.published.len() - 1
@@ -943,6 +985,16 @@ fn reconcile(
     let mut matched = vec![false; case.published.len()];
     let mut to_resolve = Vec::new();
     let mut to_fire = Vec::new();
+    // A card counted in working days whose instant or due date lies in a
+    // year with a provisional calendar was computed on it (the years
+    // without a file are always the latest, so a clock reaching one ends
+    // in one). Not a reason to fire again when the file comes and says
+    // the same: only what it changes is retracted and fired anew.
+    let cal = &refdata.calendar;
+    let provisional = |spec: &Spec| {
+        spec.rule.uses_calendar()
+            && (spec.due.is_some_and(|d| cal.is_provisional(d)) || cal.is_provisional(zone.day_of(spec.at)))
+    };
     for spec in specs {
         let found = case.published.iter().enumerate().position(|(i, p)| {
             !matched[i]
@@ -959,15 +1011,18 @@ fn reconcile(
                 (None, None) => {
                     matched[i] = true;
                     case.published[i].recovered = false;
+                    case.published[i].provisional = provisional(spec);
                 }
                 (None, Some(r)) => {
                     matched[i] = true;
                     case.published[i].recovered = false;
+                    case.published[i].provisional = provisional(spec);
                     to_resolve.push((i, r));
                 }
                 (Some(a), Some(b)) if a == b => {
                     matched[i] = true;
                     case.published[i].recovered = false;
+                    case.published[i].provisional = provisional(spec);
                 }
                 // A resolution already published before a restart, not
                 // reached again yet.
@@ -996,7 +1051,10 @@ fn reconcile(
             item_code: attrs.map(|a| refdata.catalog.item(a.item).item_code.clone()),
             due_date: due.map(|d| d.to_string()),
             retracted: state == AlertState::Retracted,
-            detail: Detail { earlier_case_id: p.detail.as_deref().map(str::to_string) },
+            detail: Detail {
+                earlier_case_id: p.detail.as_deref().map(str::to_string),
+                provisional_calendar: p.provisional,
+            },
             at_ms: at,
         }
     };
@@ -1021,6 +1079,7 @@ fn reconcile(
     let mut published = std::mem::take(&mut case.published).into_vec();
     published.reserve_exact(to_fire.len());
     for spec in to_fire {
+        let provisional = provisional(spec);
         let n = published.iter().filter(|p| p.rule == spec.rule).map(|p| p.n).max().unwrap_or(0) + 1;
         let p = Published {
             rule: spec.rule,
@@ -1032,6 +1091,7 @@ fn reconcile(
             resolved: spec.resolved,
             retracted: false,
             recovered: false,
+            provisional,
         };
         emit(stats, mk(&p, AlertState::Firing, p.at, p.due, p.attrs.as_ref()));
         if let Some((at, due)) = p.resolved {

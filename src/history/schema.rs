@@ -120,6 +120,8 @@ pub fn case_versions(zone: &str) -> SchemaRef {
         Field::new("fee_yuan", DataType::Float64, true),
         Field::new("rating", DataType::Int32, true),
         Field::new("version", DataType::UInt64, false),
+        // Last, and nullable: parts written before it have none.
+        Field::new("provisional_calendar", DataType::Boolean, true),
     ]))
 }
 
@@ -306,7 +308,7 @@ pub struct CaseRows {
     t: [TimestampMillisecondBuilder; 4],
     d: [Date32Builder; 4],
     i: [Int32Builder; 5],
-    b: [BooleanBuilder; 3],
+    b: [BooleanBuilder; 4],
     fee: Float64Builder,
     version: UInt64Builder,
     /// Rows collected.
@@ -364,6 +366,7 @@ impl CaseRows {
         self.b[0].append_option(sm.on_time);
         self.b[1].append_option(sm.early);
         self.b[2].append_value(sm.overdue);
+        self.b[3].append_value(v.provisional_calendar);
         self.fee.append_option(sm.fee_yuan);
         self.version.append_value(version);
         self.len += 1;
@@ -401,6 +404,7 @@ impl CaseRows {
             Arc::new(self.fee.finish()),
             Arc::new(self.i[4].finish()),
             Arc::new(self.version.finish()),
+            Arc::new(self.b[3].finish()),
         ];
         self.len = 0;
         RecordBatch::try_new(self.schema.clone(), cols).expect("case batch matches its schema")

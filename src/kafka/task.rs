@@ -120,6 +120,8 @@ pub struct Service {
     /// Reading the facts topic up to where it ended when partitions were
     /// taken up.
     catch_up: Option<CatchUp>,
+    /// The calendar folder, watched for a new or corrected `YYYY.json`.
+    calendar: Option<crate::calendar::watch::Watch>,
 }
 
 /// The facts topic read to where it ended when partitions were taken up
@@ -152,7 +154,12 @@ impl Service {
         let facts: BaseConsumer =
             client::reader(&k.brokers).set("auto.offset.reset", "earliest").create().map_err(KafkaError::client)?;
         let raw = client::one_reader(&k.brokers)?;
+        let dir = &cfg.reference.calendar;
+        let calendar = dir.is_dir().then(|| {
+            crate::calendar::watch::Watch::new(dir.clone(), cfg.time.provisional_calendar.then(|| zone.clone()))
+        });
         Ok(Service {
+            calendar,
             live,
             decoder: Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key),
             cfg,
@@ -412,9 +419,15 @@ impl Service {
             }
         }
         let now = std::time::Instant::now();
+        let mut core = Core::new(engine, history);
+        if core.engine.judged_on_another_calendar() {
+            // The calendar changed while the partition was elsewhere.
+            log(&format!("partition {p}: its checkpoint was judged on another calendar; judging its cases again"));
+            core.set_refdata(self.refdata.clone());
+        }
         Ok(Task {
             partition: p,
-            core: Core::new(engine, history),
+            core,
             meta,
             path,
             last_message: now,
@@ -589,6 +602,30 @@ impl Service {
         self.share_facts();
     }
 
+    /// A new calendar (the folder changed): every case in memory is judged
+    /// again on it, events are decoded with it from now on.
+    fn set_calendar(&mut self, calendar: crate::calendar::Calendar) {
+        let refdata = Arc::new(RefData { calendar, ..(*self.refdata).clone() });
+        let cal = &refdata.calendar;
+        let years = |v: Vec<i32>| v.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+        log(&format!(
+            "calendar folder changed: official years {}, provisional {}; judging {} cases again",
+            years(cal.years().collect()),
+            match years(cal.provisional_years().collect()) {
+                y if y.is_empty() => "none".to_string(),
+                y => y,
+            },
+            self.tasks.values().map(|t| t.core.engine.cases_in_memory()).sum::<usize>()
+        ));
+        self.live.metrics.set_calendar(cal);
+        self.decoder.set_refdata(refdata.clone());
+        for t in self.tasks.values_mut() {
+            t.core.set_refdata(refdata.clone());
+            t.dirty = true;
+        }
+        self.refdata = refdata;
+    }
+
     /// Between messages: facts from other partitions, the watermark,
     /// publishing, and checkpoints that are due.
     pub fn tick(
@@ -596,6 +633,11 @@ impl Service {
         stop: &AtomicU32,
         commit: impl Fn(&TopicPartitionList) -> KafkaResult<()>,
     ) -> Result<(), KafkaError> {
+        match self.calendar.as_mut().and_then(|w| w.poll()) {
+            Some(Ok(cal)) => self.set_calendar(cal),
+            Some(Err(e)) => log(&format!("calendar folder changed but does not load ({e}); the calendar in use stays")),
+            None => {}
+        }
         self.read_facts();
         self.check_caught_up(self.last_settle.elapsed() >= Duration::from_secs(1));
         self.advance();

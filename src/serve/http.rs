@@ -44,6 +44,7 @@ pub fn router(live: Arc<Live>, sql: SessionContext) -> Router {
         .route("/api/alerts/stream", get(stream))
         .route("/api/cases/{case_id}", get(case))
         .route("/api/regions", get(regions))
+        .route("/api/calendar", get(calendar))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such path".into()) })
         .with_state(App { live, sql })
 }
@@ -286,6 +287,19 @@ async fn regions(State(app): State<App>, headers: HeaderMap) -> Result<Response,
         })
         .collect();
     Ok(Json(rows).into_response())
+}
+
+/// The calendar in use: the last year with its file, and the last judged
+/// on a provisional calendar (`null`: none), for the board's warning.
+async fn calendar(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    who(&app, &headers)?;
+    let m = &app.live.metrics;
+    let provisional = m.calendar_provisional_year.get();
+    Ok(Json(serde_json::json!({
+        "last_official_year": m.calendar_last_year.get(),
+        "provisional_year": (provisional > 0).then_some(provisional),
+    }))
+    .into_response())
 }
 
 async fn rows(

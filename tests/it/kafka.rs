@@ -694,6 +694,78 @@ fn a_readers_unbounded_query_delays_no_card_and_sigterm_still_stops_run_within_f
 }
 
 #[test]
+fn a_calendar_notice_dropped_into_the_folder_is_read_and_the_cases_judged_again() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Reference data as on 6 December 2026: calendars up to 2026.
+    let reference = dir.path().join("reference");
+    std::fs::create_dir_all(reference.join("calendar")).unwrap();
+    std::fs::write(reference.join("catalog.csv"), crate::provisional::CATALOG).unwrap();
+    std::fs::copy(root().join("config/regions.csv"), reference.join("regions.csv")).unwrap();
+    for y in 2024..=2026 {
+        let f = format!("calendar/{y}.json");
+        std::fs::copy(root().join("config").join(&f), reference.join(&f)).unwrap();
+    }
+    let mut s = Setup::new(&b, "calwatch", dir.path(), &reference);
+    s.env.push(("JIANCHA_TODAY".into(), "2026-12-06".into()));
+    b.topic(&s.topic, 1);
+    let child = s.start();
+    let ev = |id: &str, case: &str, kind: &str, at: &str| {
+        format!(
+            r#"{{"event_id":"{id}","case_id":"{case}","type":"{kind}","occurred_at":"{at}:00+08:00","source":"center","region":"220421","department":"tax","item_code":"P15","applicant":"a"}}"#
+        )
+    };
+    // Q's 15 days run over 春节 2027; an event of another case moves the
+    // (event-time) watermark past both of Q's provisional cards.
+    b.publish(
+        &s.topic,
+        &[ev("q1", "Q", "accepted", "2027-01-20T10:00"), ev("z1", "Z", "submitted", "2027-02-13T12:00")],
+    );
+    let firing =
+        |recs: &[Value], id: &str| recs.iter().find(|r| r["alert_id"] == id && r["state"] == "firing").cloned();
+    let recs = records(&b, &s.alerts(), 2, Duration::from_secs(60));
+    for id in ["Q/due_soon", "Q/overdue"] {
+        let r = firing(&recs, id).unwrap_or_else(|| panic!("{id} not among {recs:?}\n{}", s.log()));
+        assert_eq!(r["due_date"], "2027-02-12");
+        assert_eq!(r["detail"]["provisional_calendar"], true, "{r}");
+    }
+    // The cases table says so too (once the checkpoint has flushed it).
+    let q_row = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+            .args(["sql", "--format", "csv", "--data"])
+            .arg(&s.data)
+            .arg("SELECT due_date, provisional_calendar FROM cases WHERE case_id = 'Q'")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap_or_default().to_string()
+    };
+    wait_for("Q's provisional row", Duration::from_secs(30), || q_row() == "2027-02-12,true");
+    // The notice lands: read within seconds, Q judged again.
+    std::fs::write(reference.join("calendar/2027.json"), crate::provisional::NOTICE_2027).unwrap();
+    let recs = records(&b, &s.alerts(), 5, Duration::from_secs(30));
+    let got: BTreeSet<String> = recs[2..]
+        .iter()
+        .map(|r| format!("{} {} {} {}", r["alert_id"], r["state"], r["due_date"], r["detail"]))
+        .collect();
+    let want: BTreeSet<String> = [
+        r#""Q/due_soon" "retracted" "2027-02-12" {"provisional_calendar":true}"#,
+        r#""Q/overdue" "retracted" "2027-02-12" {"provisional_calendar":true}"#,
+        r#""Q/due_soon#2" "firing" "2027-02-15" {}"#,
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(got, want, "{}", s.log());
+    assert!(
+        s.log().contains("calendar folder changed: official years 2024, 2025, 2026, 2027, provisional none"),
+        "{}",
+        s.log()
+    );
+    terminate(child, &s);
+    assert_eq!(q_row(), "2027-02-15,false");
+}
+
+#[test]
 fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
     let b = Broker::start();
     let dir = tempfile::tempdir().unwrap();

@@ -14,6 +14,7 @@ mod kafka;
 mod metrics;
 mod pgwire;
 mod props;
+mod provisional;
 mod reports;
 mod robust;
 mod rules;

@@ -70,7 +70,10 @@ impl H {
     }
 
     pub fn with_rules(rules: RulesConfig) -> H {
-        let rd = refdata(CATALOG);
+        H::with_refdata(refdata(CATALOG), rules)
+    }
+
+    pub fn with_refdata(rd: Arc<RefData>, rules: RulesConfig) -> H {
         H {
             engine: Engine::new(rd.clone(), zone(), rules),
             decoder: Decoder::new(rd.clone(), zone(), "test-key"),
@@ -125,6 +128,16 @@ impl H {
         outcome
     }
 
+    /// Judges every case again on new reference data (a calendar file
+    /// dropped in), as the shells do when the folder changes.
+    pub fn set_refdata(&mut self, rd: Arc<RefData>) {
+        let mut eff = Vec::new();
+        self.engine.set_refdata(rd.clone(), &mut eff);
+        self.decoder.set_refdata(rd.clone());
+        self.rd = rd;
+        self.take(eff);
+    }
+
     /// Advances the watermark.
     pub fn until(&mut self, at: &str) {
         let t = parse_cli_time(&ts(at), &zone()).unwrap();
@@ -144,6 +157,9 @@ impl H {
                 }
                 if let Some(e) = &r.detail.earlier_case_id {
                     s += &format!(" earlier {e}");
+                }
+                if r.detail.provisional_calendar {
+                    s += " provisional";
                 }
                 s
             })

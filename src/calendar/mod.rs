@@ -7,8 +7,16 @@
 //! merged, and a year "has a calendar" only when its own file exists. Asking
 //! about a day in any other year is an error ([`NoCalendar`]), never a guess.
 //!
+//! A year without its file can be given a *provisional* calendar
+//! ([`Calendar::with_provisional`], [`provisional`]): its statutory public
+//! holidays only, so that cases running into it get due dates and cards
+//! (marked provisional) until the notice is out.
+//!
 //! Lookups are O(1) or O(log n) on a prefix count of working days, so a due
 //! date N working days out costs one binary search however large N is.
+
+pub mod provisional;
+pub mod watch;
 
 use crate::time::Day;
 use chrono::NaiveDate;
@@ -81,7 +89,10 @@ pub struct Exception {
 /// The merged working-day calendar.
 #[derive(Clone, Debug)]
 pub struct Calendar {
+    /// Years with a calendar: their own file, or a provisional one.
     years: BTreeSet<i32>,
+    /// The years among them whose calendar is provisional.
+    provisional: BTreeSet<i32>,
     exceptions: BTreeMap<Day, Exception>,
     /// First day of the table (1 January of the first year).
     base: Day,
@@ -161,7 +172,33 @@ impl Calendar {
             }
             years.insert(*year);
         }
-        let first = *years.iter().next().ok_or_else(|| CalendarError::Empty(PathBuf::new()))?;
+        if years.is_empty() {
+            return Err(CalendarError::Empty(PathBuf::new()));
+        }
+        Ok(Calendar::build(years, BTreeSet::new(), exceptions))
+    }
+
+    /// The same calendar, with a provisional one for each of `years` that
+    /// has no file (and that the shipped lunar table reaches).
+    pub fn with_provisional(self, years: impl IntoIterator<Item = i32>) -> Calendar {
+        let Calendar { years: mut have, mut provisional, mut exceptions, .. } = self;
+        for y in years {
+            if have.contains(&y) {
+                continue;
+            }
+            let Some(days) = provisional::statutory_days_off(y) else { continue };
+            for (name, date) in days {
+                exceptions.insert(Day::from_date(date), Exception { name: name.to_string(), off: true });
+            }
+            have.insert(y);
+            provisional.insert(y);
+        }
+        Calendar::build(have, provisional, exceptions)
+    }
+
+    /// The prefix tables over `years` (not empty).
+    fn build(years: BTreeSet<i32>, provisional: BTreeSet<i32>, exceptions: BTreeMap<Day, Exception>) -> Calendar {
+        let first = *years.iter().next().expect("at least one year");
         let last = *years.iter().next_back().unwrap_or(&first);
         let base = ymd(first, 1, 1);
         let end = ymd(last + 1, 1, 1);
@@ -185,17 +222,45 @@ impl Calendar {
             g += !years.contains(&Day(base.0 + i as i32).year()) as u32;
             gaps.push(g);
         }
-        Ok(Calendar { years, exceptions, base, cum, gaps })
+        Calendar { years, provisional, exceptions, base, cum, gaps }
     }
 
     /// The years that have their own calendar file.
     pub fn years(&self) -> impl Iterator<Item = i32> + '_ {
-        self.years.iter().copied()
+        self.years.iter().copied().filter(|y| !self.provisional.contains(y))
     }
 
     /// Whether `year` has a calendar file.
     pub fn has_year(&self, year: i32) -> bool {
-        self.years.contains(&year)
+        self.years.contains(&year) && !self.provisional.contains(&year)
+    }
+
+    /// The years whose calendar is provisional (no file yet).
+    pub fn provisional_years(&self) -> impl Iterator<Item = i32> + '_ {
+        self.provisional.iter().copied()
+    }
+
+    /// Whether `day` lies in a year whose calendar is provisional.
+    pub fn is_provisional(&self, day: Day) -> bool {
+        self.provisional.contains(&day.year())
+    }
+
+    /// A digest of every working day known (equal calendars, equal digests):
+    /// an engine restored from a checkpoint judged on another calendar
+    /// judges its cases again.
+    pub fn digest(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(&self.base.0.to_le_bytes());
+        for c in &self.cum {
+            h.update(&c.to_le_bytes());
+        }
+        for g in &self.gaps {
+            h.update(&g.to_le_bytes());
+        }
+        for y in &self.provisional {
+            h.update(&y.to_le_bytes());
+        }
+        h.digest()
     }
 
     /// The listed exception for a date, if any.
@@ -316,6 +381,26 @@ mod tests {
         assert_eq!(c.is_working(d("2027-01-04")), Err(NoCalendar(2027)));
         assert_eq!(c.nth_working_after(d("2026-12-28"), 10), Err(NoCalendar(2027)));
         assert_eq!(c.count_working(d("2025-12-30"), d("2026-01-05")), Err(NoCalendar(2025)));
+    }
+
+    #[test]
+    fn a_provisional_year_has_its_statutory_days_off_and_nothing_else() {
+        let c = cal().with_provisional([2026, 2027]);
+        assert!(!c.is_provisional(d("2026-12-31")) && c.is_provisional(d("2027-01-01")));
+        assert!(!c.has_year(2027) && c.has_year(2026));
+        assert_eq!(c.years().collect::<Vec<_>>(), [2026]);
+        assert_eq!(c.provisional_years().collect::<Vec<_>>(), [2027]);
+        assert!(!c.is_working(d("2027-01-01")).unwrap()); // 元旦, a Friday
+        assert!(c.is_working(d("2027-02-04")).unwrap()); // the Thursday before 除夕
+        for off in ["2027-02-05", "2027-02-08", "2027-04-05", "2027-06-09", "2027-09-15", "2027-10-01"] {
+            assert!(!c.is_working(d(off)).unwrap(), "{off}");
+        }
+        assert!(c.is_working(d("2027-02-09")).unwrap()); // no bridging day
+        assert!(!c.is_working(d("2027-02-20")).unwrap()); // no make-up Saturday
+                                                          // 2026-12-21 + 15 working days: 22–25, 28–31 Dec, 4–8, 11–12 Jan.
+        assert_eq!(c.nth_working_after(d("2026-12-21"), 15).unwrap(), d("2027-01-12"));
+        assert_eq!(c.is_working(d("2028-01-03")), Err(NoCalendar(2028)));
+        assert_ne!(c.digest(), cal().digest());
     }
 
     #[test]
