@@ -89,6 +89,32 @@ impl Rule {
         }
     }
 
+    /// The rule's name as supervision offices write it (rules.md).
+    pub fn label(self) -> &'static str {
+        match self {
+            Rule::DueSoon => "即将超期",
+            Rule::Overdue => "超期",
+            Rule::IntakeOverdue => "受理超时",
+            Rule::RepeatedSupplement => "多次补正",
+            Rule::DualIntake => "两头受理",
+            Rule::UnregisteredCase => "体外循环",
+            Rule::BackdatedEntry => "补录 / 倒签",
+            Rule::Overcharge => "超标准收费",
+            Rule::DenialWithoutReason => "不予许可未说明理由",
+            Rule::BadRatingUnrectified => "差评未整改",
+        }
+    }
+
+    /// A short label for narrow places (table headings).
+    pub fn short_label(self) -> &'static str {
+        match self {
+            Rule::BackdatedEntry => "补录倒签",
+            Rule::Overcharge => "超标收费",
+            Rule::DenialWithoutReason => "未说明理由",
+            r => r.label(),
+        }
+    }
+
     /// Whether the alert resolves when its case closes.
     pub fn resolves_on_close(self) -> bool {
         self != Rule::BadRatingUnrectified

@@ -45,6 +45,7 @@ pub fn router(live: Arc<Live>, sql: SessionContext) -> Router {
         .route("/api/cases/{case_id}", get(case))
         .route("/api/regions", get(regions))
         .route("/api/calendar", get(calendar))
+        .route("/api/rules", get(rules))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such path".into()) })
         .with_state(App { live, sql })
 }
@@ -283,6 +284,21 @@ async fn regions(State(app): State<App>, headers: HeaderMap) -> Result<Response,
             serde_json::json!({
                 "code": r.code, "name": r.name,
                 "parent": if r.parent.is_empty() { None } else { Some(&r.parent) },
+            })
+        })
+        .collect();
+    Ok(Json(rows).into_response())
+}
+
+/// The rule table — name, card colour, label — in the order of rules.md:
+/// the board and API clients read it here rather than keep a copy.
+async fn rules(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    who(&app, &headers)?;
+    let rows: Vec<serde_json::Value> = crate::alert::Rule::ALL
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "rule": r.as_str(), "level": r.level().as_str(), "label": r.label(), "short_label": r.short_label(),
             })
         })
         .collect();

@@ -239,7 +239,7 @@ fn http_asks_for_credentials_and_scopes_readers_to_their_region() {
     );
     let demo = Demo::start(&["--days-per-minute", "600", "--cases-per-day", "60", "--days", "20"], Some(&cfg));
     assert!(demo.wait_for_line("the simulated span is over", Duration::from_secs(120)));
-    for path in ["/", "/api/alerts", "/api/regions", "/api/cases/C00000001"] {
+    for path in ["/", "/api/alerts", "/api/regions", "/api/rules", "/api/calendar", "/api/cases/C00000001"] {
         let (code, body) = get(&demo.url(path), None);
         assert_eq!(code, 401, "{path}: {body}");
         let (code, _) = get(&demo.url(path), Some("admin:wrong"));
@@ -272,4 +272,29 @@ fn http_asks_for_credentials_and_scopes_readers_to_their_region() {
     assert_eq!(get(&demo.url(&path), Some("admin:admin-pw")).0, 200);
     let regions = parse(get(&demo.url("/api/regions"), Some("town:town-pw")));
     assert!(regions.as_array().unwrap().iter().all(|r| under(&parents, r["code"].as_str().unwrap(), scope)));
+    // The rule table the board draws from: rules.md's table, in its order.
+    let rules = parse(get(&demo.url("/api/rules"), Some("town:town-pw")));
+    let got: Vec<String> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!("{} {} {}", r["rule"].as_str().unwrap(), r["level"].as_str().unwrap(), r["label"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "due_soon yellow 即将超期",
+            "overdue red 超期",
+            "intake_overdue red 受理超时",
+            "repeated_supplement yellow 多次补正",
+            "dual_intake red 两头受理",
+            "unregistered_case red 体外循环",
+            "backdated_entry yellow 补录 / 倒签",
+            "overcharge red 超标准收费",
+            "denial_without_reason yellow 不予许可未说明理由",
+            "bad_rating_unrectified yellow 差评未整改",
+        ]
+    );
 }
