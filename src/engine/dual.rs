@@ -8,8 +8,8 @@
 //! so entries of keys whose hashes collide are told apart.
 
 use super::case::{AcceptSig, Attrs};
-use super::sim::Ctx;
 use crate::time::Instant;
+use crate::time::Zone;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::num::NonZeroU64;
@@ -65,9 +65,18 @@ impl<'de> Deserialize<'de> for DualIndex {
 }
 
 impl DualIndex {
-    /// The most recent earlier acceptance that makes an acceptance at `at`
-    /// from `source` a dual intake, by (`occurred_at`, `case_id`).
-    pub fn earlier(&self, ctx: &Ctx, attrs: &Attrs, at: Instant, source: u32) -> Option<Arc<str>> {
+    /// The most recent earlier acceptance that makes case `case_id`'s
+    /// acceptance at `at` from `source` a dual intake, by (`occurred_at`,
+    /// `case_id`), within `window_days` calendar days in `zone`.
+    pub fn earlier(
+        &self,
+        case_id: &str,
+        window_days: u32,
+        zone: &Zone,
+        attrs: &Attrs,
+        at: Instant,
+        source: u32,
+    ) -> Option<Arc<str>> {
         let group = self.groups.get(&group_of(attrs))?;
         let mut best: Option<(Instant, &Arc<str>)> = None;
         for a in group.iter() {
@@ -75,11 +84,10 @@ impl DualIndex {
             if a.sig.source == source || a.sig.at > at || !same_key(&a.sig.attrs, attrs) {
                 continue;
             }
-            if &*a.case == ctx.case_id || (a.sig.at, &*a.case) >= (at, ctx.case_id) {
+            if &*a.case == case_id || (a.sig.at, &*a.case) >= (at, case_id) {
                 continue;
             }
-            let max_days = ctx.rules.dual_intake_days as i32;
-            if ctx.zone.day_of(at).0 - ctx.zone.day_of(a.sig.at).0 > max_days {
+            if zone.day_of(at).0 - zone.day_of(a.sig.at).0 > window_days as i32 {
                 continue;
             }
             if a.sig.withdrawn_at <= at {

@@ -3,32 +3,45 @@
 //! clock, no randomness: the same input gives the same output, byte for byte,
 //! and the whole state can be snapshotted and resumed.
 //!
-//! Layout: [`case`] holds per-case data, [`sim`] judges one case (pure),
-//! [`clock`] counts working days with stops, [`dual`] indexes acceptances for
-//! `dual_intake`. This module keeps the cases, the wake-up set (one entry per
-//! case: `BTreeSet<(Instant, case)>`), the duplicate filter and the
-//! cross-case links, and publishes the difference between what a case's
-//! judgement says and what was already published.
+//! Layout:
+//! - [`case`]: per-case data (events, published alerts);
+//! - [`judgement`]: judging one case, a pure function of its events;
+//! - [`clock`]: working days counted with stops;
+//! - [`dual`]: the acceptance index for `dual_intake`;
+//! - `state`: the whole mutable state and its snapshot;
+//! - `published`: reconciling a case's published alerts with its judgement
+//!   (only the difference goes out), and records recovered after a restart;
+//! - [`facts`]: what the engines of other partitions learn from this one.
+//!
+//! This module is the API: it keeps the cases, the wake-up set (one entry
+//! per case: `BTreeSet<(Instant, case)>`), the duplicate filter and the
+//! cross-case links, applies events, moves the watermark and judges a
+//! case again whenever something it depends on changed.
 
 pub mod case;
 pub mod clock;
 pub mod dual;
-pub mod sim;
+pub mod facts;
+pub mod judgement;
+mod published;
+mod state;
 
-use crate::alert::{AlertRecord, AlertState, Detail};
+pub use facts::{AcceptanceFact, SharedFact};
+use published::{merge_published, reconcile};
+use state::State;
+pub use state::{SnapshotError, Stats};
+
+use crate::alert::AlertRecord;
 use crate::config::RulesConfig;
 use crate::deadletter::{DeadReason, Rejection};
 use crate::event::{Decision, Event, EventType};
 use crate::reference::{ItemKind, RefData};
-use crate::time::{Day, Instant, Zone, DAY_MS, HOUR_MS};
+use crate::time::{Instant, Zone, DAY_MS, HOUR_MS};
 use case::{
-    Attrs, Case, CaseEvent, Interner, Published, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD,
-    NO_WAKE, NO_WINDOW,
+    Attrs, Case, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD, NO_WAKE, NO_WINDOW,
 };
-use dual::DualIndex;
-use serde::{Deserialize, Serialize};
-use sim::{simulate, Ctx, SimOut, Spec, Status, Summary};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use judgement::{judge_case, Ctx, Judgement, Status, Summary};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Hash maps keyed by case id or event id hash: foldhash, seeded per process.
@@ -58,115 +71,6 @@ pub enum Outcome {
     Held,
     /// A repeat of an applied event id; ignored.
     Duplicate,
-}
-
-/// Counters kept by the engine.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Stats {
-    /// Events applied (valid at their place when they arrived).
-    pub applied: u64,
-    /// Events held as invalid when they arrived.
-    pub held: u64,
-    /// Repeated event ids ignored.
-    pub duplicates: u64,
-    /// Dead letters raised by the engine (invalid transitions, orphans).
-    pub dead_letters: BTreeMap<DeadReason, u64>,
-    /// Closed cases left to history.
-    pub evicted: u64,
-    /// Years whose calendar a clock needed but which have no file: due
-    /// dates reaching into them are unknown until the file is added.
-    pub missing_calendar_years: BTreeSet<i32>,
-    /// Alert records published, by `rule/state`.
-    pub alerts: BTreeMap<String, u64>,
-}
-
-mod sorted {
-    //! Serializes hash maps and sets as sorted lists, so snapshots are deterministic.
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::collections::{HashMap, HashSet};
-    use std::hash::{BuildHasher, Hash};
-
-    pub fn serialize<K: Ord + Serialize, V: Serialize, H, S: Serializer>(
-        m: &HashMap<K, V, H>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        let mut v: Vec<(&K, &V)> = m.iter().collect();
-        v.sort_by(|a, b| a.0.cmp(b.0));
-        v.serialize(s)
-    }
-
-    pub fn deserialize<'de, K, V, H, D>(d: D) -> Result<HashMap<K, V, H>, D::Error>
-    where
-        K: Eq + Hash + Deserialize<'de>,
-        V: Deserialize<'de>,
-        H: BuildHasher + Default,
-        D: Deserializer<'de>,
-    {
-        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
-    }
-
-    pub mod set {
-        use super::*;
-
-        pub fn serialize<K: Ord + Serialize, H, S: Serializer>(m: &HashSet<K, H>, s: S) -> Result<S::Ok, S::Error> {
-            let mut v: Vec<&K> = m.iter().collect();
-            v.sort();
-            v.serialize(s)
-        }
-
-        pub fn deserialize<'de, K, H, D>(d: D) -> Result<HashSet<K, H>, D::Error>
-        where
-            K: Eq + Hash + Deserialize<'de>,
-            H: BuildHasher + Default,
-            D: Deserializer<'de>,
-        {
-            Ok(Vec::<K>::deserialize(d)?.into_iter().collect())
-        }
-    }
-}
-
-/// The engine's whole mutable state (what a snapshot holds).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct State {
-    #[serde(with = "sorted")]
-    cases: Map<Arc<str>, Box<Case>>,
-    timers: BTreeSet<(Instant, Arc<str>)>,
-    /// Hashes of the event ids of the events the cases hold (applied or held).
-    #[serde(with = "sorted::set")]
-    dedupe: Set<[u64; 2]>,
-    dual: DualIndex,
-    #[serde(with = "sorted")]
-    children: Map<Arc<str>, Vec<Arc<str>>>,
-    strings: Interner,
-    watermark: Option<Instant>,
-    stats: Stats,
-    /// Cases judged since the last [`Engine::take_changed`].
-    #[serde(with = "sorted::set", default)]
-    changed: Set<Arc<str>>,
-    /// Records found already published (see [`Engine::recover_published`])
-    /// for cases not in memory yet, merged when their case's first event
-    /// arrives.
-    #[serde(with = "sorted", default)]
-    recovered: Map<Arc<str>, Vec<AlertRecord>>,
-    /// Cases of other partitions in the acceptance index, by group.
-    #[serde(with = "sorted", default)]
-    remote: Map<Arc<str>, std::num::NonZeroU64>,
-    /// The entries of `remote` by the instant of their acceptance, oldest
-    /// first, so that forgetting the old ones looks at those only (not
-    /// kept in snapshots: rebuilt from `remote`). An entry whose case's
-    /// acceptance has moved since stays until it is looked at.
-    #[serde(skip)]
-    remote_by_at: BTreeSet<(Instant, Arc<str>)>,
-    /// `center` instants of joint cases of other partitions.
-    #[serde(with = "sorted", default)]
-    remote_center: Map<Arc<str>, Vec<Instant>>,
-    /// `center` instants last shared, by joint case of this engine.
-    #[serde(with = "sorted", default)]
-    shared_center: Map<Arc<str>, Vec<Instant>>,
-    /// Digest of the calendar the cases were judged on (0: not recorded,
-    /// taken as the engine's).
-    #[serde(default)]
-    calendar: u64,
 }
 
 /// A case as the outside world sees it.
@@ -207,57 +111,6 @@ pub struct Engine {
     /// Facts about this engine's cases not yet taken.
     shared: Vec<SharedFact>,
 }
-
-/// What the engines of other partitions learn from this one: the
-/// acceptances (for `dual_intake` across partitions) and the `center`
-/// events of joint cases (for their sub-cases' `unregistered_case`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "fact", rename_all = "snake_case")]
-pub enum SharedFact {
-    /// A case's acceptance, or `None` when it has none any more.
-    Acceptance {
-        /// The case.
-        case_id: String,
-        /// Its acceptance.
-        acceptance: Option<AcceptanceFact>,
-    },
-    /// The instants of a joint case's `center` events.
-    Center {
-        /// The (parent) case.
-        case_id: String,
-        /// `occurred_at` of its `center` events in effect.
-        at: Vec<Instant>,
-    },
-}
-
-impl SharedFact {
-    /// The case the fact is about.
-    pub fn case_id(&self) -> &str {
-        match self {
-            SharedFact::Acceptance { case_id, .. } | SharedFact::Center { case_id, .. } => case_id,
-        }
-    }
-}
-
-/// The facts of an acceptance that `dual_intake` compares.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AcceptanceFact {
-    /// Applicant hash, lowercase hex.
-    pub applicant: String,
-    /// Item code.
-    pub item_code: String,
-    /// `occurred_at` of the `accepted`.
-    pub at: Instant,
-    /// Its source.
-    pub source: String,
-    /// `occurred_at` of a valid `withdrawn`, if any.
-    pub withdrawn_at: Option<Instant>,
-}
-
-/// A snapshot could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot restore engine snapshot: {0}")]
-pub struct SnapshotError(String);
 
 impl Engine {
     /// A fresh engine.
@@ -309,29 +162,6 @@ impl Engine {
     /// The reference data the engine judges with.
     pub fn refdata(&self) -> &Arc<RefData> {
         &self.refdata
-    }
-
-    /// The whole state, serialized (deterministic: equal states give equal bytes).
-    pub fn snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.st).expect("engine state serializes")
-    }
-
-    /// Writes [`Engine::snapshot`] to `w` (a buffer kept from one
-    /// checkpoint to the next is not grown, copied and zeroed again each
-    /// time, as a new one is).
-    pub fn write_snapshot(&self, w: impl std::io::Write) -> std::io::Result<()> {
-        serde_json::to_writer(w, &self.st).map_err(std::io::Error::from)
-    }
-
-    /// An engine resumed from [`Engine::snapshot`].
-    pub fn restore(
-        refdata: Arc<RefData>,
-        zone: Zone,
-        rules: RulesConfig,
-        bytes: &[u8],
-    ) -> Result<Engine, SnapshotError> {
-        let st: State = serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
-        Ok(Engine::with_state(refdata, zone, rules, st))
     }
 
     /// The watermark, once any time has passed.
@@ -533,7 +363,7 @@ impl Engine {
         p.events.iter().filter(|e| e.has(F_CENTER) && !e.is_held()).map(|e| e.at).collect()
     }
 
-    fn judge(&self, case_id: &str, case: &Case, parent_center: &[Instant], figures: bool) -> SimOut {
+    fn judge(&self, case_id: &str, case: &Case, parent_center: &[Instant], figures: bool) -> Judgement {
         let ctx = Ctx {
             cal: &self.refdata.calendar,
             cat: &self.refdata.catalog,
@@ -545,7 +375,7 @@ impl Engine {
             limit: self.st.watermark.unwrap_or(i64::MIN),
             figures,
         };
-        simulate(&case.events, &ctx)
+        judge_case(&case.events, &ctx)
     }
 
     /// Judges a case again and publishes the difference.
@@ -557,17 +387,17 @@ impl Engine {
             self.st.changed.insert(key.clone());
         }
         let mut pc = self.parent_center(case.parent.as_deref());
-        let mut sim = self.judge(key, case, &pc, false);
-        if sim.parent != case.parent {
-            pc = self.parent_center(sim.parent.as_deref());
-            sim = self.judge(key, case, &pc, false);
+        let mut j = self.judge(key, case, &pc, false);
+        if j.parent != case.parent {
+            pc = self.parent_center(j.parent.as_deref());
+            j = self.judge(key, case, &pc, false);
         }
         let wm = self.st.watermark.unwrap_or(i64::MIN);
         let orphan_ms = self.rules.orphan_hours as i64 * HOUR_MS;
         let mut expired: Vec<(usize, &'static str)> = Vec::new();
         {
             let case = self.st.cases.get_mut(key).expect("case present");
-            let mut inv = sim.invalid.iter().peekable();
+            let mut inv = j.invalid.iter().peekable();
             for (i, e) in case.events.iter_mut().enumerate() {
                 match inv.peek() {
                     Some(&&(j, why)) if j == i => {
@@ -590,7 +420,7 @@ impl Engine {
             let e = case.remove(i);
             self.st.dedupe.remove(&e.id);
             let reason =
-                if sim.summary.status == Status::None { DeadReason::Orphan } else { DeadReason::InvalidTransition };
+                if j.summary.status == Status::None { DeadReason::Orphan } else { DeadReason::InvalidTransition };
             *self.st.stats.dead_letters.entry(reason).or_default() += 1;
             out.push(Effect::DeadLetter {
                 origin: e.origin,
@@ -608,23 +438,13 @@ impl Engine {
                 ),
             });
         }
-        if let Some(y) = sim.summary.missing_calendar {
+        if let Some(y) = j.summary.missing_calendar {
             self.st.stats.missing_calendar_years.insert(y);
         }
-        reconcile(
-            case,
-            key,
-            &sim.alerts,
-            &sim.summary,
-            &self.st.strings,
-            &self.refdata,
-            &zone,
-            &mut self.st.stats,
-            out,
-        );
-        case.closed = matches!(sim.summary.status, Status::Completed | Status::Refused | Status::Withdrawn);
+        reconcile(case, key, &j.alerts, &j.summary, &self.st.strings, &self.refdata, &zone, &mut self.st.stats, out);
+        case.closed = matches!(j.summary.status, Status::Completed | Status::Refused | Status::Withdrawn);
         if self.share
-            && sim.summary.attrs.as_ref().is_some_and(|a| self.refdata.catalog.item(a.item).kind == ItemKind::Joint)
+            && j.summary.attrs.as_ref().is_some_and(|a| self.refdata.catalog.item(a.item).kind == ItemKind::Joint)
         {
             let at: Vec<Instant> =
                 case.events.iter().filter(|e| e.has(F_CENTER) && !e.is_held()).map(|e| e.at).collect();
@@ -637,7 +457,7 @@ impl Engine {
         // Wake-up: the next timer, the first hold to end, or, for a closed
         // case with nothing pending, the time to leave memory.
         let hold = case.events.iter().filter_map(CaseEvent::held_until).min();
-        let mut wake = match (sim.wake, hold) {
+        let mut wake = match (j.wake, hold) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -672,7 +492,7 @@ impl Engine {
 
         // Cross-case links.
         let empty = case.events.is_empty();
-        let new_accept = if empty { None } else { sim.accept.take() };
+        let new_accept = if empty { None } else { j.accept.take() };
         let mut again = std::mem::take(&mut self.scratch);
         again.clear();
         if case.accept.and_then(|h| self.st.dual.current(h, key)) != new_accept.as_ref() {
@@ -688,7 +508,7 @@ impl Engine {
             }
             case.accept = self.st.dual.update(key, case.accept, new_accept, &mut again);
         }
-        let old_parent = std::mem::replace(&mut case.parent, if empty { None } else { sim.parent.clone() });
+        let old_parent = std::mem::replace(&mut case.parent, if empty { None } else { j.parent.clone() });
         let new_parent = case.parent.clone();
         if empty {
             if let Some(w) = case.wake() {
@@ -767,339 +587,10 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// Collects facts about this engine's cases for the engines of other
-    /// partitions ([`Engine::take_shared`]).
-    pub fn share_facts(&mut self) {
-        self.share = true;
-    }
-
-    /// Whether facts wait for [`Engine::take_shared`].
-    pub fn has_shared(&self) -> bool {
-        !self.shared.is_empty()
-    }
-
-    /// The facts collected since the last call.
-    pub fn take_shared(&mut self) -> Vec<SharedFact> {
-        std::mem::take(&mut self.shared)
-    }
-
-    /// Learns a fact about a case of another partition, and judges again
-    /// the cases of this engine it bears on. Ignored for a case of this
-    /// engine, and for an item not in the catalogue.
-    pub fn remote_fact(&mut self, fact: &SharedFact, out: &mut Vec<Effect>) {
-        if self.st.cases.contains_key(fact.case_id()) {
-            return;
-        }
-        let acceptance = match fact {
-            SharedFact::Acceptance { acceptance, .. } => acceptance,
-            SharedFact::Center { case_id, at } => {
-                let key: Arc<str> = Arc::from(case_id.as_str());
-                if at.is_empty() {
-                    self.st.remote_center.remove(&key);
-                } else {
-                    self.st.remote_center.insert(key.clone(), at.clone());
-                }
-                let kids = self.st.children.get(&key).cloned().unwrap_or_default();
-                for k in &kids {
-                    self.rejudge(k, false, out);
-                }
-                return;
-            }
-        };
-        let new = match acceptance {
-            None => None,
-            Some(a) => {
-                let Some(item) = self.refdata.catalog.lookup(&a.item_code) else { return };
-                let Some(applicant) = crate::privacy::unhex32(&a.applicant) else { return };
-                let attrs = Attrs {
-                    region: NO_WINDOW,
-                    department: NO_WINDOW,
-                    window: NO_WINDOW,
-                    item,
-                    applicant,
-                    parent: None,
-                };
-                Some(case::AcceptSig {
-                    attrs: Arc::new(attrs),
-                    at: a.at,
-                    source: self.st.strings.intern(&a.source),
-                    withdrawn_at: a.withdrawn_at.unwrap_or(case::NEVER),
-                })
-            }
-        };
-        let key: Arc<str> = Arc::from(fact.case_id());
-        let old = self.st.remote.get(&key).copied();
-        let mut again = std::mem::take(&mut self.scratch);
-        let at = new.as_ref().map(|s| s.at);
-        // The index keeps an entry (returns its group) exactly when there is a new acceptance.
-        match self.st.dual.update(&key, old, new, &mut again).zip(at) {
-            Some((g, at)) => {
-                self.st.remote_by_at.insert((at, key.clone()));
-                self.st.remote.insert(key, g);
-            }
-            None => {
-                self.st.remote.remove(&key);
-            }
-        }
-        for k in &again {
-            self.rejudge(k, false, out);
-        }
-        again.clear();
-        self.scratch = again;
-    }
-
-    /// Ends the grace of recovered records (see
-    /// [`Engine::recover_published`]) that the input processed again should
-    /// have given by now — those up to the watermark — judging their cases
-    /// again: a record the engine no longer stands by is retracted. Call it
-    /// once the input that was processed before the restart has been
-    /// processed again; returns how many recovered records still wait (their
-    /// instant is past the watermark).
-    pub fn settle_recovered(&mut self, out: &mut Vec<Effect>) -> usize {
-        self.st.recovered.clear();
-        let wm = self.st.watermark.unwrap_or(i64::MIN);
-        let mut waiting = 0;
-        let mut again = Vec::new();
-        for (key, case) in self.st.cases.iter_mut() {
-            let mut touched = false;
-            for p in case.published.iter_mut().filter(|p| p.recovered) {
-                if p.at <= wm && p.resolved.is_none_or(|(r, _)| r <= wm) {
-                    p.recovered = false;
-                    touched = true;
-                } else {
-                    waiting += 1;
-                }
-            }
-            if touched {
-                again.push(key.clone());
-            }
-        }
-        again.sort();
-        for k in &again {
-            self.rejudge(k, false, out);
-        }
-        waiting
-    }
-
-    /// Forgets what other partitions told about their cases once it is as
-    /// old as a closed case kept in memory and no case of this engine can
-    /// still need it (the same rule as for this engine's own cases).
-    fn forget_old_remote(&mut self, wm: Instant) {
-        let horizon = wm.saturating_sub(self.keep_closed_ms());
-        // Only entries accepted before the horizon can go: those are at the
-        // front of `remote_by_at`. One whose group has a case in memory is
-        // looked at again the next day.
-        let mut again = Vec::new();
-        let mut touched = Vec::new();
-        while self.st.remote_by_at.first().is_some_and(|(at, _)| *at < horizon) {
-            let Some((at, k)) = self.st.remote_by_at.pop_first() else { break };
-            let Some(&g) = self.st.remote.get(&k) else { continue };
-            let dual = &self.st.dual;
-            if dual.current(g, &k).is_some_and(|s| s.at >= horizon) {
-                continue; // accepted again since: its newer entry is queued
-            }
-            let cases = &self.st.cases;
-            if dual.cases_of(g).any(|c| cases.contains_key(c)) {
-                again.push((at, k));
-                continue;
-            }
-            self.st.dual.update(&k, Some(g), None, &mut touched);
-            self.st.remote.remove(&k);
-        }
-        self.st.remote_by_at.extend(again);
-        let children = &self.st.children;
-        self.st.remote_center.retain(|k, at| children.contains_key(k) || at.last().is_some_and(|&t| t >= horizon));
-    }
-
-    /// Tells the engine that `rec` was already published, though the state
-    /// it was restored from does not know it (a record published after the
-    /// last checkpoint, before a crash). The case's published alerts take it
-    /// in, so that processing the same input again publishes only what is
-    /// still missing — and, should it judge differently this time, retracts
-    /// what it no longer stands by — instead of publishing a record twice.
-    pub fn recover_published(&mut self, rec: &AlertRecord) {
-        match self.st.cases.get_mut(rec.case_id.as_str()) {
-            Some(case) => merge_published(case, rec),
-            None => self.st.recovered.entry(Arc::from(rec.case_id.as_str())).or_default().push(rec.clone()),
-        }
-    }
-}
-
-/// Takes a published record into a case's published alerts.
-fn merge_published(case: &mut Case, rec: &AlertRecord) {
-    let n = rec.alert_id.rsplit_once('#').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(1);
-    let at = crate::time::parse_rfc3339(&rec.at).unwrap_or(rec.at_ms);
-    let due =
-        rec.due_date.as_deref().and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).map(Day::from_date);
-    let i = match case.published.iter().position(|p| p.rule == rec.rule && p.n == n) {
-        Some(i) => i,
-        None => {
-            let attrs = case.events.iter().rev().find_map(|e| e.attrs.clone());
-            let mut v = std::mem::take(&mut case.published).into_vec();
-            v.push(Published {
-                rule: rec.rule,
-                n,
-                at,
-                due,
-                detail: rec.detail.earlier_case_id.as_deref().map(Arc::from),
-                attrs,
-                resolved: None,
-                retracted: false,
-                recovered: true,
-                provisional: rec.detail.provisional_calendar,
-            });
-            case.published = v.into_boxed_slice();
-            case.published.len() - 1
-        }
-    };
-    let p = &mut case.published[i];
-    p.recovered = true;
-    match rec.state {
-        AlertState::Firing => {}
-        AlertState::Resolved => p.resolved = Some((at, due)),
-        AlertState::Retracted => p.retracted = true,
-    }
-}
-
 /// The 128-bit hash under which an event id is remembered.
 fn id_hash(event_id: &str) -> [u64; 2] {
     let h = xxhash_rust::xxh3::xxh3_128(event_id.as_bytes());
     [h as u64, (h >> 64) as u64]
-}
-
-/// Publishes the difference between the published alerts of a case and what
-/// its judgement says.
-#[allow(clippy::too_many_arguments)]
-fn reconcile(
-    case: &mut Case,
-    case_id: &str,
-    specs: &[Spec],
-    summary: &Summary,
-    strings: &Interner,
-    refdata: &RefData,
-    zone: &Zone,
-    stats: &mut Stats,
-    out: &mut Vec<Effect>,
-) {
-    let mut matched = vec![false; case.published.len()];
-    let mut to_resolve = Vec::new();
-    let mut to_fire = Vec::new();
-    // A card counted in working days whose instant or due date lies in a
-    // year with a provisional calendar was computed on it (the years
-    // without a file are always the latest, so a clock reaching one ends
-    // in one). Not a reason to fire again when the file comes and says
-    // the same: only what it changes is retracted and fired anew.
-    let cal = &refdata.calendar;
-    let provisional = |spec: &Spec| {
-        spec.rule.uses_calendar()
-            && (spec.due.is_some_and(|d| cal.is_provisional(d)) || cal.is_provisional(zone.day_of(spec.at)))
-    };
-    for spec in specs {
-        let found = case.published.iter().enumerate().position(|(i, p)| {
-            !matched[i]
-                && (!p.retracted || p.recovered)
-                && p.rule == spec.rule
-                && p.at == spec.at
-                && p.due == spec.due
-                && p.detail == spec.detail
-        });
-        match found {
-            // Retracted before a restart, at a point not reached again yet.
-            Some(i) if case.published[i].retracted => matched[i] = true,
-            Some(i) => match (case.published[i].resolved, spec.resolved) {
-                (None, None) => {
-                    matched[i] = true;
-                    case.published[i].recovered = false;
-                    case.published[i].provisional = provisional(spec);
-                }
-                (None, Some(r)) => {
-                    matched[i] = true;
-                    case.published[i].recovered = false;
-                    case.published[i].provisional = provisional(spec);
-                    to_resolve.push((i, r));
-                }
-                (Some(a), Some(b)) if a == b => {
-                    matched[i] = true;
-                    case.published[i].recovered = false;
-                    case.published[i].provisional = provisional(spec);
-                }
-                // A resolution already published before a restart, not
-                // reached again yet.
-                (Some(_), None) if case.published[i].recovered => matched[i] = true,
-                _ => to_fire.push(spec),
-            },
-            None => to_fire.push(spec),
-        }
-    }
-    let mk = |p: &Published, state: AlertState, at: Instant, due: Option<Day>, attrs: Option<&Arc<Attrs>>| {
-        let alert_id = if p.n <= 1 {
-            format!("{}/{}", case_id, p.rule.as_str())
-        } else {
-            format!("{}/{}#{}", case_id, p.rule.as_str(), p.n)
-        };
-        AlertRecord {
-            alert_id,
-            rule: p.rule,
-            level: p.rule.level(),
-            state,
-            at: zone.format(at),
-            case_id: case_id.to_string(),
-            region: attrs.map(|a| strings.name(a.region).to_string()),
-            department: attrs.map(|a| strings.name(a.department).to_string()),
-            window: attrs.and_then(|a| a.window()).map(|w| strings.name(w).to_string()),
-            item_code: attrs.map(|a| refdata.catalog.item(a.item).item_code.clone()),
-            due_date: due.map(|d| d.to_string()),
-            retracted: state == AlertState::Retracted,
-            detail: Detail {
-                earlier_case_id: p.detail.as_deref().map(str::to_string),
-                provisional_calendar: p.provisional,
-            },
-            at_ms: at,
-        }
-    };
-    let mut emit = |stats: &mut Stats, rec: AlertRecord| {
-        *stats.alerts.entry(format!("{}/{}", rec.rule.as_str(), rec.state.as_str())).or_default() += 1;
-        out.push(Effect::Alert(rec));
-    };
-    for (i, p) in case.published.iter_mut().enumerate() {
-        if !matched[i] && !p.retracted && !p.recovered && !to_resolve.iter().any(|(j, _)| *j == i) {
-            p.retracted = true;
-            emit(stats, mk(p, AlertState::Retracted, p.at, p.due, p.attrs.as_ref()));
-        }
-    }
-    for (i, (at, due)) in to_resolve {
-        let p = &mut case.published[i];
-        p.resolved = Some((at, due));
-        emit(stats, mk(p, AlertState::Resolved, at, due, summary.attrs.as_ref()));
-    }
-    if to_fire.is_empty() {
-        return;
-    }
-    let mut published = std::mem::take(&mut case.published).into_vec();
-    published.reserve_exact(to_fire.len());
-    for spec in to_fire {
-        let provisional = provisional(spec);
-        let n = published.iter().filter(|p| p.rule == spec.rule).map(|p| p.n).max().unwrap_or(0) + 1;
-        let p = Published {
-            rule: spec.rule,
-            n,
-            at: spec.at,
-            due: spec.due,
-            detail: spec.detail.clone(),
-            attrs: spec.attrs.clone(),
-            resolved: spec.resolved,
-            retracted: false,
-            recovered: false,
-            provisional,
-        };
-        emit(stats, mk(&p, AlertState::Firing, p.at, p.due, p.attrs.as_ref()));
-        if let Some((at, due)) = p.resolved {
-            emit(stats, mk(&p, AlertState::Resolved, at, due, summary.attrs.as_ref()));
-        }
-        published.push(p);
-    }
-    case.published = published.into_boxed_slice();
 }
 
 impl Engine {

@@ -145,7 +145,7 @@ pub type Why = &'static str;
 
 /// Everything the engine needs back.
 #[derive(Debug, Default)]
-pub struct SimOut {
+pub struct Judgement {
     /// Alerts as they should stand.
     pub alerts: Vec<Spec>,
     /// Indices of invalid events, with why.
@@ -171,7 +171,7 @@ enum Timer {
 }
 
 #[derive(Default)]
-struct St<'e> {
+struct Walk<'e> {
     status: Status,
     /// Borrowed from the events: cloned only into what leaves the simulation.
     attrs: Option<&'e Arc<Attrs>>,
@@ -197,16 +197,16 @@ struct St<'e> {
     bad_rating: Option<Day>,
     rectified: bool,
     withdrawn_at: Option<Instant>,
-    ds_done: bool,
-    od_done: bool,
-    intake_done: bool,
-    unreg_done: bool,
-    br_done: bool,
+    due_soon_raised: bool,
+    overdue_raised: bool,
+    intake_overdue_raised: bool,
+    unregistered_raised: bool,
+    bad_rating_raised: bool,
     missing: Option<i32>,
     alerts: Vec<Spec>,
 }
 
-impl St<'_> {
+impl Walk<'_> {
     fn note<T>(&mut self, r: Result<Option<T>, NoCalendar>) -> Option<T> {
         match r {
             Ok(v) => v,
@@ -297,12 +297,12 @@ impl St<'_> {
     }
 }
 
-fn attrs_item<'c>(st: &St<'_>, cat: &'c Catalog) -> Option<&'c crate::reference::Item> {
+fn attrs_item<'c>(st: &Walk<'_>, cat: &'c Catalog) -> Option<&'c crate::reference::Item> {
     st.attrs.as_ref().map(|a| cat.item(a.item))
 }
 
 /// The next timer of the case and its instant.
-fn next_timer(st: &mut St<'_>, ctx: &Ctx) -> Option<(Instant, Timer)> {
+fn next_timer(st: &mut Walk<'_>, ctx: &Ctx) -> Option<(Instant, Timer)> {
     let mut best: Option<(Instant, Timer)> = None;
     let mut consider = |t: Option<Instant>, k: Timer| {
         if let Some(t) = t {
@@ -313,22 +313,22 @@ fn next_timer(st: &mut St<'_>, ctx: &Ctx) -> Option<(Instant, Timer)> {
     };
     let z = ctx.zone;
     if st.status == Status::Open {
-        if st.n >= 1 && !st.ds_done {
+        if st.n >= 1 && !st.due_soon_raised {
             let warn = ctx.rules.warn_days.clamp(1, st.n);
             let k = st.n - warn + 1;
             let t = st.nth_charged(ctx.cal, k).map(|d| z.midnight(d));
             consider(t, Timer::DueSoon);
         }
-        if !st.od_done {
+        if !st.overdue_raised {
             let t = st.due(ctx.cal).map(|d| z.midnight(d.next()));
             consider(t, Timer::Overdue);
         }
     }
-    if st.status == Status::Submitted && !st.intake_done {
+    if st.status == Status::Submitted && !st.intake_overdue_raised {
         let t = st.intake_due(ctx.cal).map(|d| z.midnight(d.next()));
         consider(t, Timer::Intake);
     }
-    if !st.unreg_done {
+    if !st.unregistered_raised {
         if let (Some(first), Some(item)) = (st.first_at, attrs_item(st, ctx.cat)) {
             if item.in_hall {
                 consider(Some(first + ctx.rules.grace_hours as i64 * HOUR_MS), Timer::Unregistered);
@@ -340,7 +340,7 @@ fn next_timer(st: &mut St<'_>, ctx: &Ctx) -> Option<(Instant, Timer)> {
         let p = ctx.parent_center.iter().copied().find(|&p| p >= fired);
         consider(p, Timer::ParentRegistered);
     }
-    if let (Some(day), false, false) = (st.bad_rating, st.rectified, st.br_done) {
+    if let (Some(day), false, false) = (st.bad_rating, st.rectified, st.bad_rating_raised) {
         let r = ctx.cal.nth_working_after(day, ctx.rules.rectify_days).map(Some);
         let t = st.note(r).map(|d| z.midnight(d.next()));
         consider(t, Timer::BadRating);
@@ -348,25 +348,25 @@ fn next_timer(st: &mut St<'_>, ctx: &Ctx) -> Option<(Instant, Timer)> {
     best
 }
 
-fn fire_timer(st: &mut St<'_>, ctx: &Ctx, t: Instant, k: Timer) {
+fn fire_timer(st: &mut Walk<'_>, ctx: &Ctx, t: Instant, k: Timer) {
     match k {
         Timer::DueSoon => {
-            st.ds_done = true;
+            st.due_soon_raised = true;
             let due = st.due(ctx.cal);
             st.fire(Rule::DueSoon, t, due, None);
         }
         Timer::Overdue => {
-            st.od_done = true;
+            st.overdue_raised = true;
             let due = st.due(ctx.cal);
             st.fire(Rule::Overdue, t, due, None);
         }
         Timer::Intake => {
-            st.intake_done = true;
+            st.intake_overdue_raised = true;
             let due = st.intake_due(ctx.cal);
             st.fire(Rule::IntakeOverdue, t, due, None);
         }
         Timer::Unregistered => {
-            st.unreg_done = true;
+            st.unregistered_raised = true;
             let own = st.center_min.is_some_and(|c| c < t);
             let parent = ctx.parent_center.first().is_some_and(|&p| p < t);
             if !own && !parent {
@@ -375,13 +375,13 @@ fn fire_timer(st: &mut St<'_>, ctx: &Ctx, t: Instant, k: Timer) {
         }
         Timer::ParentRegistered => st.resolve(Rule::UnregisteredCase, t, ctx.cal),
         Timer::BadRating => {
-            st.br_done = true;
+            st.bad_rating_raised = true;
             st.fire(Rule::BadRatingUnrectified, t, None, None);
         }
     }
 }
 
-fn run_timers(st: &mut St<'_>, ctx: &Ctx, upto: Instant) {
+fn run_timers(st: &mut Walk<'_>, ctx: &Ctx, upto: Instant) {
     // Every timer sets its done flag or resolves its alert, so this ends; the
     // bound only guards against a bug turning into a hang.
     for _ in 0..64 {
@@ -393,7 +393,7 @@ fn run_timers(st: &mut St<'_>, ctx: &Ctx, upto: Instant) {
 }
 
 /// Checks an event against the state; `Err` says why it is invalid here.
-fn check(st: &St<'_>, e: &CaseEvent) -> Result<(), Why> {
+fn check(st: &Walk<'_>, e: &CaseEvent) -> Result<(), Why> {
     use EventType::*;
     use Status as S;
     let ok = match (st.status, e.kind) {
@@ -460,7 +460,7 @@ fn check(st: &St<'_>, e: &CaseEvent) -> Result<(), Why> {
     }
 }
 
-fn apply<'e>(st: &mut St<'e>, ctx: &Ctx, e: &'e CaseEvent) {
+fn apply<'e>(st: &mut Walk<'e>, ctx: &Ctx, e: &'e CaseEvent) {
     use EventType::*;
     let day = ctx.zone.day_of(e.at);
     if st.first_at.is_none() {
@@ -499,7 +499,7 @@ fn apply<'e>(st: &mut St<'e>, ctx: &Ctx, e: &'e CaseEvent) {
             st.n = attrs_item(st, ctx.cat).map_or(0, |i| i.promised_days);
             st.resolve(Rule::IntakeOverdue, e.at, ctx.cal);
             if let Some(a) = &st.attrs {
-                let earlier = ctx.dual.earlier(ctx, a, e.at, e.source);
+                let earlier = ctx.dual.earlier(ctx.case_id, ctx.rules.dual_intake_days, ctx.zone, a, e.at, e.source);
                 if let Some(earlier) = earlier {
                     st.fire(Rule::DualIntake, e.at, None, Some(earlier));
                 }
@@ -576,7 +576,7 @@ fn micro_yuan(fee: f64) -> i128 {
     (fee * 1_000_000.0).round() as i128
 }
 
-fn supplement(st: &mut St<'_>, at: Instant) {
+fn supplement(st: &mut Walk<'_>, at: Instant) {
     st.supplements += 1;
     if st.supplements == 2 {
         st.fire(Rule::RepeatedSupplement, at, None, None);
@@ -584,9 +584,9 @@ fn supplement(st: &mut St<'_>, at: Instant) {
 }
 
 /// Judges a case.
-pub fn simulate(events: &[CaseEvent], ctx: &Ctx) -> SimOut {
-    let mut st = St::default();
-    let mut out = SimOut::default();
+pub fn judge_case(events: &[CaseEvent], ctx: &Ctx) -> Judgement {
+    let mut st = Walk::default();
+    let mut out = Judgement::default();
     for (i, e) in events.iter().enumerate() {
         if let Err(why) = check(&st, e) {
             out.invalid.push((i, why));
@@ -612,7 +612,7 @@ pub fn simulate(events: &[CaseEvent], ctx: &Ctx) -> SimOut {
     out
 }
 
-fn summarize(st: &mut St<'_>, ctx: &Ctx) -> Summary {
+fn summarize(st: &mut Walk<'_>, ctx: &Ctx) -> Summary {
     let cal = ctx.cal;
     let mut s = Summary {
         status: st.status,
@@ -657,7 +657,7 @@ fn summarize(st: &mut St<'_>, ctx: &Ctx) -> Summary {
             }
         }
     }
-    s.overdue = st.od_done || s.on_time == Some(false);
+    s.overdue = st.overdue_raised || s.on_time == Some(false);
     s.missing_calendar = s.missing_calendar.or(st.missing);
     s
 }

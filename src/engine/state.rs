@@ -1,0 +1,153 @@
+//! The engine's whole mutable state — what a snapshot holds — and the
+//! snapshot itself (JSON, deterministic: equal states give equal bytes).
+
+use super::case::{Case, Interner};
+use super::dual::DualIndex;
+use super::{Engine, Map, Set};
+use crate::alert::AlertRecord;
+use crate::config::RulesConfig;
+use crate::deadletter::DeadReason;
+use crate::reference::RefData;
+use crate::time::{Instant, Zone};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Counters kept by the engine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Events applied (valid at their place when they arrived).
+    pub applied: u64,
+    /// Events held as invalid when they arrived.
+    pub held: u64,
+    /// Repeated event ids ignored.
+    pub duplicates: u64,
+    /// Dead letters raised by the engine (invalid transitions, orphans).
+    pub dead_letters: BTreeMap<DeadReason, u64>,
+    /// Closed cases left to history.
+    pub evicted: u64,
+    /// Years whose calendar a clock needed but which have no file: due
+    /// dates reaching into them are unknown until the file is added.
+    pub missing_calendar_years: BTreeSet<i32>,
+    /// Alert records published, by `rule/state`.
+    pub alerts: BTreeMap<String, u64>,
+}
+
+pub(super) mod sorted {
+    //! Serializes hash maps and sets as sorted lists, so snapshots are deterministic.
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::{HashMap, HashSet};
+    use std::hash::{BuildHasher, Hash};
+
+    pub fn serialize<K: Ord + Serialize, V: Serialize, H, S: Serializer>(
+        m: &HashMap<K, V, H>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut v: Vec<(&K, &V)> = m.iter().collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, K, V, H, D>(d: D) -> Result<HashMap<K, V, H>, D::Error>
+    where
+        K: Eq + Hash + Deserialize<'de>,
+        V: Deserialize<'de>,
+        H: BuildHasher + Default,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+
+    pub mod set {
+        use super::*;
+
+        pub fn serialize<K: Ord + Serialize, H, S: Serializer>(m: &HashSet<K, H>, s: S) -> Result<S::Ok, S::Error> {
+            let mut v: Vec<&K> = m.iter().collect();
+            v.sort();
+            v.serialize(s)
+        }
+
+        pub fn deserialize<'de, K, H, D>(d: D) -> Result<HashSet<K, H>, D::Error>
+        where
+            K: Eq + Hash + Deserialize<'de>,
+            H: BuildHasher + Default,
+            D: Deserializer<'de>,
+        {
+            Ok(Vec::<K>::deserialize(d)?.into_iter().collect())
+        }
+    }
+}
+
+/// The engine's whole mutable state (what a snapshot holds).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(super) struct State {
+    #[serde(with = "sorted")]
+    pub(super) cases: Map<Arc<str>, Box<Case>>,
+    pub(super) timers: BTreeSet<(Instant, Arc<str>)>,
+    /// Hashes of the event ids of the events the cases hold (applied or held).
+    #[serde(with = "sorted::set")]
+    pub(super) dedupe: Set<[u64; 2]>,
+    pub(super) dual: DualIndex,
+    #[serde(with = "sorted")]
+    pub(super) children: Map<Arc<str>, Vec<Arc<str>>>,
+    pub(super) strings: Interner,
+    pub(super) watermark: Option<Instant>,
+    pub(super) stats: Stats,
+    /// Cases judged since the last [`Engine::take_changed`].
+    #[serde(with = "sorted::set", default)]
+    pub(super) changed: Set<Arc<str>>,
+    /// Records found already published (see [`Engine::recover_published`])
+    /// for cases not in memory yet, merged when their case's first event
+    /// arrives.
+    #[serde(with = "sorted", default)]
+    pub(super) recovered: Map<Arc<str>, Vec<AlertRecord>>,
+    /// Cases of other partitions in the acceptance index, by group.
+    #[serde(with = "sorted", default)]
+    pub(super) remote: Map<Arc<str>, std::num::NonZeroU64>,
+    /// The entries of `remote` by the instant of their acceptance, oldest
+    /// first, so that forgetting the old ones looks at those only (not
+    /// kept in snapshots: rebuilt from `remote`). An entry whose case's
+    /// acceptance has moved since stays until it is looked at.
+    #[serde(skip)]
+    pub(super) remote_by_at: BTreeSet<(Instant, Arc<str>)>,
+    /// `center` instants of joint cases of other partitions.
+    #[serde(with = "sorted", default)]
+    pub(super) remote_center: Map<Arc<str>, Vec<Instant>>,
+    /// `center` instants last shared, by joint case of this engine.
+    #[serde(with = "sorted", default)]
+    pub(super) shared_center: Map<Arc<str>, Vec<Instant>>,
+    /// Digest of the calendar the cases were judged on (0: not recorded,
+    /// taken as the engine's).
+    #[serde(default)]
+    pub(super) calendar: u64,
+}
+
+/// A snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot restore engine snapshot: {0}")]
+pub struct SnapshotError(String);
+
+impl Engine {
+    /// The whole state, serialized (deterministic: equal states give equal bytes).
+    pub fn snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.st).expect("engine state serializes")
+    }
+
+    /// Writes [`Engine::snapshot`] to `w` (a buffer kept from one
+    /// checkpoint to the next is not grown, copied and zeroed again each
+    /// time, as a new one is).
+    pub fn write_snapshot(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer(w, &self.st).map_err(std::io::Error::from)
+    }
+
+    /// An engine resumed from [`Engine::snapshot`].
+    pub fn restore(
+        refdata: Arc<RefData>,
+        zone: Zone,
+        rules: RulesConfig,
+        bytes: &[u8],
+    ) -> Result<Engine, SnapshotError> {
+        let st: State = serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        Ok(Engine::with_state(refdata, zone, rules, st))
+    }
+}
