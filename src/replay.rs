@@ -83,6 +83,22 @@ pub enum ReplayError {
     /// Too many input files for the origin encoding.
     #[error("at most 65535 input files")]
     TooManyFiles,
+    /// The reader thread panicked: the input was not read to its end.
+    #[error("reading the input failed unexpectedly ({0}); the output is incomplete")]
+    ReaderPanicked(String),
+}
+
+/// What the reader thread's end means for the replay: a panic fails it
+/// (the input was not read to its end), never passes for success.
+fn reader_outcome(joined: std::thread::Result<Result<(), ReplayError>>) -> Result<(), ReplayError> {
+    joined.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string());
+        Err(ReplayError::ReaderPanicked(what))
+    })
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReplayError + '_ {
@@ -229,7 +245,7 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
                 }
             }
         }
-        reader.join().unwrap_or(Ok(()))
+        reader_outcome(reader.join())
     })?;
     if let Some(until) = opts.until {
         core.advance(until);
@@ -406,5 +422,23 @@ impl ReplaySummary {
         }
         s += &format!("output        {}/alerts.jsonl, dead-letter.jsonl, summary.json\n", out.display());
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_a_panicking_reader_fails_the_replay() {
+        // Was `reader.join().unwrap_or(Ok(()))`: a replay whose reader died
+        // midway ended "successfully" with part of its input.
+        let joined = std::thread::spawn(|| -> Result<(), ReplayError> { panic!("decoder bug") }).join();
+        match reader_outcome(joined) {
+            Err(ReplayError::ReaderPanicked(what)) => assert_eq!(what, "decoder bug"),
+            other => panic!("{other:?}"),
+        }
+        let joined = std::thread::spawn(|| -> Result<(), ReplayError> { Ok(()) }).join();
+        assert!(reader_outcome(joined).is_ok());
     }
 }
