@@ -173,12 +173,48 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// The configured reference data, or the built-in copy when none of the
 /// configured files exists (the demo from any folder).
+/// The reference data of `cfg`; where a file is left at its default path
+/// (`config/…`) and is not there — a command run outside the repository —
+/// the sample copy built into the binary, said on stderr. A path set in the
+/// configuration or on the command line must exist. (`run` never falls
+/// back: a live service on the sample catalogue would judge wrongly.)
 fn load_refdata_or_embedded(cfg: &Config) -> Result<RefData> {
-    let r = &cfg.reference;
-    if !r.catalog.exists() && !r.calendar.exists() && !r.regions.exists() {
-        return provisional(cfg, RefData::embedded());
+    let (r, d) = (&cfg.reference, crate::config::ReferenceConfig::default());
+    let built_in = |p: &std::path::Path, default: &std::path::Path| p == default && !p.exists();
+    let (catalog, calendar, regions) =
+        (built_in(&r.catalog, &d.catalog), built_in(&r.calendar, &d.calendar), built_in(&r.regions, &d.regions));
+    if !(catalog || calendar || regions) {
+        return load_refdata(cfg);
     }
-    load_refdata(cfg)
+    let e = RefData::embedded();
+    let mut used = Vec::new();
+    let catalog = match catalog {
+        true => {
+            used.push(r.catalog.display().to_string());
+            e.catalog
+        }
+        false => Catalog::load(&r.catalog).context("reference data")?,
+    };
+    let calendar = match calendar {
+        true => {
+            used.push(r.calendar.display().to_string());
+            e.calendar
+        }
+        false => crate::calendar::Calendar::load_dir(&r.calendar).context("reference data")?,
+    };
+    let regions = match regions {
+        true => {
+            used.push(r.regions.display().to_string());
+            e.regions
+        }
+        false => Regions::load(&r.regions).context("reference data")?,
+    };
+    eprintln!(
+        "jiancha: {} not found here; using the sample reference data built into the binary for {}",
+        used.join(", "),
+        if used.len() == 1 { "it" } else { "them" }
+    );
+    provisional(cfg, RefData { catalog, calendar, regions })
 }
 
 fn load_refdata(cfg: &Config) -> Result<RefData> {
@@ -217,7 +253,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         .with_context(|| format!("--until {s:?} is not an RFC 3339 instant or a YYYY-MM-DD date"))?,
                 ),
             };
-            let refdata = Arc::new(load_refdata(&cfg)?);
+            let refdata = Arc::new(load_refdata_or_embedded(&cfg)?);
             let opts = crate::replay::ReplayOptions { out: out.clone(), files, until, progress: true };
             let summary = crate::replay::run(&cfg, refdata, &opts)?;
             print!("{}", summary.render(&out));
@@ -226,7 +262,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Simulate { out, kafka, topic, partitions, rate, cases, seed, truth, start, days, config } => {
             let cfg = Config::load_env(config.as_deref())?;
             let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
-            let refdata = load_refdata(&cfg)?;
+            let refdata = load_refdata_or_embedded(&cfg)?;
             let start = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d")
                 .with_context(|| format!("--start {start:?} is not a YYYY-MM-DD date"))?;
             let opts = crate::synth::SynthOptions { cases, seed, start, days, ..Default::default() };

@@ -168,6 +168,31 @@ fn replay_dead_letters_keep_the_original_bytes() {
 }
 
 #[test]
+fn replay_outside_the_repository_uses_the_built_in_reference_data_and_says_so() {
+    // Was: `cannot read config/regions.csv` for any command but the demo.
+    let dir = TempDir::new().unwrap();
+    let line = event("e1", "C1", "accepted", "2026-03-02T10:00", json!({"item_code": "TAX-003"}));
+    let input = write(dir.path(), "in.jsonl", line + "\n");
+    let o = run(jiancha(dir.path()).args(["replay", "--out", "out", "--until", "2026-04-01"]).arg(&input));
+    succeed(&o, "replay with no config/ folder");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("sample reference data built into the binary"), "{err}");
+    // The same as a replay on the shipped files, from the repository.
+    let shipped_run = run(jiancha(dir.path())
+        .args(["replay", "--out", "out2", "--until", "2026-04-01"])
+        .args(["--catalog", &shipped("config/catalog.csv"), "--calendar", &shipped("config/calendar")])
+        .args(["--regions", &shipped("config/regions.csv")])
+        .arg(&input));
+    succeed(&shipped_run, "replay on the shipped files");
+    let (a, b) = (jsonl(&dir.path().join("out/alerts.jsonl")), jsonl(&dir.path().join("out2/alerts.jsonl")));
+    assert!(!a.is_empty() && a == b, "{a:?}\n{b:?}");
+    // A path given explicitly must exist: no fallback for it.
+    let o = run(jiancha(dir.path()).args(["replay", "--out", "out3", "--catalog", "mine.csv"]).arg(&input));
+    let msg = one_line_failure(&o, "missing explicit catalogue");
+    assert!(msg.contains("mine.csv"), "{msg}");
+}
+
+#[test]
 fn replay_refuses_a_missing_input_file() {
     let (dir, cat) = fixture();
     let o = run(replay(dir.path(), &cat).arg("no-such-file.jsonl"));
