@@ -65,7 +65,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cfg = Config::default();
     let rd = Arc::new(RefData::embedded());
-    let zone = Zone::new(&cfg.time.zone).expect("zone");
+    let zone = cfg.time.zone.clone();
     let dir = root.join("target/bench-history").join(format!("cases-{}", a.cases));
     let done = dir.join("complete");
     if done.exists() {
@@ -83,7 +83,7 @@ fn main() {
     let mut times = Vec::new();
     let mut json = Vec::new();
     rt.block_on(async {
-        let ctx = jiancha::sql::session(&dir, &rd, &cfg.time.zone).await.expect("session");
+        let ctx = jiancha::sql::session(&dir, &rd, cfg.time.zone.name()).await.expect("session");
         export_reference(&ctx, &dir.join("reference")).await;
         let n: Vec<_> = ctx.sql("SELECT count(*) AS cases FROM cases").await.unwrap().collect().await.unwrap();
         println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&n).unwrap());

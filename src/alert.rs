@@ -198,3 +198,22 @@ pub struct AlertRecord {
     #[serde(skip)]
     pub at_ms: i64,
 }
+
+/// An alert record could not be encoded as JSON (never published empty).
+#[derive(Debug, thiserror::Error)]
+#[error("alert record {alert_id} could not be encoded as JSON")]
+pub struct EncodeError {
+    /// The record's alert id.
+    pub alert_id: String,
+    /// Why.
+    #[source]
+    pub source: serde_json::Error,
+}
+
+impl AlertRecord {
+    /// The record as published — to `alerts.jsonl`, the alerts topic, the
+    /// feed and its stream: one JSON object, encoded here only.
+    pub fn to_json(&self) -> Result<String, EncodeError> {
+        serde_json::to_string(self).map_err(|source| EncodeError { alert_id: self.alert_id.clone(), source })
+    }
+}

@@ -227,7 +227,7 @@ fn provisional(cfg: &Config, rd: RefData) -> Result<RefData> {
     if !cfg.time.provisional_calendar {
         return Ok(rd);
     }
-    let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
+    let zone = cfg.time.zone.clone();
     Ok(rd.with_provisional_calendar(crate::calendar::provisional::today(&zone).map_err(anyhow::Error::msg)?))
 }
 
@@ -245,7 +245,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if let Some(r) = regions {
                 cfg.reference.regions = r;
             }
-            let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
+            let zone = cfg.time.zone.clone();
             let until = match until {
                 None => None,
                 Some(s) => Some(
@@ -261,7 +261,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Simulate { out, kafka, topic, partitions, rate, cases, seed, truth, start, days, config } => {
             let cfg = Config::load_env(config.as_deref())?;
-            let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
+            let zone = cfg.time.zone.clone();
             let refdata = load_refdata_or_embedded(&cfg)?;
             let start = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d")
                 .with_context(|| format!("--start {start:?} is not a YYYY-MM-DD date"))?;
@@ -341,7 +341,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let cfg = Config::load_env(config.as_deref())?;
             let refdata = load_refdata_or_embedded(&cfg)?;
             let out = runtime()?.block_on(async {
-                let ctx = crate::sql::session(&data, &refdata, &cfg.time.zone).await?;
+                let ctx = crate::sql::session(&data, &refdata, cfg.time.zone.name()).await?;
                 let batches = ctx.sql(&query).await?.collect().await?;
                 crate::sql::format::render(&batches, format)
             })?;
@@ -361,7 +361,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 bail!("--format xlsx writes a workbook: give --out FILE.xlsx");
             }
             let bytes = runtime()?.block_on(async {
-                let ctx = crate::sql::session(&data, &refdata, &cfg.time.zone).await?;
+                let ctx = crate::sql::session(&data, &refdata, cfg.time.zone.name()).await?;
                 let batches = crate::sql::report::run(&ctx, &sql, &month, &region).await?;
                 crate::sql::format::render_named(&batches, format, &name)
             })?;
@@ -469,7 +469,7 @@ fn check_config(config: Option<PathBuf>) -> Result<()> {
         Ok(c) => {
             let years: Vec<String> = c.years().map(|y| y.to_string()).collect();
             println!("ok  calendar {}: years {}", r.calendar.display(), years.join(", "));
-            let zone = Zone::new(&cfg.time.zone).map_err(anyhow::Error::msg)?;
+            let zone = cfg.time.zone.clone();
             let today = crate::calendar::provisional::today(&zone).map_err(anyhow::Error::msg)?;
             use chrono::Datelike;
             let provisional = |y: i32| {

@@ -141,8 +141,9 @@ pub enum WatermarkMode {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeConfig {
-    /// IANA time zone in which dates and 00:00 are reckoned.
-    pub zone: String,
+    /// IANA time zone in which dates and 00:00 are reckoned (parsed once,
+    /// here: an unknown name is an error at load).
+    pub zone: crate::time::Zone,
     /// `wall` or `event`.
     pub watermark: WatermarkMode,
     /// How far the watermark trails the newest time (e.g. `0s`, `10m`).
@@ -160,7 +161,7 @@ pub struct TimeConfig {
 impl Default for TimeConfig {
     fn default() -> Self {
         TimeConfig {
-            zone: "Asia/Shanghai".into(),
+            zone: crate::time::Zone::new("Asia/Shanghai").expect("a zone of the tz database"),
             watermark: WatermarkMode::Wall,
             allowed_lateness: Duration::ZERO,
             idle_timeout: Duration::from_secs(30),
@@ -534,7 +535,6 @@ impl Config {
 
     /// Checks values that types alone do not.
     pub fn validate(&self) -> Result<(), String> {
-        crate::time::Zone::new(&self.time.zone).map_err(|e| format!("time.zone: {e}"))?;
         let r = &self.rules;
         if r.warn_days == 0 {
             return Err("rules.warn_days must be at least 1".into());
@@ -589,7 +589,7 @@ mod tests {
         let c = Config::load(None, env(&[])).unwrap();
         assert_eq!(c.kafka.events_topic, "case-events");
         assert_eq!(c.kafka.dead_letter_topic, "case-events.dlq");
-        assert_eq!(c.time.zone, "Asia/Shanghai");
+        assert_eq!(c.time.zone.name(), "Asia/Shanghai");
         assert_eq!(c.time.watermark, WatermarkMode::Wall);
         assert_eq!(c.time.idle_timeout, Duration::from_secs(30));
         assert_eq!(c.rules, RulesConfig::default());

@@ -13,7 +13,7 @@ use crate::pipeline::Core;
 use crate::reference::RefData;
 use crate::serve::Live;
 use crate::synth::{SimItem, Simulator, SynthOptions};
-use crate::time::{Instant, Zone, DAY_MS};
+use crate::time::{Instant, DAY_MS};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -90,7 +90,7 @@ pub fn run(
 ) -> Result<(), DemoError> {
     prepare(&opts.data)?;
     let servers = crate::serve::start(cfg, live.clone())?;
-    let zone = Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone"));
+    let zone = cfg.time.zone.clone();
     let start = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
     let working_days = (opts.days as usize * 5 / 7).max(1);
     let sim_opts = SynthOptions {
@@ -170,7 +170,9 @@ pub fn run(
                             crate::alert::Level::Yellow => *yellow += 1,
                         }
                     }
-                    live.alert(&r);
+                    if let Err(e) = live.alert(&r) {
+                        eprintln!("jiancha: {e}: left off the board (it is in history)");
+                    }
                 }
                 Effect::DeadLetter { rejection, .. } => {
                     *dead += 1;

@@ -13,7 +13,7 @@ use crate::engine::{Effect, Engine, Outcome};
 use crate::event::Decoder;
 use crate::pipeline::Core;
 use crate::reference::RefData;
-use crate::time::{Instant, Zone};
+use crate::time::Instant;
 use base64::Engine as _;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -164,7 +164,7 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
         std::fs::metadata(f).map_err(io(f))?;
     }
     std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
-    let zone = Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone"));
+    let zone = cfg.time.zone.clone();
     let lateness = cfg.time.allowed_lateness.as_millis() as i64;
     let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
     let engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
@@ -204,7 +204,7 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
                         AlertState::Resolved => summary.resolved += 1,
                         AlertState::Retracted => summary.retracted += 1,
                     }
-                    serde_json::to_writer(&mut *alerts, &rec)?;
+                    alerts.write_all(rec.to_json().map_err(std::io::Error::other)?.as_bytes())?;
                     alerts.write_all(b"\n")?;
                 }
                 Effect::DeadLetter { origin, rejection } => {

@@ -62,6 +62,21 @@ pub struct Zone {
     fixed: Option<FixedOffset>,
 }
 
+/// Written as its IANA name; read by [`Zone::new`], so that configuration
+/// holds a zone parsed once, and an unknown name is an error at load.
+impl Serialize for Zone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Zone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Zone, D::Error> {
+        let name = String::deserialize(d)?;
+        Zone::new(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The range in which a zone must keep one offset to take the fast path.
 const FAST_FROM_YEAR: i32 = 1992;
 const FAST_TO_YEAR: i32 = 2100;

@@ -68,6 +68,10 @@ pub enum KafkaError {
     /// The configuration forbids running.
     #[error("{0}")]
     Config(String),
+    /// An alert record could not be encoded: the service stops rather than
+    /// publish it empty (its last checkpoint stands; a restart tries again).
+    #[error("{0}; stopping rather than publishing it empty")]
+    Encode(#[from] crate::alert::EncodeError),
     /// Stopped by a signal before the service was up.
     #[error("stopped")]
     Stopped,

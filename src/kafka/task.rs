@@ -142,7 +142,7 @@ struct CatchUp {
 
 impl Service {
     pub fn new(cfg: Config, refdata: Arc<RefData>, live: Arc<crate::serve::Live>) -> Result<Service, KafkaError> {
-        let zone = Zone::new(&cfg.time.zone).map_err(KafkaError::Config)?;
+        let zone = cfg.time.zone.clone();
         let k = &cfg.kafka;
         let producer = client::producer_config(&k.brokers)
             .create_with_context(DeliveryWatch::default())
@@ -812,7 +812,7 @@ impl Service {
                 match e {
                     Effect::Alert(rec) => {
                         // The feed's JSON of the record is what goes out.
-                        let entry = self.live.alert(&rec);
+                        let entry = self.live.alert(&rec)?;
                         let json = entry.json.as_bytes();
                         let h = OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(ps.as_str()) });
                         self.send(&self.cfg.kafka.alerts_topic, Some(rec.case_id.as_bytes()), json, h)?;

@@ -6,7 +6,7 @@
 //! client resuming with an id from before a restart gets everything the new
 //! process still holds rather than a wrong position.
 
-use crate::alert::{AlertRecord, AlertState};
+use crate::alert::{AlertRecord, AlertState, EncodeError};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -60,14 +60,14 @@ impl Feed {
     }
 
     /// Appends a record; returns the alert's previous state, if any.
-    pub fn push(&self, record: &AlertRecord) -> Option<AlertState> {
-        self.push_entry(record).0
+    pub fn push(&self, record: &AlertRecord) -> Result<Option<AlertState>, EncodeError> {
+        Ok(self.push_entry(record)?.0)
     }
 
     /// Appends a record; returns the alert's previous state and the entry
     /// (whose JSON the caller may publish as is).
-    pub fn push_entry(&self, record: &AlertRecord) -> (Option<AlertState>, Arc<Entry>) {
-        let json = serde_json::to_string(record).unwrap_or_default();
+    pub fn push_entry(&self, record: &AlertRecord) -> Result<(Option<AlertState>, Arc<Entry>), EncodeError> {
+        let json = record.to_json()?;
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let seq = g.ring.back().map_or(*self.last.borrow(), |e| e.seq) + 1;
         let e = Arc::new(Entry { seq, record: record.clone(), json });
@@ -90,7 +90,7 @@ impl Feed {
         }
         drop(g);
         self.last.send_replace(seq);
-        (prev, entry)
+        Ok((prev, entry))
     }
 
     /// The number of the newest record (0 before any).
@@ -157,7 +157,7 @@ mod tests {
     fn ring_resumes_after_an_id_and_reports_a_gap_past_its_end() {
         let f = Feed::new(3);
         for i in 0..5 {
-            f.push(&record(i, "firing"));
+            f.push(&record(i, "firing")).unwrap();
         }
         assert_eq!(f.last_seq(), 5);
         let s = f.since(3, 10);
@@ -175,15 +175,15 @@ mod tests {
     #[test]
     fn current_keeps_every_firing_alert_and_the_newest_ended_ones() {
         let f = Feed::new(2);
-        f.push(&record(0, "firing"));
+        f.push(&record(0, "firing")).unwrap();
         for i in 1..10 {
-            f.push(&record(i, "firing"));
-            f.push(&record(i, "resolved"));
+            f.push(&record(i, "firing")).unwrap();
+            f.push(&record(i, "resolved")).unwrap();
         }
         let cur = f.current(|_| true);
         assert!(cur.iter().any(|e| e.record.case_id == "C0"), "a firing alert is never pruned");
         assert!(cur.len() <= 5, "{}", cur.len());
         assert!(cur.iter().any(|e| e.record.case_id == "C9"));
-        assert_eq!(f.push(&record(9, "firing")), Some(AlertState::Resolved));
+        assert_eq!(f.push(&record(9, "firing")).unwrap(), Some(AlertState::Resolved));
     }
 }

@@ -58,7 +58,7 @@ impl Live {
     pub fn new(cfg: &Config, refdata: Arc<RefData>, users: Users, data: &Path) -> Live {
         let metrics = Metrics::new(&refdata);
         metrics.on_time_target.set(cfg.metrics.on_time_target);
-        let zone = Zone::new(&cfg.time.zone).unwrap_or_else(|_| Zone::new("Asia/Shanghai").expect("built-in zone"));
+        let zone = cfg.time.zone.clone();
         Live {
             metrics,
             feed: feed::Feed::new(50_000),
@@ -71,18 +71,19 @@ impl Live {
             data: data.to_path_buf(),
             pending: Arc::new(crate::history::pending::PendingCases::new(
                 zone.clone(),
-                &cfg.time.zone,
+                cfg.time.zone.name(),
                 refdata.clone(),
             )),
         }
     }
 
     /// Publishes one alert record to the feed and the metrics; returns its
-    /// feed entry (with the record's JSON).
-    pub fn alert(&self, r: &AlertRecord) -> Arc<feed::Entry> {
-        let (prev, entry) = self.feed.push_entry(r);
+    /// feed entry (with the record's JSON). A record that cannot be
+    /// encoded is not published anywhere.
+    pub fn alert(&self, r: &AlertRecord) -> Result<Arc<feed::Entry>, crate::alert::EncodeError> {
+        let (prev, entry) = self.feed.push_entry(r)?;
         self.metrics.alert(r, prev);
-        entry
+        Ok(entry)
     }
 
     /// Moves the clock (never back).
@@ -222,8 +223,10 @@ async fn seed_feed(live: &Live, ctx: &datafusion::prelude::SessionContext) -> Re
         }
         let Ok(mut r) = serde_json::from_value::<AlertRecord>(row) else { continue };
         r.at_ms = crate::time::parse_rfc3339(&r.at).unwrap_or(0);
-        live.alert(&r);
-        n += 1;
+        match live.alert(&r) {
+            Ok(_) => n += 1,
+            Err(e) => eprintln!("jiancha: {e}: left off the board"),
+        }
     }
     Ok(n)
 }
@@ -243,10 +246,10 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
     let sql = sql_l.as_ref().and_then(|l| l.local_addr().ok());
     let acceptor = tls(cfg)?;
     let full = rt
-        .block_on(crate::sql::session_with(&live.data, &live.refdata, &cfg.time.zone, Some(live.pending.clone())))
+        .block_on(crate::sql::session_with(&live.data, &live.refdata, cfg.time.zone.name(), Some(live.pending.clone())))
         .map_err(|e| ServeError::Setup(format!("SQL session over {}: {e}", live.data.display())))?;
     let stored = rt
-        .block_on(crate::sql::session(&live.data, &live.refdata, &cfg.time.zone))
+        .block_on(crate::sql::session(&live.data, &live.refdata, cfg.time.zone.name()))
         .map_err(|e| ServeError::Setup(format!("SQL session over {}: {e}", live.data.display())))?;
     match rt.block_on(seed_feed(&live, &full)) {
         Ok(0) => {}
