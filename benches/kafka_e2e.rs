@@ -184,6 +184,7 @@ fn main() {
 
     if a.open == 0 {
         let _ = broker.kill();
+        let _ = broker.wait();
         return;
     }
     // 2. Latency with many open cases (wall clock).
@@ -259,6 +260,7 @@ fn main() {
     );
     stop(child);
     let _ = broker.kill();
+    let _ = broker.wait();
 }
 
 fn start(env: &[(String, String)], log: PathBuf) -> Child {

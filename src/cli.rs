@@ -267,7 +267,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("--start {start:?} is not a YYYY-MM-DD date"))?;
             let opts = crate::synth::SynthOptions { cases, seed, start, days, ..Default::default() };
             if let (Some(brokers), Some(topic)) = (kafka, topic) {
-                if rate.is_some_and(|r| !(r > 0.0)) {
+                if rate.is_some_and(|r| r.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
                     bail!("--rate must be a positive number of events per second");
                 }
                 let (tx, rx) = std::sync::mpsc::sync_channel::<String>(4096);

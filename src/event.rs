@@ -346,11 +346,11 @@ impl Decoder {
         if let Some(f) = w.duplicate {
             return Err(Rejection::field(DeadReason::BadValue, f, format!("field {f} is given twice")));
         }
-        let mut take = |i: usize| match w.vals[i].take() {
+        let take = |i: usize| match w.vals[i].take() {
             None | Some(Val::Null) => None,
             Some(v) => Some(v),
         };
-        let vals: [Option<Val>; 17] = std::array::from_fn(|i| take(i));
+        let vals: [Option<Val>; 17] = std::array::from_fn(take);
         self.check(vals)
     }
 

@@ -297,7 +297,9 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
 /// History rows buffered before a flush.
 const FLUSH_ROWS: usize = 400_000;
 
-/// One input line, decoded.
+/// One input line, decoded. (Not boxed: a box per line would cost an
+/// allocation for every good event to spare the rare bad one its size.)
+#[allow(clippy::large_enum_variant)]
 enum Item {
     Blank,
     Bad { line: u64, rejection: Rejection, raw: Vec<u8> },

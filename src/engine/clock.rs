@@ -20,10 +20,7 @@ pub fn merge(stops: &mut Vec<Stop>) {
             match last.1 {
                 None => continue,
                 Some(lr) if s.0 <= lr.0 + 1 => {
-                    last.1 = match r {
-                        None => None,
-                        Some(r) => Some(r.max(lr)),
-                    };
+                    last.1 = r.map(|r| r.max(lr));
                     continue;
                 }
                 _ => {}

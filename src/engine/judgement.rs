@@ -238,9 +238,7 @@ impl Walk<'_> {
     }
 
     fn due(&mut self, cal: &Calendar) -> Option<Day> {
-        if self.acc_day.is_none() {
-            return None;
-        }
+        self.acc_day?;
         self.nth_charged(cal, self.n)
     }
 

@@ -126,17 +126,17 @@ fn a_county_user_reads_only_its_county_whatever_the_sql() {
     assert_eq!(county(&format!("SELECT count(*) FROM cases WHERE region = '{COUNTY}'")), own);
 
     let probes = [
-        format!("SELECT DISTINCT region FROM cases"),
-        format!("SELECT DISTINCT region FROM events"),
-        format!("SELECT DISTINCT region FROM alerts WHERE region IS NOT NULL"),
-        format!("SELECT DISTINCT region FROM case_versions"),
-        format!("SELECT DISTINCT region FROM event_log"),
-        format!("SELECT DISTINCT c.region FROM cases c JOIN events e ON e.case_id = c.case_id"),
+        "SELECT DISTINCT region FROM cases".to_string(),
+        "SELECT DISTINCT region FROM events".to_string(),
+        "SELECT DISTINCT region FROM alerts WHERE region IS NOT NULL".to_string(),
+        "SELECT DISTINCT region FROM case_versions".to_string(),
+        "SELECT DISTINCT region FROM event_log".to_string(),
+        "SELECT DISTINCT c.region FROM cases c JOIN events e ON e.case_id = c.case_id".to_string(),
         format!("SELECT DISTINCT e.region FROM events e WHERE e.case_id IN (SELECT case_id FROM cases WHERE region = '{OTHER}')"),
         format!("WITH x AS (SELECT * FROM cases WHERE region = '{OTHER}') SELECT DISTINCT region FROM x"),
         format!("SELECT region FROM cases WHERE region = '{OTHER}' UNION SELECT region FROM events WHERE region = '{OTHER}'"),
-        format!("SELECT DISTINCT region FROM jiancha.public.cases"),
-        format!("SELECT DISTINCT code AS region FROM regions"),
+        "SELECT DISTINCT region FROM jiancha.public.cases".to_string(),
+        "SELECT DISTINCT code AS region FROM regions".to_string(),
         format!("SELECT DISTINCT region FROM monthly_briefing('2026-03', '{OTHER}') WHERE accepted > 0"),
     ];
     for q in &probes {

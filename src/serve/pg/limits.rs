@@ -63,7 +63,7 @@ fn error(code: &str, message: String) -> PgWireError {
 
 /// Whole seconds when whole, else milliseconds.
 pub fn show_duration(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.as_millis().is_multiple_of(1000) {
         format!("{}s", d.as_secs())
     } else {
         format!("{}ms", d.as_millis())
