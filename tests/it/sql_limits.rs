@@ -176,7 +176,7 @@ fn a_statement_ends_at_its_timeout_or_cancel_or_when_its_client_goes_and_the_ser
     let started = Instant::now();
     let heavy = psql_child(&sql, "county", "county-pw", UNBOUNDED);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(cpu_share(pid, Duration::from_secs(1)) > 0.5, "the query is running");
+    assert!(cpu_share(pid, Duration::from_secs(1)) > 0.25, "the query is running");
     peak = peak.max(rss(pid));
     let t = Instant::now();
     assert_eq!(ok(&sql, "admin", "admin-pw", "SELECT count(*) > 0 FROM cases"), ["t"]);
@@ -203,7 +203,7 @@ fn a_statement_ends_at_its_timeout_or_cancel_or_when_its_client_goes_and_the_ser
     // A client that goes away mid-query frees the server.
     let mut heavy = psql_child(&sql, "county", "county-pw", UNBOUNDED);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(cpu_share(pid, Duration::from_secs(1)) > 0.5, "the query is running");
+    assert!(cpu_share(pid, Duration::from_secs(1)) > 0.25, "the query is running");
     heavy.kill().unwrap();
     heavy.wait().unwrap();
     idle();
