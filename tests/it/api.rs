@@ -2,7 +2,7 @@
 //! paging, region roll-up, 400/404, and the stream resuming with
 //! `Last-Event-ID` without losing a record.
 
-use super::serve::{get, get_json, seq, sse, Demo};
+use crate::support::demo::{get, get_json, seq, sse, Demo};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! and opens a case. The screenshot is kept in
 //! `target/test-artifacts/board.png`.
 
-use super::serve::{get, Demo};
+use crate::support::demo::{get, Demo};
 use std::process::Command;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! alerts as replay, dead letters with their headers, SIGKILL and restart,
 //! a broker outage, and wall-clock cards with no traffic.
 
-use crate::broker::{text, Broker};
+use crate::support::broker::{text, Broker};
 use rdkafka::message::{Headers, Message};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 /// A little more than the service's consumer session timeout (6 s).
 const SESSION_TIMEOUT: Duration = Duration::from_secs(8);
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::root;
 
 /// Configuration of a service under test, as environment variables.
 struct Setup {
@@ -286,14 +284,14 @@ fn run_in_event_mode_publishes_exactly_the_alerts_of_replay() {
         .and_then(|r| r.split_whitespace().next())
         .unwrap_or_else(|| panic!("no http address in the log:\n{log}"))
         .to_string();
-    let scrape = crate::serve::get(&format!("http://{http}/metrics"), None).1;
+    let scrape = crate::support::demo::get(&format!("http://{http}/metrics"), None).1;
     let value = |name: &str| -> f64 {
         scrape.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
     };
     assert_eq!(value("jiancha_alert_records_total{"), want.len() as f64, "{scrape}");
     assert_eq!(value("jiancha_events_read_total "), lines.len() as f64);
-    assert_eq!(crate::serve::get(&format!("http://{http}/readyz"), None).0, 200);
-    let feed = crate::serve::get_json(&format!("http://{http}/api/alerts?limit=1000"));
+    assert_eq!(crate::support::demo::get(&format!("http://{http}/readyz"), None).0, 200);
+    let feed = crate::support::demo::get_json(&format!("http://{http}/api/alerts?limit=1000"));
     assert!(feed["total"].as_u64().unwrap() > 0);
     terminate(child, &s);
     let got = records(&b, &s.alerts(), want.len(), Duration::from_secs(1));

@@ -2,7 +2,6 @@
 
 mod api;
 mod board;
-mod broker;
 mod calendar_files;
 mod cli;
 mod config_file;
@@ -19,7 +18,6 @@ mod reports;
 mod robust;
 mod rules;
 mod sample;
-mod serve;
 mod simulate;
 mod sql_limits;
 mod support;

@@ -3,15 +3,12 @@
 //! scrapes it and answers the on-time rate through its query API, and a
 //! real Alertmanager receives jiancha's cards and sees them resolve.
 
-use super::serve::{get, get_json, Demo};
+use crate::support::demo::{get, get_json, Demo};
+use crate::support::free_port;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Metric names in a text exposition (histogram series to their base).
 fn names(scrape: &str) -> BTreeSet<String> {

@@ -1,7 +1,7 @@
 //! The PostgreSQL endpoint with the real `psql` client: passwords, region
 //! scoping whatever the SQL, read-only, and 20 concurrent briefings.
 
-use super::serve::Demo;
+use crate::support::demo::Demo;
 use std::process::Command;
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! `kafka.rs`.
 
 use super::pgwire::{config, ok, psql};
-use super::serve::Demo;
+use crate::support::demo::Demo;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

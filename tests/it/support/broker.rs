@@ -2,6 +2,7 @@
 //! loopback port, one per test (so tests run in parallel with their own
 //! topics), stopped when dropped. `scripts/test.sh` installs it; the tests
 //! find it through `JIANCHA_TANSU`, the cache it installs to, or `PATH`.
+use super::free_port;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -21,10 +22,6 @@ fn tansu() -> PathBuf {
         return cached;
     }
     PathBuf::from("tansu")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A running broker.

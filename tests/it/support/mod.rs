@@ -26,6 +26,15 @@ O,Out-of-hall item,tax,promised,10,3,0,false
 F,Fee item,tax,promised,10,3,10,
 ";
 
+pub mod broker;
+pub mod demo;
+
+/// A free loopback port (bound, then released for the caller).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The repository's root.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
