@@ -171,8 +171,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-/// The configured reference data, or the built-in copy when none of the
-/// configured files exists (the demo from any folder).
 /// The reference data of `cfg`; where a file is left at its default path
 /// (`config/…`) and is not there — a command run outside the repository —
 /// the sample copy built into the binary, said on stderr. A path set in the
@@ -227,8 +225,8 @@ fn provisional(cfg: &Config, rd: RefData) -> Result<RefData> {
     if !cfg.time.provisional_calendar {
         return Ok(rd);
     }
-    let zone = cfg.time.zone.clone();
-    Ok(rd.with_provisional_calendar(crate::calendar::provisional::today(&zone).map_err(anyhow::Error::msg)?))
+    let today = crate::calendar::provisional::today(&cfg.time.zone).map_err(anyhow::Error::msg)?;
+    Ok(rd.with_provisional_calendar(today))
 }
 
 /// Runs the command line.
@@ -469,8 +467,7 @@ fn check_config(config: Option<PathBuf>) -> Result<()> {
         Ok(c) => {
             let years: Vec<String> = c.years().map(|y| y.to_string()).collect();
             println!("ok  calendar {}: years {}", r.calendar.display(), years.join(", "));
-            let zone = cfg.time.zone.clone();
-            let today = crate::calendar::provisional::today(&zone).map_err(anyhow::Error::msg)?;
+            let today = crate::calendar::provisional::today(&cfg.time.zone).map_err(anyhow::Error::msg)?;
             use chrono::Datelike;
             let provisional = |y: i32| {
                 format!(

@@ -109,22 +109,25 @@ pub fn run(
             cfg.time.provisional_calendar.then(|| zone.clone()),
         )
     });
+    // Whether the cases were judged again.
     let recalendar =
         |core: &mut Core, decoder: &mut Decoder, watch: &mut Option<crate::calendar::watch::Watch>| match watch
             .as_mut()
             .and_then(|w| w.poll())
         {
             Some(Ok(calendar)) => {
-                let rd = Arc::new(RefData { calendar, ..(**core.engine.refdata()).clone() });
+                let rd = Arc::new(core.engine.refdata().with_calendar(calendar));
                 live.metrics.set_calendar(&rd.calendar);
                 decoder.set_refdata(rd.clone());
                 println!("  calendar folder changed: judging {} cases again", core.engine.cases_in_memory());
                 core.set_refdata(rd);
+                true
             }
             Some(Err(e)) => {
-                eprintln!("jiancha: calendar folder changed but does not load ({e}); the calendar in use stays")
+                eprintln!("jiancha: calendar folder changed but does not load ({e}); the calendar in use stays");
+                false
             }
-            None => {}
+            None => false,
         };
     let engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
     let mut core = Core::new(engine, History::open(&opts.data, zone.clone(), refdata.clone())?);
@@ -214,7 +217,7 @@ pub fn run(
                 return Ok(());
             }
             let now = sim_now(std::time::Instant::now());
-            recalendar(&mut core, &mut decoder, &mut watch);
+            let _ = recalendar(&mut core, &mut decoder, &mut watch);
             core.advance(now.min(ev.occurred_at));
             take(&mut core, &mut red, &mut yellow, &mut dead);
             live.set_clock(now.min(ev.occurred_at));
@@ -253,9 +256,9 @@ pub fn run(
         "the simulated span is over; the history stays in {d}; still serving the board, metrics and SQL until Ctrl-C"
     );
     while stop.load(Ordering::Relaxed) == 0 {
-        recalendar(&mut core, &mut decoder, &mut watch);
-        take(&mut core, &mut red, &mut yellow, &mut dead);
-        if core.history.pending() > 0 || !core.engine.pending_views().is_empty() {
+        // Nothing else changes the cases once the span is over.
+        if recalendar(&mut core, &mut decoder, &mut watch) {
+            take(&mut core, &mut red, &mut yellow, &mut dead);
             flush(&mut core, end, events, red, yellow, dead)?;
         }
         std::thread::sleep(Duration::from_millis(100));

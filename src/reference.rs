@@ -371,6 +371,12 @@ impl RefData {
         self
     }
 
+    /// The same catalogue and regions with another calendar (a calendar
+    /// folder that changed while serving).
+    pub fn with_calendar(&self, calendar: Calendar) -> RefData {
+        RefData { calendar, catalog: self.catalog.clone(), regions: self.regions.clone() }
+    }
+
     /// Loads the three sources.
     pub fn load(catalog: &Path, calendar: &Path, regions: &Path) -> Result<RefData, RefError> {
         Ok(RefData {

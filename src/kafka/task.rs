@@ -605,7 +605,7 @@ impl Service {
     /// A new calendar (the folder changed): every case in memory is judged
     /// again on it, events are decoded with it from now on.
     fn set_calendar(&mut self, calendar: crate::calendar::Calendar) {
-        let refdata = Arc::new(RefData { calendar, ..(*self.refdata).clone() });
+        let refdata = Arc::new(self.refdata.with_calendar(calendar));
         let cal = &refdata.calendar;
         let years = |v: Vec<i32>| v.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
         log(&format!(
