@@ -1,4 +1,5 @@
-//! The ten alert rules and the alert record (`rules.md`, "Alert record").
+//! The alert rules' names and the alert record (`rules.md`, "Alert record").
+//! What each rule is and does lives in `engine/rules/`, one file a rule.
 
 use serde::{Deserialize, Serialize};
 
@@ -63,61 +64,9 @@ impl Rule {
         Rule::BadRatingUnrectified,
     ];
 
-    /// The rule's name in ids, records and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rule::DueSoon => "due_soon",
-            Rule::Overdue => "overdue",
-            Rule::IntakeOverdue => "intake_overdue",
-            Rule::RepeatedSupplement => "repeated_supplement",
-            Rule::DualIntake => "dual_intake",
-            Rule::UnregisteredCase => "unregistered_case",
-            Rule::BackdatedEntry => "backdated_entry",
-            Rule::Overcharge => "overcharge",
-            Rule::DenialWithoutReason => "denial_without_reason",
-            Rule::BadRatingUnrectified => "bad_rating_unrectified",
-        }
-    }
-
-    /// The card colour.
-    pub fn level(self) -> Level {
-        match self {
-            Rule::Overdue | Rule::IntakeOverdue | Rule::DualIntake | Rule::UnregisteredCase | Rule::Overcharge => {
-                Level::Red
-            }
-            _ => Level::Yellow,
-        }
-    }
-
-    /// The rule's name as supervision offices write it (rules.md).
-    pub fn label(self) -> &'static str {
-        match self {
-            Rule::DueSoon => "即将超期",
-            Rule::Overdue => "超期",
-            Rule::IntakeOverdue => "受理超时",
-            Rule::RepeatedSupplement => "多次补正",
-            Rule::DualIntake => "两头受理",
-            Rule::UnregisteredCase => "体外循环",
-            Rule::BackdatedEntry => "补录 / 倒签",
-            Rule::Overcharge => "超标准收费",
-            Rule::DenialWithoutReason => "不予许可未说明理由",
-            Rule::BadRatingUnrectified => "差评未整改",
-        }
-    }
-
-    /// A short label for narrow places (table headings).
-    pub fn short_label(self) -> &'static str {
-        match self {
-            Rule::BackdatedEntry => "补录倒签",
-            Rule::Overcharge => "超标收费",
-            Rule::DenialWithoutReason => "未说明理由",
-            r => r.label(),
-        }
-    }
-
-    /// Whether the alert resolves when its case closes.
-    pub fn resolves_on_close(self) -> bool {
-        self != Rule::BadRatingUnrectified
+    /// Its position in [`Rule::ALL`] and in the rules' registry.
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -155,14 +104,6 @@ pub struct Detail {
     /// Computed with a day of a year whose calendar is provisional.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub provisional_calendar: bool,
-}
-
-impl Rule {
-    /// Whether the rule's instant or due date is counted in working days
-    /// (and so depends on the calendar).
-    pub fn uses_calendar(self) -> bool {
-        matches!(self, Rule::DueSoon | Rule::Overdue | Rule::IntakeOverdue | Rule::BadRatingUnrectified)
-    }
 }
 
 /// One alert record, as published.

@@ -6,6 +6,8 @@
 //! Layout:
 //! - [`case`]: per-case data (events, published alerts);
 //! - [`judgement`]: judging one case, a pure function of its events;
+//! - [`walk`]: a case's facts and lifecycle as its events are walked;
+//! - [`rules`]: the alert rules, one file each, and their registry;
 //! - [`clock`]: working days counted with stops;
 //! - [`dual`]: the acceptance index for `dual_intake`;
 //! - `state`: the whole mutable state and its snapshot;
@@ -24,7 +26,9 @@ pub mod dual;
 pub mod facts;
 pub mod judgement;
 mod published;
+pub mod rules;
 mod state;
+pub mod walk;
 
 pub use facts::{AcceptanceFact, SharedFact};
 use published::{merge_published, reconcile};

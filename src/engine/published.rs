@@ -3,7 +3,8 @@
 //! found already published after a restart (recovered, then settled).
 
 use super::case::{Attrs, Case, Interner, Published};
-use super::judgement::{Spec, Summary};
+use super::judgement::Summary;
+use super::walk::Spec;
 use super::{Effect, Engine, Stats};
 use crate::alert::{AlertRecord, AlertState, Detail};
 use crate::reference::RefData;

@@ -1,0 +1,410 @@
+//! The facts of one case as its judgement walks its events: where the case
+//! is in its life, its clocks' inputs (acceptance day, limit, stops), and the
+//! alerts raised so far. The lifecycle (`rules.md`, "Case lifecycle") lives
+//! here: which event is valid in which state ([`check`]) and what each event
+//! changes ([`Walk::take_in`]). The rules (see [`super::rules`]) read these
+//! facts and raise, resolve and time their alerts through [`Walk::fire`] and
+//! [`Walk::resolve`].
+//!
+//! A walk owns everything it holds, so a case can keep its walk after its
+//! latest event and continue it when the next event comes (see
+//! [`super::judgement`]).
+
+use super::case::{Attrs, CaseEvent, F_CENTER, F_DENIED};
+use super::clock::{self, Stop};
+use super::dual::DualIndex;
+use crate::alert::Rule;
+use crate::calendar::{Calendar, NoCalendar};
+use crate::config::RulesConfig;
+use crate::event::{Decision, EventType};
+use crate::reference::{Catalog, Item};
+use crate::time::{Day, Instant, Zone};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// What a judgement reads besides the case's events.
+pub struct Ctx<'a> {
+    /// Working-day calendar.
+    pub cal: &'a Calendar,
+    /// Item catalogue.
+    pub cat: &'a Catalog,
+    /// Time zone.
+    pub zone: &'a Zone,
+    /// Rule thresholds.
+    pub rules: &'a RulesConfig,
+    /// Acceptances by (applicant, item), for `dual_intake`.
+    pub dual: &'a DualIndex,
+    /// Instants of the parent case's `center` events, sorted (sub-cases).
+    pub parent_center: &'a [Instant],
+    /// This case's id.
+    pub case_id: &'a str,
+    /// The watermark: timers up to it fire.
+    pub limit: Instant,
+    /// Compute the clock figures of the summary (due date, used days …);
+    /// without it the summary holds only status, attributes and times.
+    pub figures: bool,
+}
+
+/// Where a case is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// No valid event yet.
+    #[default]
+    None,
+    /// 收件, not yet accepted.
+    Submitted,
+    /// Accepted, in processing.
+    Open,
+    /// 办结.
+    Completed,
+    /// 不予受理.
+    Refused,
+    /// 撤回.
+    Withdrawn,
+}
+
+impl Status {
+    /// The name used in SQL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::None => "none",
+            Status::Submitted => "submitted",
+            Status::Open => "open",
+            Status::Completed => "completed",
+            Status::Refused => "refused",
+            Status::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// Completed, refused or withdrawn.
+    pub fn closed(self) -> bool {
+        matches!(self, Status::Completed | Status::Refused | Status::Withdrawn)
+    }
+}
+
+/// An alert as it should stand.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// The rule.
+    pub rule: Rule,
+    /// Firing instant.
+    pub at: Instant,
+    /// Due date on the firing record.
+    pub due: Option<Day>,
+    /// `earlier_case_id` for `dual_intake`.
+    pub detail: Option<Arc<str>>,
+    /// Case attributes at firing.
+    pub attrs: Option<Arc<Attrs>>,
+    /// Resolution instant and due date then.
+    pub resolved: Option<(Instant, Option<Day>)>,
+}
+
+/// Why an event is invalid at its place.
+pub type Why = &'static str;
+
+/// The facts of a case after the events walked so far.
+#[derive(Clone, Debug, Default)]
+pub struct Walk {
+    /// Life status.
+    pub status: Status,
+    /// Attributes of the latest valid `submitted` or `accepted`.
+    pub attrs: Option<Arc<Attrs>>,
+    /// Instant of the first valid event.
+    pub first_at: Option<Instant>,
+    /// Instant of the first valid `center` event.
+    pub center_min: Option<Instant>,
+    /// `submitted` instant and day.
+    pub submitted: Option<(Instant, Day)>,
+    /// Stops of the intake clock (supplement requests), in order.
+    pub intake_stops: Vec<Stop>,
+    /// A supplement request is open.
+    pub intake_open: bool,
+    /// `accepted` instant and day.
+    pub accepted: Option<(Instant, Day)>,
+    /// Interned source of the `accepted`.
+    pub accepted_source: u32,
+    /// The limit N in working days.
+    pub limit_days: u32,
+    /// Closed stops of the processing clock.
+    pub stops: Vec<Stop>,
+    /// First day of an open suspension.
+    pub suspended_since: Option<Day>,
+    /// First day of an open escalation.
+    pub escalated_since: Option<Day>,
+    /// Supplement requests so far (intake and processing).
+    pub supplements: u32,
+    /// Instant the case closed.
+    pub closed_at: Option<Instant>,
+    /// `completed` instant and day.
+    pub completed: Option<(Instant, Day)>,
+    /// Decision of the `completed`.
+    pub result: Option<Decision>,
+    /// Fee of the `completed`, when given.
+    pub fee: Option<f64>,
+    /// Latest rating.
+    pub rating: Option<u8>,
+    /// Day of the first bad rating (≤ 2).
+    pub bad_rating: Option<Day>,
+    /// A `rectified` came.
+    pub rectified: bool,
+    /// Instant of a valid `withdrawn`.
+    pub withdrawn_at: Option<Instant>,
+    /// Rules whose one-shot timer has run (bit [`Rule::index`]).
+    raised: u16,
+    /// A year whose calendar was needed but missing.
+    pub missing: Option<i32>,
+    /// Alerts as they stand.
+    pub alerts: Vec<Spec>,
+}
+
+impl Walk {
+    /// Records a missing calendar year and passes the value on.
+    pub fn note<T>(&mut self, r: Result<Option<T>, NoCalendar>) -> Option<T> {
+        match r {
+            Ok(v) => v,
+            Err(NoCalendar(y)) => {
+                self.missing.get_or_insert(y);
+                None
+            }
+        }
+    }
+
+    /// Whether the rule's one-shot timer has run.
+    pub fn raised(&self, rule: Rule) -> bool {
+        self.raised & (1 << rule.index()) != 0
+    }
+
+    /// Marks the rule's one-shot timer as run.
+    pub fn set_raised(&mut self, rule: Rule) {
+        self.raised |= 1 << rule.index();
+    }
+
+    /// The catalogue item of the case, once it has attributes.
+    pub fn item<'c>(&self, cat: &'c Catalog) -> Option<&'c Item> {
+        self.attrs.as_ref().map(|a| cat.item(a.item))
+    }
+
+    /// Processing stops as known now: closed ones plus any open one.
+    pub fn processing_stops(&self) -> Vec<Stop> {
+        let mut v = self.stops.clone();
+        if let Some(s) = self.suspended_since {
+            v.push((s, None));
+        }
+        if let Some(s) = self.escalated_since {
+            v.push((s, None));
+        }
+        clock::merge(&mut v);
+        v
+    }
+
+    /// The `k`-th charged day of the processing clock.
+    pub fn nth_charged(&mut self, cal: &Calendar, k: u32) -> Option<Day> {
+        let (_, a) = self.accepted?;
+        let stops = self.processing_stops();
+        let r = clock::nth_charged(cal, a, k, &stops);
+        self.note(r)
+    }
+
+    /// The processing due date.
+    pub fn due(&mut self, cal: &Calendar) -> Option<Day> {
+        self.accepted?;
+        self.nth_charged(cal, self.limit_days)
+    }
+
+    /// The acceptance-decision due date (5 working days, supplement stops
+    /// excluded).
+    pub fn intake_due(&mut self, cal: &Calendar) -> Option<Day> {
+        let (_, s) = self.submitted?;
+        let mut stops = self.intake_stops.clone();
+        clock::merge(&mut stops);
+        let r = clock::nth_charged(cal, s, 5, &stops);
+        self.note(r)
+    }
+
+    /// The index of the rule's unresolved alert.
+    pub fn live(&self, rule: Rule) -> Option<usize> {
+        self.alerts.iter().position(|a| a.rule == rule && a.resolved.is_none())
+    }
+
+    /// Raises an alert unless one of the rule is unresolved; on a closed case
+    /// a rule that resolves on close is raised resolved.
+    pub fn fire(&mut self, rule: Rule, at: Instant, due: Option<Day>, detail: Option<Arc<str>>) {
+        if self.live(rule).is_some() {
+            return;
+        }
+        let resolved = (self.status.closed() && rule.resolves_on_close()).then_some((at, due));
+        self.alerts.push(Spec { rule, at, due, detail, attrs: self.attrs.clone(), resolved });
+    }
+
+    /// Resolves the rule's unresolved alert, if any, with `due` on the
+    /// resolved record.
+    pub fn resolve(&mut self, rule: Rule, at: Instant, due: Option<Day>) {
+        if let Some(i) = self.live(rule) {
+            self.alerts[i].resolved = Some((at, due));
+        }
+    }
+
+    /// Takes in a valid event: the facts it changes, short of closing the
+    /// case (the closing, which resolves alerts, is the judgement's).
+    pub fn take_in(&mut self, e: &CaseEvent, day: Day, cat: &Catalog) {
+        use EventType::*;
+        if self.first_at.is_none() {
+            self.first_at = Some(e.at);
+        }
+        if e.has(F_CENTER) && self.center_min.is_none() {
+            self.center_min = Some(e.at);
+        }
+        match e.kind {
+            Submitted => {
+                self.status = Status::Submitted;
+                self.attrs = e.attrs.clone();
+                self.submitted = Some((e.at, day));
+            }
+            SupplementRequested => {
+                self.intake_open = true;
+                self.intake_stops.push((day, None));
+                self.supplements += 1;
+            }
+            SupplementReceived => {
+                self.intake_open = false;
+                if let Some(last) = self.intake_stops.last_mut() {
+                    last.1 = Some(day);
+                }
+            }
+            Accepted => {
+                self.status = Status::Open;
+                self.attrs = e.attrs.clone();
+                self.accepted = Some((e.at, day));
+                self.accepted_source = e.source;
+                self.limit_days = self.item(cat).map_or(0, |i| i.promised_days);
+            }
+            Suspended => {
+                self.suspended_since = Some(day);
+                if e.has(super::case::F_SUPPLEMENT) {
+                    self.supplements += 1;
+                }
+            }
+            Resumed => {
+                if let Some(s) = self.suspended_since.take() {
+                    self.stops.push((s, Some(day)));
+                }
+            }
+            Escalated => self.escalated_since = Some(day),
+            Returned => {
+                if let Some(s) = self.escalated_since.take() {
+                    self.stops.push((s, Some(day)));
+                }
+            }
+            Completed => {
+                if e.fee >= 0.0 {
+                    self.fee = Some(e.fee);
+                }
+                self.result = Some(if e.has(F_DENIED) { Decision::Denied } else { Decision::Approved });
+                self.completed = Some((e.at, day));
+            }
+            Withdrawn => self.withdrawn_at = Some(e.at),
+            Evaluated => {
+                self.rating = Some(e.rating);
+                if e.rating <= 2 && self.bad_rating.is_none() {
+                    self.bad_rating = Some(day);
+                }
+            }
+            Rectified => self.rectified = true,
+            Refused | StepCompleted => {}
+        }
+    }
+
+    /// The status an event closes the case with, if it closes it.
+    pub fn closes(e: &CaseEvent) -> Option<Status> {
+        match e.kind {
+            EventType::Completed => Some(Status::Completed),
+            EventType::Refused => Some(Status::Refused),
+            EventType::Withdrawn => Some(Status::Withdrawn),
+            _ => None,
+        }
+    }
+
+    /// Closes the case's clocks and sets its status; the judgement then
+    /// resolves the alerts that end with the case.
+    pub fn close(&mut self, status: Status, at: Instant, day: Day) {
+        if let Some(s) = self.suspended_since.take() {
+            self.stops.push((s, Some(day)));
+        }
+        if let Some(s) = self.escalated_since.take() {
+            self.stops.push((s, Some(day)));
+        }
+        clock::merge(&mut self.stops);
+        self.status = status;
+        self.closed_at = Some(at);
+    }
+}
+
+/// Checks an event against the case's facts; `Err` says why it is invalid
+/// at its place.
+pub fn check(w: &Walk, e: &CaseEvent) -> Result<(), Why> {
+    use EventType::*;
+    use Status as S;
+    let ok = match (w.status, e.kind) {
+        (S::None, Submitted | Accepted) => true,
+        (S::None, _) => return Err("its case has not been submitted or accepted before it"),
+        (S::Submitted, Accepted | Refused | Withdrawn) => true,
+        (S::Submitted, SupplementRequested) => {
+            if w.intake_open {
+                return Err("a supplement request is already open");
+            }
+            true
+        }
+        (S::Submitted, SupplementReceived) => {
+            if !w.intake_open {
+                return Err("no supplement request is open");
+            }
+            true
+        }
+        (S::Open, StepCompleted | Completed | Withdrawn) => true,
+        (S::Open, Suspended) => {
+            if w.suspended_since.is_some() {
+                return Err("a suspension is already open");
+            }
+            true
+        }
+        (S::Open, Resumed) => {
+            if w.suspended_since.is_none() {
+                return Err("no suspension is open");
+            }
+            true
+        }
+        (S::Open, Escalated) => {
+            if w.escalated_since.is_some() {
+                return Err("an escalation is already open");
+            }
+            true
+        }
+        (S::Open, Returned) => {
+            if w.escalated_since.is_none() {
+                return Err("no escalation is open");
+            }
+            true
+        }
+        (S::Completed, Evaluated) => true,
+        (S::Completed, Rectified) => {
+            if w.bad_rating.is_none() {
+                return Err("the case has no bad rating to rectify");
+            }
+            true
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(match w.status {
+            S::Submitted => "not valid while the case is submitted and not yet accepted",
+            S::Open => "not valid while the case is open",
+            S::Completed => "not valid after the case was completed",
+            S::Refused => "not valid after the case was refused",
+            S::Withdrawn => "not valid after the case was withdrawn",
+            S::None => "its case has not been opened",
+        })
+    }
+}
