@@ -1,7 +1,7 @@
-//! What the engine keeps per case: its events in event-time order (so that a
-//! late arrival can be put in its place and the case re-judged), and the
-//! alert records published for it (so that a re-judgement publishes only the
-//! difference).
+//! What the engine keeps of a case's events and alerts: an event reduced to
+//! what the rules read, its interned attributes, the alert records
+//! published for it (so that a judgement publishes only the difference) and
+//! its entry in the acceptance index.
 
 use crate::alert::Rule;
 use crate::event::EventType;
@@ -197,67 +197,5 @@ impl PartialEq for AcceptSig {
             && self.withdrawn_at == o.withdrawn_at
             && self.attrs.item == o.attrs.item
             && self.attrs.applicant == o.attrs.applicant
-    }
-}
-
-/// `wake` of a case with no registered wake-up.
-pub const NO_WAKE: Instant = Instant::MIN;
-
-/// A case. Its id is the key it is stored under.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Case {
-    /// Events, sorted by (`at`, `origin`); exactly as long as needed.
-    pub events: Box<[CaseEvent]>,
-    /// Published alerts.
-    pub published: Box<[Published]>,
-    /// The registered wake-up instant in the timer set, or [`NO_WAKE`].
-    pub wake: Instant,
-    /// The group of its entry in the acceptance index (see
-    /// [`super::dual::group_of`]), if it has one.
-    pub accept: Option<std::num::NonZeroU64>,
-    /// Its parent, as registered in the children index.
-    pub parent: Option<Arc<str>>,
-    /// Whether the case is closed (completed, refused, withdrawn).
-    pub closed: bool,
-}
-
-impl Default for Case {
-    fn default() -> Case {
-        Case::new()
-    }
-}
-
-impl Case {
-    /// A case with no events yet.
-    pub fn new() -> Case {
-        Case { events: Box::new([]), published: Box::new([]), wake: NO_WAKE, accept: None, parent: None, closed: false }
-    }
-
-    /// Inserts an event at its (`at`, `origin`) place; returns its index.
-    pub fn insert(&mut self, e: CaseEvent) -> usize {
-        let pos = self.events.partition_point(|x| (x.at, x.origin) < (e.at, e.origin));
-        let mut v = std::mem::take(&mut self.events).into_vec();
-        v.reserve_exact(1);
-        v.insert(pos, e);
-        self.events = v.into_boxed_slice();
-        pos
-    }
-
-    /// Removes the event at index `i`.
-    pub fn remove(&mut self, i: usize) -> CaseEvent {
-        let mut v = std::mem::take(&mut self.events).into_vec();
-        let e = v.remove(i);
-        self.events = v.into_boxed_slice();
-        e
-    }
-
-    /// The registered wake-up, if any.
-    pub fn wake(&self) -> Option<Instant> {
-        (self.wake != NO_WAKE).then_some(self.wake)
-    }
-
-    /// The latest event instant.
-    pub fn last_at(&self) -> Option<Instant> {
-        self.events.last().map(|e| e.at)
     }
 }

@@ -90,7 +90,7 @@ impl Engine {
                 }
                 let kids = self.st.children.get(&key).cloned().unwrap_or_default();
                 for k in &kids {
-                    self.rejudge(k, false, out);
+                    self.rejudge(k, super::Cause::Other, out);
                 }
                 return;
             }
@@ -131,7 +131,7 @@ impl Engine {
             }
         }
         for k in &again {
-            self.rejudge(k, false, out);
+            self.rejudge(k, super::Cause::Other, out);
         }
         again.clear();
         self.scratch = again;

@@ -128,19 +128,51 @@ fn take_in(w: &mut Walk, ctx: &Ctx, e: &CaseEvent) {
     }
 }
 
-/// Judges a case.
-pub fn judge_case(events: &[CaseEvent], ctx: &Ctx) -> Judgement {
-    let mut w = Walk::default();
-    let mut out = Judgement::default();
-    for (i, e) in events.iter().enumerate() {
-        if let Err(why) = check(&w, e) {
-            out.invalid.push((i, why));
+/// A case's walk after its latest event, kept so that an event landing
+/// after it continues the judgement from there instead of walking the
+/// case's earlier events again. Valid while the events it walked stay the
+/// first ones of the case and nothing else the walk read changed (the
+/// parent's `center` events, the acceptance index, the reference data): the
+/// engine drops it otherwise.
+#[derive(Clone, Debug, Default)]
+pub struct Resume {
+    /// The facts after the walked events (timers run up to the last valid
+    /// one, none after it).
+    walk: Walk,
+    /// Indices of the invalid events among them, with why.
+    invalid: Vec<(usize, Why)>,
+    /// How many of the case's first events it walked.
+    walked: usize,
+}
+
+impl Resume {
+    /// How many of the case's first events it walked.
+    pub fn walked(&self) -> usize {
+        self.walked
+    }
+}
+
+/// Walks the case's events not yet walked by `from` (all of them without it).
+pub fn walk_events(events: &[CaseEvent], ctx: &Ctx, from: Option<Resume>) -> Resume {
+    let mut r = from.filter(|r| r.walked <= events.len()).unwrap_or_default();
+    for (i, e) in events.iter().enumerate().skip(r.walked) {
+        if let Err(why) = check(&r.walk, e) {
+            r.invalid.push((i, why));
             continue;
         }
-        run_timers(&mut w, ctx, e.at);
-        take_in(&mut w, ctx, e);
+        run_timers(&mut r.walk, ctx, e.at);
+        take_in(&mut r.walk, ctx, e);
     }
+    r.walked = events.len();
+    r
+}
+
+/// Judges a case whose events were all walked: timers up to the watermark,
+/// then the figures.
+pub fn conclude(r: &Resume, ctx: &Ctx) -> Judgement {
+    let mut w = r.walk.clone();
     run_timers(&mut w, ctx, ctx.limit);
+    let mut out = Judgement { invalid: r.invalid.clone(), ..Judgement::default() };
     out.wake = next_timer(&mut w, ctx).map(|(t, ..)| t);
     out.summary = summarize(&mut w, ctx);
     out.accept = match (&w.attrs, w.accepted) {
@@ -155,6 +187,11 @@ pub fn judge_case(events: &[CaseEvent], ctx: &Ctx) -> Judgement {
     out.parent = w.attrs.as_ref().and_then(|a| a.parent.clone());
     out.alerts = std::mem::take(&mut w.alerts);
     out
+}
+
+/// Judges a case from its first event.
+pub fn judge_case(events: &[CaseEvent], ctx: &Ctx) -> Judgement {
+    conclude(&walk_events(events, ctx, None), ctx)
 }
 
 fn summarize(st: &mut Walk, ctx: &Ctx) -> Summary {

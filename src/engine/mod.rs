@@ -32,7 +32,7 @@ pub mod walk;
 
 pub use facts::{AcceptanceFact, SharedFact};
 use published::{merge_published, reconcile};
-use state::State;
+use state::{Case, State, NO_WAKE};
 pub use state::{SnapshotError, Stats};
 
 use crate::alert::AlertRecord;
@@ -41,10 +41,8 @@ use crate::deadletter::{DeadReason, Rejection};
 use crate::event::{Decision, Event, EventType};
 use crate::reference::{ItemKind, RefData};
 use crate::time::{Instant, Zone, DAY_MS, HOUR_MS};
-use case::{
-    Attrs, Case, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD, NO_WAKE, NO_WINDOW,
-};
-use judgement::{judge_case, Ctx, Judgement, Status, Summary};
+use case::{Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD, NO_WINDOW};
+use judgement::{conclude, walk_events, Ctx, Judgement, Status, Summary};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -64,6 +62,19 @@ pub enum Effect {
         /// Why.
         rejection: Rejection,
     },
+}
+
+/// Why a case is judged again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cause {
+    /// An event of its own came (its kept walk goes on if it landed last).
+    Event,
+    /// Its wake-up came: only the watermark moved.
+    Timer,
+    /// Something else it reads changed: another case's acceptance, its
+    /// parent's events, facts from another partition, the reference data,
+    /// recovered records. It is walked from its first event.
+    Other,
 }
 
 /// What became of an event given to [`Engine::apply`].
@@ -114,6 +125,11 @@ pub struct Engine {
     share: bool,
     /// Facts about this engine's cases not yet taken.
     shared: Vec<SharedFact>,
+    /// Continue a case's kept walk when it can (else walk every case from
+    /// its first event every time: the reference the tests compare with).
+    incremental: bool,
+    /// Events walked by judgements so far (not in snapshots).
+    walked: u64,
 }
 
 impl Engine {
@@ -139,6 +155,8 @@ impl Engine {
             evicted_views: Vec::new(),
             share: false,
             shared: Vec::new(),
+            incremental: true,
+            walked: 0,
         }
     }
 
@@ -152,8 +170,27 @@ impl Engine {
         self.st.calendar = self.refdata.calendar.digest();
         let keys: Vec<Arc<str>> = self.st.cases.keys().cloned().collect();
         for k in &keys {
-            self.rejudge(k, false, out);
+            self.rejudge(k, Cause::Other, out);
         }
+    }
+
+    /// Whether a case's judgement continues from its latest event (the
+    /// default) or walks all its events every time. Both give the same
+    /// output, byte for byte; the second is the reference the property
+    /// tests hold the first to.
+    pub fn set_incremental(&mut self, on: bool) {
+        self.incremental = on;
+        if !on {
+            for c in self.st.cases.values_mut() {
+                c.resume = None;
+            }
+        }
+    }
+
+    /// Events walked by the judgements since the engine started: about one
+    /// per event when events come in order, more for late ones.
+    pub fn events_walked(&self) -> u64 {
+        self.walked
     }
 
     /// Whether the cases were judged on another calendar than the engine's
@@ -298,7 +335,7 @@ impl Engine {
                 }
             }
         }
-        self.rejudge(&key, true, out);
+        self.rejudge(&key, Cause::Event, out);
         let held = self
             .st
             .cases
@@ -329,7 +366,7 @@ impl Engine {
             if let Some(c) = self.st.cases.get_mut(&key) {
                 c.wake = NO_WAKE;
             }
-            self.rejudge(&key, false, out);
+            self.rejudge(&key, Cause::Timer, out);
         }
         if new_day && (!self.st.remote.is_empty() || !self.st.remote_center.is_empty()) {
             self.forget_old_remote(to);
@@ -367,8 +404,8 @@ impl Engine {
         p.events.iter().filter(|e| e.has(F_CENTER) && !e.is_held()).map(|e| e.at).collect()
     }
 
-    fn judge(&self, case_id: &str, case: &Case, parent_center: &[Instant], figures: bool) -> Judgement {
-        let ctx = Ctx {
+    fn ctx<'a>(&'a self, case_id: &'a str, parent_center: &'a [Instant], figures: bool) -> Ctx<'a> {
+        Ctx {
             cal: &self.refdata.calendar,
             cat: &self.refdata.catalog,
             zone: &self.zone,
@@ -378,23 +415,44 @@ impl Engine {
             case_id,
             limit: self.st.watermark.unwrap_or(i64::MIN),
             figures,
-        };
-        judge_case(&case.events, &ctx)
+        }
     }
 
-    /// Judges a case again and publishes the difference.
-    fn rejudge(&mut self, key: &Arc<str>, by_event: bool, out: &mut Vec<Effect>) {
-        let Some(case) = self.st.cases.get(key) else {
+    /// Judges a case as it stands, continuing its kept walk if it has one.
+    fn judge(&self, case_id: &str, case: &Case, parent_center: &[Instant], figures: bool) -> Judgement {
+        let ctx = self.ctx(case_id, parent_center, figures);
+        let from = if self.incremental { case.resume.as_deref().cloned() } else { None };
+        conclude(&walk_events(&case.events, &ctx, from), &ctx)
+    }
+
+    /// Judges a case again and publishes the difference. What it was judged
+    /// again for decides whether its kept walk can be continued: not when
+    /// something the walk read besides its own events changed.
+    fn rejudge(&mut self, key: &Arc<str>, cause: Cause, out: &mut Vec<Effect>) {
+        let Some(case) = self.st.cases.get_mut(key) else {
             return;
         };
+        let from = case.resume.take().filter(|_| self.incremental && cause != Cause::Other);
         if !self.st.changed.contains(key) {
             self.st.changed.insert(key.clone());
         }
+        let case = &self.st.cases[key];
         let mut pc = self.parent_center(case.parent.as_deref());
-        let mut j = self.judge(key, case, &pc, false);
+        let ctx = self.ctx(key, &pc, false);
+        let start = from.as_ref().map_or(0, |r| r.walked());
+        let mut walked = walk_events(&case.events, &ctx, from.map(|b| *b));
+        let mut count = walked.walked() - start;
+        let mut j = conclude(&walked, &ctx);
         if j.parent != case.parent {
             pc = self.parent_center(j.parent.as_deref());
-            j = self.judge(key, case, &pc, false);
+            let ctx = self.ctx(key, &pc, false);
+            walked = walk_events(&case.events, &ctx, None);
+            count += walked.walked();
+            j = conclude(&walked, &ctx);
+        }
+        self.walked += count as u64;
+        if self.incremental {
+            self.st.cases.get_mut(key).expect("case present").resume = Some(Box::new(walked));
         }
         let wm = self.st.watermark.unwrap_or(i64::MIN);
         let orphan_ms = self.rules.orphan_hours as i64 * HOUR_MS;
@@ -536,14 +594,14 @@ impl Engine {
                 }
             }
         }
-        if by_event {
+        if cause == Cause::Event {
             if let Some(kids) = self.st.children.get(key) {
                 again.extend(kids.iter().cloned());
             }
         }
         again.retain(|k| k != key);
         for k in &again {
-            self.rejudge(k, false, out);
+            self.rejudge(k, Cause::Other, out);
         }
         again.clear();
         self.scratch = again;

@@ -2,8 +2,9 @@
 //! its judgement says now (only the difference goes out), and the records
 //! found already published after a restart (recovered, then settled).
 
-use super::case::{Attrs, Case, Interner, Published};
+use super::case::{Attrs, Interner, Published};
 use super::judgement::Summary;
+use super::state::Case;
 use super::walk::Spec;
 use super::{Effect, Engine, Stats};
 use crate::alert::{AlertRecord, AlertState, Detail};
@@ -40,7 +41,7 @@ impl Engine {
         }
         again.sort();
         for k in &again {
-            self.rejudge(k, false, out);
+            self.rejudge(k, super::Cause::Other, out);
         }
         waiting
     }

@@ -1,8 +1,9 @@
-//! The engine's whole mutable state — what a snapshot holds — and the
-//! snapshot itself (JSON, deterministic: equal states give equal bytes).
+//! The engine's whole mutable state — what a snapshot holds — with the
+//! [`Case`] as kept in it, and the snapshot itself (JSON, deterministic: equal states give equal bytes).
 
-use super::case::{Case, Interner};
+use super::case::{CaseEvent, Interner, Published};
 use super::dual::DualIndex;
+use super::judgement::Resume;
 use super::{Engine, Map, Set};
 use crate::alert::AlertRecord;
 use crate::config::RulesConfig;
@@ -11,6 +12,7 @@ use crate::reference::RefData;
 use crate::time::{Instant, Zone};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 /// Counters kept by the engine.
@@ -149,5 +151,84 @@ impl Engine {
     ) -> Result<Engine, SnapshotError> {
         let st: State = serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
         Ok(Engine::with_state(refdata, zone, rules, st))
+    }
+}
+
+/// `wake` of a case with no registered wake-up.
+pub const NO_WAKE: Instant = Instant::MIN;
+
+/// A case. Its id is the key it is stored under.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Case {
+    /// Events, sorted by (`at`, `origin`); exactly as long as needed.
+    pub events: Box<[CaseEvent]>,
+    /// Published alerts.
+    pub published: Box<[Published]>,
+    /// The registered wake-up instant in the timer set, or [`NO_WAKE`].
+    pub wake: Instant,
+    /// The group of its entry in the acceptance index (see
+    /// [`super::dual::group_of`]), if it has one.
+    pub accept: Option<NonZeroU64>,
+    /// Its parent, as registered in the children index.
+    pub parent: Option<Arc<str>>,
+    /// Whether the case is closed (completed, refused, withdrawn).
+    pub closed: bool,
+    /// Its walk after its latest event, to continue from (not in snapshots:
+    /// rebuilt at the case's next judgement).
+    #[serde(skip)]
+    pub resume: Option<Box<Resume>>,
+}
+
+impl Default for Case {
+    fn default() -> Case {
+        Case::new()
+    }
+}
+
+impl Case {
+    /// A case with no events yet.
+    pub fn new() -> Case {
+        Case {
+            events: Box::new([]),
+            published: Box::new([]),
+            wake: NO_WAKE,
+            accept: None,
+            parent: None,
+            closed: false,
+            resume: None,
+        }
+    }
+
+    /// Inserts an event at its (`at`, `origin`) place; returns its index.
+    /// An event placed before the latest one ends the walk kept to resume.
+    pub fn insert(&mut self, e: CaseEvent) -> usize {
+        let pos = self.events.partition_point(|x| (x.at, x.origin) < (e.at, e.origin));
+        if pos < self.events.len() {
+            self.resume = None;
+        }
+        let mut v = std::mem::take(&mut self.events).into_vec();
+        v.reserve_exact(1);
+        v.insert(pos, e);
+        self.events = v.into_boxed_slice();
+        pos
+    }
+
+    /// Removes the event at index `i` (and the walk kept to resume).
+    pub fn remove(&mut self, i: usize) -> CaseEvent {
+        self.resume = None;
+        let mut v = std::mem::take(&mut self.events).into_vec();
+        let e = v.remove(i);
+        self.events = v.into_boxed_slice();
+        e
+    }
+
+    /// The registered wake-up, if any.
+    pub fn wake(&self) -> Option<Instant> {
+        (self.wake != NO_WAKE).then_some(self.wake)
+    }
+
+    /// The latest event instant.
+    pub fn last_at(&self) -> Option<Instant> {
+        self.events.last().map(|e| e.at)
     }
 }

@@ -139,23 +139,101 @@ proptest! {
     fn arrival_order_does_not_change_the_live_alerts(seed in any::<u64>(), shuffle in any::<u64>()) {
         let rd = shipped();
         let in_order = stream(seed, 60, 0.0, 0.0, 0.0);
-        // Delay a quarter of the events by up to 48 h of event time (well
-        // inside the 168 h hold); events of one case at one instant share a delay.
-        let mut keyed: Vec<(i64, usize, String)> = Vec::new();
-        for (i, l) in in_order.iter().enumerate() {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let at = jiancha::time::parse_rfc3339(v["occurred_at"].as_str().unwrap()).unwrap();
-            let mut r = Rng::new(shuffle ^ xxhash_rust::xxh3::xxh3_64(format!("{}{}", v["case_id"], at).as_bytes()));
-            let delay = if r.chance(0.25) { r.below(48 * 3600) as i64 * 1000 } else { 0 };
-            keyed.push((at + delay, i, l.clone()));
-        }
-        keyed.sort();
-        let shuffled: Vec<String> = keyed.into_iter().map(|k| k.2).collect();
+        let shuffled = delay_some(&in_order, shuffle);
         let (a, _) = run(&rd, &in_order, None);
         let (b, _) = run(&rd, &shuffled, None);
         prop_assert!(a.iter().all(|e| !e.starts_with("dead")));
         prop_assert_eq!(live(&a), live(&b));
     }
+}
+
+/// Delays a quarter of the events by up to 48 h of event time (well inside
+/// the 168 h hold); events of one case at one instant share a delay.
+fn delay_some(in_order: &[String], shuffle: u64) -> Vec<String> {
+    let mut keyed: Vec<(i64, usize, String)> = Vec::new();
+    for (i, l) in in_order.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let at = jiancha::time::parse_rfc3339(v["occurred_at"].as_str().unwrap()).unwrap();
+        let mut r = Rng::new(shuffle ^ xxhash_rust::xxh3::xxh3_64(format!("{}{}", v["case_id"], at).as_bytes()));
+        let delay = if r.chance(0.25) { r.below(48 * 3600) as i64 * 1000 } else { 0 };
+        keyed.push((at + delay, i, l.clone()));
+    }
+    keyed.sort();
+    keyed.into_iter().map(|k| k.2).collect()
+}
+
+/// Feeds the same lines to an engine that continues each case's walk and to
+/// one that walks every case from its first event each time; after every
+/// line (every prefix of every case) their effects and the views of the
+/// cases they judged must be the same. Returns how many lines were compared.
+fn incremental_against_from_scratch(rd: &Arc<RefData>, lines: &[String]) -> Result<usize, TestCaseError> {
+    let decoder = Decoder::new(rd.clone(), zone(), "k");
+    let mut inc = Engine::new(rd.clone(), zone(), RulesConfig::default());
+    let mut full = Engine::new(rd.clone(), zone(), RulesConfig::default());
+    full.set_incremental(false);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for (i, line) in lines.iter().enumerate() {
+        let Ok(ev) = decoder.decode(line.as_bytes()) else { continue };
+        let at = ev.occurred_at;
+        let oa = inc.apply(ev.clone(), i as u64, &mut a);
+        let ob = full.apply(ev, i as u64, &mut b);
+        prop_assert_eq!(oa, ob, "outcome of line {}", i);
+        if oa == Outcome::Applied {
+            inc.advance_watermark(at, &mut a);
+            full.advance_watermark(at, &mut b);
+        }
+        prop_assert_eq!(&a, &b, "effects after line {}", i);
+        let (va, vb) = (inc.take_changed(), full.take_changed());
+        prop_assert_eq!(format!("{va:?}"), format!("{vb:?}"), "cases judged after line {}", i);
+        a.clear();
+        b.clear();
+    }
+    let end = inc.watermark().unwrap_or(0) + 40 * 86_400_000;
+    inc.advance_watermark(end, &mut a);
+    full.advance_watermark(end, &mut b);
+    prop_assert_eq!(&a, &b, "effects at the end");
+    prop_assert_eq!(format!("{:?}", inc.take_changed()), format!("{:?}", full.take_changed()));
+    Ok(lines.len())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: crate::support::proptest_cases(24), .. ProptestConfig::default() })]
+
+    #[test]
+    fn incremental_judgement_equals_judging_from_the_first_event_on_every_prefix(
+        seed in any::<u64>(),
+        shuffle in any::<u64>(),
+        late in 0.0f64..0.2,
+    ) {
+        let rd = shipped();
+        let lines = delay_some(&stream(seed, 60, late, 0.02, 0.0), shuffle);
+        incremental_against_from_scratch(&rd, &lines)?;
+    }
+}
+
+/// In order, an event continues its case's judgement: the judgements walk
+/// about one event per event, not the case's whole history each time.
+#[test]
+fn regression_every_event_walked_its_case_from_the_first_event() {
+    let rd = shipped();
+    let lines = stream(7, 200, 0.0, 0.0, 0.0);
+    let walked = |incremental: bool| {
+        let decoder = Decoder::new(rd.clone(), zone(), "k");
+        let mut engine = Engine::new(rd.clone(), zone(), RulesConfig::default());
+        engine.set_incremental(incremental);
+        let mut eff = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let ev = decoder.decode(line.as_bytes()).unwrap();
+            let at = ev.occurred_at;
+            engine.apply(ev, i as u64, &mut eff);
+            engine.advance_watermark(at, &mut eff);
+        }
+        engine.events_walked()
+    };
+    let (inc, full) = (walked(true), walked(false));
+    let n = lines.len() as u64;
+    assert!(inc <= n + n / 10, "incremental walked {inc} events for {n}");
+    assert!(full > 2 * n, "from the first event walked {full} events for {n}");
 }
 
 /// The shuffled runs exercise retraction and holding, not just in-order paths.
