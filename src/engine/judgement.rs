@@ -85,7 +85,7 @@ pub struct Judgement {
 
 /// The next timer of any rule: its instant, the rule's registry position and
 /// the rule's tag.
-fn next_timer(w: &mut Walk, ctx: &Ctx) -> Option<(Instant, usize, u8)> {
+fn next_timer(w: &Walk, ctx: &Ctx) -> Option<(Instant, usize, u8)> {
     let mut best: Option<(Instant, usize, u8)> = None;
     for (i, def) in REGISTRY.iter().enumerate() {
         if let Some((t, tag)) = def.next_timer(w, ctx) {
@@ -168,13 +168,21 @@ pub fn walk_events(events: &[CaseEvent], ctx: &Ctx, from: Option<Resume>) -> Res
 }
 
 /// Judges a case whose events were all walked: timers up to the watermark,
-/// then the figures.
+/// then the figures. The walk is left as it was (timers run on a copy, and
+/// only when one is due).
 pub fn conclude(r: &Resume, ctx: &Ctx) -> Judgement {
-    let mut w = r.walk.clone();
-    run_timers(&mut w, ctx, ctx.limit);
+    let kept_missing = r.walk.missing.get();
+    let next = next_timer(&r.walk, ctx);
+    let mut ran = None;
+    if next.is_some_and(|(t, ..)| t <= ctx.limit) {
+        let mut w = r.walk.clone();
+        run_timers(&mut w, ctx, ctx.limit);
+        ran = Some(w);
+    }
+    let w = ran.as_ref().unwrap_or(&r.walk);
     let mut out = Judgement { invalid: r.invalid.clone(), ..Judgement::default() };
-    out.wake = next_timer(&mut w, ctx).map(|(t, ..)| t);
-    out.summary = summarize(&mut w, ctx);
+    out.wake = if ran.is_some() { next_timer(w, ctx) } else { next }.map(|(t, ..)| t);
+    out.summary = summarize(w, ctx);
     out.accept = match (&w.attrs, w.accepted) {
         (Some(a), Some((at, _))) => Some(AcceptSig {
             attrs: Arc::clone(a),
@@ -185,7 +193,11 @@ pub fn conclude(r: &Resume, ctx: &Ctx) -> Judgement {
         _ => None,
     };
     out.parent = w.attrs.as_ref().and_then(|a| a.parent.clone());
-    out.alerts = std::mem::take(&mut w.alerts);
+    out.alerts = match ran {
+        Some(w) => w.alerts,
+        None => r.walk.alerts.clone(),
+    };
+    r.walk.missing.set(kept_missing);
     out
 }
 
@@ -194,7 +206,7 @@ pub fn judge_case(events: &[CaseEvent], ctx: &Ctx) -> Judgement {
     conclude(&walk_events(events, ctx, None), ctx)
 }
 
-fn summarize(st: &mut Walk, ctx: &Ctx) -> Summary {
+fn summarize(st: &Walk, ctx: &Ctx) -> Summary {
     let cal = ctx.cal;
     let mut s = Summary {
         status: st.status,
@@ -208,7 +220,7 @@ fn summarize(st: &mut Walk, ctx: &Ctx) -> Summary {
         rating: st.rating,
         ..Summary::default()
     };
-    s.missing_calendar = st.missing;
+    s.missing_calendar = st.missing.get();
     if !ctx.figures {
         return s;
     }
@@ -240,7 +252,7 @@ fn summarize(st: &mut Walk, ctx: &Ctx) -> Summary {
         }
     }
     s.overdue = st.raised(crate::alert::Rule::Overdue) || s.on_time == Some(false);
-    s.missing_calendar = s.missing_calendar.or(st.missing);
+    s.missing_calendar = s.missing_calendar.or(st.missing.get());
     s
 }
 

@@ -421,8 +421,10 @@ impl Engine {
     /// Judges a case as it stands, continuing its kept walk if it has one.
     fn judge(&self, case_id: &str, case: &Case, parent_center: &[Instant], figures: bool) -> Judgement {
         let ctx = self.ctx(case_id, parent_center, figures);
-        let from = if self.incremental { case.resume.as_deref().cloned() } else { None };
-        conclude(&walk_events(&case.events, &ctx, from), &ctx)
+        match case.resume.as_deref() {
+            Some(r) if self.incremental && r.walked() == case.events.len() => conclude(r, &ctx),
+            _ => conclude(&walk_events(&case.events, &ctx, None), &ctx),
+        }
     }
 
     /// Judges a case again and publishes the difference. What it was judged
@@ -451,7 +453,9 @@ impl Engine {
             j = conclude(&walked, &ctx);
         }
         self.walked += count as u64;
-        if self.incremental {
+        // A closed case rarely gets another event (a rating): it walks
+        // again then, rather than keep its walk in memory until it leaves.
+        if self.incremental && !j.summary.status.closed() {
             self.st.cases.get_mut(key).expect("case present").resume = Some(Box::new(walked));
         }
         let wm = self.st.watermark.unwrap_or(i64::MIN);

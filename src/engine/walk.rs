@@ -20,6 +20,7 @@ use crate::event::{Decision, EventType};
 use crate::reference::{Catalog, Item};
 use crate::time::{Day, Instant, Zone};
 use serde::Serialize;
+use std::cell::Cell;
 use std::sync::Arc;
 
 /// What a judgement reads besides the case's events.
@@ -152,19 +153,22 @@ pub struct Walk {
     pub withdrawn_at: Option<Instant>,
     /// Rules whose one-shot timer has run (bit [`Rule::index`]).
     raised: u16,
-    /// A year whose calendar was needed but missing.
-    pub missing: Option<i32>,
+    /// A year whose calendar was needed but missing (a cell, so that the
+    /// clocks can be read through a shared reference).
+    pub missing: Cell<Option<i32>>,
     /// Alerts as they stand.
     pub alerts: Vec<Spec>,
 }
 
 impl Walk {
     /// Records a missing calendar year and passes the value on.
-    pub fn note<T>(&mut self, r: Result<Option<T>, NoCalendar>) -> Option<T> {
+    pub fn note<T>(&self, r: Result<Option<T>, NoCalendar>) -> Option<T> {
         match r {
             Ok(v) => v,
             Err(NoCalendar(y)) => {
-                self.missing.get_or_insert(y);
+                if self.missing.get().is_none() {
+                    self.missing.set(Some(y));
+                }
                 None
             }
         }
@@ -199,7 +203,7 @@ impl Walk {
     }
 
     /// The `k`-th charged day of the processing clock.
-    pub fn nth_charged(&mut self, cal: &Calendar, k: u32) -> Option<Day> {
+    pub fn nth_charged(&self, cal: &Calendar, k: u32) -> Option<Day> {
         let (_, a) = self.accepted?;
         let stops = self.processing_stops();
         let r = clock::nth_charged(cal, a, k, &stops);
@@ -207,14 +211,14 @@ impl Walk {
     }
 
     /// The processing due date.
-    pub fn due(&mut self, cal: &Calendar) -> Option<Day> {
+    pub fn due(&self, cal: &Calendar) -> Option<Day> {
         self.accepted?;
         self.nth_charged(cal, self.limit_days)
     }
 
     /// The acceptance-decision due date (5 working days, supplement stops
     /// excluded).
-    pub fn intake_due(&mut self, cal: &Calendar) -> Option<Day> {
+    pub fn intake_due(&self, cal: &Calendar) -> Option<Day> {
         let (_, s) = self.submitted?;
         let mut stops = self.intake_stops.clone();
         clock::merge(&mut stops);

@@ -36,7 +36,7 @@ impl RuleDef for BadRatingUnrectified {
         }
     }
 
-    fn next_timer(&self, w: &mut Walk, ctx: &Ctx) -> Option<(Instant, u8)> {
+    fn next_timer(&self, w: &Walk, ctx: &Ctx) -> Option<(Instant, u8)> {
         let day = w.bad_rating?;
         if w.rectified || w.raised(META.rule) {
             return None;

@@ -28,7 +28,7 @@ impl RuleDef for DueSoon {
         &META
     }
 
-    fn next_timer(&self, w: &mut Walk, ctx: &Ctx) -> Option<(Instant, u8)> {
+    fn next_timer(&self, w: &Walk, ctx: &Ctx) -> Option<(Instant, u8)> {
         if w.status != Status::Open || w.limit_days == 0 || w.raised(META.rule) {
             return None;
         }
@@ -43,7 +43,7 @@ impl RuleDef for DueSoon {
         w.fire(META.rule, at, due, None);
     }
 
-    fn due(&self, w: &mut Walk, cal: &Calendar) -> Option<Day> {
+    fn due(&self, w: &Walk, cal: &Calendar) -> Option<Day> {
         w.due(cal)
     }
 }

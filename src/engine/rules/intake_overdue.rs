@@ -38,7 +38,7 @@ impl RuleDef for IntakeOverdue {
         }
     }
 
-    fn next_timer(&self, w: &mut Walk, ctx: &Ctx) -> Option<(Instant, u8)> {
+    fn next_timer(&self, w: &Walk, ctx: &Ctx) -> Option<(Instant, u8)> {
         if w.status != Status::Submitted || w.raised(META.rule) {
             return None;
         }
@@ -52,7 +52,7 @@ impl RuleDef for IntakeOverdue {
         w.fire(META.rule, at, due, None);
     }
 
-    fn due(&self, w: &mut Walk, cal: &Calendar) -> Option<Day> {
+    fn due(&self, w: &Walk, cal: &Calendar) -> Option<Day> {
         w.intake_due(cal)
     }
 }

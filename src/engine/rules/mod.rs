@@ -64,7 +64,7 @@ pub trait RuleDef: Sync {
     /// The rule's next timer: its instant and a tag of the rule's own (for a
     /// rule with more than one timer). Timers of all rules run in (instant,
     /// registry position, tag) order.
-    fn next_timer(&self, _w: &mut Walk, _ctx: &Ctx) -> Option<(Instant, u8)> {
+    fn next_timer(&self, _w: &Walk, _ctx: &Ctx) -> Option<(Instant, u8)> {
         None
     }
 
@@ -73,7 +73,7 @@ pub trait RuleDef: Sync {
     fn on_timer(&self, _w: &mut Walk, _ctx: &Ctx, _at: Instant, _tag: u8) {}
 
     /// The due date its records carry.
-    fn due(&self, _w: &mut Walk, _cal: &Calendar) -> Option<Day> {
+    fn due(&self, _w: &Walk, _cal: &Calendar) -> Option<Day> {
         None
     }
 }

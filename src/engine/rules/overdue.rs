@@ -27,7 +27,7 @@ impl RuleDef for Overdue {
         &META
     }
 
-    fn next_timer(&self, w: &mut Walk, ctx: &Ctx) -> Option<(Instant, u8)> {
+    fn next_timer(&self, w: &Walk, ctx: &Ctx) -> Option<(Instant, u8)> {
         if w.status != Status::Open || w.raised(META.rule) {
             return None;
         }
@@ -41,7 +41,7 @@ impl RuleDef for Overdue {
         w.fire(META.rule, at, due, None);
     }
 
-    fn due(&self, w: &mut Walk, cal: &Calendar) -> Option<Day> {
+    fn due(&self, w: &Walk, cal: &Calendar) -> Option<Day> {
         w.due(cal)
     }
 }

@@ -41,7 +41,7 @@ impl RuleDef for UnregisteredCase {
         }
     }
 
-    fn next_timer(&self, w: &mut Walk, ctx: &Ctx) -> Option<(Instant, u8)> {
+    fn next_timer(&self, w: &Walk, ctx: &Ctx) -> Option<(Instant, u8)> {
         let mut best = None;
         if !w.raised(META.rule) {
             if let (Some(first), Some(item)) = (w.first_at, w.item(ctx.cat)) {
