@@ -241,6 +241,13 @@ impl Walk {
         self.alerts.push(Spec { rule, at, due, detail, attrs: self.attrs.clone(), resolved });
     }
 
+    /// A rule's one-shot timer ran at `at`: marks it run and raises its
+    /// alert with `due` on it.
+    pub fn raise(&mut self, rule: Rule, at: Instant, due: Option<Day>) {
+        self.set_raised(rule);
+        self.fire(rule, at, due, None);
+    }
+
     /// Resolves the rule's unresolved alert, if any, with `due` on the
     /// resolved record.
     pub fn resolve(&mut self, rule: Rule, at: Instant, due: Option<Day>) {

@@ -47,7 +47,6 @@ impl RuleDef for BadRatingUnrectified {
     }
 
     fn on_timer(&self, w: &mut Walk, _ctx: &Ctx, at: Instant, _tag: u8) {
-        w.set_raised(META.rule);
-        w.fire(META.rule, at, None, None);
+        w.raise(META.rule, at, None);
     }
 }

@@ -38,9 +38,8 @@ impl RuleDef for DueSoon {
     }
 
     fn on_timer(&self, w: &mut Walk, ctx: &Ctx, at: Instant, _tag: u8) {
-        w.set_raised(META.rule);
         let due = w.due(ctx.cal);
-        w.fire(META.rule, at, due, None);
+        w.raise(META.rule, at, due);
     }
 
     fn due(&self, w: &Walk, cal: &Calendar) -> Option<Day> {
