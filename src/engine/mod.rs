@@ -64,6 +64,9 @@ pub enum Effect {
     },
 }
 
+/// A case keeps its walk once it has this many events.
+const KEEP_WALK_FROM: usize = 4;
+
 /// Why a case is judged again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Cause {
@@ -455,7 +458,9 @@ impl Engine {
         self.walked += count as u64;
         // A closed case rarely gets another event (a rating): it walks
         // again then, rather than keep its walk in memory until it leaves.
-        if self.incremental && !j.summary.status.closed() {
+        // A short case walks again too: a few events cost less than the
+        // memory of a kept walk.
+        if self.incremental && !j.summary.status.closed() && walked.walked() >= KEEP_WALK_FROM {
             self.st.cases.get_mut(key).expect("case present").resume = Some(Box::new(walked));
         }
         let wm = self.st.watermark.unwrap_or(i64::MIN);
