@@ -152,9 +152,12 @@ impl Resume {
     }
 }
 
-/// Walks the case's events not yet walked by `from` (all of them without it).
-pub fn walk_events(events: &[CaseEvent], ctx: &Ctx, from: Option<Resume>) -> Resume {
-    let mut r = from.filter(|r| r.walked <= events.len()).unwrap_or_default();
+/// Walks the case's events not yet walked by `r` (all of them when it is
+/// new), in place.
+pub fn walk_events(events: &[CaseEvent], ctx: &Ctx, r: &mut Resume) {
+    if r.walked > events.len() {
+        *r = Resume::default();
+    }
     for (i, e) in events.iter().enumerate().skip(r.walked) {
         if let Err(why) = check(&r.walk, e) {
             r.invalid.push((i, why));
@@ -164,7 +167,6 @@ pub fn walk_events(events: &[CaseEvent], ctx: &Ctx, from: Option<Resume>) -> Res
         take_in(&mut r.walk, ctx, e);
     }
     r.walked = events.len();
-    r
 }
 
 /// Judges a case whose events were all walked: timers up to the watermark,
@@ -203,7 +205,9 @@ pub fn conclude(r: &Resume, ctx: &Ctx) -> Judgement {
 
 /// Judges a case from its first event.
 pub fn judge_case(events: &[CaseEvent], ctx: &Ctx) -> Judgement {
-    conclude(&walk_events(events, ctx, None), ctx)
+    let mut r = Resume::default();
+    walk_events(events, ctx, &mut r);
+    conclude(&r, ctx)
 }
 
 fn summarize(st: &Walk, ctx: &Ctx) -> Summary {
@@ -229,7 +233,7 @@ fn summarize(st: &Walk, ctx: &Ctx) -> Summary {
     }
     if let Some((_, a)) = st.accepted {
         s.limit_days = Some(st.limit_days);
-        s.stops = st.processing_stops();
+        s.stops = st.processing_stops().into_owned();
         if matches!(st.status, Status::Open | Status::Completed) {
             s.due_date = st.due(cal);
         }

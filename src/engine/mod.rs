@@ -42,7 +42,7 @@ use crate::event::{Decision, Event, EventType};
 use crate::reference::{ItemKind, RefData};
 use crate::time::{Instant, Zone, DAY_MS, HOUR_MS};
 use case::{Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD, NO_WINDOW};
-use judgement::{conclude, walk_events, Ctx, Judgement, Status, Summary};
+use judgement::{conclude, walk_events, Ctx, Judgement, Resume, Status, Summary};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -426,7 +426,11 @@ impl Engine {
         let ctx = self.ctx(case_id, parent_center, figures);
         match case.resume.as_deref() {
             Some(r) if self.incremental && r.walked() == case.events.len() => conclude(r, &ctx),
-            _ => conclude(&walk_events(&case.events, &ctx, None), &ctx),
+            _ => {
+                let mut r = Resume::default();
+                walk_events(&case.events, &ctx, &mut r);
+                conclude(&r, &ctx)
+            }
         }
     }
 
@@ -437,31 +441,36 @@ impl Engine {
         let Some(case) = self.st.cases.get_mut(key) else {
             return;
         };
-        let from = case.resume.take().filter(|_| self.incremental && cause != Cause::Other);
+        let mut kept = case.resume.take().filter(|_| self.incremental && cause != Cause::Other);
         if !self.st.changed.contains(key) {
             self.st.changed.insert(key.clone());
         }
         let case = &self.st.cases[key];
         let mut pc = self.parent_center(case.parent.as_deref());
         let ctx = self.ctx(key, &pc, false);
-        let start = from.as_ref().map_or(0, |r| r.walked());
-        let mut walked = walk_events(&case.events, &ctx, from.map(|b| *b));
-        let mut count = walked.walked() - start;
-        let mut j = conclude(&walked, &ctx);
+        // The walk goes on in place: in the kept one, else in a new one.
+        let mut fresh = Resume::default();
+        let r: &mut Resume = kept.as_deref_mut().unwrap_or(&mut fresh);
+        let start = r.walked();
+        walk_events(&case.events, &ctx, r);
+        let mut count = r.walked() - start;
+        let mut j = conclude(r, &ctx);
         if j.parent != case.parent {
             pc = self.parent_center(j.parent.as_deref());
             let ctx = self.ctx(key, &pc, false);
-            walked = walk_events(&case.events, &ctx, None);
-            count += walked.walked();
-            j = conclude(&walked, &ctx);
+            *r = Resume::default();
+            walk_events(&case.events, &ctx, r);
+            count += r.walked();
+            j = conclude(r, &ctx);
         }
         self.walked += count as u64;
         // A closed case rarely gets another event (a rating): it walks
         // again then, rather than keep its walk in memory until it leaves.
         // A short case walks again too: a few events cost less than the
         // memory of a kept walk.
-        if self.incremental && !j.summary.status.closed() && walked.walked() >= KEEP_WALK_FROM {
-            self.st.cases.get_mut(key).expect("case present").resume = Some(Box::new(walked));
+        if self.incremental && !j.summary.status.closed() && r.walked() >= KEEP_WALK_FROM {
+            let keep = kept.unwrap_or_else(|| Box::new(fresh));
+            self.st.cases.get_mut(key).expect("case present").resume = Some(keep);
         }
         let wm = self.st.watermark.unwrap_or(i64::MIN);
         let orphan_ms = self.rules.orphan_hours as i64 * HOUR_MS;

@@ -20,6 +20,7 @@ use crate::event::{Decision, EventType};
 use crate::reference::{Catalog, Item};
 use crate::time::{Day, Instant, Zone};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::Arc;
 
@@ -189,8 +190,12 @@ impl Walk {
         self.attrs.as_ref().map(|a| cat.item(a.item))
     }
 
-    /// Processing stops as known now: closed ones plus any open one.
-    pub fn processing_stops(&self) -> Vec<Stop> {
+    /// Processing stops as known now, merged: closed ones plus any open one
+    /// (borrowed when there is nothing to merge).
+    pub fn processing_stops(&self) -> Cow<'_, [Stop]> {
+        if self.suspended_since.is_none() && self.escalated_since.is_none() && self.stops.len() <= 1 {
+            return Cow::Borrowed(&self.stops);
+        }
         let mut v = self.stops.clone();
         if let Some(s) = self.suspended_since {
             v.push((s, None));
@@ -199,14 +204,13 @@ impl Walk {
             v.push((s, None));
         }
         clock::merge(&mut v);
-        v
+        Cow::Owned(v)
     }
 
     /// The `k`-th charged day of the processing clock.
     pub fn nth_charged(&self, cal: &Calendar, k: u32) -> Option<Day> {
         let (_, a) = self.accepted?;
-        let stops = self.processing_stops();
-        let r = clock::nth_charged(cal, a, k, &stops);
+        let r = clock::nth_charged(cal, a, k, &self.processing_stops());
         self.note(r)
     }
 
@@ -220,9 +224,13 @@ impl Walk {
     /// excluded).
     pub fn intake_due(&self, cal: &Calendar) -> Option<Day> {
         let (_, s) = self.submitted?;
-        let mut stops = self.intake_stops.clone();
-        clock::merge(&mut stops);
-        let r = clock::nth_charged(cal, s, 5, &stops);
+        let r = if self.intake_stops.len() <= 1 {
+            clock::nth_charged(cal, s, 5, &self.intake_stops)
+        } else {
+            let mut stops = self.intake_stops.clone();
+            clock::merge(&mut stops);
+            clock::nth_charged(cal, s, 5, &stops)
+        };
         self.note(r)
     }
 
