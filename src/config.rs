@@ -417,34 +417,17 @@ fn section<T: serde::de::DeserializeOwned + Default>(
     })
 }
 
-/// Parses `0s`, `500ms`, `30s`, `10m`, `2h`, `1d` (and combinations like `1h30m`).
+/// Parses `0s`, `500ms`, `30s`, `10m`, `2h`, `1d` and combinations like
+/// `1h30m` (humantime's units, written without spaces).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    let mut total = 0u64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let n_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        if n_end == 0 {
-            return Err(format!("{s:?} is not a duration like 30s, 10m or 2h"));
-        }
-        let n: u64 = rest[..n_end].parse().map_err(|_| format!("{s:?}: number too large"))?;
-        rest = &rest[n_end..];
-        let u_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let ms = match &rest[..u_end] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            u => return Err(format!("{s:?}: unknown unit {u:?} (use ms, s, m, h, d)")),
-        };
-        total = total.checked_add(n.checked_mul(ms).ok_or("duration too large")?).ok_or("duration too large")?;
-        rest = &rest[u_end..];
+    if s.contains(char::is_whitespace) {
+        return Err(format!("{s:?} is not a duration like 30s, 10m, 2h or 1h30m (no spaces)"));
     }
-    Ok(Duration::from_millis(total))
+    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 30s, 10m or 2h: {e}"))
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

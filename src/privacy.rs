@@ -66,36 +66,21 @@ pub mod hex32 {
     }
 }
 
-/// The two lowercase hex digits of a byte.
-fn hex_digits(b: u8) -> [u8; 2] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    [HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]
-}
-
 /// Lowercase hex of a 32-byte hash, written into `buf` (no allocation).
 pub fn hex32_in<'b>(bytes: &[u8; 32], buf: &'b mut [u8; 64]) -> &'b str {
-    for (pair, &b) in buf.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&hex_digits(b));
-    }
+    hex::encode_to_slice(bytes, buf).expect("64 digits for 32 bytes");
     std::str::from_utf8(buf).expect("hex is ASCII")
 }
 
 /// Lowercase hex of a hash.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().flat_map(|&b| hex_digits(b).map(char::from)).collect()
+    hex::encode(bytes)
 }
 
 /// The 32 bytes of a 64-digit hex string (either case), if it is one.
 pub fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let b = s.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = digit(b[2 * i])? << 4 | digit(b[2 * i + 1])?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 

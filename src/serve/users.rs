@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use subtle::ConstantTimeEq;
 
 /// PBKDF2 iterations of new hashes (PostgreSQL's default).
 pub const ITERATIONS: usize = 4096;
@@ -54,7 +55,7 @@ impl PasswordHash {
     /// Hashes `password` with a fresh random salt.
     pub fn new(password: &str) -> std::io::Result<PasswordHash> {
         let mut salt = vec![0u8; 16];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut salt)?;
+        getrandom::fill(&mut salt).map_err(std::io::Error::other)?;
         let salted =
             datafusion_postgres::pgwire::api::auth::sasl::scram::gen_salted_password(password, &salt, ITERATIONS);
         Ok(PasswordHash { iterations: ITERATIONS, salt, salted })
@@ -67,7 +68,7 @@ impl PasswordHash {
             &self.salt,
             self.iterations,
         );
-        got.len() == self.salted.len() && got.iter().zip(&self.salted).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        bool::from(got.ct_eq(&self.salted))
     }
 }
 
