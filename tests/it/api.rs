@@ -2,7 +2,8 @@
 //! paging, region roll-up, 400/404, and the stream resuming with
 //! `Last-Event-ID` without losing a record.
 
-use crate::support::demo::{get, get_json, seq, sse, Demo};
+use crate::support::demo::{alert_records, get, get_json, seq, sse, sse_opened, Demo};
+use crate::support::wait_until;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -147,12 +148,23 @@ fn stream_resumed_with_last_event_id_loses_nothing() {
     // disconnects, and resumes from its last id.
     let host = demo.http.clone();
     let h2 = host.clone();
-    let reference = std::thread::spawn(move || sse(&h2, "/api/alerts/stream", None, Duration::from_secs(14)));
-    std::thread::sleep(Duration::from_millis(500));
+    let (opened, reference_open) = std::sync::mpsc::channel();
+    let reference = std::thread::spawn(move || {
+        sse_opened(&h2, "/api/alerts/stream", None, Duration::from_secs(14), move || {
+            let _ = opened.send(());
+        })
+    });
+    reference_open
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the reference client's stream did not open within 10 s (or its reader failed)");
     let first = sse(&host, "/api/alerts/stream", None, Duration::from_secs(5));
     assert!(!first.is_empty(), "no records in 5 s");
     let last = first.last().unwrap().0.clone();
-    std::thread::sleep(Duration::from_secs(2)); // records pass while disconnected
+    // Records pass while disconnected: the demo publishes some more.
+    let published = alert_records(&host);
+    wait_until("records published while the client is disconnected", Duration::from_secs(3), || {
+        alert_records(&host) >= published + 3
+    });
     let second = sse(&host, "/api/alerts/stream", Some(&last), Duration::from_secs(5));
     let reference = reference.join().unwrap();
     assert!(!second.is_empty());
@@ -180,7 +192,7 @@ fn stream_resumed_with_last_event_id_loses_nothing() {
 #[test]
 fn two_hundred_stream_clients_each_get_every_record_for_30_s() {
     let demo = Demo::start(&["--days-per-minute", "30", "--cases-per-day", "120", "--days", "120"], None);
-    std::thread::sleep(Duration::from_secs(3));
+    wait_until("the demo's first alert record", Duration::from_secs(30), || alert_records(&demo.http) >= 1);
     let rss = |pid: u32| -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
@@ -195,6 +207,7 @@ fn two_hundred_stream_clients_each_get_every_record_for_30_s() {
             std::thread::spawn(move || sse(&h, "/api/alerts/stream?since=0-0", None, Duration::from_secs(30)))
         })
         .collect();
+    // Not a wait for anything: RSS sampled halfway through the clients' fixed 30 s read (printed only).
     std::thread::sleep(Duration::from_secs(15));
     let mid = rss(demo.pid());
     let results: Vec<Vec<(String, String)>> = clients.into_iter().map(|c| c.join().unwrap()).collect();

@@ -4,7 +4,8 @@
 //! and opens a case. The screenshot is kept in
 //! `target/test-artifacts/board.png`.
 
-use crate::support::demo::{get, Demo};
+use crate::support::demo::{alert_records, get, Demo};
+use crate::support::wait_until;
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ fn board_shows_counts_streams_a_new_alert_and_opens_a_case_in_chromium() {
     let (code, page) = get(&demo.url("/"), None);
     assert_eq!(code, 200);
     assert!(page.contains("<html") || page.contains("<!doctype") || page.contains("<!DOCTYPE"));
-    std::thread::sleep(Duration::from_secs(3));
+    // Alerts on the board when it loads.
+    wait_until("the demo's first alert record", Duration::from_secs(60), || alert_records(&demo.http) >= 1);
     let shots = root.join("target/test-artifacts");
     std::fs::create_dir_all(&shots).unwrap();
     let shot = shots.join("board.png");

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 /// A little more than the service's consumer session timeout (6 s).
 const SESSION_TIMEOUT: Duration = Duration::from_secs(8);
 
-use crate::support::root;
+use crate::support::demo::metric;
+use crate::support::{free_port, poll_until, root, wait_until};
 
 /// Configuration of a service under test, as environment variables.
 struct Setup {
@@ -27,6 +28,8 @@ struct Setup {
     /// Every `jiancha run` started, killed when the test ends (a failed
     /// test must not leave services running).
     started: std::cell::RefCell<Vec<u32>>,
+    /// Where each of them serves HTTP (`host:port`), by process id.
+    http: std::cell::RefCell<BTreeMap<u32, String>>,
 }
 
 impl Drop for Setup {
@@ -59,6 +62,7 @@ impl Setup {
             ],
             config: None,
             started: Default::default(),
+            http: Default::default(),
         }
     }
 
@@ -108,8 +112,18 @@ impl Setup {
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
-        let child = cmd.envs(self.envs()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        // A port of its own: instances started together write their log
+        // lines into one another, so the log cannot tell whose address is whose.
+        let http = format!("127.0.0.1:{}", free_port());
+        let child = cmd
+            .envs(self.envs())
+            .env("JIANCHA__HTTP__LISTEN", &http)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
         self.started.borrow_mut().push(child.id());
+        self.http.borrow_mut().insert(child.id(), http);
         child
     }
 
@@ -143,6 +157,32 @@ impl Setup {
         (read("alerts.jsonl"), read("dead-letter.jsonl"))
     }
 
+    /// `host:port` where the `jiancha run` of process `pid` serves HTTP.
+    fn http(&self, pid: u32) -> String {
+        self.http.borrow().get(&pid).cloned().unwrap_or_else(|| panic!("jiancha[{pid}] was not started here"))
+    }
+
+    /// Waits until the event-time watermark of the `jiancha run` of process
+    /// `pid` has reached `at` (ms), as its `/metrics` shows it. A second of
+    /// slack for the scrape's own time: the event times of these tests are
+    /// whole minutes apart, so no earlier watermark comes within it.
+    fn wait_watermark(&self, pid: u32, at: i64, within: Duration) {
+        let http = self.http(pid);
+        let mut seen = None;
+        let reached = poll_until(within, || {
+            seen = watermark(&http);
+            seen.is_some_and(|w| w >= at - 1_000)
+        });
+        let show = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.to_rfc3339());
+        assert!(
+            reached,
+            "the watermark of jiancha[{pid}] did not reach {} within {within:?}: it is at {}\n{}",
+            show(at),
+            seen.map_or("none".to_string(), show),
+            self.log()
+        );
+    }
+
     /// Waits until the group has committed offsets past all `count`
     /// messages of the events topic (offsets are contiguous from 0).
     fn wait_caught_up(&self, b: &Broker, partitions: i32, count: usize, wait: Duration) {
@@ -170,6 +210,28 @@ fn terminate(mut child: Child, s: &Setup) {
         assert!(Instant::now() < deadline, "jiancha run did not stop on SIGTERM\n{}", s.log());
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The event-time watermark (ms) of the `jiancha run` serving HTTP at
+/// `http`, from `jiancha_watermark_delay_seconds` (the wall clock minus the
+/// watermark when the pipeline last set it, which it does every poll): the
+/// clock just before the scrape minus that delay. `None`: no watermark yet
+/// (the gauge is 0) or no answer.
+fn watermark(http: &str) -> Option<i64> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let delay = metric(http, "jiancha_watermark_delay_seconds")?;
+    (delay != 0.0).then(|| now - (delay * 1000.0).round() as i64)
+}
+
+/// The largest `occurred_at` of `lines` (ms): where the event-time watermark
+/// ends once every partition is read and idle.
+fn end_of(lines: &[String]) -> i64 {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| jiancha::time::parse_rfc3339(v["occurred_at"].as_str()?))
+        .max()
+        .expect("events with a time")
 }
 
 fn unsafe_kill(pid: u32, sig: &str) {
@@ -375,14 +437,6 @@ fn publish_in_background(b: &Broker, topic: &str, lines: Vec<String>, rate: f64)
     std::thread::spawn(move || jiancha::kafka::publish::lines(&addr, &topic, 3, Some(rate), lines.into_iter()).unwrap())
 }
 
-fn wait_for(what: &str, wait: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + wait;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn sigkill_mid_stream_and_restart_loses_no_event_and_publishes_no_record_twice() {
     let b = Broker::start();
@@ -395,7 +449,7 @@ fn sigkill_mid_stream_and_restart_loses_no_event_and_publishes_no_record_twice()
     let child = s.start();
     // Mid-stream: after a checkpoint and some alerts, before the end.
     let ckpts = s.data.join("checkpoints").join(format!("{}-group", s.topic));
-    wait_for("a checkpoint and some alerts", Duration::from_secs(120), || {
+    wait_until("a checkpoint and some alerts", Duration::from_secs(120), || {
         std::fs::read_dir(&ckpts).is_ok_and(|mut d| d.next().is_some())
             && b.read(&s.alerts(), 10, Duration::ZERO).len() >= 10
     });
@@ -407,11 +461,13 @@ fn sigkill_mid_stream_and_restart_loses_no_event_and_publishes_no_record_twice()
     // Restarted as a supervisor would, once the group has noticed the death
     // (tansu 0.6 leaves a member that died without leaving in the group
     // until a new one joins after its session timed out).
+    // No observable event: tansu shows the dead member in the group until a new one joins.
     std::thread::sleep(SESSION_TIMEOUT);
     let child = s.start();
     assert_eq!(publisher.join().unwrap(), lines.len() as u64);
     s.wait_caught_up(&b, 3, lines.len(), Duration::from_secs(180));
-    std::thread::sleep(Duration::from_secs(3)); // every partition idle: the watermark reaches the end
+    // Every partition idle: the watermark reaches the end.
+    s.wait_watermark(child.id(), end_of(&lines), Duration::from_secs(60));
     terminate(child, &s);
     let got = records(&b, &s.alerts(), 0, Duration::ZERO);
     unique_ids(&got);
@@ -429,13 +485,15 @@ fn broker_stopped_and_restarted_mid_stream_the_service_recovers_by_itself() {
     let (want, _) = s.replay(&lines);
     let child = s.start();
     b.publish(&s.topic, &lines[..lines.len() / 2]);
-    wait_for("some alerts", Duration::from_secs(90), || b.read(&s.alerts(), 10, Duration::ZERO).len() >= 10);
+    wait_until("some alerts", Duration::from_secs(90), || b.read(&s.alerts(), 10, Duration::ZERO).len() >= 10);
     b.stop();
+    // The outage itself: no observable event, the service logs nothing and counts no source error meanwhile.
     std::thread::sleep(Duration::from_secs(4));
     b.restart();
     b.publish(&s.topic, &lines[lines.len() / 2..]);
     s.wait_caught_up(&b, 3, lines.len(), Duration::from_secs(180));
-    std::thread::sleep(Duration::from_secs(3));
+    // Every partition idle: the watermark reaches the end.
+    s.wait_watermark(child.id(), end_of(&lines), Duration::from_secs(60));
     terminate(child, &s);
     let got = records(&b, &s.alerts(), 0, Duration::ZERO);
     unique_ids(&got);
@@ -508,7 +566,7 @@ fn regression_a_fact_reaches_the_other_partitions_before_the_watermark_moves_on(
     }
     let child = s.start();
     s.wait_caught_up(&b, 2, all.len(), Duration::from_secs(60));
-    std::thread::sleep(Duration::from_secs(2));
+    s.wait_watermark(child.id(), end_of(&all), Duration::from_secs(30));
     terminate(child, &s);
     let got = records(&b, &s.alerts(), 0, Duration::ZERO);
     let text = |v: &[Value]| sorted(v.iter().map(Value::to_string).collect());
@@ -550,14 +608,14 @@ fn a_partition_taken_up_knows_the_facts_published_before_its_first_event() {
     producer.flush(Duration::from_secs(30)).unwrap();
     // The premise: the end the broker reports counts every fact.
     let c: BaseConsumer = jiancha::kafka::client::base(&b.addr()).create().unwrap();
-    wait_for("the broker to count the facts", Duration::from_secs(30), || {
+    wait_until("the broker to count the facts", Duration::from_secs(30), || {
         c.fetch_watermarks(&facts, 0, Duration::from_secs(5)).is_ok_and(|(_, end)| end == 5_001)
     });
     let lines = [sub_case_s1(), later_case(0)];
     b.publish(&s.topic, &lines);
     let child = s.start();
     s.wait_caught_up(&b, 1, lines.len(), Duration::from_secs(60));
-    std::thread::sleep(Duration::from_secs(2));
+    s.wait_watermark(child.id(), end_of(&lines), Duration::from_secs(30));
     terminate(child, &s);
     let got = records(&b, &s.alerts(), 0, Duration::ZERO);
     let of_s1: Vec<String> =
@@ -620,7 +678,7 @@ fn unregistered_at(id: &str, deadline: i64) -> String {
 
 #[test]
 fn a_readers_unbounded_query_delays_no_card_and_sigterm_still_stops_run_within_five_seconds() {
-    use crate::sql_limits::{finish, psql_child, rss, UNBOUNDED};
+    use crate::sql_limits::{cpu_ticks, finish, psql_child, rss, UNBOUNDED};
     let b = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let mut s = Setup::new(&b, "heavysql", dir.path(), &root().join("config"));
@@ -648,8 +706,11 @@ fn a_readers_unbounded_query_delays_no_card_and_sigterm_still_stops_run_within_f
     let due = (chrono::Utc::now().timestamp_millis() + 4_000) / 1000 * 1000;
     b.publish(&s.topic, &[unregistered_at("H1", due)]);
     let started = Instant::now();
+    let busy = cpu_ticks(child.id());
     let heavy = psql_child(&sql, "county", "county-pw", UNBOUNDED);
-    std::thread::sleep(Duration::from_secs(1));
+    wait_until("the heavy query to run (0.3 s of the service's CPU)", Duration::from_secs(10), || {
+        cpu_ticks(child.id()) >= busy + 30
+    });
     let mut peak = 0;
     for _ in 0..4 {
         let t = Instant::now();
@@ -658,6 +719,7 @@ fn a_readers_unbounded_query_delays_no_card_and_sigterm_still_stops_run_within_f
         eprintln!("SELECT count(*) FROM cases answered in {:?} during the heavy query", t.elapsed());
         assert!(t.elapsed() < Duration::from_secs(1), "answered in {:?} during the heavy query", t.elapsed());
         peak = peak.max(rss(child.id()));
+        // Not a wait for anything: spaces the probes over the query.
         std::thread::sleep(Duration::from_millis(500));
     }
     let msgs = b.read(&s.alerts(), 1, Duration::from_secs(30));
@@ -674,8 +736,11 @@ fn a_readers_unbounded_query_delays_no_card_and_sigterm_still_stops_run_within_f
     assert!(peak < (256 + 512) << 20, "resident {} MiB: over the 256 MiB limit and its 512 MiB margin", peak >> 20);
 
     // SIGTERM while another such query runs: out within five seconds.
+    let busy = cpu_ticks(child.id());
     let heavy = psql_child(&sql, "admin", "admin-pw", UNBOUNDED);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_until("the second heavy query to run (0.3 s of the service's CPU)", Duration::from_secs(10), || {
+        cpu_ticks(child.id()) >= busy + 30
+    });
     let t = Instant::now();
     unsafe_kill(child.id(), "TERM");
     loop {
@@ -737,7 +802,7 @@ fn a_calendar_notice_dropped_into_the_folder_is_read_and_the_cases_judged_again(
             .unwrap();
         String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap_or_default().to_string()
     };
-    wait_for("Q's provisional row", Duration::from_secs(30), || q_row() == "2027-02-12,true");
+    wait_until("Q's provisional row", Duration::from_secs(30), || q_row() == "2027-02-12,true");
     // The notice lands: read within seconds, Q judged again.
     std::fs::write(reference.join("calendar/2027.json"), crate::provisional::NOTICE_2027).unwrap();
     let recs = records(&b, &s.alerts(), 5, Duration::from_secs(30));
@@ -792,7 +857,7 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
             .filter_map(|l| l.split("jiancha[").nth(1)?.split(']').next().map(str::to_string))
             .collect()
     };
-    wait_for("both instances to take partitions and raise alerts", Duration::from_secs(120), || {
+    wait_until("both instances to take partitions and raise alerts", Duration::from_secs(120), || {
         owners(&s.log()).len() == 2 && b.read(&s.alerts(), 10, Duration::ZERO).len() >= 10
     });
     eprintln!("killing the first instance after {} alert records", b.read(&s.alerts(), 0, Duration::ZERO).len());
@@ -803,6 +868,7 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
     // Kafka the survivor alone takes the dead member's partitions after its
     // session times out; tansu 0.6 keeps the dead member in the group until
     // a new one joins.)
+    // No observable event: tansu shows the dead member in the group until a new one joins.
     std::thread::sleep(SESSION_TIMEOUT);
     let third = s.start();
     assert_eq!(publisher.join().unwrap(), lines.len() as u64);
@@ -810,6 +876,10 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
         b.publish_to(&s.topic, p, &end(p));
     }
     s.wait_caught_up(&b, 4, all.len(), Duration::from_secs(240));
+    for child in [&second, &third] {
+        s.wait_watermark(child.id(), end_of(&all), Duration::from_secs(60));
+    }
+    // No observable event: nothing shows that each instance has read the facts the other published last.
     std::thread::sleep(Duration::from_secs(3));
     terminate(second, &s);
     terminate(third, &s);

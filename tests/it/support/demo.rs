@@ -150,9 +150,50 @@ pub fn get_json(url: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
 }
 
+/// The sum over its series (whatever their labels) of metric `name` on the
+/// `/metrics` page of the server at `http` (`host:port`); `None` when the
+/// page does not answer or has no such series.
+pub fn metric(http: &str, name: &str) -> Option<f64> {
+    let (code, body) = get(&format!("http://{http}/metrics"), None);
+    if code != 200 {
+        return None;
+    }
+    let mut sum = None;
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            *sum.get_or_insert(0.0) += v;
+        }
+    }
+    sum
+}
+
+/// Alert records the server at `http` has published so far (the feed's
+/// records: `jiancha_alert_records_total` over every label); 0 while its
+/// `/metrics` does not answer.
+pub fn alert_records(http: &str) -> u64 {
+    metric(http, "jiancha_alert_records_total").unwrap_or(0.0) as u64
+}
+
 /// Reads a server-sent-events stream for `dur`: the (id, data) of every
 /// `alert` event. `last_id` is sent as `Last-Event-ID`.
 pub fn sse(host: &str, path: &str, last_id: Option<&str>, dur: Duration) -> Vec<(String, String)> {
+    sse_opened(host, path, last_id, dur, || {})
+}
+
+/// As [`sse`], calling `opened` once the response head has arrived: the
+/// server has fixed where the stream starts by then.
+pub fn sse_opened(
+    host: &str,
+    path: &str,
+    last_id: Option<&str>,
+    dur: Duration,
+    opened: impl FnOnce(),
+) -> Vec<(String, String)> {
+    let mut opened = Some(opened);
     let mut s = TcpStream::connect(host).unwrap();
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n");
     if let Some(id) = last_id {
@@ -168,7 +209,12 @@ pub fn sse(host: &str, path: &str, last_id: Option<&str>, dur: Duration) -> Vec<
         s.set_read_timeout(Some(left.min(Duration::from_millis(200)))).unwrap();
         match s.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                if opened.is_some() && raw.windows(4).any(|w| w == b"\r\n\r\n") {
+                    opened.take().unwrap()();
+                }
+            }
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
             Err(e) => panic!("sse read: {e}"),
         }

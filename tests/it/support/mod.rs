@@ -13,6 +13,7 @@ use jiancha::time::{parse_cli_time, Zone};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Catalogue used by the rule tests.
 pub const CATALOG: &str = "item_code,name,department,kind,statutory_days,promised_days,fee_yuan,in_hall
@@ -28,6 +29,27 @@ F,Fee item,tax,promised,10,3,10,
 
 pub mod broker;
 pub mod demo;
+
+/// Polls `done` every 200 ms until it holds or `within` has passed;
+/// whether it held. For a wait that fails with a message of its own (the
+/// last value seen, a log); else [`wait_until`].
+pub fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until `done` holds; panics naming `what` once `within` has passed.
+pub fn wait_until(what: &str, within: Duration, done: impl FnMut() -> bool) {
+    assert!(poll_until(within, done), "timed out after {within:?} waiting for {what}");
+}
 
 /// A free loopback port (bound, then released for the caller).
 pub fn free_port() -> u16 {
