@@ -1,22 +1,30 @@
 //! End-to-end replay benchmark: `cargo bench --bench replay_e2e [-- EVENTS]`.
 //!
-//! Generates a synthetic stream (default 1,000,000 events) with the shipped
-//! catalogue and calendar, replays it from a file through decode → engine →
-//! alerts.jsonl / dead-letter.jsonl, and reports events/s. Then measures the
-//! engine's heap per open case with a counting allocator: once at the end of
-//! the replay, and once for 1,000,000 cases left open (submitted + accepted).
+//! Three figures, each from a file through decode → engine → `alerts.jsonl`,
+//! `dead-letter.jsonl` and history:
+//! 1. the simulator's stream — `jiancha simulate --cases 300000 --seed 5`,
+//!    about 1.14 M events with late, repeated and bad lines
+//!    (`BENCH_SIM_CASES` changes the number of cases) — replayed in this
+//!    process, then by the `jiancha` binary for its wall time and peak RSS;
+//! 2. a uniform synthetic stream (default 1,000,000 events, `EVENTS`), with
+//!    anomalies of every rule;
+//! 3. 1,000,000 open cases (submitted + accepted): the engine's heap per open
+//!    case with a counting allocator, and the `jiancha replay` process's peak
+//!    RSS for them (`--until` four weeks later).
+//!
+//! `BENCH_KEEP=DIR` keeps the generated inputs for profiling `jiancha replay`.
 
 use jiancha::config::Config;
 use jiancha::engine::Engine;
 use jiancha::event::Decoder;
 use jiancha::reference::RefData;
 use jiancha::replay::{run, ReplayOptions};
-use jiancha::synth::{generate, SynthOptions};
+use jiancha::synth::{generate, SimItem, Simulator, SynthOptions};
 use jiancha::time::Zone;
 use mimalloc::MiMalloc as System;
 use std::alloc::{GlobalAlloc, Layout};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -54,10 +62,28 @@ fn main() {
         .expect("shipped reference data"),
     );
     let zone = Zone::new("Asia/Shanghai").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    // BENCH_KEEP=FILE keeps the generated input for profiling `jiancha replay`.
-    let input =
-        std::env::var_os("BENCH_KEEP").map(std::path::PathBuf::from).unwrap_or_else(|| dir.path().join("events.jsonl"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("BENCH_KEEP").map(PathBuf::from).unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // 1. The simulator's stream.
+    let sim_cases: usize = std::env::var("BENCH_SIM_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
+    let sim = dir.join("simulated.jsonl");
+    let t = std::time::Instant::now();
+    let opts = SynthOptions { cases: sim_cases, seed: 5, ..SynthOptions::default() };
+    let n = write_lines(
+        &sim,
+        Simulator::new(&rd, zone.clone(), opts).filter_map(|i| match i {
+            SimItem::Line(l) => Some(l),
+            SimItem::Truth(_) => None,
+        }),
+    );
+    println!("simulator: {n} events of {sim_cases} cases (seed 5) in {:.1} s", t.elapsed().as_secs_f64());
+    replay_here("simulator", &cfg, &rd, &sim, &dir.join("out-sim"));
+    replay_child("simulator", &sim, &dir.join("out-sim-bin"), None);
+
+    // 2. The uniform stream.
+    let input = dir.join("events.jsonl");
 
     let t = std::time::Instant::now();
     let opts = SynthOptions {
@@ -66,48 +92,32 @@ fn main() {
         days: 950,
         ..SynthOptions::default()
     };
-    let lines = generate(&rd, &zone, &opts);
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
-    for l in &lines {
-        writeln!(f, "{l}").unwrap();
-    }
-    f.flush().unwrap();
+    let n = write_lines(&input, generate(&rd, &zone, &opts).into_iter());
     let bytes = std::fs::metadata(&input).unwrap().len();
-    println!("generated {} events ({:.0} MB) in {:.1} s", lines.len(), bytes as f64 / 1e6, t.elapsed().as_secs_f64());
-    drop(lines);
+    println!("uniform: {n} events ({:.0} MB) in {:.1} s", bytes as f64 / 1e6, t.elapsed().as_secs_f64());
+    replay_here("uniform", &cfg, &rd, &input, &dir.join("out-uniform"));
 
-    let out = dir.path().join("out");
-    let s = run(&cfg, rd.clone(), &ReplayOptions { out, files: vec![input.clone()], until: None, progress: false })
-        .unwrap();
-    println!(
-        "replay: {} events in {:.2} s = {:.0} events/s ({} applied, {} duplicates, {} dead letters, {} alerts fired)",
-        s.read,
-        s.seconds,
-        s.read as f64 / s.seconds,
-        s.applied,
-        s.duplicates,
-        s.dead_lettered.values().sum::<u64>(),
-        s.firing.values().sum::<u64>()
-    );
-
-    // Memory per open case: 1,000,000 accepted, never completed cases.
+    // 3. Memory per open case: 1,000,000 accepted, never completed cases.
     let decoder = Decoder::new(rd.clone(), zone.clone(), "bench-key");
     let items: Vec<&str> =
         rd.catalog.items().iter().filter(|i| i.promised_days > 3).map(|i| i.item_code.as_str()).collect();
     let open = 1_000_000usize;
+    let line = |i: usize, k: usize| {
+        let t = format!("2026-03-{:02}T{:02}:{:02}:00+08:00", 2 + (i % 20), 9 + (i % 8), i % 60);
+        let kind = ["submitted", "accepted"][k];
+        format!(
+            r#"{{"event_id":"E{i}-{k}","case_id":"CASE-{i:08}","type":"{kind}","occurred_at":"{t}","source":"center","region":"220421","department":"tax","window":"W{w:02}","item_code":"{item}","applicant":"P{a:09}"}}"#,
+            w = i % 20,
+            item = items[i % items.len()],
+            a = i * 7 % 900_000,
+        )
+    };
     let before = LIVE.load(Relaxed);
     let mut engine = Engine::new(rd.clone(), zone.clone(), cfg.rules.clone());
     let mut eff = Vec::new();
     for i in 0..open {
-        let t = format!("2026-03-{:02}T{:02}:{:02}:00+08:00", 2 + (i % 20), 9 + (i % 8), i % 60);
-        for (k, kind) in [(0, "submitted"), (1, "accepted")] {
-            let line = format!(
-                r#"{{"event_id":"E{i}-{k}","case_id":"CASE-{i:08}","type":"{kind}","occurred_at":"{t}","source":"center","region":"220421","department":"tax","window":"W{w:02}","item_code":"{item}","applicant":"P{a:09}"}}"#,
-                w = i % 20,
-                item = items[i % items.len()],
-                a = i * 7 % 900_000,
-            );
-            let ev = decoder.decode(line.as_bytes()).unwrap();
+        for k in 0..2 {
+            let ev = decoder.decode(line(i, k).as_bytes()).unwrap();
             engine.apply(ev, (i * 2 + k) as u64, &mut eff);
             eff.clear();
         }
@@ -119,5 +129,68 @@ fn main() {
         engine.pending_timers(),
         engine.remembered_ids(),
         used as f64 / engine.open_cases() as f64
+    );
+    drop(engine);
+    let file = dir.join("open.jsonl");
+    write_lines(&file, (0..open).flat_map(|i| [line(i, 0), line(i, 1)]));
+    replay_child("open cases", &file, &dir.join("out-open"), Some("2026-04-20"));
+}
+
+/// Writes lines to a file; returns how many.
+fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> usize {
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut n = 0;
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+        n += 1;
+    }
+    f.flush().unwrap();
+    n
+}
+
+/// Replays a file in this process and prints the rate.
+fn replay_here(what: &str, cfg: &Config, rd: &Arc<RefData>, file: &Path, out: &Path) {
+    let opts = ReplayOptions { out: out.to_path_buf(), files: vec![file.to_path_buf()], until: None, progress: false };
+    let s = run(cfg, rd.clone(), &opts).unwrap();
+    println!(
+        "replay {what}: {} events in {:.2} s = {:.0} events/s ({} applied, {} duplicates, {} dead letters, {} alerts fired)",
+        s.read,
+        s.seconds,
+        s.read as f64 / s.seconds,
+        s.applied,
+        s.duplicates,
+        s.dead_lettered.values().sum::<u64>(),
+        s.firing.values().sum::<u64>()
+    );
+}
+
+/// Runs `jiancha replay` on a file (in the repository, so it reads the
+/// shipped configuration) and prints its wall time, CPU time and peak RSS.
+fn replay_child(what: &str, file: &Path, out: &Path, until: Option<&str>) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jiancha"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).arg("replay").arg(file).arg("--out").arg(out);
+    if let Some(u) = until {
+        cmd.args(["--until", u]);
+    }
+    let t = std::time::Instant::now();
+    // Reaped by wait4 below, which gives this child's own resource use
+    // (std's wait does not).
+    #[allow(clippy::zombie_processes)]
+    let child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let (status, ru) = unsafe {
+        // SAFETY: wait4 only writes the status and the struct it is given.
+        let mut ru: libc::rusage = std::mem::zeroed();
+        let mut status = 0;
+        let r = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru);
+        assert_eq!(r, child.id() as libc::pid_t, "wait4");
+        (status, ru)
+    };
+    let wall = t.elapsed().as_secs_f64();
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "jiancha replay failed: {status}");
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    println!(
+        "jiancha replay {what}: {wall:.2} s wall, {:.2} s CPU, peak RSS {} MB",
+        secs(ru.ru_utime) + secs(ru.ru_stime),
+        ru.ru_maxrss / 1024
     );
 }
