@@ -12,6 +12,18 @@ use crate::event::Event;
 use crate::history::{History, HistoryError};
 use crate::time::Instant;
 
+/// An event's input position, as the engine and dead letters carry it: the
+/// source (file index in replay, partition in `run`) in the top 16 bits,
+/// the 1-based line or the offset below.
+pub fn origin(source: usize, position: u64) -> u64 {
+    ((source as u64) << 48) | (position & ((1 << 48) - 1))
+}
+
+/// The (file or partition, line or offset) of an input position.
+pub fn split_origin(o: u64) -> (usize, u64) {
+    ((o >> 48) as usize, o & ((1 << 48) - 1))
+}
+
 /// Engine and history, kept in step.
 pub struct Core {
     /// The rules engine.

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::deadletter::{DeadReason, Rejection};
 use crate::engine::{Effect, Engine, Outcome};
 use crate::event::Decoder;
-use crate::pipeline::Core;
+use crate::pipeline::{origin, split_origin, Core};
 use crate::reference::RefData;
 use crate::time::Instant;
 use base64::Engine as _;
@@ -103,16 +103,6 @@ fn reader_outcome(joined: std::thread::Result<Result<(), ReplayError>>) -> Resul
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReplayError + '_ {
     move |cause| ReplayError::Io { path: path.to_path_buf(), cause }
-}
-
-/// Input position: file index in the top 16 bits, 1-based line below.
-pub fn origin(file: usize, line: u64) -> u64 {
-    ((file as u64) << 48) | (line & ((1 << 48) - 1))
-}
-
-/// The (file or partition, line or offset) of an input position.
-pub fn split_origin(o: u64) -> (usize, u64) {
-    ((o >> 48) as usize, o & ((1 << 48) - 1))
 }
 
 #[derive(Serialize)]
