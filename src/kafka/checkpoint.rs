@@ -52,7 +52,25 @@ pub struct CheckpointError {
     /// The file.
     pub path: PathBuf,
     /// Why.
-    pub cause: String,
+    #[source]
+    pub cause: CheckpointCause,
+}
+
+/// Why a checkpoint could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointCause {
+    /// The file system refused.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The header line is not the JSON it should be.
+    #[error("header: {0}")]
+    Header(#[from] serde_json::Error),
+    /// The file has no header line.
+    #[error("no header line")]
+    NoHeader,
+    /// Written in a format this version does not read.
+    #[error("format version {0} is not 1")]
+    Version(u32),
 }
 
 fn safe(s: &str) -> String {
@@ -66,16 +84,16 @@ pub fn path(data_dir: &Path, group: &str, topic: &str, partition: i32) -> PathBu
 
 /// Reads a checkpoint, if there is one.
 pub fn read(path: &Path) -> Result<Option<(Meta, Vec<u8>)>, CheckpointError> {
-    let err = |cause: String| CheckpointError { path: path.to_path_buf(), cause };
+    let err = |cause: CheckpointCause| CheckpointError { path: path.to_path_buf(), cause };
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(err(e.to_string())),
+        Err(e) => return Err(err(e.into())),
     };
-    let nl = bytes.iter().position(|&b| b == b'\n').ok_or_else(|| err("no header line".into()))?;
-    let meta: Meta = serde_json::from_slice(&bytes[..nl]).map_err(|e| err(e.to_string()))?;
+    let nl = bytes.iter().position(|&b| b == b'\n').ok_or_else(|| err(CheckpointCause::NoHeader))?;
+    let meta: Meta = serde_json::from_slice(&bytes[..nl]).map_err(|e| err(e.into()))?;
     if meta.version != 1 {
-        return Err(err(format!("format version {} is not 1", meta.version)));
+        return Err(err(CheckpointCause::Version(meta.version)));
     }
     Ok(Some((meta, bytes[nl + 1..].to_vec())))
 }
@@ -86,7 +104,7 @@ pub fn write(
     meta: &Meta,
     snapshot: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), CheckpointError> {
-    let err = |cause: std::io::Error| CheckpointError { path: path.to_path_buf(), cause: cause.to_string() };
+    let err = |cause: std::io::Error| CheckpointError { path: path.to_path_buf(), cause: cause.into() };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
     let tmp = path.with_extension("ckpt.tmp");
