@@ -81,10 +81,18 @@ impl<'de> Deserialize<'de> for Zone {
 const FAST_FROM_YEAR: i32 = 1992;
 const FAST_TO_YEAR: i32 = 2100;
 
+/// A time zone name not in the tz database.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown time zone {name:?}")]
+pub struct UnknownZone {
+    /// The name given.
+    pub name: String,
+}
+
 impl Zone {
     /// Looks up an IANA zone name such as `Asia/Shanghai`.
-    pub fn new(name: &str) -> Result<Zone, String> {
-        let tz: Tz = name.parse().map_err(|_| format!("unknown time zone {name:?}"))?;
+    pub fn new(name: &str) -> Result<Zone, UnknownZone> {
+        let tz: Tz = name.parse().map_err(|_| UnknownZone { name: name.to_string() })?;
         let first = tz
             .offset_from_utc_datetime(
                 &NaiveDate::from_ymd_opt(FAST_FROM_YEAR, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap(),
