@@ -256,7 +256,7 @@ fn summarize(st: &Walk, ctx: &Ctx) -> Summary {
         }
     }
     s.overdue = st.raised(crate::alert::Rule::Overdue) || s.on_time == Some(false);
-    s.missing_calendar = s.missing_calendar.or(st.missing.get());
+    s.missing_calendar = st.missing.get();
     s
 }
 

@@ -42,7 +42,7 @@ use crate::event::{Decision, Event, EventType};
 use crate::reference::{ItemKind, RefData};
 use crate::time::{Instant, Zone, DAY_MS, HOUR_MS};
 use case::{Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD, NO_WINDOW};
-use judgement::{conclude, walk_events, Ctx, Judgement, Resume, Status, Summary};
+use judgement::{conclude, judge_case, walk_events, Ctx, Judgement, Resume, Status, Summary};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -425,12 +425,8 @@ impl Engine {
     fn judge(&self, case_id: &str, case: &Case, parent_center: &[Instant], figures: bool) -> Judgement {
         let ctx = self.ctx(case_id, parent_center, figures);
         match case.resume.as_deref() {
-            Some(r) if self.incremental && r.walked() == case.events.len() => conclude(r, &ctx),
-            _ => {
-                let mut r = Resume::default();
-                walk_events(&case.events, &ctx, &mut r);
-                conclude(&r, &ctx)
-            }
+            Some(r) if r.walked() == case.events.len() => conclude(r, &ctx),
+            _ => judge_case(&case.events, &ctx),
         }
     }
 
@@ -441,7 +437,8 @@ impl Engine {
         let Some(case) = self.st.cases.get_mut(key) else {
             return;
         };
-        let mut kept = case.resume.take().filter(|_| self.incremental && cause != Cause::Other);
+        // (A case keeps no walk while the engine is not incremental.)
+        let mut kept = case.resume.take().filter(|_| cause != Cause::Other);
         if !self.st.changed.contains(key) {
             self.st.changed.insert(key.clone());
         }

@@ -9,8 +9,9 @@
 //! the judgement ([`super::judgement`]) calls the rules in [`REGISTRY`] order.
 //!
 //! Adding a rule: write `rules/<rule>.rs` with its `META` and its
-//! `RuleDef`, add its variant to [`Rule`] and its line to [`REGISTRY`] (in
-//! the same place), and its thresholds to `[rules]` of the configuration.
+//! `RuleDef`, add its variant to [`Rule`] (in `alert.rs`, the names records
+//! carry) and its line to [`REGISTRY`] at the same position, and its
+//! thresholds to `[rules]` of the configuration.
 
 use super::case::CaseEvent;
 use super::walk::{Ctx, Walk};
