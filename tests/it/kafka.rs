@@ -186,15 +186,12 @@ impl Setup {
     /// Waits until the group has committed offsets past all `count`
     /// messages of the events topic (offsets are contiguous from 0).
     fn wait_caught_up(&self, b: &Broker, partitions: i32, count: usize, wait: Duration) {
-        let deadline = Instant::now() + wait;
-        loop {
-            let got = b.committed(&format!("{}-group", self.topic), &self.topic, partitions);
-            if got.iter().map(|&o| o.max(0)).sum::<i64>() == count as i64 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "not caught up: committed {got:?} of {count}\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        let mut got = Vec::new();
+        let caught_up = poll_until(wait, || {
+            got = b.committed(&format!("{}-group", self.topic), &self.topic, partitions);
+            got.iter().map(|&o| o.max(0)).sum::<i64>() == count as i64
+        });
+        assert!(caught_up, "not caught up: committed {got:?} of {count}\n{}", self.log());
     }
 }
 

@@ -80,14 +80,7 @@ impl Demo {
 
     /// Waits until the demo has printed a line containing `text`.
     pub fn wait_for_line(&self, text: &str, within: Duration) -> bool {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            if self.lines.lock().unwrap().iter().any(|l| l.contains(text)) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
+        super::poll_until(within, || self.lines.lock().unwrap().iter().any(|l| l.contains(text)))
     }
 
     /// Waits up to `within` for the demo to exit.
