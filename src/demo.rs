@@ -6,14 +6,18 @@
 //! the copies built into the binary when `config/` is not there.
 
 use crate::config::Config;
-use crate::engine::{Effect, Engine, Outcome};
+use crate::engine::Engine;
 use crate::event::Decoder;
 use crate::history::History;
-use crate::pipeline::Core;
+use crate::pipeline::live::LiveSink;
+use crate::pipeline::{
+    Core, DeadLetter, FlushPolicy, Payload, Pipeline, PipelineError, Pulled, Record, Sink, Source, Watermark,
+};
 use crate::reference::RefData;
 use crate::serve::Live;
 use crate::synth::{SimItem, Simulator, SynthOptions};
 use crate::time::{Instant, DAY_MS};
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -53,6 +57,9 @@ pub enum DemoError {
     /// The HTTP or SQL endpoint.
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
+    /// An alert record could not be encoded.
+    #[error("{0}; stopping rather than publishing it empty")]
+    Encode(crate::alert::EncodeError),
 }
 
 const MARKER: &str = ".jiancha-demo";
@@ -78,8 +85,9 @@ fn prepare(data: &std::path::Path) -> Result<(), DemoError> {
     Ok(())
 }
 
-/// Runs the demo until the simulated span ends or `stop` is set, serving
-/// HTTP and SQL (per `cfg`) over `live` meanwhile.
+/// Runs the demo until `stop` is set, serving HTTP and SQL (per `cfg`) over
+/// `live` meanwhile: the simulator paced on the compressed clock is the
+/// source, the live feed the sink; history is flushed every few seconds.
 pub fn run(
     cfg: &Config,
     refdata: Arc<RefData>,
@@ -100,43 +108,12 @@ pub fn run(
         days: opts.days,
         ..Default::default()
     };
-    let mut decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
-    // A calendar file added or corrected while the demo runs: every case
-    // is judged again on it (no folder: the built-in calendar stays).
-    let mut watch = cfg.reference.calendar.is_dir().then(|| {
-        crate::calendar::watch::Watch::new(
-            cfg.reference.calendar.clone(),
-            cfg.time.provisional_calendar.then(|| zone.clone()),
-        )
-    });
-    // Whether the cases were judged again.
-    let recalendar =
-        |core: &mut Core, decoder: &mut Decoder, watch: &mut Option<crate::calendar::watch::Watch>| match watch
-            .as_mut()
-            .and_then(|w| w.poll())
-        {
-            Some(Ok(calendar)) => {
-                let rd = Arc::new(core.engine.refdata().with_calendar(calendar));
-                live.metrics.set_calendar(&rd.calendar);
-                decoder.set_refdata(rd.clone());
-                println!("  calendar folder changed: judging {} cases again", core.engine.cases_in_memory());
-                core.set_refdata(rd);
-                true
-            }
-            Some(Err(e)) => {
-                eprintln!("jiancha: calendar folder changed but does not load ({e}); the calendar in use stays");
-                false
-            }
-            None => false,
-        };
+    let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
     let engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
-    let mut core = Core::new(engine, History::open(&opts.data, zone.clone(), refdata.clone())?);
-    let sim_start: Instant = zone.midnight(crate::time::Day::from_date(start));
-    let ms_per_wall_ms = opts.days_per_minute * DAY_MS as f64 / 60_000.0;
-    let wall_start = std::time::Instant::now();
-    let sim_now = |wall: std::time::Instant| {
-        sim_start + (wall.duration_since(wall_start).as_millis() as f64 * ms_per_wall_ms) as i64
-    };
+    let core = Core::new(engine, History::open(&opts.data, zone.clone(), refdata.clone())?);
+    let metrics = Some(live.metrics.clone());
+    // The demo's events arrive in order: the watermark follows them at once.
+    let mut pipeline = Pipeline::new(decoder.clone(), core, Watermark::FollowEvents { lateness: 0 }, metrics);
 
     println!("jiancha demo: simulated departmental systems → supervision core → history in {}", opts.data.display());
     println!(
@@ -157,112 +134,199 @@ pub fn run(
     println!("    jiancha sql --data {d} \"SELECT rule, level, count(*) FROM alerts WHERE NOT retracted GROUP BY rule, level\"");
     println!("    jiancha sql --data {d} \"SELECT status, count(*) FROM cases GROUP BY status\"");
     println!("    jiancha report monthly-briefing --data {d} --month 2026-03");
+    live.metrics.consumer_lag.with_label_values(&["demo"]).set(0);
 
-    let (mut events, mut red, mut yellow, mut dead) = (0u64, 0u64, 0u64, 0u64);
-    let mut last_flush = std::time::Instant::now();
-    let mut last_pending = std::time::Instant::now();
-    let m = &live.metrics;
-    m.consumer_lag.with_label_values(&["demo"]).set(0);
-    let take = |core: &mut Core, red: &mut u64, yellow: &mut u64, dead: &mut u64| {
-        for e in core.effects() {
-            match e {
-                Effect::Alert(r) => {
-                    if r.state == crate::alert::AlertState::Firing {
-                        match r.level {
-                            crate::alert::Level::Red => *red += 1,
-                            crate::alert::Level::Yellow => *yellow += 1,
-                        }
-                    }
-                    if let Err(e) = live.alert(&r) {
-                        eprintln!("jiancha: {e}: left off the board (it is in history)");
-                    }
-                }
-                Effect::DeadLetter { rejection, .. } => {
-                    *dead += 1;
-                    m.events_dead_lettered.with_label_values(&[rejection.reason.as_str()]).inc();
-                }
-            }
-        }
+    let sim_start: Instant = zone.midnight(crate::time::Day::from_date(start));
+    let mut source = Paced {
+        sim: Simulator::new(&refdata, zone.clone(), sim_opts),
+        decoder,
+        next: None,
+        raw: String::new(),
+        line: 0,
+        ms_per_wall_ms: opts.days_per_minute * DAY_MS as f64 / 60_000.0,
+        wall_start: std::time::Instant::now(),
+        sim_start,
+        stop,
+        // A calendar file added or corrected while the demo runs: every
+        // case is judged again on it (no folder: the built-in calendar
+        // stays).
+        watch: cfg.reference.calendar.is_dir().then(|| {
+            crate::calendar::watch::Watch::new(
+                cfg.reference.calendar.clone(),
+                cfg.time.provisional_calendar.then(|| zone.clone()),
+            )
+        }),
+        live: live.clone(),
+        ended: false,
+        due: false,
+        wait: Duration::ZERO,
     };
-    let flush = |core: &mut Core, sim: Instant, events: u64, red: u64, yellow: u64, dead: u64| {
-        core.flush()?;
-        live.pending.clear("demo");
-        m.open_cases.set(core.engine.open_cases() as i64);
-        m.pending_timers.set(core.engine.pending_timers() as i64);
-        m.checkpoint_age.set(0.0);
+    let mut sink = DemoSink { live: LiveSink::new(live.clone(), "demo"), zone: zone.clone() };
+    let flush = FlushPolicy { rows: usize::MAX, every: Some(Duration::from_secs(3)) };
+    let mut run = |source: &mut Paced, sink: &mut DemoSink| -> Result<(), DemoError> {
+        pipeline.run(source, sink, flush).map_err(DemoError::from_pipeline)?;
+        pipeline.advance(source.now());
+        pipeline.drain(sink).map_err(DemoError::from_pipeline)?;
+        pipeline.flush(sink).map_err(DemoError::from_pipeline)
+    };
+    // Until the simulated span ends (or a stop), then on: nothing changes
+    // the cases but a corrected calendar.
+    run(&mut source, &mut sink)?;
+    if stop.load(Ordering::Relaxed) == 0 {
         println!(
-            "  {}  events {events:>8}  open cases {:>6}  cards fired: red {red:>5}, yellow {yellow:>5}  dead letters {dead}",
-            zone.format(sim)[..16].replace('T', " "),
-            core.engine.open_cases()
+            "the simulated span is over; the history stays in {d}; still serving the board, metrics and SQL until Ctrl-C"
         );
-        Ok::<(), DemoError>(())
-    };
-    for item in Simulator::new(&refdata, zone.clone(), sim_opts) {
-        let SimItem::Line(line) = item else { continue };
-        m.events_read.inc();
-        let ev = match decoder.decode(line.as_bytes()) {
-            Ok(ev) => ev,
-            Err(rej) => {
-                dead += 1;
-                m.events_dead_lettered.with_label_values(&[rej.reason.as_str()]).inc();
-                continue;
-            }
-        };
-        // Wait for the compressed clock to reach this event, moving the
-        // watermark meanwhile so deadlines fire between events.
-        loop {
-            if stop.load(Ordering::Relaxed) > 0 {
-                flush(&mut core, sim_now(std::time::Instant::now()), events, red, yellow, dead)?;
-                println!("stopped; the history stays in {d}");
-                return Ok(());
-            }
-            let now = sim_now(std::time::Instant::now());
-            let _ = recalendar(&mut core, &mut decoder, &mut watch);
-            core.advance(now.min(ev.occurred_at));
-            take(&mut core, &mut red, &mut yellow, &mut dead);
-            live.set_clock(now.min(ev.occurred_at));
-            m.watermark_delay.set((now - core.engine.watermark().unwrap_or(now)) as f64 / 1000.0);
-            m.checkpoint_age.set(last_flush.elapsed().as_secs_f64());
-            if last_flush.elapsed() >= Duration::from_secs(3) {
-                flush(&mut core, now, events, red, yellow, dead)?;
-                last_flush = std::time::Instant::now();
-            } else if last_pending.elapsed() >= Duration::from_millis(250) {
-                // SQL sees the cases changed since the flush at once.
-                live.pending.set("demo", core.engine.pending_views());
-                last_pending = std::time::Instant::now();
-            }
-            if now >= ev.occurred_at {
-                break;
-            }
-            let wait_ms = ((ev.occurred_at - now) as f64 / ms_per_wall_ms).clamp(1.0, 200.0);
-            std::thread::sleep(Duration::from_millis(wait_ms as u64));
-        }
-        events += 1;
-        let at = ev.occurred_at;
-        let started = std::time::Instant::now();
-        let counter = m.counter_for(&ev, &refdata);
-        let outcome = core.apply(ev, None, events);
-        if outcome == Outcome::Applied {
-            core.advance(at);
-        }
-        take(&mut core, &mut red, &mut yellow, &mut dead);
-        m.outcome(outcome, counter, started.elapsed());
+        run(&mut source, &mut sink)?;
     }
-    let end = sim_now(std::time::Instant::now());
-    core.advance(end);
-    take(&mut core, &mut red, &mut yellow, &mut dead);
-    flush(&mut core, end, events, red, yellow, dead)?;
-    println!(
-        "the simulated span is over; the history stays in {d}; still serving the board, metrics and SQL until Ctrl-C"
-    );
-    while stop.load(Ordering::Relaxed) == 0 {
-        // Nothing else changes the cases once the span is over.
-        if recalendar(&mut core, &mut decoder, &mut watch) {
-            take(&mut core, &mut red, &mut yellow, &mut dead);
-            flush(&mut core, end, events, red, yellow, dead)?;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    println!("stopped; the history stays in {d}");
     drop(servers);
     Ok(())
+}
+
+impl DemoError {
+    fn from_pipeline(e: PipelineError<Infallible>) -> DemoError {
+        match e {
+            PipelineError::History(h) => DemoError::History(h),
+            PipelineError::Encode(e) => DemoError::Encode(e),
+            PipelineError::Shell(never) => match never {},
+        }
+    }
+}
+
+/// The live feed, plus a status line after each flush.
+struct DemoSink {
+    live: LiveSink,
+    zone: crate::time::Zone,
+}
+
+impl Sink for DemoSink {
+    type Error = Infallible;
+
+    fn alert(&mut self, r: &crate::alert::AlertRecord, json: String) -> Result<(), Infallible> {
+        self.live.alert(r, json)
+    }
+
+    fn dead_letter(&mut self, d: DeadLetter<'_>) -> Result<(), Infallible> {
+        self.live.dead_letter(d)
+    }
+
+    fn flushed(&mut self, core: &Core) -> Result<(), Infallible> {
+        self.live.flushed(core)?;
+        let l = &self.live;
+        let at = core.engine.watermark().map_or_else(String::new, |w| self.zone.format(w)[..16].replace('T', " "));
+        println!(
+            "  {at}  events {:>8}  open cases {:>6}  cards fired: red {:>5}, yellow {:>5}  dead letters {}",
+            l.live.metrics.events_read.get(),
+            core.engine.open_cases(),
+            l.red,
+            l.yellow,
+            l.dead
+        );
+        Ok(())
+    }
+
+    fn polled(&mut self, core: &Core) {
+        self.live.polled(core)
+    }
+}
+
+/// The simulator's events, each handed over when the compressed clock
+/// reaches it, with the clock's reading in between (so deadlines fire
+/// between events); a changed calendar folder; the end when the simulated
+/// span is over or `stop` is set. Once the span is over, only a changed
+/// calendar, until `stop`.
+struct Paced<'a> {
+    sim: Simulator<'a>,
+    /// Decodes ahead, to know when each event is due.
+    decoder: Decoder,
+    /// The next event (its line number, decoded), and its bytes.
+    next: Option<(u64, Result<crate::event::Event, crate::deadletter::Rejection>)>,
+    raw: String,
+    line: u64,
+    ms_per_wall_ms: f64,
+    wall_start: std::time::Instant,
+    sim_start: Instant,
+    stop: &'a AtomicU32,
+    watch: Option<crate::calendar::watch::Watch>,
+    live: Arc<Live>,
+    /// The simulated span is over.
+    ended: bool,
+    /// The next event is due: hand it over at the next pull.
+    due: bool,
+    /// How long to sleep before the next reading.
+    wait: Duration,
+}
+
+impl Paced<'_> {
+    /// The compressed clock's reading.
+    fn now(&self) -> Instant {
+        let wall = self.wall_start.elapsed().as_millis() as f64;
+        self.sim_start + (wall * self.ms_per_wall_ms) as i64
+    }
+}
+
+impl Source for Paced<'_> {
+    type Error = Infallible;
+
+    fn pull(&mut self) -> Result<Pulled<'_>, Infallible> {
+        if self.stop.load(Ordering::Relaxed) > 0 {
+            return Ok(Pulled::End);
+        }
+        std::thread::sleep(std::mem::take(&mut self.wait));
+        match self.watch.as_mut().and_then(|w| w.poll()) {
+            Some(Ok(calendar)) => {
+                let rd = Arc::new(self.decoder.refdata().with_calendar(calendar));
+                self.decoder.set_refdata(rd.clone());
+                println!("  calendar folder changed: judging every case again");
+                return Ok(Pulled::Refdata(rd));
+            }
+            Some(Err(e)) => {
+                eprintln!("jiancha: calendar folder changed but does not load ({e}); the calendar in use stays");
+            }
+            None => {}
+        }
+        if self.ended {
+            self.wait = Duration::from_millis(100);
+            return Ok(Pulled::Idle);
+        }
+        if self.next.is_none() {
+            self.next = loop {
+                match self.sim.next() {
+                    Some(SimItem::Line(line)) => {
+                        self.line += 1;
+                        let decoded = self.decoder.decode(line.as_bytes());
+                        self.raw = line;
+                        break Some((self.line, decoded));
+                    }
+                    Some(SimItem::Truth(_)) => {}
+                    None => break None,
+                }
+            };
+        }
+        let now = self.now();
+        let at = match &self.next {
+            None => {
+                self.ended = true;
+                return Ok(Pulled::End);
+            }
+            Some((_, Ok(ev))) => ev.occurred_at,
+            Some((_, Err(_))) => now, // a bad line is dead-lettered at once
+        };
+        if self.due || now >= at && self.next.as_ref().is_some_and(|n| n.1.is_err()) {
+            self.due = false;
+            let Some((line, decoded)) = self.next.take() else { return Ok(Pulled::Idle) };
+            let payload = match decoded {
+                Ok(ev) => Payload::Decoded(ev),
+                Err(rej) => Payload::Rejected(rej, self.raw.as_bytes()),
+            };
+            return Ok(Pulled::Record(Record { origin: line, kafka: None, key: None, payload }));
+        }
+        self.live.metrics.watermark_delay.set((now - now.min(at)) as f64 / 1000.0);
+        if now >= at {
+            self.due = true;
+        } else {
+            self.wait = Duration::from_millis(((at - now) as f64 / self.ms_per_wall_ms).clamp(1.0, 200.0) as u64);
+        }
+        Ok(Pulled::Clock(now.min(at)))
+    }
 }

@@ -322,6 +322,11 @@ impl Decoder {
         Decoder { refdata, zone, hasher: ApplicantHasher::new(applicant_key) }
     }
 
+    /// The reference data it decodes with.
+    pub fn refdata(&self) -> &Arc<RefData> {
+        &self.refdata
+    }
+
     /// Decodes with new reference data from now on (a calendar changed).
     pub fn set_refdata(&mut self, refdata: Arc<RefData>) {
         self.refdata = refdata;

@@ -2,8 +2,24 @@
 //!
 //! Case events from departmental approval systems go in; working-day clocks,
 //! yellow and red cards, dead letters and figures come out. The rules engine
-//! ([`engine`]) is pure; the shells ([`replay`], later Kafka) feed it and carry
-//! its effects to files and topics.
+//! ([`engine`]) is pure; one driver ([`pipeline`]) takes every event from a
+//! source through decoding, the engine and history to the sinks; the shells
+//! ([`replay`], [`demo`], [`kafka`]) only choose sources and sinks.
+//!
+//! # Layout
+//!
+//! - [`cli`], [`config`]: commands and configuration.
+//! - [`time`], [`calendar`], [`reference`]: instants and zones, working
+//!   days, the catalogue and regions.
+//! - [`event`], [`privacy`], [`deadletter`]: the event contract decoded and
+//!   checked, applicant hashing, dead-letter reasons.
+//! - [`engine`]: the pure rules engine, one file a rule under
+//!   `engine/rules/`; [`alert`]: the record it publishes.
+//! - [`pipeline`]: source → decode → engine + [`history`] → sinks.
+//! - [`replay`], [`demo`], [`kafka`]: the shells.
+//! - [`serve`], [`metrics`], [`sql`]: HTTP, the board, Prometheus, the
+//!   PostgreSQL endpoint and the reports.
+//! - [`synth`]: the simulator.
 
 pub mod alert;
 pub mod calendar;

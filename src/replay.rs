@@ -6,19 +6,16 @@
 //! advanced to `--until` when given. Alerts go to `alerts.jsonl`, dead letters
 //! to `dead-letter.jsonl`, a machine-readable summary to `summary.json`.
 
-use crate::alert::AlertState;
 use crate::config::Config;
-use crate::deadletter::{DeadReason, Rejection};
-use crate::engine::{Effect, Engine, Outcome};
+use crate::deadletter::DeadReason;
+use crate::engine::Engine;
 use crate::event::Decoder;
-use crate::pipeline::{origin, split_origin, Core};
+use crate::pipeline::files::{FileSource, FilesError, JsonLinesSink};
+use crate::pipeline::{Core, FlushPolicy, Pipeline, PipelineError, Watermark};
 use crate::reference::RefData;
 use crate::time::Instant;
-use base64::Engine as _;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -69,205 +66,67 @@ pub struct ReplaySummary {
 /// A replay failed (I/O or reference data); bad events never fail it.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    /// Reading or writing a file.
-    #[error("{path}: {cause}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        cause: std::io::Error,
-    },
+    /// Reading the inputs or writing the outputs.
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    /// Writing history or publishing.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError<FilesError>),
     /// Writing history.
     #[error(transparent)]
-    History(crate::history::HistoryError),
+    History(#[from] crate::history::HistoryError),
     /// Too many input files for the origin encoding.
     #[error("at most 65535 input files")]
     TooManyFiles,
-    /// The reader thread panicked: the input was not read to its end.
-    #[error("reading the input failed unexpectedly ({0}); the output is incomplete")]
-    ReaderPanicked(String),
 }
 
-/// What the reader thread's end means for the replay: a panic fails it
-/// (the input was not read to its end), never passes for success.
-fn reader_outcome(joined: std::thread::Result<Result<(), ReplayError>>) -> Result<(), ReplayError> {
-    joined.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".to_string());
-        Err(ReplayError::ReaderPanicked(what))
-    })
-}
+/// History rows buffered before a flush.
+const FLUSH_ROWS: usize = 400_000;
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReplayError + '_ {
-    move |cause| ReplayError::Io { path: path.to_path_buf(), cause }
-}
-
-#[derive(Serialize)]
-struct DeadRecord<'a> {
-    reason: &'static str,
-    field: Option<&'a str>,
-    detail: &'a str,
-    file: String,
-    line: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw_base64: Option<String>,
-}
-
-fn write_dead(w: &mut impl Write, rej: &Rejection, file: &Path, line: u64, raw: &[u8]) -> std::io::Result<()> {
-    let (raw_str, raw_b64) = match std::str::from_utf8(raw) {
-        Ok(s) => (Some(s), None),
-        Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(raw))),
-    };
-    let rec = DeadRecord {
-        reason: rej.reason.as_str(),
-        field: rej.field.as_deref(),
-        detail: &rej.detail,
-        file: file.display().to_string(),
-        line,
-        raw: raw_str,
-        raw_base64: raw_b64,
-    };
-    serde_json::to_writer(&mut *w, &rec)?;
-    w.write_all(b"\n")
-}
-
-fn trim_line(buf: &[u8]) -> &[u8] {
-    let mut s = buf;
-    while let [rest @ .., b'\n' | b'\r'] = s {
-        s = rest;
-    }
-    s
-}
-
-/// Runs a replay with loaded configuration and reference data.
+/// Runs a replay with loaded configuration and reference data: the input
+/// files are the source, the output folder's JSON Lines files the sink.
 pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let started = std::time::Instant::now();
     if opts.files.len() > 65_535 {
         return Err(ReplayError::TooManyFiles);
     }
-    for f in &opts.files {
-        std::fs::metadata(f).map_err(io(f))?;
-    }
-    std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
     let zone = cfg.time.zone.clone();
-    let lateness = cfg.time.allowed_lateness.as_millis() as i64;
     let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
+    let mut source = FileSource::open(&opts.files, &decoder, opts.progress)?;
+    let out = &opts.out;
+    std::fs::create_dir_all(out).map_err(|source| FilesError::Io { path: out.clone(), source })?;
     let engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
-    let history =
-        crate::history::History::open(&opts.out, zone.clone(), refdata.clone()).map_err(ReplayError::History)?;
-    let mut core = Core::new(engine, history);
+    let history = crate::history::History::open(out, zone.clone(), refdata.clone())?;
+    let lateness = cfg.time.allowed_lateness.as_millis() as i64;
+    let mut pipeline = Pipeline::new(decoder, Core::new(engine, history), Watermark::FollowEvents { lateness }, None);
 
-    let alerts_path = opts.out.join("alerts.jsonl");
-    let dead_path = opts.out.join("dead-letter.jsonl");
-    let mut alerts = BufWriter::with_capacity(1 << 20, File::create(&alerts_path).map_err(io(&alerts_path))?);
-    let mut dead = BufWriter::new(File::create(&dead_path).map_err(io(&dead_path))?);
-    let mut summary = ReplaySummary::default();
-    let mut deferred: Vec<(u64, Rejection)> = Vec::new();
-
-    let total: u64 = opts.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-    let bar = if opts.progress && total > 16 << 20 {
-        let b = indicatif::ProgressBar::new(total);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-
-    let handle = |core: &mut Core,
-                  alerts: &mut BufWriter<File>,
-                  deferred: &mut Vec<(u64, Rejection)>,
-                  summary: &mut ReplaySummary|
-     -> std::io::Result<()> {
-        for eff in core.effects() {
-            match eff {
-                Effect::Alert(rec) => {
-                    match rec.state {
-                        AlertState::Firing => *summary.firing.entry(rec.rule.as_str().to_string()).or_default() += 1,
-                        AlertState::Resolved => summary.resolved += 1,
-                        AlertState::Retracted => summary.retracted += 1,
-                    }
-                    alerts.write_all(rec.to_json().map_err(std::io::Error::other)?.as_bytes())?;
-                    alerts.write_all(b"\n")?;
-                }
-                Effect::DeadLetter { origin, rejection } => {
-                    *summary.dead_lettered.entry(rejection.reason.as_str().to_string()).or_default() += 1;
-                    deferred.push((origin, rejection));
-                }
-            }
-        }
-        Ok(())
-    };
-
-    // A reader thread reads and decodes; this thread applies, in input order.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
-    std::thread::scope(|scope| -> Result<(), ReplayError> {
-        let reader = scope.spawn(|| read_and_decode(&opts.files, &decoder, tx));
-        for batch in rx {
-            bar.inc(batch.bytes);
-            let path = &opts.files[batch.file];
-            for item in batch.items {
-                match item {
-                    Item::Blank => summary.blank_lines += 1,
-                    Item::Bad { line, rejection, raw } => {
-                        summary.read += 1;
-                        *summary.dead_lettered.entry(rejection.reason.as_str().to_string()).or_default() += 1;
-                        write_dead(&mut dead, &rejection, path, line, &raw).map_err(io(&dead_path))?;
-                    }
-                    Item::Good { line, event } => {
-                        summary.read += 1;
-                        let at = event.occurred_at;
-                        if core.apply(event, None, origin(batch.file, line)) == Outcome::Applied {
-                            core.advance(at.saturating_sub(lateness));
-                        }
-                        handle(&mut core, &mut alerts, &mut deferred, &mut summary).map_err(io(&alerts_path))?;
-                        if core.history.pending() >= FLUSH_ROWS {
-                            core.flush().map_err(ReplayError::History)?;
-                        }
-                    }
-                }
-            }
-        }
-        reader_outcome(reader.join())
-    })?;
+    let mut sink = JsonLinesSink::create(out, &opts.files)?;
+    pipeline.run(&mut source, &mut sink, FlushPolicy { rows: FLUSH_ROWS, every: None })?;
     if let Some(until) = opts.until {
-        core.advance(until);
-        handle(&mut core, &mut alerts, &mut deferred, &mut summary).map_err(io(&alerts_path))?;
+        pipeline.advance(until);
+        pipeline.drain(&mut sink)?;
     }
     // Events still held at the end are not in effect: leave them out of `events`.
-    let held = core.engine.held_events();
+    let held = pipeline.core().engine.held_events();
+    let core = pipeline.core_mut();
     for (o, _) in &held {
         core.history.rejected(*o);
     }
-    core.flush().map_err(ReplayError::History)?;
-    bar.finish_and_clear();
-    alerts.flush().map_err(io(&alerts_path))?;
+    core.flush()?;
+    let held_at_end = held.len() as u64;
+    let mut summary = ReplaySummary {
+        read: source.read,
+        blank_lines: source.blank_lines,
+        dead_lettered: std::mem::take(&mut sink.dead_lettered),
+        firing: std::mem::take(&mut sink.firing),
+        resolved: sink.resolved,
+        retracted: sink.retracted,
+        held_at_end,
+        ..ReplaySummary::default()
+    };
+    sink.finish(held)?;
 
-    // Dead letters raised by the engine, and events still held: fetch their
-    // original bytes in one pass over the inputs.
-    summary.held_at_end = held.len() as u64;
-    let wanted: Vec<(u64, Rejection, bool)> =
-        deferred.into_iter().map(|(o, r)| (o, r, false)).chain(held.into_iter().map(|(o, r)| (o, r, true))).collect();
-    let held_path = opts.out.join("held.jsonl");
-    let mut held_w = BufWriter::new(File::create(&held_path).map_err(io(&held_path))?);
-    let raws = fetch_lines(&opts.files, wanted.iter().map(|w| w.0))?;
-    for (o, rej, is_held) in &wanted {
-        let (fi, line) = split_origin(*o);
-        let raw = raws.get(o).map(Vec::as_slice).unwrap_or(b"");
-        let (w, path) = if *is_held { (&mut held_w, &held_path) } else { (&mut dead, &dead_path) };
-        write_dead(w, rej, &opts.files[fi], line, raw).map_err(io(path))?;
-    }
-    dead.flush().map_err(io(&dead_path))?;
-    held_w.flush().map_err(io(&held_path))?;
-
-    let engine = &core.engine;
+    let engine = &pipeline.core().engine;
     let st = engine.stats();
     // Every line read is accounted for exactly once: applied (in effect at the
     // end, including held events that a later arrival made valid), duplicate,
@@ -279,106 +138,10 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     summary.watermark = engine.watermark().map(|w| zone.format(w));
     summary.cases = engine.cases_in_memory() as u64;
     summary.seconds = started.elapsed().as_secs_f64();
-    let sp = opts.out.join("summary.json");
-    std::fs::write(&sp, serde_json::to_vec_pretty(&summary).unwrap_or_default()).map_err(io(&sp))?;
+    let sp = out.join("summary.json");
+    std::fs::write(&sp, serde_json::to_vec_pretty(&summary).unwrap_or_default())
+        .map_err(|source| FilesError::Io { path: sp, source })?;
     Ok(summary)
-}
-
-/// History rows buffered before a flush.
-const FLUSH_ROWS: usize = 400_000;
-
-/// One input line, decoded. (Not boxed: a box per line would cost an
-/// allocation for every good event to spare the rare bad one its size.)
-#[allow(clippy::large_enum_variant)]
-enum Item {
-    Blank,
-    Bad { line: u64, rejection: Rejection, raw: Vec<u8> },
-    Good { line: u64, event: crate::event::Event },
-}
-
-/// Consecutive lines of one file.
-struct Batch {
-    file: usize,
-    bytes: u64,
-    items: Vec<Item>,
-}
-
-/// Reads every file in order and sends decoded batches; stops early if the
-/// receiver is gone.
-fn read_and_decode(
-    files: &[PathBuf],
-    decoder: &Decoder,
-    tx: std::sync::mpsc::SyncSender<Batch>,
-) -> Result<(), ReplayError> {
-    const BATCH: usize = 2048;
-    let mut buf = Vec::with_capacity(4096);
-    for (fi, path) in files.iter().enumerate() {
-        let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(io(path))?);
-        let mut line_no = 0u64;
-        let mut batch = Batch { file: fi, bytes: 0, items: Vec::with_capacity(BATCH) };
-        loop {
-            buf.clear();
-            let n = r.read_until(b'\n', &mut buf).map_err(io(path))?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            batch.bytes += n as u64;
-            let mut line = trim_line(&buf);
-            if line_no == 1 {
-                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line); // a UTF-8 byte-order mark
-            }
-            batch.items.push(if line.iter().all(u8::is_ascii_whitespace) {
-                Item::Blank
-            } else {
-                match decoder.decode(line) {
-                    Ok(event) => Item::Good { line: line_no, event },
-                    Err(rejection) => Item::Bad { line: line_no, rejection, raw: line.to_vec() },
-                }
-            });
-            if batch.items.len() == BATCH {
-                let full =
-                    std::mem::replace(&mut batch, Batch { file: fi, bytes: 0, items: Vec::with_capacity(BATCH) });
-                if tx.send(full).is_err() {
-                    return Ok(());
-                }
-            }
-        }
-        if !batch.items.is_empty() && tx.send(batch).is_err() {
-            return Ok(());
-        }
-    }
-    Ok(())
-}
-
-/// Reads the given input positions' lines back from the files.
-fn fetch_lines(files: &[PathBuf], origins: impl Iterator<Item = u64>) -> Result<BTreeMap<u64, Vec<u8>>, ReplayError> {
-    let mut by_file: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
-    for o in origins {
-        let (fi, line) = split_origin(o);
-        by_file.entry(fi).or_default().push(line);
-    }
-    let mut out = BTreeMap::new();
-    for (fi, mut lines) in by_file {
-        lines.sort_unstable();
-        let path = &files[fi];
-        let mut r = BufReader::new(File::open(path).map_err(io(path))?);
-        let mut buf = Vec::new();
-        let mut no = 0u64;
-        let mut want = lines.iter().peekable();
-        while want.peek().is_some() {
-            buf.clear();
-            if r.read_until(b'\n', &mut buf).map_err(io(path))? == 0 {
-                break;
-            }
-            no += 1;
-            while want.peek() == Some(&&no) {
-                want.next();
-                out.insert(origin(fi, no), trim_line(&buf).to_vec());
-            }
-        }
-    }
-    Ok(out)
 }
 
 impl ReplaySummary {
@@ -414,23 +177,5 @@ impl ReplaySummary {
         }
         s += &format!("output        {}/alerts.jsonl, dead-letter.jsonl, summary.json\n", out.display());
         s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn regression_a_panicking_reader_fails_the_replay() {
-        // Was `reader.join().unwrap_or(Ok(()))`: a replay whose reader died
-        // midway ended "successfully" with part of its input.
-        let joined = std::thread::spawn(|| -> Result<(), ReplayError> { panic!("decoder bug") }).join();
-        match reader_outcome(joined) {
-            Err(ReplayError::ReaderPanicked(what)) => assert_eq!(what, "decoder bug"),
-            other => panic!("{other:?}"),
-        }
-        let joined = std::thread::spawn(|| -> Result<(), ReplayError> { Ok(()) }).join();
-        assert!(reader_outcome(joined).is_ok());
     }
 }

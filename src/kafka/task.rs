@@ -6,12 +6,11 @@ use super::checkpoint::{self, Meta};
 use super::client::{self, DeliveryWatch};
 use super::{log, KafkaError, RunStats};
 use crate::config::{Config, WatermarkMode};
-use crate::deadletter::Rejection;
-use crate::engine::{Effect, Engine, Outcome, SharedFact};
+use crate::engine::{Engine, SharedFact};
 use crate::event::Decoder;
 use crate::history::History;
-use crate::pipeline::Core;
-use crate::pipeline::{origin, split_origin};
+use crate::pipeline::Watermark;
+use crate::pipeline::{origin, split_origin, Core, DeadLetter, Payload, Pipeline, PipelineError, Record, Sink, Taken};
 use crate::reference::RefData;
 use crate::time::{Instant, Zone};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -40,7 +39,7 @@ const SEQ_HEADER: &str = "jiancha_seq";
 /// One assigned partition.
 pub struct Task {
     partition: i32,
-    core: Core,
+    pipeline: Pipeline,
     meta: Meta,
     path: PathBuf,
     /// Wall-clock instant of its last message (idle detection).
@@ -90,7 +89,6 @@ pub struct Service {
     pub live: Arc<crate::serve::Live>,
     refdata: Arc<RefData>,
     zone: Zone,
-    decoder: Decoder,
     producer: BaseProducer<DeliveryWatch>,
     tasks: BTreeMap<i32, Task>,
     /// Reader of the whole facts topic, and the next offset it will give,
@@ -161,7 +159,6 @@ impl Service {
         Ok(Service {
             calendar,
             live,
-            decoder: Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key),
             cfg,
             refdata,
             zone,
@@ -219,7 +216,7 @@ impl Service {
     /// [`CatchUp`]).
     fn catch_up_facts(&mut self) {
         let ends = self.facts_ends();
-        let at = self.tasks.values().filter_map(|t| t.core.engine.watermark()).min();
+        let at = self.tasks.values().filter_map(|t| t.pipeline.core().engine.watermark()).min();
         self.catch_up = Some(match self.catch_up.take() {
             Some(old) => {
                 let ends = old.ends.zip(ends).map(|(mut old, ends)| {
@@ -289,18 +286,19 @@ impl Service {
         // A fact told may make a task collect one in turn; bounded, the
         // rest waits for the next call.
         for _ in 0..8 {
-            if !self.tasks.values().any(|t| t.core.engine.has_shared()) {
+            if !self.tasks.values().any(|t| t.pipeline.core().engine.has_shared()) {
                 return;
             }
             let from: Vec<i32> =
-                self.tasks.iter().filter(|(_, t)| t.core.engine.has_shared()).map(|(&p, _)| p).collect();
+                self.tasks.iter().filter(|(_, t)| t.pipeline.core().engine.has_shared()).map(|(&p, _)| p).collect();
             for p in from {
-                let facts = self.tasks.get_mut(&p).map(|t| t.core.engine.take_shared()).unwrap_or_default();
+                let facts =
+                    self.tasks.get_mut(&p).map(|t| t.pipeline.core_mut().engine.take_shared()).unwrap_or_default();
                 for f in facts {
                     self.fact_seq += 1;
                     for (&q, t) in self.tasks.iter_mut() {
                         if q != p {
-                            t.core.remote_fact(&f);
+                            t.pipeline.core_mut().remote_fact(&f);
                             t.dirty = true;
                             self.stats.facts += 1;
                         }
@@ -425,9 +423,12 @@ impl Service {
             log(&format!("partition {p}: its checkpoint was judged on another calendar; judging its cases again"));
             core.set_refdata(self.refdata.clone());
         }
+        let decoder = Decoder::new(self.refdata.clone(), self.zone.clone(), &self.cfg.privacy.applicant_key);
+        // The watermark moves over every partition at once (see [`Service::advance`]).
+        let pipeline = Pipeline::new(decoder, core, Watermark::Shell, Some(self.live.metrics.clone()));
         Ok(Task {
             partition: p,
-            core,
+            pipeline,
             meta,
             path,
             last_message: now,
@@ -546,34 +547,27 @@ impl Service {
         task.dirty = true;
         task.last_message = std::time::Instant::now();
         self.stats.read += 1;
-        let metrics = &self.live.metrics;
-        metrics.events_read.inc();
-        let payload = m.payload().unwrap_or(b"");
-        match self.decoder.decode(payload) {
-            Err(rej) => {
-                self.stats.bad += 1;
-                metrics.events_dead_lettered.with_label_values(&[rej.reason.as_str()]).inc();
-                let key = m.key().map(<[u8]>::to_vec);
-                self.dead_letter(p, key.as_deref(), payload, &rej, off)?;
-            }
-            Ok(ev) => {
-                let at = ev.occurred_at;
-                let started = std::time::Instant::now();
-                let counter = metrics.counter_for(&ev, &self.refdata);
-                let o = origin(p as usize, off as u64);
-                let outcome = task.core.apply(ev, Some((p, off)), o);
-                if outcome == Outcome::Held {
-                    if task.held_raw.len() >= HELD_RAW_MAX {
-                        task.held_raw.pop_first();
-                    }
-                    task.held_raw.insert(o, (m.key().map(<[u8]>::to_vec), payload.to_vec()));
+        let o = origin(p as usize, off as u64);
+        let (key, payload) = (m.key(), m.payload().unwrap_or(b""));
+        let record = Record { origin: o, kafka: Some((p, off)), key, payload: Payload::Raw(payload) };
+        let Service { tasks, producer, cfg, live, raw, stats, .. } = self;
+        let Some(Task { pipeline, dead_done, held_raw, meta, .. }) = tasks.get_mut(&p) else { return Ok(None) };
+        let out = Outputs { producer, kafka: &cfg.kafka, live, raw };
+        let mut sink = KafkaSink { p, out, dead_done, held_raw, alerts: &mut stats.alerts };
+        match pipeline.step(record, &mut sink)? {
+            Taken::Rejected => stats.bad += 1,
+            Taken::Held => {
+                // Kept for its dead letter, should it be found invalid.
+                if held_raw.len() >= HELD_RAW_MAX {
+                    held_raw.pop_first();
                 }
-                if outcome == Outcome::Applied {
-                    self.stats.applied += 1;
-                    task.meta.max_at = Some(task.meta.max_at.map_or(at, |x| x.max(at)));
-                }
-                metrics.outcome(outcome, counter, started.elapsed());
+                held_raw.insert(o, (key.map(<[u8]>::to_vec), payload.to_vec()));
             }
+            Taken::Applied(at) => {
+                stats.applied += 1;
+                meta.max_at = Some(meta.max_at.map_or(at, |x| x.max(at)));
+            }
+            Taken::Duplicate => {}
         }
         Ok(None)
     }
@@ -595,7 +589,7 @@ impl Service {
         };
         if let Some(w) = wm {
             for t in self.tasks.values_mut() {
-                t.core.advance(w);
+                t.pipeline.advance(w);
             }
             self.live.set_clock(w);
         }
@@ -615,12 +609,10 @@ impl Service {
                 y if y.is_empty() => "none".to_string(),
                 y => y,
             },
-            self.tasks.values().map(|t| t.core.engine.cases_in_memory()).sum::<usize>()
+            self.tasks.values().map(|t| t.pipeline.core().engine.cases_in_memory()).sum::<usize>()
         ));
-        self.live.metrics.set_calendar(cal);
-        self.decoder.set_refdata(refdata.clone());
         for t in self.tasks.values_mut() {
-            t.core.set_refdata(refdata.clone());
+            t.pipeline.set_refdata(refdata.clone());
             t.dirty = true;
         }
         self.refdata = refdata;
@@ -645,18 +637,18 @@ impl Service {
         let oldest = self.tasks.values().map(|t| t.last_checkpoint.elapsed().as_secs_f64()).fold(0.0, f64::max);
         m.checkpoint_age.set(oldest);
         let now = chrono::Utc::now().timestamp_millis();
-        let lowest = self.tasks.values().filter_map(|t| t.core.engine.watermark()).min();
+        let lowest = self.tasks.values().filter_map(|t| t.pipeline.core().engine.watermark()).min();
         m.watermark_delay.set(lowest.map_or(0.0, |w| (now - w) as f64 / 1000.0));
         if self.last_settle.elapsed() >= Duration::from_secs(1) {
             self.last_settle = std::time::Instant::now();
             // Counting open cases walks every case in memory: once a second.
-            m.open_cases.set(self.tasks.values().map(|t| t.core.engine.open_cases() as i64).sum());
-            m.pending_timers.set(self.tasks.values().map(|t| t.core.engine.pending_timers() as i64).sum());
+            m.open_cases.set(self.tasks.values().map(|t| t.pipeline.core().engine.open_cases() as i64).sum());
+            m.pending_timers.set(self.tasks.values().map(|t| t.pipeline.core().engine.pending_timers() as i64).sum());
             if !self.live.users.is_empty() {
                 // SQL sees the cases changed since each partition's last
                 // flush (at most a second old).
                 for t in self.tasks.values() {
-                    self.live.pending.set(&format!("p{}", t.partition), t.core.engine.pending_views());
+                    self.live.pending.set(&format!("p{}", t.partition), t.pipeline.core().engine.pending_views());
                 }
             }
             if self.facts_stale {
@@ -664,7 +656,7 @@ impl Service {
             }
             for t in self.tasks.values_mut() {
                 let read_again = t.caught_up || t.meta.offset >= t.settle_at;
-                if t.settling && read_again && t.core.settle_recovered() == 0 {
+                if t.settling && read_again && t.pipeline.core_mut().settle_recovered() == 0 {
                     t.settling = false;
                 }
             }
@@ -744,7 +736,7 @@ impl Service {
                 }
                 t.meta.facts_next.insert(fp, off + 1);
                 if from != Some(t.partition) && own.is_none_or(|seq| seq <= t.since_seq) {
-                    t.core.remote_fact(&fact);
+                    t.pipeline.core_mut().remote_fact(&fact);
                     t.dirty = true;
                     self.stats.facts += 1;
                 }
@@ -754,31 +746,6 @@ impl Service {
 
     fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: OwnedHeaders) -> Result<(), KafkaError> {
         client::send(&self.producer, topic, key, payload, Some(headers))
-    }
-
-    fn dead_letter(
-        &mut self,
-        p: i32,
-        key: Option<&[u8]>,
-        raw: &[u8],
-        rej: &Rejection,
-        off: i64,
-    ) -> Result<(), KafkaError> {
-        if let Some(t) = self.tasks.get_mut(&p) {
-            if t.dead_done.remove(&off) {
-                return Ok(());
-            }
-        }
-        let k = &self.cfg.kafka;
-        let (ps, os) = (p.to_string(), off.to_string());
-        let h = OwnedHeaders::new()
-            .insert(Header { key: "reason", value: Some(rej.reason.as_str()) })
-            .insert(Header { key: "field", value: rej.field.as_deref() })
-            .insert(Header { key: "detail", value: Some(rej.detail.as_str()) })
-            .insert(Header { key: "original_topic", value: Some(k.events_topic.as_str()) })
-            .insert(Header { key: "original_partition", value: Some(ps.as_str()) })
-            .insert(Header { key: "original_offset", value: Some(os.as_str()) });
-        self.send(&k.dead_letter_topic, key, raw, h)
     }
 
     /// Publishes every task's effects and facts.
@@ -798,45 +765,12 @@ impl Service {
             };
             self.send(&self.cfg.kafka.facts_topic, Some(key.as_bytes()), &json, h)?;
         }
-        let parts: Vec<i32> = self.tasks.keys().copied().collect();
-        for p in parts {
-            let effects = {
-                let t = self.tasks.get_mut(&p).expect("task");
-                t.core.effects().collect::<Vec<Effect>>()
-            };
-            if effects.is_empty() {
-                continue;
-            }
-            let ps = p.to_string();
-            for e in effects {
-                match e {
-                    Effect::Alert(rec) => {
-                        // The feed's JSON of the record is what goes out.
-                        let entry = self.live.alert(&rec)?;
-                        let json = entry.json.as_bytes();
-                        let h = OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(ps.as_str()) });
-                        self.send(&self.cfg.kafka.alerts_topic, Some(rec.case_id.as_bytes()), json, h)?;
-                        self.stats.alerts += 1;
-                    }
-                    Effect::DeadLetter { origin, rejection } => {
-                        self.live.metrics.events_dead_lettered.with_label_values(&[rejection.reason.as_str()]).inc();
-                        // Found invalid after its hold, or undone by a late
-                        // arrival: its original bytes are still on the topic.
-                        let (_, off) = split_origin(origin);
-                        let kept = self.tasks.get_mut(&p).and_then(|t| t.held_raw.remove(&origin));
-                        let (key, raw) = match kept {
-                            Some(kept) => kept,
-                            None => {
-                                let k = &self.cfg.kafka;
-                                let msg = client::read_at(&self.raw, &k.events_topic, p, off as i64)?;
-                                let key = msg.as_ref().and_then(|m| m.key().map(<[u8]>::to_vec));
-                                (key, msg.as_ref().and_then(|m| m.payload().map(<[u8]>::to_vec)).unwrap_or_default())
-                            }
-                        };
-                        self.dead_letter(p, key.as_deref(), &raw, &rejection, off as i64)?;
-                    }
-                }
-            }
+        let Service { tasks, producer, cfg, live, raw, stats, .. } = self;
+        for (&p, t) in tasks.iter_mut() {
+            let Task { pipeline, dead_done, held_raw, .. } = t;
+            let out = Outputs { producer, kafka: &cfg.kafka, live, raw };
+            let mut sink = KafkaSink { p, out, dead_done, held_raw, alerts: &mut stats.alerts };
+            pipeline.drain(&mut sink)?;
         }
         self.producer.poll(Duration::ZERO);
         Ok(())
@@ -884,19 +818,19 @@ impl Service {
         let Some(t) = self.tasks.get_mut(&p) else { return Ok(()) };
         // The cost that grows with the state: history and the snapshot.
         let started = std::time::Instant::now();
-        t.core.flush()?;
+        t.pipeline.core_mut().flush()?;
         self.live.pending.clear(&format!("p{p}"));
         // Every record this process published is acknowledged: the output
         // topics' ends for this partition are past them.
         let watch = self.producer.context();
         watch.raise_ends(&k.alerts_topic, &mut t.meta.alerts_end);
         watch.raise_ends(&k.dead_letter_topic, &mut t.meta.dead_letter_end);
-        t.meta.next_part = t.core.history.next_part();
+        t.meta.next_part = t.pipeline.core().history.next_part();
         t.meta.written_at = chrono::Local::now().to_rfc3339();
         // Straight into the file: a buffer of the whole state would be
         // hundreds of megabytes for a large one, grown and zeroed anew
         // whenever the state outgrows it.
-        let engine = &t.core.engine;
+        let engine = &t.pipeline.core().engine;
         checkpoint::write(&t.path, &t.meta, |w| engine.write_snapshot(w))?;
         t.dirty = false;
         t.last_checkpoint = std::time::Instant::now();
@@ -910,6 +844,89 @@ impl Service {
             log(&format!("partition {p}: committing offset {}: {e} (the checkpoint stands)", t.meta.offset));
         }
         Ok(())
+    }
+}
+
+/// What a partition's sink publishes through.
+struct Outputs<'a> {
+    producer: &'a BaseProducer<DeliveryWatch>,
+    kafka: &'a crate::config::KafkaConfig,
+    live: &'a crate::serve::Live,
+    /// Reads back the original bytes of events dead-lettered after a hold.
+    raw: &'a BaseConsumer,
+}
+
+/// A partition's sink: alert records to the live feed and the alerts
+/// topic, dead letters to the dead-letter topic (with the original key and
+/// bytes, and where they came from in headers).
+struct KafkaSink<'a> {
+    p: i32,
+    out: Outputs<'a>,
+    /// Offsets whose dead letters were published after the checkpoint.
+    dead_done: &'a mut HashSet<i64>,
+    /// The original key and bytes of events the engine holds.
+    held_raw: &'a mut BTreeMap<u64, (Option<Vec<u8>>, Vec<u8>)>,
+    /// Alert records published.
+    alerts: &'a mut u64,
+}
+
+impl Sink for KafkaSink<'_> {
+    type Error = KafkaError;
+
+    fn alert(&mut self, rec: &crate::alert::AlertRecord, json: String) -> Result<(), KafkaError> {
+        let entry = self.out.live.alert_encoded(rec, json);
+        let ps = self.p.to_string();
+        let h = OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(ps.as_str()) });
+        let k = self.out.kafka;
+        client::send(self.out.producer, &k.alerts_topic, Some(rec.case_id.as_bytes()), entry.json.as_bytes(), Some(h))?;
+        *self.alerts += 1;
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, d: DeadLetter<'_>) -> Result<(), KafkaError> {
+        let (_, off) = split_origin(d.origin);
+        let off = off as i64;
+        if self.dead_done.remove(&off) {
+            return Ok(()); // published before the restart
+        }
+        let k = self.out.kafka;
+        // Found invalid after its hold, or undone by a late arrival: its
+        // original bytes are kept, or still on the topic.
+        let kept;
+        let (key, bytes) = match d.raw {
+            Some(raw) => (raw.key, raw.bytes),
+            None => {
+                kept = match self.held_raw.remove(&d.origin) {
+                    Some(kept) => kept,
+                    None => {
+                        let msg = client::read_at(self.out.raw, &k.events_topic, self.p, off)?;
+                        let key = msg.as_ref().and_then(|m| m.key().map(<[u8]>::to_vec));
+                        (key, msg.as_ref().and_then(|m| m.payload().map(<[u8]>::to_vec)).unwrap_or_default())
+                    }
+                };
+                (kept.0.as_deref(), kept.1.as_slice())
+            }
+        };
+        let rej = d.rejection;
+        let (ps, os) = (self.p.to_string(), off.to_string());
+        let h = OwnedHeaders::new()
+            .insert(Header { key: "reason", value: Some(rej.reason.as_str()) })
+            .insert(Header { key: "field", value: rej.field.as_deref() })
+            .insert(Header { key: "detail", value: Some(rej.detail.as_str()) })
+            .insert(Header { key: "original_topic", value: Some(k.events_topic.as_str()) })
+            .insert(Header { key: "original_partition", value: Some(ps.as_str()) })
+            .insert(Header { key: "original_offset", value: Some(os.as_str()) });
+        client::send(self.out.producer, &k.dead_letter_topic, key, bytes, Some(h))
+    }
+}
+
+impl From<PipelineError<KafkaError>> for KafkaError {
+    fn from(e: PipelineError<KafkaError>) -> KafkaError {
+        match e {
+            PipelineError::Shell(e) => e,
+            PipelineError::History(e) => KafkaError::History(e),
+            PipelineError::Encode(e) => KafkaError::Encode(e),
+        }
     }
 }
 

@@ -67,7 +67,13 @@ impl Feed {
     /// Appends a record; returns the alert's previous state and the entry
     /// (whose JSON the caller may publish as is).
     pub fn push_entry(&self, record: &AlertRecord) -> Result<(Option<AlertState>, Arc<Entry>), EncodeError> {
-        let json = record.to_json()?;
+        Ok(self.push_encoded(record, record.to_json()?))
+    }
+
+    /// Appends a record already encoded as `json` (by
+    /// [`AlertRecord::to_json`]); returns the alert's previous state and the
+    /// entry.
+    pub fn push_encoded(&self, record: &AlertRecord, json: String) -> (Option<AlertState>, Arc<Entry>) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let seq = g.ring.back().map_or(*self.last.borrow(), |e| e.seq) + 1;
         let e = Arc::new(Entry { seq, record: record.clone(), json });
@@ -90,7 +96,7 @@ impl Feed {
         }
         drop(g);
         self.last.send_replace(seq);
-        Ok((prev, entry))
+        (prev, entry)
     }
 
     /// The number of the newest record (0 before any).

@@ -29,7 +29,7 @@ use users::Users;
 /// State shared between the pipeline and the servers.
 pub struct Live {
     /// Every metric.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// The alert records published.
     pub feed: feed::Feed,
     /// Reference data.
@@ -56,7 +56,7 @@ pub struct Live {
 impl Live {
     /// Shared state for a pipeline writing history under `data`.
     pub fn new(cfg: &Config, refdata: Arc<RefData>, users: Users, data: &Path) -> Live {
-        let metrics = Metrics::new(&refdata);
+        let metrics = Arc::new(Metrics::new(&refdata));
         metrics.on_time_target.set(cfg.metrics.on_time_target);
         let zone = cfg.time.zone.clone();
         Live {
@@ -81,9 +81,15 @@ impl Live {
     /// feed entry (with the record's JSON). A record that cannot be
     /// encoded is not published anywhere.
     pub fn alert(&self, r: &AlertRecord) -> Result<Arc<feed::Entry>, crate::alert::EncodeError> {
-        let (prev, entry) = self.feed.push_entry(r)?;
+        Ok(self.alert_encoded(r, r.to_json()?))
+    }
+
+    /// Publishes a record already encoded as `json` on the feed and counts
+    /// it.
+    pub fn alert_encoded(&self, r: &AlertRecord, json: String) -> Arc<feed::Entry> {
+        let (prev, entry) = self.feed.push_encoded(r, json);
         self.metrics.alert(r, prev);
-        Ok(entry)
+        entry
     }
 
     /// Moves the clock (never back).

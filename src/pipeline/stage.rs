@@ -1,28 +1,12 @@
-//! The supervision core as every shell uses it: the pure [`Engine`] plus the
-//! [`History`] writer, kept in step. An event handed in is stored in history
+//! Engine and history kept in step: an event handed in is stored in history
 //! (unless it is a duplicate) and applied; the effects that come out are
-//! recorded in history (alert records, events found not in effect) and then
-//! handed to the shell to publish (files in replay, topics in `run`).
-//!
-//! Replay, the demo, the Kafka service and the benchmarks all go through
-//! here, so they cannot disagree about what reaches history.
+//! recorded in history (alert records, events found not in effect) before
+//! the driver hands them to the sinks.
 
 use crate::engine::{Effect, Engine, Outcome};
 use crate::event::Event;
 use crate::history::{History, HistoryError};
 use crate::time::Instant;
-
-/// An event's input position, as the engine and dead letters carry it: the
-/// source (file index in replay, partition in `run`) in the top 16 bits,
-/// the 1-based line or the offset below.
-pub fn origin(source: usize, position: u64) -> u64 {
-    ((source as u64) << 48) | (position & ((1 << 48) - 1))
-}
-
-/// The (file or partition, line or offset) of an input position.
-pub fn split_origin(o: u64) -> (usize, u64) {
-    ((o >> 48) as usize, o & ((1 << 48) - 1))
-}
 
 /// Engine and history, kept in step.
 pub struct Core {
