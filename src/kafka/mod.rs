@@ -28,6 +28,7 @@
 
 pub mod checkpoint;
 pub mod client;
+pub mod disposition;
 pub mod publish;
 mod task;
 
@@ -41,6 +42,7 @@ use rdkafka::TopicPartitionList;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use disposition::Disposition;
 use task::Service;
 
 /// The service failed (configuration, broker, storage); bad events never
@@ -189,9 +191,15 @@ pub fn run(
     let mut last_error = std::time::Instant::now() - Duration::from_secs(60);
     let mut last_lag = std::time::Instant::now();
     let (mut since_tick, mut last_tick) = (0u32, std::time::Instant::now());
+    let (mut backoff, mut pause) = (disposition::Backoff::default(), Duration::ZERO);
     loop {
         if stopped() {
             break;
+        }
+        if !pause.is_zero() {
+            // The brokers failed: wait before asking again (the service's
+            // lock is not held, so rebalances and the servers go on).
+            std::thread::sleep(std::mem::take(&mut pause));
         }
         let polled = consumer.poll(Duration::from_millis(20));
         let polled_nothing = polled.is_none();
@@ -203,13 +211,22 @@ pub fn run(
             None => {}
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => s.end_of_partition(p),
             Some(Err(e)) => {
+                let what = disposition::of_poll(&e);
+                if what == Disposition::Fatal {
+                    return Err(KafkaError::client(e));
+                }
                 live.metrics.source_errors.inc();
                 if last_error.elapsed() > Duration::from_secs(5) {
-                    log(&format!("consumer: {e} (retrying)"));
+                    let next = if what == Disposition::Skip { "skipping it" } else { "retrying" };
+                    log(&format!("consumer: {e} ({next})"));
                     last_error = std::time::Instant::now();
+                }
+                if what == Disposition::Retry {
+                    pause = backoff.failed();
                 }
             }
             Some(Ok(m)) => {
+                backoff.reset();
                 if let Some(from) = s.message(&m)? {
                     let p = m.partition();
                     drop(m);
