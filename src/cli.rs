@@ -225,7 +225,7 @@ fn provisional(cfg: &Config, rd: RefData) -> Result<RefData> {
     if !cfg.time.provisional_calendar {
         return Ok(rd);
     }
-    let today = crate::calendar::provisional::today(&cfg.time.zone).map_err(anyhow::Error::msg)?;
+    let today = crate::calendar::provisional::today(&cfg.time.zone)?;
     Ok(rd.with_provisional_calendar(today))
 }
 
@@ -292,7 +292,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let refdata = Arc::new(load_refdata(&cfg)?);
             let stop = signals();
             crate::kafka::refuse_default_key(&cfg)?;
-            let users = crate::serve::users::Users::new(&cfg.users, &refdata).map_err(anyhow::Error::msg)?;
+            let users = crate::serve::users::Users::new(&cfg.users, &refdata)?;
             let data = cfg.storage.data_dir.clone();
             std::fs::create_dir_all(&data).with_context(|| format!("{}", data.display()))?;
             let live = Arc::new(crate::serve::Live::new(&cfg, refdata.clone(), users, &data));
@@ -325,7 +325,7 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 (cfg.users.clone(), None, false)
             };
-            let users = crate::serve::users::Users::new(&users, &refdata).map_err(anyhow::Error::msg)?;
+            let users = crate::serve::users::Users::new(&users, &refdata)?;
             let mut live = crate::serve::Live::new(&cfg, refdata.clone(), users, &data);
             live.http_open = http_open;
             let opts = crate::demo::DemoOptions { data, days_per_minute, cases_per_day, days, seed };
@@ -349,12 +349,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report { name, data, month, region, format, out, config } => {
             let cfg = Config::load_env(config.as_deref())?;
             let refdata = load_refdata_or_embedded(&cfg)?;
-            crate::sql::report::check_month(&month).map_err(anyhow::Error::msg)?;
+            crate::sql::report::check_month(&month)?;
             let region = region.unwrap_or_default();
             if !region.is_empty() && refdata.regions.get(&region).is_none() {
                 bail!("--region {region} is not in {}", cfg.reference.regions.display());
             }
-            let sql = crate::sql::report::text(&name).map_err(anyhow::Error::msg)?;
+            let sql = crate::sql::report::text(&name)?;
             if format == Format::Xlsx && out.is_none() {
                 bail!("--format xlsx writes a workbook: give --out FILE.xlsx");
             }
@@ -467,7 +467,7 @@ fn check_config(config: Option<PathBuf>) -> Result<()> {
         Ok(c) => {
             let years: Vec<String> = c.years().map(|y| y.to_string()).collect();
             println!("ok  calendar {}: years {}", r.calendar.display(), years.join(", "));
-            let today = crate::calendar::provisional::today(&cfg.time.zone).map_err(anyhow::Error::msg)?;
+            let today = crate::calendar::provisional::today(&cfg.time.zone)?;
             use chrono::Datelike;
             let provisional = |y: i32| {
                 format!(

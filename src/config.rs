@@ -270,11 +270,11 @@ impl Default for SqlConfig {
 
 impl SqlConfig {
     /// `memory_limit` in bytes (a quarter of the machine's memory when empty).
-    pub fn memory_limit_bytes(&self) -> Result<usize, String> {
+    pub fn memory_limit_bytes(&self) -> Result<usize, ValueError> {
         if self.memory_limit.trim().is_empty() {
             return Ok(machine_memory().map_or(2 << 30, |m| m / 4));
         }
-        parse_size(&self.memory_limit).map_err(|e| format!("sql.memory_limit: {e}"))
+        parse_size(&self.memory_limit).map_err(ValueError::MemoryLimit)
     }
 
     /// `threads`, with 0 resolved to half the cores.
@@ -294,12 +294,31 @@ fn machine_memory() -> Option<usize> {
     kib.checked_mul(1024)
 }
 
+/// A size that does not parse; the configuration is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SizeError {
+    /// No number where the size should start.
+    #[error("{0:?} is not a size like 512MiB or 2GiB")]
+    NotASize(String),
+    /// A unit other than the ones listed.
+    #[error("{size:?}: unknown unit {unit:?} (use B, KiB, MiB, GiB, KB, MB or GB)")]
+    Unit {
+        /// The size as given.
+        size: String,
+        /// The unit as given.
+        unit: String,
+    },
+    /// More bytes than the machine can address.
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+}
+
 /// Parses a size such as `512MiB`, `2GiB`, `1.5GB` or `1048576` (bytes).
-pub fn parse_size(s: &str) -> Result<usize, String> {
+pub fn parse_size(s: &str) -> Result<usize, SizeError> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
-    let n: f64 = n.parse().map_err(|_| format!("{s:?} is not a size like 512MiB or 2GiB"))?;
+    let n: f64 = n.parse().map_err(|_| SizeError::NotASize(s.to_string()))?;
     let mult: f64 = match unit.trim() {
         "" | "B" => 1.0,
         "KiB" => 1024.0,
@@ -308,11 +327,11 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "KB" | "kB" => 1e3,
         "MB" => 1e6,
         "GB" => 1e9,
-        u => return Err(format!("{s:?}: unknown unit {u:?} (use B, KiB, MiB, GiB, KB, MB or GB)")),
+        u => return Err(SizeError::Unit { size: s.to_string(), unit: u.to_string() }),
     };
     let bytes = n * mult;
     if !bytes.is_finite() || bytes >= usize::MAX as f64 {
-        return Err(format!("{s:?} is too large"));
+        return Err(SizeError::TooLarge(s.to_string()));
     }
     Ok(bytes as usize)
 }
@@ -381,6 +400,7 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
         /// Why.
+        #[source]
         cause: std::io::Error,
     },
     /// The TOML or a key is wrong.
@@ -388,9 +408,67 @@ pub enum ConfigError {
     Invalid {
         /// The file, or `environment`.
         origin: String,
-        /// What is wrong, naming the key.
+        /// What is wrong, naming the key (TOML's and serde's messages,
+        /// which carry no error of their own worth keeping).
         message: String,
     },
+    /// A value the types accept but the service cannot run with.
+    #[error("{origin}: {problem}")]
+    Value {
+        /// The file, or `built-in defaults`.
+        origin: String,
+        /// What is wrong.
+        #[source]
+        problem: ValueError,
+    },
+}
+
+/// A configuration value out of its range; the configuration is refused
+/// and nothing starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    /// `rules.warn_days` is 0.
+    #[error("rules.warn_days must be at least 1")]
+    WarnDays,
+    /// `rules.orphan_hours` or `rules.dedupe_days` is 0.
+    #[error("rules.orphan_hours and rules.dedupe_days must be at least 1")]
+    OrphanOrDedupe,
+    /// `sql.statement_timeout` is below a second.
+    #[error("sql.statement_timeout must be at least 1s")]
+    StatementTimeout,
+    /// `sql.memory_limit` is not a size.
+    #[error("sql.memory_limit: {0}")]
+    MemoryLimit(#[source] SizeError),
+    /// `sql.memory_limit` is below 16 MiB.
+    #[error("sql.memory_limit {0:?} is below 16MiB")]
+    MemoryLimitTooSmall(String),
+    /// A concurrency limit is 0.
+    #[error("sql.max_concurrent_queries and sql.max_concurrent_queries_per_user must be at least 1")]
+    Concurrency,
+    /// `metrics.on_time_target` is not a fraction.
+    #[error("metrics.on_time_target must be between 0 and 1")]
+    OnTimeTarget,
+    /// `alertmanager.url` is not plain HTTP.
+    #[error("alertmanager.url {0:?} must start with http://")]
+    AlertmanagerUrl(String),
+    /// A user name is empty or repeated.
+    #[error("users: name {0:?} is empty or given twice")]
+    UserName(String),
+    /// A reader has no region.
+    #[error("users: reader {0:?} needs a region")]
+    ReaderRegion(String),
+    /// A user's password is not a hash from `jiancha hash-password`.
+    #[error("users: {user:?}: password: {source}")]
+    Password {
+        /// The user's name.
+        user: String,
+        /// What is wrong with the hash.
+        #[source]
+        source: crate::serve::users::HashError,
+    },
+    /// `privacy.applicant_key` is empty.
+    #[error("privacy.applicant_key must not be empty")]
+    ApplicantKey,
 }
 
 fn one_line(s: &str) -> String {
@@ -417,17 +495,37 @@ fn section<T: serde::de::DeserializeOwned + Default>(
     })
 }
 
+/// A duration that does not parse; the configuration is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing given.
+    #[error("empty duration")]
+    Empty,
+    /// Spaces inside (`10 minutes`).
+    #[error("{0:?} is not a duration like 30s, 10m, 2h or 1h30m (no spaces)")]
+    Spaces(String),
+    /// Not humantime's syntax.
+    #[error("{text:?} is not a duration like 30s, 10m or 2h: {source}")]
+    Syntax {
+        /// The duration as given.
+        text: String,
+        /// humantime's reason.
+        #[source]
+        source: humantime::DurationError,
+    },
+}
+
 /// Parses `0s`, `500ms`, `30s`, `10m`, `2h`, `1d` and combinations like
 /// `1h30m` (humantime's units, written without spaces).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     if s.contains(char::is_whitespace) {
-        return Err(format!("{s:?} is not a duration like 30s, 10m, 2h or 1h30m (no spaces)"));
+        return Err(DurationError::Spaces(s.to_string()));
     }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 30s, 10m or 2h: {e}"))
+    humantime::parse_duration(s).map_err(|source| DurationError::Syntax { text: s.to_string(), source })
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -507,7 +605,7 @@ impl Config {
                     .map_err(|e| invalid(&origin, format!("[[users]]: {}", one_line(e.message()))))?,
             },
         };
-        cfg.validate().map_err(|m| invalid(&origin, m))?;
+        cfg.validate().map_err(|problem| ConfigError::Value { origin: origin.clone(), problem })?;
         Ok(cfg)
     }
 
@@ -517,43 +615,43 @@ impl Config {
     }
 
     /// Checks values that types alone do not.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ValueError> {
         let r = &self.rules;
         if r.warn_days == 0 {
-            return Err("rules.warn_days must be at least 1".into());
+            return Err(ValueError::WarnDays);
         }
         if r.orphan_hours == 0 || r.dedupe_days == 0 {
-            return Err("rules.orphan_hours and rules.dedupe_days must be at least 1".into());
+            return Err(ValueError::OrphanOrDedupe);
         }
         let q = &self.sql;
         if q.statement_timeout < Duration::from_secs(1) {
-            return Err("sql.statement_timeout must be at least 1s".into());
+            return Err(ValueError::StatementTimeout);
         }
         if q.memory_limit_bytes()? < 16 << 20 {
-            return Err(format!("sql.memory_limit {:?} is below 16MiB", q.memory_limit));
+            return Err(ValueError::MemoryLimitTooSmall(q.memory_limit.clone()));
         }
         if q.max_concurrent_queries == 0 || q.max_concurrent_queries_per_user == 0 {
-            return Err("sql.max_concurrent_queries and sql.max_concurrent_queries_per_user must be at least 1".into());
+            return Err(ValueError::Concurrency);
         }
         if !(0.0..=1.0).contains(&self.metrics.on_time_target) {
-            return Err("metrics.on_time_target must be between 0 and 1".into());
+            return Err(ValueError::OnTimeTarget);
         }
         if !self.alertmanager.url.is_empty() && !self.alertmanager.url.starts_with("http://") {
-            return Err(format!("alertmanager.url {:?} must start with http://", self.alertmanager.url));
+            return Err(ValueError::AlertmanagerUrl(self.alertmanager.url.clone()));
         }
         let mut seen = std::collections::HashSet::new();
         for u in &self.users {
             if u.name.is_empty() || !seen.insert(u.name.as_str()) {
-                return Err(format!("users: name {:?} is empty or given twice", u.name));
+                return Err(ValueError::UserName(u.name.clone()));
             }
             if u.role == Role::Reader && u.region.is_empty() {
-                return Err(format!("users: reader {:?} needs a region", u.name));
+                return Err(ValueError::ReaderRegion(u.name.clone()));
             }
             crate::serve::users::PasswordHash::parse(&u.password)
-                .map_err(|e| format!("users: {:?}: password: {e}", u.name))?;
+                .map_err(|source| ValueError::Password { user: u.name.clone(), source })?;
         }
         if self.privacy.applicant_key.is_empty() {
-            return Err("privacy.applicant_key must not be empty".into());
+            return Err(ValueError::ApplicantKey);
         }
         Ok(())
     }

@@ -78,7 +78,19 @@ pub enum RefError {
         /// The file.
         path: PathBuf,
         /// Why.
+        #[source]
         cause: std::io::Error,
+    },
+    /// The CSV itself is malformed.
+    #[error("{path}:{line}: {source}")]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (the header is line 1).
+        line: u64,
+        /// The CSV reader's reason.
+        #[source]
+        source: csv::Error,
     },
     /// A row or header is wrong.
     #[error("{path}:{line}: {message}")]
@@ -127,7 +139,8 @@ impl Catalog {
     pub fn parse(text: &[u8], path: &Path) -> Result<Catalog, RefError> {
         let mut rdr = csv_reader(text);
         let row_err = |line: u64, message: String| RefError::Row { path: path.to_path_buf(), line, message };
-        let headers = rdr.headers().map_err(|e| row_err(1, e.to_string()))?.clone();
+        let csv_err = |line: u64| move |source| RefError::Csv { path: path.to_path_buf(), line, source };
+        let headers = rdr.headers().map_err(csv_err(1))?.clone();
         let col = |name: &str| headers.iter().position(|h| h == name);
         let mut idx = [usize::MAX; 8];
         for (i, name) in CATALOG_COLUMNS.iter().enumerate() {
@@ -147,7 +160,7 @@ impl Catalog {
         }
         let mut cat = Catalog::default();
         for rec in rdr.records() {
-            let rec = rec.map_err(|e| row_err(line_at(text, e.position()), e.to_string()))?;
+            let rec = rec.map_err(|e| csv_err(line_at(text, e.position()))(e))?;
             let line = line_at(text, rec.position());
             let get = |i: usize| {
                 if idx[i] == usize::MAX {
@@ -271,14 +284,15 @@ impl Regions {
     pub fn parse(text: &[u8], path: &Path) -> Result<Regions, RefError> {
         let mut rdr = csv_reader(text);
         let row_err = |line: u64, message: String| RefError::Row { path: path.to_path_buf(), line, message };
-        let headers = rdr.headers().map_err(|e| row_err(1, e.to_string()))?.clone();
+        let csv_err = |line: u64| move |source| RefError::Csv { path: path.to_path_buf(), line, source };
+        let headers = rdr.headers().map_err(csv_err(1))?.clone();
         if headers.iter().collect::<Vec<_>>() != ["code", "name", "parent"] {
             return Err(row_err(1, "expected header code,name,parent".into()));
         }
         let mut regions = Regions::default();
         let mut lines = Vec::new();
         for rec in rdr.records() {
-            let rec = rec.map_err(|e| row_err(line_at(text, e.position()), e.to_string()))?;
+            let rec = rec.map_err(|e| csv_err(line_at(text, e.position()))(e))?;
             let line = line_at(text, rec.position());
             let code = rec.get(0).unwrap_or("").to_string();
             if !is_region_code(&code) {

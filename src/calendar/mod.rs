@@ -38,7 +38,17 @@ pub enum CalendarError {
         /// The path read.
         path: PathBuf,
         /// The underlying error.
+        #[source]
         cause: std::io::Error,
+    },
+    /// A file is not the JSON of the holiday-cn layout.
+    #[error("calendar file {path}: {source}")]
+    Json {
+        /// The offending file.
+        path: PathBuf,
+        /// The JSON reader's reason.
+        #[source]
+        source: serde_json::Error,
     },
     /// A file is not in the holiday-cn layout.
     #[error("calendar file {path}: {message}")]
@@ -147,7 +157,8 @@ impl Calendar {
         let mut exceptions: BTreeMap<Day, Exception> = BTreeMap::new();
         for (year, path, text) in files {
             let fmt_err = |message: String| CalendarError::Format { path: path.to_path_buf(), message };
-            let f: YearFile = serde_json::from_str(text).map_err(|e| fmt_err(e.to_string()))?;
+            let f: YearFile = serde_json::from_str(text)
+                .map_err(|source| CalendarError::Json { path: path.to_path_buf(), source })?;
             if f.year != *year {
                 return Err(fmt_err(format!("file is named for {year} but says \"year\": {}", f.year)));
             }

@@ -71,12 +71,23 @@ pub fn statutory_days_off(year: i32) -> Option<Vec<(&'static str, NaiveDate)>> {
     Some(v)
 }
 
+/// `JIANCHA_TODAY` is set but not a date; the commands that need today
+/// refuse to start until it is one, or unset.
+#[derive(Debug, thiserror::Error)]
+#[error("JIANCHA_TODAY={value:?} is not a YYYY-MM-DD date (unset it to use today's date)")]
+pub struct BadToday {
+    /// The variable's value.
+    pub value: String,
+    /// chrono's reason.
+    #[source]
+    pub source: chrono::ParseError,
+}
+
 /// Today in `zone`, or the date in `JIANCHA_TODAY` (`YYYY-MM-DD`), which
 /// tests and dry runs set to see the calendars as on that day.
-pub fn today(zone: &crate::time::Zone) -> Result<NaiveDate, String> {
+pub fn today(zone: &crate::time::Zone) -> Result<NaiveDate, BadToday> {
     match std::env::var("JIANCHA_TODAY") {
-        Ok(s) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-            .map_err(|_| format!("JIANCHA_TODAY={s:?} is not a YYYY-MM-DD date")),
+        Ok(s) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|source| BadToday { value: s, source }),
         Err(_) => Ok(zone.day_of(chrono::Utc::now().timestamp_millis()).date()),
     }
 }

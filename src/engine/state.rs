@@ -127,7 +127,7 @@ pub(super) struct State {
 /// A snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot restore engine snapshot: {0}")]
-pub struct SnapshotError(String);
+pub struct SnapshotError(#[source] serde_json::Error);
 
 impl Engine {
     /// The whole state, serialized (deterministic: equal states give equal bytes).
@@ -149,7 +149,7 @@ impl Engine {
         rules: RulesConfig,
         bytes: &[u8],
     ) -> Result<Engine, SnapshotError> {
-        let st: State = serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        let st: State = serde_json::from_slice(bytes).map_err(SnapshotError)?;
         Ok(Engine::with_state(refdata, zone, rules, st))
     }
 }

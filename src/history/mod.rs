@@ -50,6 +50,7 @@ pub enum HistoryError {
         /// Where.
         path: PathBuf,
         /// Why.
+        #[source]
         cause: std::io::Error,
     },
     /// Encoding Parquet.
@@ -58,6 +59,7 @@ pub enum HistoryError {
         /// Where.
         path: PathBuf,
         /// Why.
+        #[source]
         cause: parquet::errors::ParquetError,
     },
 }

@@ -33,6 +33,31 @@ pub fn reader(brokers: &str) -> ClientConfig {
     c
 }
 
+/// Why a topic could not be created or read.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The brokers answered with an error for it.
+    #[error("{0}")]
+    Broker(#[source] RDKafkaErrorCode),
+    /// The brokers' metadata does not list it.
+    #[error("absent")]
+    Absent,
+    /// Reading it back made no progress for a minute.
+    #[error("no progress reading it back for 60 s")]
+    Stalled,
+}
+
+/// A record the brokers refused for good.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("delivery to {topic} failed: {source}")]
+pub struct DeliveryFailure {
+    /// The topic of the record.
+    pub topic: String,
+    /// librdkafka's reason.
+    #[source]
+    pub source: rdkafka::error::KafkaError,
+}
+
 /// Records the first delivery that failed for good, so that the service
 /// never checkpoints past a record the broker did not take.
 /// It also keeps, by topic and partition, the offset after the last record
@@ -40,14 +65,19 @@ pub fn reader(brokers: &str) -> ClientConfig {
 /// are not needed, nor trusted, for that).
 #[derive(Default)]
 pub struct DeliveryWatch {
-    failed: Mutex<Option<String>>,
+    failed: Mutex<Option<DeliveryFailure>>,
     delivered: Mutex<std::collections::HashMap<(String, i32), i64>>,
 }
 
 impl DeliveryWatch {
     /// The first permanent delivery failure, if any.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failed(&self) -> Option<DeliveryFailure> {
         self.failed.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// [`DeliveryWatch::failed`] as text, for [`KafkaError::Delivery`].
+    pub fn failure(&self) -> Option<String> {
+        self.failed().map(|f| f.to_string())
     }
 
     /// Raises `ends` (by partition of `topic`) to past every record of this
@@ -78,7 +108,7 @@ impl ProducerContext for DeliveryWatch {
             }
             Err((e, m)) => {
                 if let Ok(mut f) = self.failed.lock() {
-                    f.get_or_insert_with(|| format!("delivery to {} failed: {e}", m.topic()));
+                    f.get_or_insert_with(|| DeliveryFailure { topic: m.topic().to_string(), source: e.clone() });
                 }
             }
         }
@@ -120,7 +150,7 @@ pub fn send(
                 producer.poll(Duration::from_millis(50));
                 rec = r;
             }
-            Err((e, _)) => return Err(KafkaError::Delivery(format!("producing to {topic}: {e}"))),
+            Err((e, _)) => return Err(KafkaError::Produce { topic: topic.to_string(), source: e }),
         }
     }
 }
@@ -138,7 +168,7 @@ pub fn ensure_topics(brokers: &str, topics: &[(&str, i32)], stop: &dyn Fn() -> b
                 for r in results {
                     match r {
                         Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                        Err((name, code)) => return Err(KafkaError::Topic(name, format!("{code:?}"))),
+                        Err((topic, code)) => return Err(KafkaError::Topic { topic, cause: TopicError::Broker(code) }),
                     }
                 }
                 return Ok(());
@@ -179,9 +209,9 @@ pub fn partitions<C: rdkafka::consumer::ConsumerContext>(
         .topics()
         .iter()
         .find(|t| t.name() == topic)
-        .ok_or_else(|| KafkaError::Topic(topic.into(), "absent".into()))?;
+        .ok_or_else(|| KafkaError::Topic { topic: topic.into(), cause: TopicError::Absent })?;
     if let Some(e) = t.error() {
-        return Err(KafkaError::Topic(topic.into(), format!("{e:?}")));
+        return Err(KafkaError::Topic { topic: topic.into(), cause: TopicError::Broker(e.into()) });
     }
     Ok(t.partitions().iter().map(|p| p.id()).collect())
 }
@@ -250,7 +280,7 @@ pub fn read_after(
             }
             Some(Err(e)) => super::log(&format!("reading {topic} back: {e}")),
             None if last.elapsed() > Duration::from_secs(60) => {
-                return Err(KafkaError::Topic(topic.into(), "no progress reading it back for 60 s".into()))
+                return Err(KafkaError::Topic { topic: topic.into(), cause: TopicError::Stalled })
             }
             None => {}
         }

@@ -46,16 +46,37 @@ use disposition::Disposition;
 use task::Service;
 
 /// The service failed (configuration, broker, storage); bad events never
-/// fail it.
+/// fail it. It stops; the partitions' last checkpoints stand, and a restart
+/// (or another instance) goes on from them.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
-    /// A Kafka client.
+    /// A Kafka client refused a call (creation, subscription, seek).
     #[error("kafka: {0}")]
-    Client(String),
+    Client(#[source] rdkafka::error::KafkaError),
     /// A topic could not be created or read.
-    #[error("topic {0}: {1}")]
-    Topic(String, String),
-    /// A record was refused for good, or the brokers were given up on.
+    #[error("topic {topic}: {cause}")]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// Why.
+        #[source]
+        cause: client::TopicError,
+    },
+    /// The producer refused a record before sending it.
+    #[error("producing to {topic}: {source}")]
+    Produce {
+        /// The topic.
+        topic: String,
+        /// Why.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The brokers refused a record for good: the service stops before a
+    /// checkpoint could pass it.
+    #[error(transparent)]
+    Rejected(#[from] client::DeliveryFailure),
+    /// The brokers were given up on, or a delivery failed (as text, from
+    /// the partition tasks; see [`client::DeliveryWatch::failure`]).
     #[error("{0}")]
     Delivery(String),
     /// Checkpoint file.
@@ -67,9 +88,9 @@ pub enum KafkaError {
     /// History.
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
-    /// The configuration forbids running.
-    #[error("{0}")]
-    Config(String),
+    /// `privacy.applicant_key` is the built-in default: `run` does not start.
+    #[error("privacy.applicant_key is the built-in default; set a secret key (JIANCHA__PRIVACY__APPLICANT_KEY)")]
+    DefaultApplicantKey,
     /// An alert record could not be encoded: the service stops rather than
     /// publish it empty (its last checkpoint stands; a restart tries again).
     #[error("{0}; stopping rather than publishing it empty")]
@@ -80,8 +101,9 @@ pub enum KafkaError {
 }
 
 impl KafkaError {
+    /// [`KafkaError::Client`], as a function to pass to `map_err`.
     fn client(e: rdkafka::error::KafkaError) -> KafkaError {
-        KafkaError::Client(e.to_string())
+        KafkaError::Client(e)
     }
 }
 
@@ -142,9 +164,7 @@ impl ConsumerContext for Ctx {
 /// `run` refuses the built-in applicant key (checked before anything starts).
 pub fn refuse_default_key(cfg: &Config) -> Result<(), KafkaError> {
     if cfg.privacy.applicant_key == crate::config::DEFAULT_APPLICANT_KEY {
-        return Err(KafkaError::Config(
-            "privacy.applicant_key is the built-in default; set a secret key (JIANCHA__PRIVACY__APPLICANT_KEY)".into(),
-        ));
+        return Err(KafkaError::DefaultApplicantKey);
     }
     Ok(())
 }

@@ -36,8 +36,8 @@ pub fn lines(
     while producer.flush(Duration::from_secs(10)).is_err() {
         super::log(&format!("waiting for the brokers to acknowledge {} events", producer.in_flight_count()));
     }
-    if let Some(f) = producer.context().failure() {
-        return Err(KafkaError::Delivery(f));
+    if let Some(f) = producer.context().failed() {
+        return Err(f.into());
     }
     Ok(n)
 }

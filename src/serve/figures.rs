@@ -25,7 +25,7 @@ pub fn regions(live: &Live) -> Vec<String> {
 
 /// Computes the figures once for `month` (`YYYY-MM`).
 pub async fn refresh(live: &Live, ctx: &SessionContext, month: &str) -> Result<(), crate::sql::SqlError> {
-    let sql = crate::sql::report::text("monthly-briefing").map_err(std::io::Error::other)?;
+    let sql = crate::sql::report::text("monthly-briefing")?;
     let mut results = Vec::new();
     for region in regions(live) {
         let batches = crate::sql::report::run(ctx, &sql, month, &region).await?;

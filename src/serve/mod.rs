@@ -98,7 +98,7 @@ impl Live {
     }
 }
 
-/// The servers could not start.
+/// The servers could not start; the service stops before it reads an event.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// A listen address could not be bound.
@@ -109,11 +109,53 @@ pub enum ServeError {
         /// The address.
         addr: String,
         /// Why.
+        #[source]
         cause: std::io::Error,
     },
-    /// Runtime, SQL session, TLS files or users.
+    /// The servers' runtime (threads) could not start.
+    #[error("runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The SQL endpoint's runtime could not start.
+    #[error("SQL runtime: {0}")]
+    SqlRuntime(#[source] std::io::Error),
+    /// The history could not be opened for SQL.
+    #[error("SQL session over {data}: {source}")]
+    Session {
+        /// The history folder.
+        data: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::sql::SqlError,
+    },
+    /// The SQL endpoint's limits could not be set up.
+    #[error(transparent)]
+    Limits(#[from] pg::limits::LimitsError),
+    /// The SQL endpoint's sessions could not be set up.
+    #[error("SQL endpoint: {0}")]
+    Endpoint(#[source] crate::sql::SqlError),
+    /// The TLS certificate or key cannot be used.
+    #[error("sql.tls_cert / sql.tls_key: {0}")]
+    Tls(#[source] TlsError),
+}
+
+/// What is wrong with the TLS files.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read, or is not PEM.
+    #[error("{path}: {cause}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        cause: std::io::Error,
+    },
+    /// The key file holds no private key.
+    #[error("{0}: no private key")]
+    NoKey(String),
+    /// rustls refused the certificate and key.
     #[error("{0}")]
-    Setup(String),
+    Rustls(#[from] pgwire::tokio::tokio_rustls::rustls::Error),
 }
 
 /// The running servers; dropping it stops them at once, whatever query
@@ -172,10 +214,15 @@ fn lower_priority() {
     }
 }
 
+/// A [`ServeError::Bind`] of `key` = `addr`.
+fn bind_err(key: &'static str, addr: &str) -> impl Fn(std::io::Error) -> ServeError {
+    let addr = addr.to_string();
+    move |cause| ServeError::Bind { key, addr: addr.clone(), cause }
+}
+
 fn bind(key: &'static str, addr: &str) -> Result<std::net::TcpListener, ServeError> {
-    let err = |cause| ServeError::Bind { key, addr: addr.to_string(), cause };
-    let l = std::net::TcpListener::bind(addr).map_err(err)?;
-    l.set_nonblocking(true).map_err(err)?;
+    let l = std::net::TcpListener::bind(addr).map_err(bind_err(key, addr))?;
+    l.set_nonblocking(true).map_err(bind_err(key, addr))?;
     Ok(l)
 }
 
@@ -185,19 +232,20 @@ fn tls(cfg: &Config) -> Result<Option<pgwire::tokio::TlsAcceptor>, ServeError> {
     if cert.is_empty() && key.is_empty() {
         return Ok(None);
     }
-    let setup = |m: String| ServeError::Setup(format!("sql.tls_cert / sql.tls_key: {m}"));
-    let read = |p: &str| std::fs::read(p).map_err(|e| setup(format!("{p}: {e}")));
-    let certs = rustls_pemfile::certs(&mut &read(cert)?[..])
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| setup(format!("{cert}: {e}")))?;
+    let err = |path: &str| {
+        let path = path.to_string();
+        move |cause| ServeError::Tls(TlsError::Read { path, cause })
+    };
+    let read = |p: &str| std::fs::read(p).map_err(err(p));
+    let certs = rustls_pemfile::certs(&mut &read(cert)?[..]).collect::<Result<Vec<_>, _>>().map_err(err(cert))?;
     let key = rustls_pemfile::private_key(&mut &read(key)?[..])
-        .map_err(|e| setup(format!("{key}: {e}")))?
-        .ok_or_else(|| setup(format!("{key}: no private key")))?;
+        .map_err(err(key))?
+        .ok_or_else(|| ServeError::Tls(TlsError::NoKey(key.to_string())))?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| setup(e.to_string()))?;
+        .map_err(|e| ServeError::Tls(e.into()))?;
     Ok(Some(pgwire::tokio::TlsAcceptor::from(Arc::new(config))))
 }
 
@@ -215,10 +263,10 @@ WHERE r.state = 'firing'
 ORDER BY r.\"at\", r.alert_id
 LIMIT 100000";
 
-async fn seed_feed(live: &Live, ctx: &datafusion::prelude::SessionContext) -> Result<usize, String> {
-    let batches = ctx.sql(FIRING_SQL).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
-    let json = crate::sql::format::render(&batches, crate::sql::format::Format::Json).map_err(|e| e.to_string())?;
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+async fn seed_feed(live: &Live, ctx: &datafusion::prelude::SessionContext) -> Result<usize, crate::sql::SqlError> {
+    let batches = ctx.sql(FIRING_SQL).await?.collect().await?;
+    let json = crate::sql::format::render(&batches, crate::sql::format::Format::Json)?;
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&json)?;
     let mut n = 0;
     for mut row in rows {
         let earlier = row.get("earlier_case_id").cloned().unwrap_or_default();
@@ -245,37 +293,35 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
         .thread_name("jiancha-serve")
         .enable_all()
         .build()
-        .map_err(|e| ServeError::Setup(format!("runtime: {e}")))?;
+        .map_err(ServeError::Runtime)?;
     let http_l = bind("http.listen", &cfg.http.listen)?;
-    let http = http_l.local_addr().map_err(|e| ServeError::Setup(e.to_string()))?;
+    let http = http_l.local_addr().map_err(bind_err("http.listen", &cfg.http.listen))?;
     let sql_l = if live.users.is_empty() { None } else { Some(bind("sql.listen", &cfg.sql.listen)?) };
     let sql = sql_l.as_ref().and_then(|l| l.local_addr().ok());
     let acceptor = tls(cfg)?;
+    let session = |source| ServeError::Session { data: live.data.clone(), source };
     let full = rt
         .block_on(crate::sql::session_with(&live.data, &live.refdata, cfg.time.zone.name(), Some(live.pending.clone())))
-        .map_err(|e| ServeError::Setup(format!("SQL session over {}: {e}", live.data.display())))?;
-    let stored = rt
-        .block_on(crate::sql::session(&live.data, &live.refdata, cfg.time.zone.name()))
-        .map_err(|e| ServeError::Setup(format!("SQL session over {}: {e}", live.data.display())))?;
+        .map_err(session)?;
+    let stored = rt.block_on(crate::sql::session(&live.data, &live.refdata, cfg.time.zone.name())).map_err(session)?;
     match rt.block_on(seed_feed(&live, &full)) {
         Ok(0) => {}
         Ok(n) => eprintln!("jiancha: {n} alerts firing in history are on the board"),
         Err(e) => eprintln!("jiancha: the alerts firing in history could not be read ({e}); the feed starts empty"),
     }
-    let sql_rt = sql_runtime(cfg.sql.threads()).map_err(|e| ServeError::Setup(format!("SQL runtime: {e}")))?;
+    let sql_rt = sql_runtime(cfg.sql.threads()).map_err(ServeError::SqlRuntime)?;
     let shared = match &sql_l {
         Some(_) => {
-            let limits = pg::limits::Limits::new(&cfg.sql).map_err(ServeError::Setup)?;
+            let limits = pg::limits::Limits::new(&cfg.sql)?;
             Some(Arc::new(
-                rt.block_on(pg::Shared::new(live.users.clone(), &full, limits))
-                    .map_err(|e| ServeError::Setup(format!("SQL endpoint: {e}")))?,
+                rt.block_on(pg::Shared::new(live.users.clone(), &full, limits)).map_err(ServeError::Endpoint)?,
             ))
         }
         None => None,
     };
     {
         let _g = rt.enter();
-        let listener = tokio::net::TcpListener::from_std(http_l).map_err(|e| ServeError::Setup(e.to_string()))?;
+        let listener = tokio::net::TcpListener::from_std(http_l).map_err(bind_err("http.listen", &cfg.http.listen))?;
         // The case API reads history as written: a case's row and its
         // events come together there (the pending rows would show a case
         // before its events).
@@ -287,7 +333,7 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
         });
         if let (Some(l), Some(shared)) = (sql_l, shared) {
             let _g = sql_rt.enter();
-            let listener = tokio::net::TcpListener::from_std(l).map_err(|e| ServeError::Setup(e.to_string()))?;
+            let listener = tokio::net::TcpListener::from_std(l).map_err(bind_err("sql.listen", &cfg.sql.listen))?;
             sql_rt.spawn(async move {
                 loop {
                     let Ok((socket, _)) = listener.accept().await else { continue };

@@ -30,24 +30,73 @@ pub struct PasswordHash {
     pub salted: Vec<u8>,
 }
 
+/// A `password` that is not a hash from `jiancha hash-password`; the
+/// configuration is refused until it is replaced by one.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Not four `$`-separated parts.
+    #[error("not a hash from `jiancha hash-password` (scram-sha-256$ITER$SALT$HASH)")]
+    Form,
+    /// A scheme other than `scram-sha-256`.
+    #[error("unknown scheme {0:?} (expected scram-sha-256)")]
+    Scheme(String),
+    /// The iteration count is not a number.
+    #[error("iterations {0:?} is not a number")]
+    IterationsNotANumber(String),
+    /// An iteration count other than [`ITERATIONS`].
+    #[error("iterations must be {ITERATIONS}")]
+    Iterations,
+    /// The salt is not base64.
+    #[error("salt: {0}")]
+    Salt(#[source] base64::DecodeError),
+    /// The salted password is not base64.
+    #[error("hash: {0}")]
+    Hash(#[source] base64::DecodeError),
+    /// The salt or the salted password has the wrong length.
+    #[error("salt shorter than 8 bytes or hash not 32 bytes")]
+    Length,
+}
+
+/// A configured user the service cannot serve; it does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    /// The user's password hash does not parse.
+    #[error("user {user:?}: {source}")]
+    Hash {
+        /// The user's name.
+        user: String,
+        /// What is wrong with the hash.
+        #[source]
+        source: HashError,
+    },
+    /// A reader's region is not in the regions file.
+    #[error("user {user:?}: region {region:?} is not in the regions file")]
+    Region {
+        /// The user's name.
+        user: String,
+        /// The region code given.
+        region: String,
+    },
+}
+
 impl PasswordHash {
     /// Parses `scram-sha-256$ITER$SALT$SALTED`.
-    pub fn parse(s: &str) -> Result<PasswordHash, String> {
+    pub fn parse(s: &str) -> Result<PasswordHash, HashError> {
         let parts: Vec<&str> = s.split('$').collect();
         let [scheme, iters, salt, salted] = parts.as_slice() else {
-            return Err("not a hash from `jiancha hash-password` (scram-sha-256$ITER$SALT$HASH)".into());
+            return Err(HashError::Form);
         };
         if *scheme != "scram-sha-256" {
-            return Err(format!("unknown scheme {scheme:?} (expected scram-sha-256)"));
+            return Err(HashError::Scheme(scheme.to_string()));
         }
-        let iterations: usize = iters.parse().map_err(|_| format!("iterations {iters:?} is not a number"))?;
+        let iterations: usize = iters.parse().map_err(|_| HashError::IterationsNotANumber(iters.to_string()))?;
         if iterations != ITERATIONS {
-            return Err(format!("iterations must be {ITERATIONS}"));
+            return Err(HashError::Iterations);
         }
-        let salt = B64.decode(salt).map_err(|e| format!("salt: {e}"))?;
-        let salted = B64.decode(salted).map_err(|e| format!("hash: {e}"))?;
+        let salt = B64.decode(salt).map_err(HashError::Salt)?;
+        let salted = B64.decode(salted).map_err(HashError::Hash)?;
         if salt.len() < 8 || salted.len() != 32 {
-            return Err("salt shorter than 8 bytes or hash not 32 bytes".into());
+            return Err(HashError::Length);
         }
         Ok(PasswordHash { iterations, salt, salted })
     }
@@ -114,15 +163,16 @@ pub fn region_and_below(refdata: &RefData, code: &str) -> BTreeSet<String> {
 
 impl Users {
     /// Users from configuration (hashes checked by config validation).
-    pub fn new(cfg: &[UserConfig], refdata: &RefData) -> Result<Users, String> {
+    pub fn new(cfg: &[UserConfig], refdata: &RefData) -> Result<Users, UsersError> {
         let mut by_name = HashMap::new();
         for u in cfg {
-            let hash = PasswordHash::parse(&u.password).map_err(|e| format!("user {:?}: {e}", u.name))?;
+            let hash =
+                PasswordHash::parse(&u.password).map_err(|source| UsersError::Hash { user: u.name.clone(), source })?;
             let (scope, region) = match u.role {
                 Role::Admin => (None, String::new()),
                 Role::Reader => {
                     if refdata.regions.get(&u.region).is_none() {
-                        return Err(format!("user {:?}: region {:?} is not in the regions file", u.name, u.region));
+                        return Err(UsersError::Region { user: u.name.clone(), region: u.region.clone() });
                     }
                     (Some(Arc::new(region_and_below(refdata, &u.region))), u.region.clone())
                 }

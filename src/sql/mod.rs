@@ -34,6 +34,15 @@ pub enum SqlError {
     /// Files.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Writing a workbook.
+    #[error("{0}")]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    /// Reading results back as JSON.
+    #[error("results as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A named report that cannot be run.
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
 }
 
 /// The `events` view: the stored events that are in effect (applied and

@@ -15,10 +15,30 @@ pub const BUILT_IN: [(&str, &str); 2] = [
     ("quarterly-report", include_str!("../../sql/reports/quarterly-report.sql")),
 ];
 
+/// A report asked for by a name or month that cannot be run; nothing is
+/// queried.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The name has characters a file name of `sql/reports/` may not.
+    #[error("report name {0:?} must be letters, digits, - and _")]
+    BadName(String),
+    /// No such report, built in or under `sql/reports/`.
+    #[error("no report {name:?} (built in: {built_in}; or add sql/reports/{name}.sql)")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The built-in reports' names, comma separated.
+        built_in: String,
+    },
+    /// The month is not `YYYY-MM`.
+    #[error("--month {0:?} is not YYYY-MM")]
+    BadMonth(String),
+}
+
 /// The SQL text of a report.
-pub fn text(name: &str) -> Result<String, String> {
+pub fn text(name: &str) -> Result<String, ReportError> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(format!("report name {name:?} must be letters, digits, - and _"));
+        return Err(ReportError::BadName(name.to_string()));
     }
     let local = std::path::Path::new("sql/reports").join(format!("{name}.sql"));
     if let Ok(t) = std::fs::read_to_string(&local) {
@@ -26,19 +46,19 @@ pub fn text(name: &str) -> Result<String, String> {
     }
     BUILT_IN.iter().find(|(n, _)| *n == name).map(|(_, t)| t.to_string()).ok_or_else(|| {
         let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
-        format!("no report {name:?} (built in: {}; or add sql/reports/{name}.sql)", names.join(", "))
+        ReportError::Unknown { name: name.to_string(), built_in: names.join(", ") }
     })
 }
 
 /// Checks a `YYYY-MM` month.
-pub fn check_month(month: &str) -> Result<(), String> {
+pub fn check_month(month: &str) -> Result<(), ReportError> {
     let ok = month.len() == 7
         && month.as_bytes()[4] == b'-'
         && chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_ok();
     if ok {
         Ok(())
     } else {
-        Err(format!("--month {month:?} is not YYYY-MM"))
+        Err(ReportError::BadMonth(month.to_string()))
     }
 }
 

@@ -147,7 +147,8 @@ impl TableFunctionImpl for ReportFn {
         let Some(state) = args.session().as_any().downcast_ref::<SessionState>() else {
             return plan_err!("{fname}: not callable here");
         };
-        let sql = super::report::text(self.name).map_err(datafusion::error::DataFusionError::Plan)?;
+        let sql =
+            super::report::text(self.name).map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))?;
         let statement = state.sql_to_statement(&sql, &datafusion::common::config::Dialect::PostgreSQL)?;
         // Planning only resolves tables from in-memory catalogs: no I/O waits.
         let plan = futures::executor::block_on(state.statement_to_plan(statement))?;

@@ -6,7 +6,7 @@ use super::SqlError;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
-use rust_xlsxwriter::{Format as Cell, Workbook, XlsxError};
+use rust_xlsxwriter::{Format as Cell, Workbook};
 
 /// The Chinese header of a column, or the name itself.
 pub fn header(column: &str) -> &str {
@@ -40,26 +40,22 @@ pub fn is_rate(column: &str) -> bool {
     column.ends_with("_rate") || column.ends_with("_share")
 }
 
-fn xlsx_err(e: XlsxError) -> SqlError {
-    SqlError::Io(std::io::Error::other(e.to_string()))
-}
-
 /// A workbook with one sheet named `sheet` holding `batches`.
 pub fn workbook(batches: &[RecordBatch], sheet: &str) -> Result<Vec<u8>, SqlError> {
     let mut wb = Workbook::new();
     let ws = wb.add_worksheet();
     // Sheet names: at most 31 characters, none of []:*?/\ .
     let name: String = sheet.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect();
-    ws.set_name(if name.is_empty() { "report" } else { &name }).map_err(xlsx_err)?;
+    ws.set_name(if name.is_empty() { "report" } else { &name })?;
     let bold = Cell::new().set_bold();
     let pct = Cell::new().set_num_format("0.00%");
     let num = Cell::new().set_num_format("0.####");
     let Some(schema) = batches.first().map(|b| b.schema()) else {
-        return wb.save_to_buffer().map_err(xlsx_err);
+        return Ok(wb.save_to_buffer()?);
     };
     for (c, f) in schema.fields().iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, header(f.name()), &bold).map_err(xlsx_err)?;
-        ws.set_column_width(c as u16, 14).map_err(xlsx_err)?;
+        ws.write_string_with_format(0, c as u16, header(f.name()), &bold)?;
+        ws.set_column_width(c as u16, 14)?;
     }
     let mut row = 1u32;
     for b in batches {
@@ -76,13 +72,13 @@ pub fn workbook(batches: &[RecordBatch], sheet: &str) -> Result<Vec<u8>, SqlErro
                         continue;
                     }
                     let fmt = if is_rate(f.name()) { &pct } else { &num };
-                    ws.write_number_with_format(row + i as u32, c as u16, v.value(i), fmt).map_err(xlsx_err)?;
+                    ws.write_number_with_format(row + i as u32, c as u16, v.value(i), fmt)?;
                 }
             } else if *f.data_type() == DataType::Boolean {
                 let v = col.as_boolean();
                 for i in 0..b.num_rows() {
                     if !v.is_null(i) {
-                        ws.write_boolean(row + i as u32, c as u16, v.value(i)).map_err(xlsx_err)?;
+                        ws.write_boolean(row + i as u32, c as u16, v.value(i))?;
                     }
                 }
             } else {
@@ -90,13 +86,13 @@ pub fn workbook(batches: &[RecordBatch], sheet: &str) -> Result<Vec<u8>, SqlErro
                 let v = as_text.as_string::<i32>();
                 for i in 0..b.num_rows() {
                     if !v.is_null(i) {
-                        ws.write_string(row + i as u32, c as u16, v.value(i)).map_err(xlsx_err)?;
+                        ws.write_string(row + i as u32, c as u16, v.value(i))?;
                     }
                 }
             }
         }
         row += b.num_rows() as u32;
     }
-    ws.set_freeze_panes(1, 0).map_err(xlsx_err)?;
-    wb.save_to_buffer().map_err(xlsx_err)
+    ws.set_freeze_panes(1, 0)?;
+    Ok(wb.save_to_buffer()?)
 }

@@ -70,9 +70,21 @@ pub fn show_duration(d: Duration) -> String {
     }
 }
 
+/// The endpoint's limits could not be set up; the SQL endpoint, and the
+/// service with it, does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitsError {
+    /// `sql.memory_limit` is not a size.
+    #[error(transparent)]
+    MemoryLimit(#[from] crate::config::ValueError),
+    /// DataFusion refused the runtime with that memory pool.
+    #[error("SQL runtime: {0}")]
+    Runtime(#[source] DataFusionError),
+}
+
 impl Limits {
     /// The limits of `cfg`.
-    pub fn new(cfg: &SqlConfig) -> Result<Limits, String> {
+    pub fn new(cfg: &SqlConfig) -> Result<Limits, LimitsError> {
         let memory_limit = cfg.memory_limit_bytes()?;
         // FairSpillPool: operators that can spill share the pool fairly and
         // spill rather than starve each other; the tracking wrapper names
@@ -82,7 +94,7 @@ impl Limits {
             .with_object_list_cache_limit(0)
             .with_memory_pool(Arc::new(pool))
             .build_arc()
-            .map_err(|e| format!("SQL runtime: {e}"))?;
+            .map_err(LimitsError::Runtime)?;
         Ok(Limits {
             statement_timeout: cfg.statement_timeout,
             memory_limit,

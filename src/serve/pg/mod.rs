@@ -164,7 +164,7 @@ pub struct Shared {
 impl Shared {
     /// One template session per distinct user scope, planned over `full`'s
     /// tables and executed on the limits' runtime.
-    pub async fn new(users: Arc<Users>, full: &SessionContext, limits: Limits) -> Result<Shared, String> {
+    pub async fn new(users: Arc<Users>, full: &SessionContext, limits: Limits) -> Result<Shared, crate::sql::SqlError> {
         let limits = Arc::new(limits);
         let mut scopes = HashMap::new();
         for name in users.names() {
@@ -172,10 +172,8 @@ impl Shared {
             if scopes.contains_key(&u.region) {
                 continue;
             }
-            let ctx = crate::sql::scope::scoped_on(full, u.scope.as_deref(), limits.runtime.clone())
-                .await
-                .map_err(|e| e.to_string())?;
-            setup_pg_catalog(&ctx, "jiancha", Arc::new(AuthManager::default())).map_err(|e| e.to_string())?;
+            let ctx = crate::sql::scope::scoped_on(full, u.scope.as_deref(), limits.runtime.clone()).await?;
+            setup_pg_catalog(&ctx, "jiancha", Arc::new(AuthManager::default())).map_err(|e| *e)?;
             scopes.insert(u.region.clone(), ctx);
         }
         let mut params = DefaultServerParameterProvider::default();
