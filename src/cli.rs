@@ -295,7 +295,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let users = crate::serve::users::Users::new(&cfg.users, &refdata)?;
             let data = cfg.storage.data_dir.clone();
             std::fs::create_dir_all(&data).with_context(|| format!("{}", data.display()))?;
-            let live = Arc::new(crate::serve::Live::new(&cfg, refdata.clone(), users, &data));
+            let live = Arc::new(crate::pipeline::live::Live::new(&cfg, refdata.clone(), users, &data));
             let servers = crate::serve::start(&cfg, live.clone())?;
             crate::kafka::log(&format!(
                 "http on {} (/metrics, /healthz, /readyz, /api/alerts, board at /); SQL {}",
@@ -326,7 +326,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 (cfg.users.clone(), None, false)
             };
             let users = crate::serve::users::Users::new(&users, &refdata)?;
-            let mut live = crate::serve::Live::new(&cfg, refdata.clone(), users, &data);
+            let mut live = crate::pipeline::live::Live::new(&cfg, refdata.clone(), users, &data);
             live.http_open = http_open;
             let opts = crate::demo::DemoOptions { data, days_per_minute, cases_per_day, days, seed };
             crate::demo::run(&cfg, refdata, &opts, &stop, Arc::new(live), demo_user)?;

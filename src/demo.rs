@@ -9,12 +9,12 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::event::Decoder;
 use crate::history::History;
+use crate::pipeline::live::Live;
 use crate::pipeline::live::LiveSink;
 use crate::pipeline::{
     Core, DeadLetter, FlushPolicy, Payload, Pipeline, PipelineError, Pulled, Record, Sink, Source, Watermark,
 };
 use crate::reference::RefData;
-use crate::serve::Live;
 use crate::synth::{SimItem, Simulator, SynthOptions};
 use crate::time::{Instant, DAY_MS};
 use std::convert::Infallible;

@@ -75,11 +75,6 @@ impl DeliveryWatch {
         self.failed.lock().ok().and_then(|f| f.clone())
     }
 
-    /// [`DeliveryWatch::failed`] as text, for [`KafkaError::Delivery`].
-    pub fn failure(&self) -> Option<String> {
-        self.failed().map(|f| f.to_string())
-    }
-
     /// Raises `ends` (by partition of `topic`) to past every record of this
     /// process delivered there.
     pub fn raise_ends(&self, topic: &str, ends: &mut BTreeMap<i32, i64>) {

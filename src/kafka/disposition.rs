@@ -49,9 +49,7 @@ pub fn of_poll(e: &ClientError) -> Disposition {
             | Code::TopicAuthorizationFailed
             | Code::GroupAuthorizationFailed,
         ) => Disposition::Fatal,
-        Some(Code::BadMessage | Code::BadCompression | Code::InvalidMessage | Code::InvalidRecord) => {
-            Disposition::Skip
-        }
+        Some(Code::BadMessage | Code::BadCompression | Code::InvalidMessage | Code::InvalidRecord) => Disposition::Skip,
         _ => Disposition::Retry,
     }
 }

@@ -34,6 +34,7 @@ mod task;
 
 use crate::config::Config;
 use crate::reference::RefData;
+use disposition::Disposition;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
@@ -42,7 +43,6 @@ use rdkafka::TopicPartitionList;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use disposition::Disposition;
 use task::Service;
 
 /// The service failed (configuration, broker, storage); bad events never
@@ -75,10 +75,16 @@ pub enum KafkaError {
     /// checkpoint could pass it.
     #[error(transparent)]
     Rejected(#[from] client::DeliveryFailure),
-    /// The brokers were given up on, or a delivery failed (as text, from
-    /// the partition tasks; see [`client::DeliveryWatch::failure`]).
-    #[error("{0}")]
-    Delivery(String),
+    /// A second signal gave up waiting for the brokers to acknowledge
+    /// what was published.
+    #[error("gave up waiting for the brokers after {waited} s ({source}); the previous checkpoints stand")]
+    GaveUp {
+        /// Seconds waited.
+        waited: u64,
+        /// The last flush's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
     /// Checkpoint file.
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
@@ -176,7 +182,7 @@ pub fn run(
     cfg: &Config,
     refdata: Arc<RefData>,
     stop: &AtomicU32,
-    live: Arc<crate::serve::Live>,
+    live: Arc<crate::pipeline::live::Live>,
 ) -> Result<RunStats, KafkaError> {
     refuse_default_key(cfg)?;
     let k = &cfg.kafka;

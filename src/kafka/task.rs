@@ -86,7 +86,7 @@ pub struct Task {
 pub struct Service {
     pub cfg: Config,
     /// What the HTTP and SQL endpoints see.
-    pub live: Arc<crate::serve::Live>,
+    pub live: Arc<crate::pipeline::live::Live>,
     refdata: Arc<RefData>,
     zone: Zone,
     producer: BaseProducer<DeliveryWatch>,
@@ -139,7 +139,11 @@ struct CatchUp {
 }
 
 impl Service {
-    pub fn new(cfg: Config, refdata: Arc<RefData>, live: Arc<crate::serve::Live>) -> Result<Service, KafkaError> {
+    pub fn new(
+        cfg: Config,
+        refdata: Arc<RefData>,
+        live: Arc<crate::pipeline::live::Live>,
+    ) -> Result<Service, KafkaError> {
         let zone = cfg.time.zone.clone();
         let k = &cfg.kafka;
         let producer = client::producer_config(&k.brokers)
@@ -802,17 +806,15 @@ impl Service {
         while let Err(e) = self.producer.flush(Duration::from_secs(5)) {
             waited += 5;
             if stop.load(Ordering::Relaxed) > 1 {
-                return Err(KafkaError::Delivery(format!(
-                    "gave up waiting for the brokers after {waited} s ({e}); the previous checkpoints stand"
-                )));
+                return Err(KafkaError::GaveUp { waited, source: e });
             }
             log(&format!(
                 "waiting {waited} s for the brokers to acknowledge {} records ({e})",
                 self.producer.in_flight_count()
             ));
         }
-        if let Some(f) = self.producer.context().failure() {
-            return Err(KafkaError::Delivery(f));
+        if let Some(f) = self.producer.context().failed() {
+            return Err(KafkaError::Rejected(f));
         }
         let k = self.cfg.kafka.clone();
         let Some(t) = self.tasks.get_mut(&p) else { return Ok(()) };
@@ -851,7 +853,7 @@ impl Service {
 struct Outputs<'a> {
     producer: &'a BaseProducer<DeliveryWatch>,
     kafka: &'a crate::config::KafkaConfig,
-    live: &'a crate::serve::Live,
+    live: &'a crate::pipeline::live::Live,
     /// Reads back the original bytes of events dead-lettered after a hold.
     raw: &'a BaseConsumer,
 }

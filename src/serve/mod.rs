@@ -16,87 +16,11 @@ pub mod users;
 
 use crate::alert::AlertRecord;
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::reference::RefData;
-use crate::time::{Instant, Zone};
+pub use crate::pipeline::live::Live;
 use datafusion_postgres::pgwire;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::path::PathBuf;
 use std::sync::Arc;
-use users::Users;
-
-/// State shared between the pipeline and the servers.
-pub struct Live {
-    /// Every metric.
-    pub metrics: Arc<Metrics>,
-    /// The alert records published.
-    pub feed: feed::Feed,
-    /// Reference data.
-    pub refdata: Arc<RefData>,
-    /// The configured zone.
-    pub zone: Zone,
-    /// Who may read SQL (empty: the SQL endpoint is not served).
-    pub users: Arc<Users>,
-    /// HTTP asks for no credentials (no users configured).
-    pub http_open: bool,
-    /// Ready to serve: reference data loaded and partitions (or the demo)
-    /// started.
-    pub ready: AtomicBool,
-    /// The pipeline's clock (event-time watermark), ms since the epoch; 0
-    /// before the first event.
-    pub clock: AtomicI64,
-    /// History folder.
-    pub data: PathBuf,
-    /// Cases changed since their writer last flushed, which SQL sees
-    /// with the stored ones.
-    pub pending: Arc<crate::history::pending::PendingCases>,
-}
-
-impl Live {
-    /// Shared state for a pipeline writing history under `data`.
-    pub fn new(cfg: &Config, refdata: Arc<RefData>, users: Users, data: &Path) -> Live {
-        let metrics = Arc::new(Metrics::new(&refdata));
-        metrics.on_time_target.set(cfg.metrics.on_time_target);
-        let zone = cfg.time.zone.clone();
-        Live {
-            metrics,
-            feed: feed::Feed::new(50_000),
-            refdata: refdata.clone(),
-            zone: zone.clone(),
-            http_open: users.is_empty(),
-            users: Arc::new(users),
-            ready: AtomicBool::new(false),
-            clock: AtomicI64::new(0),
-            data: data.to_path_buf(),
-            pending: Arc::new(crate::history::pending::PendingCases::new(
-                zone.clone(),
-                cfg.time.zone.name(),
-                refdata.clone(),
-            )),
-        }
-    }
-
-    /// Publishes one alert record to the feed and the metrics; returns its
-    /// feed entry (with the record's JSON). A record that cannot be
-    /// encoded is not published anywhere.
-    pub fn alert(&self, r: &AlertRecord) -> Result<Arc<feed::Entry>, crate::alert::EncodeError> {
-        Ok(self.alert_encoded(r, r.to_json()?))
-    }
-
-    /// Publishes a record already encoded as `json` on the feed and counts
-    /// it.
-    pub fn alert_encoded(&self, r: &AlertRecord, json: String) -> Arc<feed::Entry> {
-        let (prev, entry) = self.feed.push_encoded(r, json);
-        self.metrics.alert(r, prev);
-        entry
-    }
-
-    /// Moves the clock (never back).
-    pub fn set_clock(&self, at: Instant) {
-        self.clock.fetch_max(at, Ordering::Relaxed);
-    }
-}
 
 /// The servers could not start; the service stops before it reads an event.
 #[derive(Debug, thiserror::Error)]
