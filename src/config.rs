@@ -39,16 +39,20 @@ pub struct Config {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertmanagerConfig {
-    /// Base URL of an Alertmanager (`http://host:9093`); empty: push nothing.
+    /// Base URL of an Alertmanager (`http://host:9093` or
+    /// `https://host:9093`); empty: push nothing.
     pub url: String,
     /// How often firing alerts are sent again, so Alertmanager keeps them.
     #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub resend: Duration,
+    /// PEM file of CA certificates trusted for an `https://` URL besides
+    /// the system's roots (a private CA); empty: the system's roots only.
+    pub tls_ca: String,
 }
 
 impl Default for AlertmanagerConfig {
     fn default() -> Self {
-        AlertmanagerConfig { url: String::new(), resend: Duration::from_secs(60) }
+        AlertmanagerConfig { url: String::new(), resend: Duration::from_secs(60), tls_ca: String::new() }
     }
 }
 
@@ -448,9 +452,12 @@ pub enum ValueError {
     /// `metrics.on_time_target` is not a fraction.
     #[error("metrics.on_time_target must be between 0 and 1")]
     OnTimeTarget,
-    /// `alertmanager.url` is not plain HTTP.
-    #[error("alertmanager.url {0:?} must start with http://")]
+    /// `alertmanager.url` is neither HTTP nor HTTPS.
+    #[error("alertmanager.url {0:?} must start with http:// or https://")]
     AlertmanagerUrl(String),
+    /// `alertmanager.tls_ca` is set for a URL that is not HTTPS.
+    #[error("alertmanager.tls_ca is set but alertmanager.url {0:?} is not https://")]
+    AlertmanagerCaWithoutHttps(String),
     /// A user name is empty or repeated.
     #[error("users: name {0:?} is empty or given twice")]
     UserName(String),
@@ -636,8 +643,12 @@ impl Config {
         if !(0.0..=1.0).contains(&self.metrics.on_time_target) {
             return Err(ValueError::OnTimeTarget);
         }
-        if !self.alertmanager.url.is_empty() && !self.alertmanager.url.starts_with("http://") {
-            return Err(ValueError::AlertmanagerUrl(self.alertmanager.url.clone()));
+        let am = &self.alertmanager;
+        if !am.url.is_empty() && !am.url.starts_with("http://") && !am.url.starts_with("https://") {
+            return Err(ValueError::AlertmanagerUrl(am.url.clone()));
+        }
+        if !am.tls_ca.is_empty() && !am.url.starts_with("https://") {
+            return Err(ValueError::AlertmanagerCaWithoutHttps(am.url.clone()));
         }
         let mut seen = std::collections::HashSet::new();
         for u in &self.users {
@@ -700,6 +711,19 @@ mod tests {
         assert!(e.to_string().contains("brokerz"), "{e}");
         std::fs::write(&p, "[time]\nzone = \"Nowhere/City\"\n").unwrap();
         assert!(Config::load(Some(&p), env(&[])).unwrap_err().to_string().contains("time.zone"));
+    }
+
+    #[test]
+    fn alertmanager_url_is_http_or_https_and_its_ca_needs_https() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, env(pairs));
+        let https = ("JIANCHA__ALERTMANAGER__URL", "https://am.example:9093");
+        let ca = ("JIANCHA__ALERTMANAGER__TLS_CA", "/etc/jiancha/ca.pem");
+        assert_eq!(load(&[https, ca]).unwrap().alertmanager.tls_ca, "/etc/jiancha/ca.pem");
+        assert!(load(&[("JIANCHA__ALERTMANAGER__URL", "http://am:9093")]).is_ok());
+        let e = load(&[("JIANCHA__ALERTMANAGER__URL", "ftp://am:9093")]).unwrap_err();
+        assert!(e.to_string().contains("alertmanager.url"), "{e}");
+        let e = load(&[("JIANCHA__ALERTMANAGER__URL", "http://am:9093"), ca]).unwrap_err();
+        assert!(e.to_string().contains("alertmanager.tls_ca"), "{e}");
     }
 
     #[test]

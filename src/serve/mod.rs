@@ -19,7 +19,7 @@ use crate::config::Config;
 pub use crate::pipeline::live::Live;
 use datafusion_postgres::pgwire;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The servers could not start; the service stops before it reads an event.
@@ -60,6 +60,9 @@ pub enum ServeError {
     /// The TLS certificate or key cannot be used.
     #[error("sql.tls_cert / sql.tls_key: {0}")]
     Tls(#[source] TlsError),
+    /// The Alertmanager client (its CA file, its URL).
+    #[error(transparent)]
+    Alertmanager(#[from] alertmanager::ClientError),
 }
 
 /// What is wrong with the TLS files.
@@ -224,6 +227,11 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
     let sql = sql_l.as_ref().and_then(|l| l.local_addr().ok());
     let acceptor = tls(cfg)?;
     let session = |source| ServeError::Session { data: live.data.clone(), source };
+    let am = &cfg.alertmanager;
+    let pusher = match am.url.is_empty() {
+        true => None,
+        false => Some(alertmanager::Pusher::new(&am.url, (!am.tls_ca.is_empty()).then(|| Path::new(&am.tls_ca)))?),
+    };
     let full = rt
         .block_on(crate::sql::session_with(&live.data, &live.refdata, cfg.time.zone.name(), Some(live.pending.clone())))
         .map_err(session)?;
@@ -266,9 +274,9 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
             });
         }
         rt.spawn(figures::run(live.clone(), full, cfg.metrics.figures_interval));
-        if !cfg.alertmanager.url.is_empty() {
+        if let Some(pusher) = pusher {
             let board = format!("http://{http}");
-            rt.spawn(alertmanager::run(live.clone(), cfg.alertmanager.url.clone(), cfg.alertmanager.resend, board));
+            rt.spawn(alertmanager::run(live.clone(), pusher, am.resend, board));
         }
     }
     Ok(Servers { rt: Some(rt), sql_rt: Some(sql_rt), http, sql })

@@ -1,5 +1,6 @@
 //! The one integration-test binary.
 
+mod alertmanager;
 mod api;
 mod board;
 mod calendar_files;

@@ -29,6 +29,7 @@ F,Fee item,tax,promised,10,3,10,
 
 pub mod broker;
 pub mod demo;
+pub mod fake_am;
 
 /// Polls `done` every 200 ms until it holds or `within` has passed;
 /// whether it held. For a wait that fails with a message of its own (the
