@@ -14,10 +14,18 @@
 //! request) over `http://` or `https://`; TLS is rustls, trusting the
 //! system's roots and, with `alertmanager.tls_ca`, a private CA.
 //!
-//! A failed push is retried from the same position, so none is skipped.
+//! Failures: a push that fails on the way (connection, TLS, timeout) or is
+//! answered with anything but 2xx is retried from the same position, after
+//! a delay that doubles up to a cap, with jitter — so no record is skipped
+//! and a recovering Alertmanager is not hit by every instance at once. Two
+//! answers are final: 400 and 422 say the alerts themselves are invalid
+//! (Alertmanager has stored the valid ones of the batch), so the batch is
+//! logged with the answer, counted as `rejected` and not sent again.
 
+use super::feed::Feed;
 use super::Live;
 use crate::alert::{AlertRecord, AlertState};
+use prometheus::IntCounterVec;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +130,17 @@ pub enum PushError {
     },
 }
 
+impl PushError {
+    /// Whether sending the same alerts again can succeed: not when
+    /// Alertmanager refused them as invalid (400, 422).
+    pub fn retryable(&self) -> bool {
+        match self {
+            PushError::Transport { .. } => true,
+            PushError::Status { status, .. } => !matches!(status.as_u16(), 400 | 422),
+        }
+    }
+}
+
 /// An error and its causes on one line: reqwest's own message only says
 /// which request failed, its sources say why.
 fn causes(e: &(dyn std::error::Error + 'static)) -> String {
@@ -203,27 +222,67 @@ impl Pusher {
     }
 }
 
+/// Delays between failed pushes: `first`, doubling up to `max`, each
+/// drawn between half and all of that (jitter).
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    /// The delay after the first failure.
+    pub first: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// 1 s, doubling to 30 s: well within Alertmanager's default
+    /// `resolve_timeout` (5 min) once it is back.
+    fn default() -> Self {
+        Backoff { first: Duration::from_secs(1), max: Duration::from_secs(30) }
+    }
+}
+
+impl Backoff {
+    /// The delay after the `failures`-th failure in a row (from 1).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let full = self.first.saturating_mul(1u32 << failures.saturating_sub(1).min(20)).min(self.max);
+        // Jitter from the OS's random source; without one, no jitter.
+        let r = getrandom::u32().unwrap_or(u32::MAX);
+        full / 2 + (full / 2).mul_f64(f64::from(r) / f64::from(u32::MAX))
+    }
+}
+
 /// Pushes forever.
 /// `generator` is the board's base URL (`http://host:port`), linked from
 /// each alert.
 pub async fn run(live: Arc<Live>, pusher: Pusher, resend: Duration, generator: String) {
+    push(&live.feed, &live.metrics.alertmanager_pushes, &pusher, resend, Backoff::default(), &generator).await
+}
+
+/// The push loop over `feed`, counting records in `pushes` by outcome
+/// (`sent`, `failed`, `rejected`).
+pub async fn push(
+    feed: &Feed,
+    pushes: &IntCounterVec,
+    pusher: &Pusher,
+    resend: Duration,
+    backoff: Backoff,
+    generator: &str,
+) {
     let url = pusher.url();
-    let mut rx = live.feed.subscribe();
+    let mut rx = feed.subscribe();
     let mut at = 0u64;
     let mut last_resend = tokio::time::Instant::now();
-    let mut failing = false;
-    let m = &live.metrics.alertmanager_pushes;
-    m.with_label_values(&["sent"]);
-    m.with_label_values(&["failed"]);
+    let mut failures = 0u32;
+    // The last failure said on stderr (an outage is said once, and again
+    // only when its cause changes).
+    let mut said = String::new();
     loop {
-        let batch = live.feed.since(at, BATCH);
+        let batch = feed.since(at, BATCH);
         let resend_due = last_resend.elapsed() >= resend;
-        let (records, next): (Vec<serde_json::Value>, u64) = if !batch.entries.is_empty() {
+        let (records, next, resending) = if !batch.entries.is_empty() {
             let next = batch.entries.last().map_or(at, |e| e.seq);
-            (batch.entries.iter().map(|e| to_alert(&e.record, &generator)).collect(), next)
+            (batch.entries.iter().map(|e| to_alert(&e.record, generator)).collect::<Vec<_>>(), next, false)
         } else if resend_due {
-            last_resend = tokio::time::Instant::now();
-            (live.feed.firing().iter().map(|e| to_alert(&e.record, &generator)).collect(), at)
+            (feed.firing().iter().map(|e| to_alert(&e.record, generator)).collect(), at, true)
         } else {
             tokio::select! {
                 _ = rx.changed() => {}
@@ -231,27 +290,42 @@ pub async fn run(live: Arc<Live>, pusher: Pusher, resend: Duration, generator: S
             }
             continue;
         };
-        if records.is_empty() {
-            at = next;
-            continue;
-        }
         let n = records.len() as u64;
-        match pusher.post(serde_json::Value::Array(records).to_string()).await {
+        let result =
+            if records.is_empty() { Ok(()) } else { pusher.post(serde_json::Value::Array(records).to_string()).await };
+        match result {
             Ok(()) => {
-                m.with_label_values(&["sent"]).inc_by(n);
+                pushes.with_label_values(&["sent"]).inc_by(n);
                 at = next;
-                if failing {
+                if resending {
+                    last_resend = tokio::time::Instant::now();
+                }
+                if failures > 0 {
                     eprintln!("jiancha: alertmanager {url}: pushing again");
-                    failing = false;
+                    failures = 0;
+                    said.clear();
                 }
             }
-            Err(e) => {
-                m.with_label_values(&["failed"]).inc_by(n);
-                if !failing {
-                    eprintln!("jiancha: alertmanager {e}; retrying every 5 s");
-                    failing = true;
+            Err(e) if !e.retryable() => {
+                pushes.with_label_values(&["rejected"]).inc_by(n);
+                let what = if resending { "resent firing alerts" } else { "records" };
+                eprintln!("jiancha: alertmanager {e}; these {n} {what} are not sent again");
+                at = next;
+                if resending {
+                    last_resend = tokio::time::Instant::now();
                 }
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                failures = 0;
+                said.clear();
+            }
+            Err(e) => {
+                pushes.with_label_values(&["failed"]).inc_by(n);
+                failures = failures.saturating_add(1);
+                let e = e.to_string();
+                if e != said {
+                    eprintln!("jiancha: alertmanager {e}; retrying with backoff, at most {:?} apart", backoff.max);
+                    said = e;
+                }
+                tokio::time::sleep(backoff.delay(failures)).await;
             }
         }
     }
@@ -260,6 +334,119 @@ pub async fn run(live: Arc<Live>, pusher: Pusher, resend: Duration, generator: S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    fn record(case: &str, state: &str) -> AlertRecord {
+        serde_json::from_value(serde_json::json!({
+            "alert_id": format!("{case}/overdue"), "rule": "overdue", "level": "red", "state": state,
+            "at": "2026-03-02T09:00:00+08:00", "case_id": case, "region": "220421",
+            "department": "tax", "window": null, "item_code": "T-1", "due_date": null,
+            "retracted": false, "detail": {}
+        }))
+        .unwrap()
+    }
+
+    /// A stand-in Alertmanager on loopback answering `script` in turn (then
+    /// 200), keeping the alert ids of every request it answered 200.
+    struct Fake {
+        base: String,
+        requests: Arc<AtomicUsize>,
+        accepted: Arc<Mutex<Vec<String>>>,
+    }
+
+    async fn fake(script: Vec<u16>) -> Fake {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let (r, a) = (requests.clone(), accepted.clone());
+        let app = axum::Router::new().route(
+            "/api/v2/alerts",
+            axum::routing::post(move |body: String| {
+                let (r, a, script) = (r.clone(), a.clone(), script.clone());
+                async move {
+                    let i = r.fetch_add(1, Ordering::SeqCst);
+                    let code = script.get(i).copied().unwrap_or(200);
+                    if code == 200 {
+                        let alerts: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+                        let mut a = a.lock().unwrap();
+                        a.extend(alerts.iter().filter_map(|x| x["labels"]["alert_id"].as_str().map(String::from)));
+                    }
+                    (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "scripted answer")
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        Fake { base, requests, accepted }
+    }
+
+    fn counters() -> IntCounterVec {
+        IntCounterVec::new(prometheus::Opts::new("pushes", "test"), &["outcome"]).unwrap()
+    }
+
+    /// Waits (up to 10 s) for `done`.
+    async fn until(mut done: impl FnMut() -> bool) -> bool {
+        for _ in 0..1000 {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    const QUICK: Backoff = Backoff { first: Duration::from_millis(20), max: Duration::from_millis(80) };
+
+    #[test]
+    fn backoff_doubles_to_its_cap_with_jitter() {
+        let b = Backoff { first: Duration::from_secs(1), max: Duration::from_secs(30) };
+        for (failures, full) in [(1, 1), (2, 2), (3, 4), (5, 16), (6, 30), (40, 30)] {
+            let d = b.delay(failures);
+            let full = Duration::from_secs(full);
+            assert!(d >= full / 2 && d <= full, "failure {failures}: {d:?} not within {full:?}/2..={full:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_card_gets_through_after_503s_with_backoff() {
+        let am = fake(vec![503, 503, 503]).await;
+        let feed = Arc::new(Feed::new(100));
+        feed.push(&record("C1", "firing")).unwrap();
+        let pushes = counters();
+        let pusher = Pusher::new(&am.base, None).unwrap();
+        let (f, p) = (feed.clone(), pushes.clone());
+        let task =
+            tokio::spawn(async move { push(&f, &p, &pusher, Duration::from_secs(3600), QUICK, "http://b").await });
+        assert!(until(|| !am.accepted.lock().unwrap().is_empty()).await, "the card never got through");
+        assert_eq!(am.requests.load(Ordering::SeqCst), 4, "three 503s, then the card");
+        assert_eq!(*am.accepted.lock().unwrap(), vec!["C1/overdue"]);
+        assert_eq!(pushes.with_label_values(&["failed"]).get(), 3);
+        assert_eq!(pushes.with_label_values(&["sent"]).get(), 1);
+        // The next record goes out on its own, once.
+        feed.push(&record("C1", "resolved")).unwrap();
+        assert!(until(|| am.accepted.lock().unwrap().len() == 2).await);
+        task.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_batch_is_not_sent_again_and_the_next_one_is() {
+        let am = fake(vec![400]).await;
+        let feed = Arc::new(Feed::new(100));
+        feed.push(&record("C1", "firing")).unwrap();
+        let pushes = counters();
+        let pusher = Pusher::new(&am.base, None).unwrap();
+        let (f, p) = (feed.clone(), pushes.clone());
+        let task =
+            tokio::spawn(async move { push(&f, &p, &pusher, Duration::from_secs(3600), QUICK, "http://b").await });
+        assert!(until(|| pushes.with_label_values(&["rejected"]).get() == 1).await);
+        feed.push(&record("C2", "firing")).unwrap();
+        assert!(until(|| !am.accepted.lock().unwrap().is_empty()).await, "the next record never got through");
+        assert_eq!(*am.accepted.lock().unwrap(), vec!["C2/overdue"], "the refused batch was sent again");
+        assert_eq!(am.requests.load(Ordering::SeqCst), 2);
+        task.abort();
+    }
 
     #[test]
     fn a_bad_ca_file_is_a_setup_error_naming_the_key() {
