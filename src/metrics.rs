@@ -91,7 +91,7 @@ pub struct Metrics {
     pub figures_updated: prometheus::Gauge,
     /// Alert records pushed to Alertmanager, by outcome: `sent`, `failed`
     /// (an attempt that will be retried), `rejected` (refused as invalid,
-    /// not sent again).
+    /// not sent again), `missed` (left the feed before they were pushed).
     pub alertmanager_pushes: IntCounterVec,
     /// Events (or records) the source could not read (broker errors).
     pub source_errors: IntCounter,
@@ -234,7 +234,7 @@ impl Metrics {
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         m.set_calendar(&refdata.calendar);
-        for outcome in ["sent", "failed", "rejected"] {
+        for outcome in ["sent", "failed", "rejected", "missed"] {
             m.alertmanager_pushes.with_label_values(&[outcome]);
         }
         for reason in crate::deadletter::DeadReason::ALL {

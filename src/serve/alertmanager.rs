@@ -20,7 +20,12 @@
 //! and a recovering Alertmanager is not hit by every instance at once. Two
 //! answers are final: 400 and 422 say the alerts themselves are invalid
 //! (Alertmanager has stored the valid ones of the batch), so the batch is
-//! logged with the answer, counted as `rejected` and not sent again.
+//! logged with the answer, counted as `rejected` and not sent again. If
+//! Alertmanager stays away so long that records leave the feed's ring
+//! before they are pushed, that is said on stderr, counted as `missed`, and
+//! every firing alert is sent again as soon as the push is caught up — the
+//! alerts missed as firing then arrive, and those missed as ended expire
+//! there (Alertmanager's `resolve_timeout`) since they are no longer resent.
 
 use super::feed::Feed;
 use super::Live;
@@ -258,7 +263,7 @@ pub async fn run(live: Arc<Live>, pusher: Pusher, resend: Duration, generator: S
 }
 
 /// The push loop over `feed`, counting records in `pushes` by outcome
-/// (`sent`, `failed`, `rejected`).
+/// (`sent`, `failed`, `rejected`, `missed`).
 pub async fn push(
     feed: &Feed,
     pushes: &IntCounterVec,
@@ -271,13 +276,27 @@ pub async fn push(
     let mut rx = feed.subscribe();
     let mut at = 0u64;
     let mut last_resend = tokio::time::Instant::now();
+    // Resend as soon as the push is caught up, whatever the time.
+    let mut resend_now = false;
     let mut failures = 0u32;
     // The last failure said on stderr (an outage is said once, and again
     // only when its cause changes).
     let mut said = String::new();
     loop {
         let batch = feed.since(at, BATCH);
-        let resend_due = last_resend.elapsed() >= resend;
+        if batch.gap {
+            // Gone from the ring: go on from the first record kept.
+            let first = batch.entries.first().map_or(at, |e| e.seq);
+            let missed = first.saturating_sub(at + 1);
+            pushes.with_label_values(&["missed"]).inc_by(missed);
+            eprintln!(
+                "jiancha: alertmanager {url}: {missed} alert records left the feed before they could be pushed; \
+                 every firing alert will be sent again"
+            );
+            at = first.saturating_sub(1);
+            resend_now = true;
+        }
+        let resend_due = resend_now || last_resend.elapsed() >= resend;
         let (records, next, resending) = if !batch.entries.is_empty() {
             let next = batch.entries.last().map_or(at, |e| e.seq);
             (batch.entries.iter().map(|e| to_alert(&e.record, generator)).collect::<Vec<_>>(), next, false)
@@ -299,6 +318,7 @@ pub async fn push(
                 at = next;
                 if resending {
                     last_resend = tokio::time::Instant::now();
+                    resend_now = false;
                 }
                 if failures > 0 {
                     eprintln!("jiancha: alertmanager {url}: pushing again");
@@ -313,6 +333,7 @@ pub async fn push(
                 at = next;
                 if resending {
                     last_resend = tokio::time::Instant::now();
+                    resend_now = false;
                 }
                 failures = 0;
                 said.clear();
@@ -445,6 +466,47 @@ mod tests {
         assert!(until(|| !am.accepted.lock().unwrap().is_empty()).await, "the next record never got through");
         assert_eq!(*am.accepted.lock().unwrap(), vec!["C2/overdue"], "the refused batch was sent again");
         assert_eq!(am.requests.load(Ordering::SeqCst), 2);
+        task.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_lost_from_the_ring_are_counted_and_firing_alerts_resent() {
+        // Nobody listens: every push fails until the fake starts.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let feed = Arc::new(Feed::new(2));
+        feed.push(&record("C1", "firing")).unwrap();
+        let pushes = counters();
+        let pusher = Pusher::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let (f, p) = (feed.clone(), pushes.clone());
+        let task =
+            tokio::spawn(async move { push(&f, &p, &pusher, Duration::from_secs(3600), QUICK, "http://b").await });
+        assert!(until(|| pushes.with_label_values(&["failed"]).get() >= 1).await);
+        // C1 firing, C2 firing then resolved: the ring of two keeps the last
+        // two records only.
+        for (c, s) in [("C2", "firing"), ("C2", "resolved"), ("C3", "firing")] {
+            feed.push(&record(c, s)).unwrap();
+        }
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
+        let a = accepted.clone();
+        let app = axum::Router::new().route(
+            "/api/v2/alerts",
+            axum::routing::post(move |body: String| {
+                let a = a.clone();
+                async move {
+                    let alerts: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+                    let mut a = a.lock().unwrap();
+                    a.extend(alerts.iter().filter_map(|x| x["labels"]["alert_id"].as_str().map(String::from)));
+                    StatusCode::OK
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(l, app).await });
+        // The two records kept, then every firing alert (C1 and C3) again.
+        let want = ["C2/overdue", "C3/overdue", "C1/overdue", "C3/overdue"];
+        assert!(until(|| accepted.lock().unwrap().len() >= 4).await, "{:?}", accepted.lock().unwrap());
+        assert_eq!(*accepted.lock().unwrap(), want);
+        assert_eq!(pushes.with_label_values(&["missed"]).get(), 2, "C1 firing and C2 firing left the ring");
         task.abort();
     }
 
