@@ -1,5 +1,5 @@
-//! The command line: parsing and dispatch. `anyhow` lives here and in `main`
-//! only; everything below returns typed errors.
+//! The command line: parsing, the log subscriber and dispatch. `anyhow`
+//! lives here and in `main` only; everything below returns typed errors.
 
 use crate::config::Config;
 use crate::reference::{Catalog, RefData, Regions};
@@ -14,14 +14,59 @@ use std::sync::Arc;
 #[derive(Parser, Debug)]
 #[command(name = "jiancha", version, about)]
 pub struct Cli {
+    /// Log lines on stderr as text or as JSON objects, one a line; RUST_LOG
+    /// sets what is logged (default: warn,jiancha=info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
+
+/// How log lines are written on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Time, level, module and message (colours on a terminal).
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `fields`
+    /// (`fields.message` the message).
+    Json,
+}
+
+/// What is logged when `RUST_LOG` does not say: our info lines, and only
+/// warnings and errors of the libraries.
+pub const DEFAULT_LOG_FILTER: &str = "warn,jiancha=info";
 
 impl Cli {
     /// A service (`run`, `demo`) rather than a command that ends.
     pub fn serves(&self) -> bool {
         matches!(self.command, Command::Run { .. } | Command::Demo { .. })
+    }
+
+    /// Sets up the process's log subscriber once: lines on stderr in
+    /// `--log-format`, filtered by `RUST_LOG` (a filter that does not parse
+    /// is said in a warning, and the default used). A second call does
+    /// nothing.
+    pub fn init_logging(&self) {
+        use std::io::IsTerminal;
+        use tracing_subscriber::EnvFilter;
+        let given = std::env::var("RUST_LOG").ok().filter(|s| !s.trim().is_empty());
+        let (filter, refused) = match given.as_deref().map(EnvFilter::try_new) {
+            Some(Ok(f)) => (f, None),
+            Some(Err(e)) => (EnvFilter::new(DEFAULT_LOG_FILTER), Some(e)),
+            None => (EnvFilter::new(DEFAULT_LOG_FILTER), None),
+        };
+        let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        let set = match self.log_format {
+            LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).try_init(),
+            LogFormat::Json => fmt.json().with_ansi(false).try_init(),
+        };
+        if let (Ok(()), Some(e)) = (set, refused) {
+            tracing::warn!(
+                rust_log = given.as_deref().unwrap_or_default(),
+                error = %e,
+                "RUST_LOG is not a filter; logging with {DEFAULT_LOG_FILTER}"
+            );
+        }
     }
 }
 
@@ -207,8 +252,8 @@ fn load_refdata_or_embedded(cfg: &Config) -> Result<RefData> {
         }
         false => Regions::load(&r.regions).context("reference data")?,
     };
-    eprintln!(
-        "jiancha: {} not found here; using the sample reference data built into the binary for {}",
+    tracing::warn!(
+        "{} not found here; using the sample reference data built into the binary for {}",
         used.join(", "),
         if used.len() == 1 { "it" } else { "them" }
     );

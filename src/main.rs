@@ -1,5 +1,5 @@
-//! The `jiancha` binary: parse, run, and turn any error into one line on
-//! stderr and a non-zero exit status.
+//! The `jiancha` binary: parse, set up logging, run, and turn any error
+//! into one line on stderr and a non-zero exit status.
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -24,6 +24,7 @@ const ALLOW_THP: &str = "MIMALLOC_ALLOW_THP";
 
 fn main() -> ExitCode {
     let cli = jiancha::cli::Cli::parse();
+    cli.init_logging();
     // A query frees and takes back gigabytes within seconds (hash tables
     // growing, batches): returning memory to the system after mimalloc's
     // default 10 ms made the kernel zero the same pages again and again —
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
         let arg0 = args.next().unwrap_or_default();
         let e = std::process::Command::new("/proc/self/exe").arg0(arg0).args(args).env(ALLOW_THP, "0").exec();
         // Only on failure: go on with huge pages.
-        eprintln!("jiancha: could not restart without transparent huge pages ({e}); going on with them");
+        tracing::warn!(error = %e, "could not restart without transparent huge pages; going on with them");
     }
     match jiancha::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

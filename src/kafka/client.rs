@@ -172,7 +172,13 @@ pub fn ensure_topics(brokers: &str, topics: &[(&str, i32)], stop: &dyn Fn() -> b
                 if stop() {
                     return Err(KafkaError::Stopped);
                 }
-                super::log(&format!("brokers {brokers} not reachable ({e}); retrying in {:.1} s", wait.as_secs_f64()));
+                tracing::warn!(
+                    pid = std::process::id(),
+                    brokers,
+                    error = %e,
+                    "brokers not reachable; retrying in {:.1} s",
+                    wait.as_secs_f64()
+                );
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(Duration::from_secs(10));
             }
@@ -273,7 +279,9 @@ pub fn read_after(
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 open.remove(&p);
             }
-            Some(Err(e)) => super::log(&format!("reading {topic} back: {e}")),
+            Some(Err(e)) => {
+                tracing::warn!(pid = std::process::id(), topic, error = %e, "error reading a topic back; reading on")
+            }
             None if last.elapsed() > Duration::from_secs(60) => {
                 return Err(KafkaError::Topic { topic: topic.into(), cause: TopicError::Stalled })
             }

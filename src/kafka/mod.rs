@@ -113,9 +113,10 @@ impl KafkaError {
     }
 }
 
-/// A line on stderr, prefixed with the wall-clock time.
+/// An info line of the service, with the process id as `pid` (instances
+/// of a group may share a log).
 pub fn log(msg: &str) {
-    eprintln!("{} jiancha[{}]: {msg}", chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.3f"), std::process::id());
+    tracing::info!(pid = std::process::id(), "{msg}");
 }
 
 /// Counts of a running service, printed at shutdown.
@@ -162,7 +163,7 @@ impl ConsumerContext for Ctx {
                 svc.revoke(&parts, |tpl| consumer.commit(tpl, rdkafka::consumer::CommitMode::Sync));
                 let _ = consumer.unassign();
             }
-            other => log(&format!("rebalance error {other:?}")),
+            other => tracing::warn!(pid = std::process::id(), error = ?other, "rebalance error; ignored"),
         }
     }
 }
@@ -244,7 +245,7 @@ pub fn run(
                 live.metrics.source_errors.inc();
                 if last_error.elapsed() > Duration::from_secs(5) {
                     let next = if what == Disposition::Skip { "skipping it" } else { "retrying" };
-                    log(&format!("consumer: {e} ({next})"));
+                    tracing::warn!(pid = std::process::id(), error = %e, "consumer error; {next}");
                     last_error = std::time::Instant::now();
                 }
                 if what == Disposition::Retry {

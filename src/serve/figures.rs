@@ -79,7 +79,7 @@ pub async fn run(live: Arc<Live>, ctx: SessionContext, every: Duration) {
             Ok(()) => warned = false,
             // Cancelled: the process is stopping.
             Err(e) if !warned && !e.to_string().contains("cancelled") => {
-                eprintln!("jiancha: briefing figures for {month} not computed: {e}");
+                tracing::warn!(%month, error = %e, "briefing figures not computed; trying again at the next refresh");
                 warned = true;
             }
             Err(_) => {}

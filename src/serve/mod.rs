@@ -206,7 +206,7 @@ async fn seed_feed(live: &Live, ctx: &datafusion::prelude::SessionContext) -> Re
         r.at_ms = crate::time::parse_rfc3339(&r.at).unwrap_or(0);
         match live.alert(&r) {
             Ok(_) => n += 1,
-            Err(e) => eprintln!("jiancha: {e}: left off the board"),
+            Err(e) => tracing::warn!(error = %e, "an alert firing in history is left off the board"),
         }
     }
     Ok(n)
@@ -238,8 +238,8 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
     let stored = rt.block_on(crate::sql::session(&live.data, &live.refdata, cfg.time.zone.name())).map_err(session)?;
     match rt.block_on(seed_feed(&live, &full)) {
         Ok(0) => {}
-        Ok(n) => eprintln!("jiancha: {n} alerts firing in history are on the board"),
-        Err(e) => eprintln!("jiancha: the alerts firing in history could not be read ({e}); the feed starts empty"),
+        Ok(n) => tracing::info!("{n} alerts firing in history are on the board"),
+        Err(e) => tracing::warn!(error = %e, "the alerts firing in history could not be read; the feed starts empty"),
     }
     let sql_rt = sql_runtime(cfg.sql.threads()).map_err(ServeError::SqlRuntime)?;
     let shared = match &sql_l {
@@ -260,7 +260,7 @@ pub fn start(cfg: &Config, live: Arc<Live>) -> Result<Servers, ServeError> {
         let app = http::router(live.clone(), stored.clone());
         rt.spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("jiancha: http server stopped: {e}");
+                tracing::error!(error = %e, "http server stopped; metrics, the API and the board are not served");
             }
         });
         if let (Some(l), Some(shared)) = (sql_l, shared) {

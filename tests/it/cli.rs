@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tempfile::TempDir;
 
-/// The binary, run in `cwd`, with no `JIANCHA__…` variable inherited.
+/// The binary, run in `cwd`, with no `JIANCHA__…` variable (nor `RUST_LOG`)
+/// inherited.
 fn jiancha(cwd: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_jiancha"));
-    c.current_dir(cwd);
+    c.current_dir(cwd).env_remove("RUST_LOG");
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("JIANCHA__") {
             c.env_remove(k);
@@ -190,6 +191,36 @@ fn replay_outside_the_repository_uses_the_built_in_reference_data_and_says_so() 
     let o = run(jiancha(dir.path()).args(["replay", "--out", "out3", "--catalog", "mine.csv"]).arg(&input));
     let msg = one_line_failure(&o, "missing explicit catalogue");
     assert!(msg.contains("mine.csv"), "{msg}");
+}
+
+#[test]
+fn log_format_json_writes_every_log_line_as_a_json_object() {
+    // Outside the repository, `sql` says in a log line that it uses the
+    // built-in reference data; the query's result stays on stdout.
+    let dir = TempDir::new().unwrap();
+    let sql = |c: &mut Command| run(c.args(["sql", "--data", "h", "--format", "csv", "SELECT 1 AS one"]));
+    let o = sql(jiancha(dir.path()).args(["--log-format", "json"]));
+    succeed(&o, "sql with --log-format json");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "one\n1\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<Value> =
+        err.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let said = lines
+        .iter()
+        .find(|l| l["fields"]["message"].as_str().is_some_and(|m| m.contains("sample reference data built into")))
+        .unwrap_or_else(|| panic!("no line about the reference data:\n{err}"));
+    assert_eq!(said["level"], "WARN", "{said}");
+    assert!(said["target"].as_str().is_some_and(|t| t.starts_with("jiancha")), "{said}");
+    assert!(said["timestamp"].is_string(), "{said}");
+
+    // Text by default; RUST_LOG sets what is logged.
+    let o = sql(&mut jiancha(dir.path()));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(" WARN ") && err.contains("sample reference data built into"), "{err}");
+    assert!(err.lines().all(|l| serde_json::from_str::<Value>(l).is_err()), "{err}");
+    let o = sql(jiancha(dir.path()).env("RUST_LOG", "error"));
+    succeed(&o, "sql with RUST_LOG=error");
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]

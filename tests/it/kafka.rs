@@ -851,7 +851,7 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
     let owners = |log: &str| -> BTreeSet<String> {
         log.lines()
             .filter(|l| l.contains("no checkpoint; starting") || l.contains("restored checkpoint"))
-            .filter_map(|l| l.split("jiancha[").nth(1)?.split(']').next().map(str::to_string))
+            .filter_map(|l| l.split("pid=").nth(1)?.split_whitespace().next().map(str::to_string))
             .collect()
     };
     wait_until("both instances to take partitions and raise alerts", Duration::from_secs(120), || {

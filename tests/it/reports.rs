@@ -60,11 +60,11 @@ fn data(rel: &str) -> PathBuf {
 }
 
 /// The binary in a fresh working folder (so the built-in report SQL is used),
-/// no inherited `JIANCHA__…`, reference data by environment: `catalog` (default
+/// no inherited `JIANCHA__…` nor `RUST_LOG`, reference data by environment: `catalog` (default
 /// the shipped one), the shipped calendar and regions.
 fn jiancha(cwd: &Path, catalog: Option<&Path>) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_jiancha"));
-    c.current_dir(cwd);
+    c.current_dir(cwd).env_remove("RUST_LOG");
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("JIANCHA__") {
             c.env_remove(k);
