@@ -281,7 +281,7 @@ impl Source for Paced<'_> {
                 return Ok(Pulled::Refdata(rd));
             }
             Some(Err(e)) => {
-                eprintln!("jiancha: calendar folder changed but does not load ({e}); the calendar in use stays");
+                tracing::warn!(error = %e, "calendar folder changed but does not load; the calendar in use stays");
             }
             None => {}
         }

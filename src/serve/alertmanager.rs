@@ -289,8 +289,8 @@ pub async fn push(
             let first = batch.entries.first().map_or(at, |e| e.seq);
             let missed = first.saturating_sub(at + 1);
             pushes.with_label_values(&["missed"]).inc_by(missed);
-            eprintln!(
-                "jiancha: alertmanager {url}: {missed} alert records left the feed before they could be pushed; \
+            tracing::warn!(
+                "alertmanager {url}: {missed} alert records left the feed before they could be pushed; \
                  every firing alert will be sent again"
             );
             at = first.saturating_sub(1);
@@ -321,7 +321,7 @@ pub async fn push(
                     resend_now = false;
                 }
                 if failures > 0 {
-                    eprintln!("jiancha: alertmanager {url}: pushing again");
+                    tracing::info!("alertmanager {url}: pushing again");
                     failures = 0;
                     said.clear();
                 }
@@ -329,7 +329,7 @@ pub async fn push(
             Err(e) if !e.retryable() => {
                 pushes.with_label_values(&["rejected"]).inc_by(n);
                 let what = if resending { "resent firing alerts" } else { "records" };
-                eprintln!("jiancha: alertmanager {e}; these {n} {what} are not sent again");
+                tracing::error!("alertmanager {e}; these {n} {what} are not sent again");
                 at = next;
                 if resending {
                     last_resend = tokio::time::Instant::now();
@@ -343,7 +343,7 @@ pub async fn push(
                 failures = failures.saturating_add(1);
                 let e = e.to_string();
                 if e != said {
-                    eprintln!("jiancha: alertmanager {e}; retrying with backoff, at most {:?} apart", backoff.max);
+                    tracing::warn!("alertmanager {e}; retrying with backoff, at most {:?} apart", backoff.max);
                     said = e;
                 }
                 tokio::time::sleep(backoff.delay(failures)).await;
