@@ -10,7 +10,8 @@ use crate::config::Config;
 use crate::deadletter::DeadReason;
 use crate::engine::Engine;
 use crate::event::Decoder;
-use crate::pipeline::files::{FileSource, FilesError, JsonLinesSink};
+use crate::pipeline::files::{FileSource, FilesError};
+use crate::pipeline::jsonl::JsonLinesSink;
 use crate::pipeline::{Core, FlushPolicy, Pipeline, PipelineError, Watermark};
 use crate::reference::RefData;
 use crate::time::Instant;
@@ -69,15 +70,24 @@ pub enum ReplayError {
     /// Reading the inputs or writing the outputs.
     #[error(transparent)]
     Files(#[from] FilesError),
-    /// Writing history or publishing.
+    /// Writing history, or an alert record that will not encode.
     #[error(transparent)]
-    Pipeline(#[from] PipelineError<FilesError>),
+    Pipeline(PipelineError<FilesError>),
     /// Writing history.
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
     /// Too many input files for the origin encoding.
     #[error("at most 65535 input files")]
     TooManyFiles,
+}
+
+impl From<PipelineError<FilesError>> for ReplayError {
+    fn from(e: PipelineError<FilesError>) -> ReplayError {
+        match e {
+            PipelineError::Shell(e) => ReplayError::Files(e),
+            e => ReplayError::Pipeline(e),
+        }
+    }
 }
 
 /// History rows buffered before a flush.
@@ -90,9 +100,21 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     if opts.files.len() > 65_535 {
         return Err(ReplayError::TooManyFiles);
     }
+    let decoder = Decoder::new(refdata.clone(), cfg.time.zone.clone(), &cfg.privacy.applicant_key);
+    let source = FileSource::open(&opts.files, &decoder, opts.progress)?;
+    replay_from(cfg, refdata, opts, decoder, source, started)
+}
+
+/// The replay of `run` from a source already open.
+fn replay_from(
+    cfg: &Config,
+    refdata: Arc<RefData>,
+    opts: &ReplayOptions,
+    decoder: Decoder,
+    mut source: FileSource,
+    started: std::time::Instant,
+) -> Result<ReplaySummary, ReplayError> {
     let zone = cfg.time.zone.clone();
-    let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
-    let mut source = FileSource::open(&opts.files, &decoder, opts.progress)?;
     let out = &opts.out;
     std::fs::create_dir_all(out).map_err(|source| FilesError::Io { path: out.clone(), source })?;
     let engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
@@ -177,5 +199,27 @@ impl ReplaySummary {
         }
         s += &format!("output        {}/alerts.jsonl, dead-letter.jsonl, summary.json\n", out.display());
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_a_replay_whose_reader_panics_fails() {
+        // Was `reader.join().unwrap_or(Ok(()))`: a replay whose reader died
+        // midway ended "successfully" with part of its input, and the
+        // command exited 0. Now its error reaches main, which exits 1.
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, refdata) = (Config::default(), Arc::new(RefData::embedded()));
+        let opts = ReplayOptions { out: dir.path().join("out"), files: Vec::new(), until: None, progress: false };
+        let decoder = Decoder::new(refdata.clone(), cfg.time.zone.clone(), &cfg.privacy.applicant_key);
+        let source = FileSource::failing_midway("decoder bug");
+        match replay_from(&cfg, refdata, &opts, decoder, source, std::time::Instant::now()) {
+            Err(ReplayError::Files(FilesError::ReaderPanicked(what))) => assert_eq!(what, "decoder bug"),
+            other => panic!("the replay did not fail: {other:?}"),
+        }
+        assert!(!opts.out.join("summary.json").exists(), "no summary for a replay that failed");
     }
 }
