@@ -430,11 +430,17 @@ mod tests {
         }
     }
 
-    /// A pusher at `base` over a feed (of `ring` records) holding one
-    /// firing record of C1, pushing on a task of its own.
-    fn pushing(base: &str, ring: usize) -> (Arc<Feed>, IntCounterVec, tokio::task::JoinHandle<()>) {
+    /// A pusher at `base` over a feed (of `ring` records) holding
+    /// `records` (case, state), pushing on a task of its own.
+    fn pushing(
+        base: &str,
+        ring: usize,
+        records: &[(&str, &str)],
+    ) -> (Arc<Feed>, IntCounterVec, tokio::task::JoinHandle<()>) {
         let feed = Arc::new(Feed::new(ring));
-        feed.push(&record("C1", "firing")).unwrap();
+        for (c, s) in records {
+            feed.push(&record(c, s)).unwrap();
+        }
         let pushes = counters();
         let pusher = Pusher::new(base, None).unwrap();
         let (f, p) = (feed.clone(), pushes.clone());
@@ -446,7 +452,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_card_gets_through_after_503s_with_backoff() {
         let am = fake(vec![503, 503, 503]).await;
-        let (feed, pushes, task) = pushing(&am.base, 100);
+        let (feed, pushes, task) = pushing(&am.base, 100, &[("C1", "firing")]);
         assert!(until(|| !am.accepted.lock().unwrap().is_empty()).await, "the card never got through");
         assert_eq!(am.requests.load(Ordering::SeqCst), 4, "three 503s, then the card");
         assert_eq!(*am.accepted.lock().unwrap(), vec!["C1/overdue"]);
@@ -461,7 +467,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_refused_batch_is_not_sent_again_and_the_next_one_is() {
         let am = fake(vec![400]).await;
-        let (feed, pushes, task) = pushing(&am.base, 100);
+        let (feed, pushes, task) = pushing(&am.base, 100, &[("C1", "firing")]);
         assert!(until(|| pushes.with_label_values(&["rejected"]).get() == 1).await);
         feed.push(&record("C2", "firing")).unwrap();
         assert!(until(|| !am.accepted.lock().unwrap().is_empty()).await, "the next record never got through");
@@ -474,13 +480,12 @@ mod tests {
     async fn records_lost_from_the_ring_are_counted_and_firing_alerts_resent() {
         // Nobody listens: every push fails until the fake starts.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let (feed, pushes, task) = pushing(&format!("http://127.0.0.1:{port}"), 2);
+        // C1 firing, C2 firing then resolved, C3 firing: the ring of two
+        // keeps the last two records only. (All in the feed before the
+        // pusher starts: pushed while it runs, its batch could hold them.)
+        let records = [("C1", "firing"), ("C2", "firing"), ("C2", "resolved"), ("C3", "firing")];
+        let (_feed, pushes, task) = pushing(&format!("http://127.0.0.1:{port}"), 2, &records);
         assert!(until(|| pushes.with_label_values(&["failed"]).get() >= 1).await);
-        // C1 firing, C2 firing then resolved: the ring of two keeps the last
-        // two records only.
-        for (c, s) in [("C2", "firing"), ("C2", "resolved"), ("C3", "firing")] {
-            feed.push(&record(c, s)).unwrap();
-        }
         let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
         let a = accepted.clone();
