@@ -22,6 +22,7 @@
 //! - [`synth`]: the simulator.
 
 pub mod alert;
+pub mod backoff;
 pub mod calendar;
 pub mod cli;
 pub mod config;

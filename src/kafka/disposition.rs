@@ -6,8 +6,9 @@
 //!   it reached the engine.
 //! - **Retry**: the brokers are unreachable or the topic is missing for
 //!   now: counted, logged at most every few seconds, and the loop polls
-//!   again after a backoff that doubles up to [`MAX_BACKOFF`] and starts over
-//!   once a message comes. The client reconnects by itself.
+//!   again after [`POLL_BACKOFF`] (doubling up to [`MAX_BACKOFF`], with
+//!   jitter), which starts over once a message comes. The client
+//!   reconnects by itself.
 //! - **Fatal**: the client is in a state it cannot leave (librdkafka's fatal
 //!   errors) or is refused for good (authentication, authorization): the
 //!   service stops with the error; its last checkpoints stand.
@@ -17,6 +18,7 @@
 //! half-applied, and only a restart from the checkpoint — which reads the
 //! records published since — keeps every event's effect exactly once.
 
+use crate::backoff::Backoff;
 use rdkafka::error::KafkaError as ClientError;
 use rdkafka::error::RDKafkaErrorCode as Code;
 use std::time::Duration;
@@ -54,26 +56,9 @@ pub fn of_poll(e: &ClientError) -> Disposition {
     }
 }
 
-/// Exponential backoff: the wait after `failures` consecutive failures.
-#[derive(Debug, Default)]
-pub struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    /// One more failure: how long to wait before polling again (40 ms,
-    /// doubling, at most [`MAX_BACKOFF`]).
-    pub fn failed(&mut self) -> Duration {
-        self.failures = self.failures.saturating_add(1);
-        let ms = 20u64.saturating_mul(1 << self.failures.min(16));
-        Duration::from_millis(ms).min(MAX_BACKOFF)
-    }
-
-    /// A poll succeeded: start over.
-    pub fn reset(&mut self) {
-        self.failures = 0;
-    }
-}
+/// The waits between polls while the brokers fail: 40 ms, doubling up to
+/// [`MAX_BACKOFF`], with jitter.
+pub const POLL_BACKOFF: Backoff = Backoff { first: Duration::from_millis(40), max: MAX_BACKOFF };
 
 #[cfg(test)]
 mod tests {
@@ -90,18 +75,5 @@ mod tests {
         assert_eq!(poll(Code::TopicAuthorizationFailed), Disposition::Fatal);
         assert_eq!(poll(Code::Fatal), Disposition::Fatal);
         assert_eq!(of_poll(&ClientError::MessageConsumptionFatal(Code::Fail)), Disposition::Fatal);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_and_starts_over() {
-        let mut b = Backoff::default();
-        assert_eq!(b.failed(), Duration::from_millis(40));
-        assert_eq!(b.failed(), Duration::from_millis(80));
-        for _ in 0..40 {
-            assert!(b.failed() <= MAX_BACKOFF);
-        }
-        assert_eq!(b.failed(), MAX_BACKOFF);
-        b.reset();
-        assert_eq!(b.failed(), Duration::from_millis(40));
     }
 }

@@ -218,7 +218,7 @@ pub fn run(
     let mut last_error = std::time::Instant::now() - Duration::from_secs(60);
     let mut last_lag = std::time::Instant::now();
     let (mut since_tick, mut last_tick) = (0u32, std::time::Instant::now());
-    let (mut backoff, mut pause) = (disposition::Backoff::default(), Duration::ZERO);
+    let (mut failures, mut pause) = (0u32, Duration::ZERO);
     loop {
         if stopped() {
             break;
@@ -249,11 +249,12 @@ pub fn run(
                     last_error = std::time::Instant::now();
                 }
                 if what == Disposition::Retry {
-                    pause = backoff.failed();
+                    failures = failures.saturating_add(1);
+                    pause = disposition::POLL_BACKOFF.delay(failures);
                 }
             }
             Some(Ok(m)) => {
-                backoff.reset();
+                failures = 0;
                 if let Some(from) = s.message(&m)? {
                     let p = m.partition();
                     drop(m);
