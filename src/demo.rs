@@ -304,15 +304,15 @@ impl Source for Paced<'_> {
             };
         }
         let now = self.now();
-        let at = match &self.next {
+        let (at, bad) = match &self.next {
             None => {
                 self.ended = true;
                 return Ok(Pulled::End);
             }
-            Some((_, Ok(ev))) => ev.occurred_at,
-            Some((_, Err(_))) => now, // a bad line is dead-lettered at once
+            Some((_, Ok(ev))) => (ev.occurred_at, false),
+            Some((_, Err(_))) => (now, true), // a bad line is dead-lettered at once
         };
-        if self.due || now >= at && self.next.as_ref().is_some_and(|n| n.1.is_err()) {
+        if self.due || bad {
             self.due = false;
             let Some((line, decoded)) = self.next.take() else { return Ok(Pulled::Idle) };
             let payload = match decoded {
