@@ -27,6 +27,10 @@ pub enum Rule {
     DenialWithoutReason,
     /// 差评未整改.
     BadRatingUnrectified,
+    /// 投诉超时.
+    ComplaintOverdue,
+    /// 督办超时.
+    NoticeOverdue,
 }
 
 /// Card colour.
@@ -51,7 +55,7 @@ impl Level {
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 12] = [
         Rule::DueSoon,
         Rule::Overdue,
         Rule::IntakeOverdue,
@@ -62,6 +66,8 @@ impl Rule {
         Rule::Overcharge,
         Rule::DenialWithoutReason,
         Rule::BadRatingUnrectified,
+        Rule::ComplaintOverdue,
+        Rule::NoticeOverdue,
     ];
 
     /// Its position in [`Rule::ALL`] and in the rules' registry.

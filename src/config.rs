@@ -378,6 +378,9 @@ pub struct RulesConfig {
     /// A closed case is kept in memory this many days after its last event (for
     /// ratings and late events), then left to history.
     pub retain_closed_days: u32,
+    /// `complaint_overdue`: working days after its filing date to answer a
+    /// complaint.
+    pub complaint_days: u32,
 }
 
 impl Default for RulesConfig {
@@ -391,6 +394,7 @@ impl Default for RulesConfig {
             orphan_hours: 168,
             dedupe_days: 30,
             retain_closed_days: 90,
+            complaint_days: 5,
         }
     }
 }

@@ -50,6 +50,14 @@ pub enum EventType {
     Evaluated,
     /// 差评整改.
     Rectified,
+    /// 效能投诉受理: opens a complaint, a case of its own.
+    ComplaintFiled,
+    /// 投诉办结答复: closes a complaint with its finding.
+    ComplaintAnswered,
+    /// 督办: a supervision notice on a case, to be answered in working days.
+    NoticeIssued,
+    /// 督办反馈: the department answered the case's open notice.
+    NoticeAnswered,
 }
 
 impl EventType {
@@ -71,6 +79,10 @@ impl EventType {
             "withdrawn" => Withdrawn,
             "evaluated" => Evaluated,
             "rectified" => Rectified,
+            "complaint_filed" => ComplaintFiled,
+            "complaint_answered" => ComplaintAnswered,
+            "notice_issued" => NoticeIssued,
+            "notice_answered" => NoticeAnswered,
             _ => return None,
         })
     }
@@ -93,7 +105,22 @@ impl EventType {
             Withdrawn => "withdrawn",
             Evaluated => "evaluated",
             Rectified => "rectified",
+            ComplaintFiled => "complaint_filed",
+            ComplaintAnswered => "complaint_answered",
+            NoticeIssued => "notice_issued",
+            NoticeAnswered => "notice_answered",
         }
+    }
+
+    /// A complaint's own event (`follow-up.md`): valid on complaints only.
+    pub fn is_complaint(self) -> bool {
+        matches!(self, EventType::ComplaintFiled | EventType::ComplaintAnswered)
+    }
+
+    /// A supervision notice's event: valid on cases and complaints alike,
+    /// and no step in the life of either.
+    pub fn is_notice(self) -> bool {
+        matches!(self, EventType::NoticeIssued | EventType::NoticeAnswered)
     }
 }
 
@@ -109,6 +136,71 @@ pub enum Decision {
     Approved,
     /// 不予.
     Denied,
+}
+
+/// What a complaint is about (`complaint_category`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComplaintCategory {
+    /// 拖延.
+    Delay,
+    /// 态度.
+    Attitude,
+    /// 乱收费.
+    Fee,
+    /// 两头受理.
+    DualIntake,
+    /// 体外循环.
+    OutsideHall,
+    /// Anything else.
+    Other,
+}
+
+impl ComplaintCategory {
+    /// Every category, in the contract's order.
+    pub const ALL: [ComplaintCategory; 6] = [
+        ComplaintCategory::Delay,
+        ComplaintCategory::Attitude,
+        ComplaintCategory::Fee,
+        ComplaintCategory::DualIntake,
+        ComplaintCategory::OutsideHall,
+        ComplaintCategory::Other,
+    ];
+
+    /// The contract name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComplaintCategory::Delay => "delay",
+            ComplaintCategory::Attitude => "attitude",
+            ComplaintCategory::Fee => "fee",
+            ComplaintCategory::DualIntake => "dual_intake",
+            ComplaintCategory::OutsideHall => "outside_hall",
+            ComplaintCategory::Other => "other",
+        }
+    }
+}
+
+/// The finding of an answered complaint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finding {
+    /// 属实.
+    Upheld,
+    /// 部分属实.
+    PartlyUpheld,
+    /// 不属实.
+    NotUpheld,
+}
+
+impl Finding {
+    /// The contract name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finding::Upheld => "upheld",
+            Finding::PartlyUpheld => "partly_upheld",
+            Finding::NotUpheld => "not_upheld",
+        }
+    }
 }
 
 /// A checked case event.
@@ -148,6 +240,16 @@ pub struct Event {
     pub rating: Option<u8>,
     /// The step finished.
     pub step: Option<String>,
+    /// What a `complaint_filed` is about.
+    pub complaint_category: Option<ComplaintCategory>,
+    /// The case a complaint is about, when it names one.
+    pub about_case_id: Option<String>,
+    /// The finding of a `complaint_answered`.
+    pub finding: Option<Finding>,
+    /// Working days a `notice_issued` gives the department (1–60).
+    pub deadline_days: Option<u8>,
+    /// The notice of a `notice_issued` or `notice_answered`.
+    pub notice_id: Option<String>,
 }
 
 /// One JSON value of a field, as far as the contract cares.
@@ -228,7 +330,7 @@ impl<'de> Deserialize<'de> for Val<'de> {
 }
 
 /// The contract's fields, in the order errors are reported.
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; N_FIELDS] = [
     "event_id",
     "case_id",
     "type",
@@ -246,7 +348,15 @@ const FIELDS: [&str; 17] = [
     "fee_yuan",
     "rating",
     "step",
+    "complaint_category",
+    "about_case_id",
+    "finding",
+    "deadline_days",
+    "notice_id",
 ];
+
+/// How many fields the contract has.
+const N_FIELDS: usize = 22;
 
 const F_EVENT_ID: usize = 0;
 const F_CASE_ID: usize = 1;
@@ -265,9 +375,14 @@ const F_RESULT: usize = 13;
 const F_FEE: usize = 14;
 const F_RATING: usize = 15;
 const F_STEP: usize = 16;
+const F_CATEGORY: usize = 17;
+const F_ABOUT: usize = 18;
+const F_FINDING: usize = 19;
+const F_DEADLINE: usize = 20;
+const F_NOTICE: usize = 21;
 
 struct Wire<'a> {
-    vals: [Option<Val<'a>>; 17],
+    vals: [Option<Val<'a>>; N_FIELDS],
     duplicate: Option<&'static str>,
 }
 
@@ -355,11 +470,11 @@ impl Decoder {
             None | Some(Val::Null) => None,
             Some(v) => Some(v),
         };
-        let vals: [Option<Val>; 17] = std::array::from_fn(take);
+        let vals: [Option<Val>; N_FIELDS] = std::array::from_fn(take);
         self.check(vals)
     }
 
-    fn check(&self, mut v: [Option<Val>; 17]) -> Result<Event, Rejection> {
+    fn check(&self, mut v: [Option<Val>; N_FIELDS]) -> Result<Event, Rejection> {
         // Required for every type.
         for i in [F_EVENT_ID, F_CASE_ID, F_TYPE, F_OCCURRED, F_SOURCE] {
             if v[i].is_none() {
@@ -385,6 +500,10 @@ impl Decoder {
             Completed => &[F_RESULT],
             Evaluated => &[F_RATING],
             StepCompleted => &[F_STEP],
+            ComplaintFiled => &[F_REGION, F_DEPARTMENT, F_CATEGORY],
+            ComplaintAnswered => &[F_FINDING],
+            NoticeIssued => &[F_DEADLINE, F_NOTICE],
+            NoticeAnswered => &[F_NOTICE],
             _ => &[],
         };
         for &i in per_type {
@@ -453,6 +572,41 @@ impl Decoder {
             }
         };
         let step = nonempty(&mut v, F_STEP)?;
+        let complaint_category = match string(&mut v, F_CATEGORY)? {
+            None => None,
+            Some(c) => Some(ComplaintCategory::ALL.into_iter().find(|k| k.as_str() == c).ok_or_else(|| {
+                let all: Vec<&str> = ComplaintCategory::ALL.iter().map(|k| k.as_str()).collect();
+                bad(F_CATEGORY, format!("complaint_category {c:?} is not one of {}", all.join(", ")))
+            })?),
+        };
+        let about_case_id = string(&mut v, F_ABOUT)?.filter(|s| !s.trim().is_empty());
+        if about_case_id.as_ref().is_some_and(|a| a.chars().count() > 128) {
+            return Err(bad(F_ABOUT, "about_case_id is longer than 128 characters".into()));
+        }
+        let finding = match string(&mut v, F_FINDING)? {
+            None => None,
+            Some(f) => Some(match f.as_str() {
+                "upheld" => Finding::Upheld,
+                "partly_upheld" => Finding::PartlyUpheld,
+                "not_upheld" => Finding::NotUpheld,
+                _ => return Err(bad(F_FINDING, format!("finding {f:?} is not upheld, partly_upheld or not_upheld"))),
+            }),
+        };
+        let deadline_days = match v[F_DEADLINE].take() {
+            None => None,
+            Some(Val::Int(i)) if (1..=60).contains(&i) => Some(i as u8),
+            Some(Val::Int(i)) => return Err(bad(F_DEADLINE, format!("deadline_days {i} is outside 1–60"))),
+            Some(other) => {
+                return Err(bad(
+                    F_DEADLINE,
+                    format!("deadline_days must be an integer 1–60, not {}", other.type_name()),
+                ))
+            }
+        };
+        let notice_id = match v[F_NOTICE].is_some() {
+            true => Some(id_string(&mut v, F_NOTICE)?),
+            false => None,
+        };
         let item = match &item_code {
             None => None,
             Some(code) => Some(self.refdata.catalog.lookup(code).ok_or_else(|| {
@@ -486,11 +640,16 @@ impl Decoder {
             fee_yuan,
             rating,
             step,
+            complaint_category,
+            about_case_id,
+            finding,
+            deadline_days,
+            notice_id,
         })
     }
 }
 
-fn string(v: &mut [Option<Val>; 17], i: usize) -> Result<Option<String>, Rejection> {
+fn string(v: &mut [Option<Val>; N_FIELDS], i: usize) -> Result<Option<String>, Rejection> {
     match v[i].take() {
         None => Ok(None),
         Some(Val::Str(s)) => Ok(Some(s.into_owned())),
@@ -498,14 +657,14 @@ fn string(v: &mut [Option<Val>; 17], i: usize) -> Result<Option<String>, Rejecti
     }
 }
 
-fn nonempty(v: &mut [Option<Val>; 17], i: usize) -> Result<Option<String>, Rejection> {
+fn nonempty(v: &mut [Option<Val>; N_FIELDS], i: usize) -> Result<Option<String>, Rejection> {
     match string(v, i)? {
         Some(s) if s.trim().is_empty() => Err(bad(i, format!("{} is blank", FIELDS[i]))),
         other => Ok(other),
     }
 }
 
-fn id_string(v: &mut [Option<Val>; 17], i: usize) -> Result<String, Rejection> {
+fn id_string(v: &mut [Option<Val>; N_FIELDS], i: usize) -> Result<String, Rejection> {
     let s = string(v, i)?.unwrap_or_default();
     let n = s.chars().count();
     if s.trim().is_empty() {
@@ -517,7 +676,7 @@ fn id_string(v: &mut [Option<Val>; 17], i: usize) -> Result<String, Rejection> {
     Ok(s)
 }
 
-fn timestamp(v: &mut [Option<Val>; 17], i: usize) -> Result<Option<Instant>, Rejection> {
+fn timestamp(v: &mut [Option<Val>; N_FIELDS], i: usize) -> Result<Option<Instant>, Rejection> {
     match v[i].take() {
         None => Ok(None),
         Some(Val::Str(s)) => parse_rfc3339(&s).map(Some).ok_or_else(|| {

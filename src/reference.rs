@@ -245,6 +245,12 @@ impl Catalog {
         &self.items[idx as usize]
     }
 
+    /// The item at an index, or `None` for a case without one (a
+    /// complaint's `NO_ITEM`).
+    pub fn get(&self, idx: u32) -> Option<&Item> {
+        self.items.get(idx as usize)
+    }
+
     /// All items.
     pub fn items(&self) -> &[Item] {
         &self.items

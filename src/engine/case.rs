@@ -53,6 +53,12 @@ impl Interner {
 /// `Attrs::window` when no window was given.
 pub const NO_WINDOW: u32 = u32::MAX;
 
+/// `Attrs::item` of a case with no catalogue item (a complaint).
+pub const NO_ITEM: u32 = u32::MAX;
+
+/// `CaseEvent::notice` of an event that names no notice.
+pub const NO_NOTICE: u32 = u32::MAX;
+
 impl Attrs {
     /// The interned window, if any.
     pub fn window(&self) -> Option<u32> {
@@ -108,8 +114,10 @@ pub struct CaseEvent {
     pub source: u32,
     /// `F_*` flags.
     pub flags: u8,
-    /// Rating of an `evaluated`.
+    /// Rating of an `evaluated`; working days of a `notice_issued`.
     pub rating: u8,
+    /// Interned `notice_id` of a notice event, else [`NO_NOTICE`].
+    pub notice: u32,
     /// Fee of a `completed`, or a negative number when none was given.
     pub fee: f64,
     /// Attributes of a `submitted` or `accepted`.
@@ -120,6 +128,11 @@ pub struct CaseEvent {
 }
 
 impl CaseEvent {
+    /// The working days a `notice_issued` gives.
+    pub fn deadline_days(&self) -> u32 {
+        self.rating as u32
+    }
+
     /// Whether a flag is set.
     pub fn has(&self, f: u8) -> bool {
         self.flags & f != 0

@@ -15,7 +15,7 @@
 
 use super::case::{AcceptSig, Attrs, CaseEvent, NEVER};
 use super::clock::{self, Stop};
-use super::rules::REGISTRY;
+use super::rules::{complaint_overdue, notice_overdue, REGISTRY};
 use super::walk::{check, Walk};
 pub use super::walk::{Ctx, Spec, Status, Why};
 use crate::event::Decision;
@@ -64,6 +64,28 @@ pub struct Summary {
     pub stops: Vec<Stop>,
     /// A year whose calendar was needed but missing.
     pub missing_calendar: Option<i32>,
+    /// A supervision notice of the case waits for its answer: the case
+    /// stays in memory, closed or not.
+    pub open_notice: bool,
+    /// The case's supervision notices (with the clock figures).
+    pub notices: Vec<NoticeFigures>,
+}
+
+/// A supervision notice's figures (`notices` table).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NoticeFigures {
+    /// Interned `notice_id`.
+    pub id: u32,
+    /// `notice_issued` instant.
+    pub issued_at: Instant,
+    /// Working days given.
+    pub deadline_days: u32,
+    /// Due date of the answer.
+    pub due_date: Option<Day>,
+    /// `notice_answered` instant.
+    pub answered_at: Option<Instant>,
+    /// Its `notice_overdue` fired, or it was answered after its due date.
+    pub overdue: bool,
 }
 
 /// Everything the engine needs back.
@@ -225,7 +247,32 @@ fn summarize(st: &Walk, ctx: &Ctx) -> Summary {
         ..Summary::default()
     };
     s.missing_calendar = st.missing.get();
+    s.open_notice = st.open_notice().is_some();
     if !ctx.figures {
+        return s;
+    }
+    for n in &st.notices {
+        let due_date = notice_overdue::due(st, cal, n);
+        let late = n.answered.zip(due_date).is_some_and(|(a, d)| ctx.zone.day_of(a) > d);
+        s.notices.push(NoticeFigures {
+            id: n.id,
+            issued_at: n.issued.0,
+            deadline_days: n.deadline_days,
+            due_date,
+            answered_at: n.answered,
+            overdue: n.overdue || late,
+        });
+    }
+    if let Some((filed, _)) = st.filed {
+        // A complaint: filed is its start, answered its completion.
+        s.submitted_at = Some(filed);
+        s.due_date = complaint_overdue::due(st, cal, ctx.rules.complaint_days);
+        if st.status == Status::Answered {
+            s.completed_at = st.closed_at;
+            s.on_time = st.closed_at.zip(s.due_date).map(|(a, d)| ctx.zone.day_of(a) <= d);
+        }
+        s.overdue = st.raised(crate::alert::Rule::ComplaintOverdue) || s.on_time == Some(false);
+        s.missing_calendar = st.missing.get();
         return s;
     }
     if st.status == Status::Submitted {

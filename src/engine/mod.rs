@@ -43,7 +43,10 @@ use crate::deadletter::{DeadReason, Rejection};
 use crate::event::{Decision, Event, EventType};
 use crate::reference::{ItemKind, RefData};
 use crate::time::{Instant, Zone, DAY_MS, HOUR_MS};
-use case::{Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD, NO_WINDOW};
+use case::{
+    Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD, NO_ITEM, NO_NOTICE,
+    NO_WINDOW,
+};
 use judgement::{conclude, judge_case, walk_events, Ctx, Judgement, Resume, Status, Summary};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -115,6 +118,8 @@ pub struct CaseView {
     /// Its due date, or the day it was completed, lies in a year whose
     /// calendar is provisional.
     pub provisional_calendar: bool,
+    /// The `notice_id` of each of `summary.notices`, in their order.
+    pub notices: Vec<String>,
 }
 
 /// The supervision engine.
@@ -317,6 +322,14 @@ impl Engine {
                     .and_then(|c| c.events.iter().filter_map(|e| e.attrs.as_ref()).find(|x| ***x == a).cloned());
                 Some(shared.unwrap_or_else(|| Arc::new(a)))
             }
+            (EventType::ComplaintFiled, Some(r), Some(d), ..) => Some(Arc::new(Attrs {
+                region: self.st.strings.intern(r),
+                department: self.st.strings.intern(d),
+                window: ev.window.as_deref().map_or(NO_WINDOW, |w| self.st.strings.intern(w)),
+                item: NO_ITEM,
+                applicant: [0; 32],
+                parent: None,
+            })),
             _ => None,
         };
         let ce = CaseEvent {
@@ -326,7 +339,8 @@ impl Engine {
             kind: ev.kind,
             source: self.st.strings.intern(&ev.source),
             flags,
-            rating: ev.rating.unwrap_or(0),
+            rating: ev.rating.or(ev.deadline_days).unwrap_or(0),
+            notice: ev.notice_id.as_deref().map_or(NO_NOTICE, |n| self.st.strings.intern(n)),
             fee: ev.fee_yuan.unwrap_or(-1.0),
             attrs,
             hold_until: NOT_HELD,
@@ -390,7 +404,7 @@ impl Engine {
             region: attrs.as_ref().map(|a| s.name(a.region).to_string()),
             department: attrs.as_ref().map(|a| s.name(a.department).to_string()),
             window: attrs.as_ref().and_then(|a| a.window()).map(|w| s.name(w).to_string()),
-            item_code: attrs.as_ref().map(|a| self.refdata.catalog.item(a.item).item_code.clone()),
+            item_code: attrs.as_ref().and_then(|a| self.refdata.catalog.get(a.item)).map(|i| i.item_code.clone()),
             parent_case_id: attrs.as_ref().and_then(|a| a.parent.as_deref().map(str::to_string)),
             held_events: case.events.iter().filter(|e| e.is_held()).count(),
             provisional_calendar: {
@@ -398,6 +412,7 @@ impl Engine {
                 out.summary.due_date.is_some_and(|d| cal.is_provisional(d))
                     || out.summary.completed_at.is_some_and(|t| cal.is_provisional(self.zone.day_of(t)))
             },
+            notices: out.summary.notices.iter().map(|n| s.name(n.id).to_string()).collect(),
             summary: out.summary,
         })
     }

@@ -96,9 +96,14 @@ impl Engine {
             self.st.stats.missing_calendar_years.insert(y);
         }
         reconcile(case, key, &j.alerts, &j.summary, &self.st.strings, &self.refdata, &zone, &mut self.st.stats, out);
-        case.closed = matches!(j.summary.status, Status::Completed | Status::Refused | Status::Withdrawn);
+        // A notice outlives its case: a closed case stays while one waits.
+        case.closed = j.summary.status.closed() && !j.summary.open_notice;
         if self.share
-            && j.summary.attrs.as_ref().is_some_and(|a| self.refdata.catalog.item(a.item).kind == ItemKind::Joint)
+            && j.summary
+                .attrs
+                .as_ref()
+                .and_then(|a| self.refdata.catalog.get(a.item))
+                .is_some_and(|i| i.kind == ItemKind::Joint)
         {
             let at: Vec<Instant> =
                 case.events.iter().filter(|e| e.has(F_CENTER) && !e.is_held()).map(|e| e.at).collect();

@@ -64,6 +64,10 @@ pub enum Status {
     Refused,
     /// 撤回.
     Withdrawn,
+    /// A complaint (`complaint_filed`), not yet answered.
+    Complaint,
+    /// A complaint answered (`complaint_answered`).
+    Answered,
 }
 
 impl Status {
@@ -76,12 +80,19 @@ impl Status {
             Status::Completed => "completed",
             Status::Refused => "refused",
             Status::Withdrawn => "withdrawn",
+            Status::Complaint => "open",
+            Status::Answered => "answered",
         }
     }
 
-    /// Completed, refused or withdrawn.
+    /// Completed, refused or withdrawn; for a complaint, answered.
     pub fn closed(self) -> bool {
-        matches!(self, Status::Completed | Status::Refused | Status::Withdrawn)
+        matches!(self, Status::Completed | Status::Refused | Status::Withdrawn | Status::Answered)
+    }
+
+    /// A complaint, open or answered.
+    pub fn complaint(self) -> bool {
+        matches!(self, Status::Complaint | Status::Answered)
     }
 }
 
@@ -100,6 +111,21 @@ pub struct Spec {
     pub attrs: Option<Arc<Attrs>>,
     /// Resolution instant and due date then.
     pub resolved: Option<(Instant, Option<Day>)>,
+}
+
+/// A supervision notice (督办) on a case, as its events were walked.
+#[derive(Clone, Debug)]
+pub struct Notice {
+    /// Interned `notice_id`.
+    pub id: u32,
+    /// `notice_issued` instant and day.
+    pub issued: (Instant, Day),
+    /// Working days it gives.
+    pub deadline_days: u32,
+    /// `notice_answered` instant.
+    pub answered: Option<Instant>,
+    /// Its `notice_overdue` timer ran.
+    pub overdue: bool,
 }
 
 /// Why an event is invalid at its place.
@@ -152,6 +178,10 @@ pub struct Walk {
     pub rectified: bool,
     /// Instant of a valid `withdrawn`.
     pub withdrawn_at: Option<Instant>,
+    /// `complaint_filed` instant and day.
+    pub filed: Option<(Instant, Day)>,
+    /// Supervision notices, in the order issued.
+    pub notices: Vec<Notice>,
     /// Rules whose one-shot timer has run (bit [`Rule::index`]).
     raised: u16,
     /// A year whose calendar was needed but missing (a cell, so that the
@@ -187,7 +217,7 @@ impl Walk {
 
     /// The catalogue item of the case, once it has attributes.
     pub fn item<'c>(&self, cat: &'c Catalog) -> Option<&'c Item> {
-        self.attrs.as_ref().map(|a| cat.item(a.item))
+        self.attrs.as_ref().and_then(|a| cat.get(a.item))
     }
 
     /// Processing stops as known now, merged: closed ones plus any open one
@@ -234,6 +264,12 @@ impl Walk {
         self.note(r)
     }
 
+    /// The case's notice still waiting for its answer, if any (only the
+    /// latest can be).
+    pub fn open_notice(&self) -> Option<&Notice> {
+        self.notices.last().filter(|n| n.answered.is_none())
+    }
+
     /// The index of the rule's unresolved alert.
     pub fn live(&self, rule: Rule) -> Option<usize> {
         self.alerts.iter().position(|a| a.rule == rule && a.resolved.is_none())
@@ -268,6 +304,27 @@ impl Walk {
     /// case (the closing, which resolves alerts, is the judgement's).
     pub fn take_in(&mut self, e: &CaseEvent, day: Day, cat: &Catalog) {
         use EventType::*;
+        // A notice is the bureau's, not a step of the case: it changes
+        // nothing else.
+        match e.kind {
+            NoticeIssued => {
+                self.notices.push(Notice {
+                    id: e.notice,
+                    issued: (e.at, day),
+                    deadline_days: e.deadline_days(),
+                    answered: None,
+                    overdue: false,
+                });
+                return;
+            }
+            NoticeAnswered => {
+                if let Some(n) = self.notices.last_mut() {
+                    n.answered = Some(e.at);
+                }
+                return;
+            }
+            _ => {}
+        }
         if self.first_at.is_none() {
             self.first_at = Some(e.at);
         }
@@ -330,7 +387,12 @@ impl Walk {
                 }
             }
             Rectified => self.rectified = true,
-            Refused | StepCompleted => {}
+            ComplaintFiled => {
+                self.status = Status::Complaint;
+                self.attrs = e.attrs.clone();
+                self.filed = Some((e.at, day));
+            }
+            Refused | StepCompleted | ComplaintAnswered | NoticeIssued | NoticeAnswered => {}
         }
     }
 
@@ -340,6 +402,7 @@ impl Walk {
             EventType::Completed => Some(Status::Completed),
             EventType::Refused => Some(Status::Refused),
             EventType::Withdrawn => Some(Status::Withdrawn),
+            EventType::ComplaintAnswered => Some(Status::Answered),
             _ => None,
         }
     }
@@ -364,8 +427,28 @@ impl Walk {
 pub fn check(w: &Walk, e: &CaseEvent) -> Result<(), Why> {
     use EventType::*;
     use Status as S;
+    if e.kind.is_notice() {
+        return match (w.status, e.kind) {
+            (S::None, _) => Err("its case has not been opened"),
+            (_, NoticeIssued) if w.open_notice().is_some() => Err("a notice of the case is still open"),
+            (_, NoticeIssued) => Ok(()),
+            _ => match w.open_notice() {
+                None => Err("the case has no open notice"),
+                Some(n) if n.id != e.notice => Err("its notice_id is not the case's open notice"),
+                Some(_) => Ok(()),
+            },
+        };
+    }
+    if w.status.complaint() || (w.status != S::None && e.kind.is_complaint()) {
+        return match (w.status, e.kind) {
+            (S::Complaint, ComplaintAnswered) => Ok(()),
+            (S::Complaint | S::Answered, _) if !e.kind.is_complaint() => Err("not valid on a complaint"),
+            (S::Answered, _) => Err("not valid after the complaint was answered"),
+            _ => Err("a complaint's event is not valid on a case"),
+        };
+    }
     let ok = match (w.status, e.kind) {
-        (S::None, Submitted | Accepted) => true,
+        (S::None, Submitted | Accepted | ComplaintFiled) => true,
         (S::None, _) => return Err("its case has not been submitted or accepted before it"),
         (S::Submitted, Accepted | Refused | Withdrawn) => true,
         (S::Submitted, SupplementRequested) => {
@@ -423,6 +506,7 @@ pub fn check(w: &Walk, e: &CaseEvent) -> Result<(), Why> {
             S::Completed => "not valid after the case was completed",
             S::Refused => "not valid after the case was refused",
             S::Withdrawn => "not valid after the case was withdrawn",
+            S::Complaint | S::Answered => "not valid on a complaint",
             S::None => "its case has not been opened",
         })
     }

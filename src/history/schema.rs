@@ -334,7 +334,7 @@ impl CaseRows {
     /// Adds a version of a case; `day_of` gives local dates.
     pub fn push(&mut self, v: &CaseView, catalog: &Catalog, version: u64, day_of: impl Fn(Instant) -> Day) {
         let sm = &v.summary;
-        let item = sm.attrs.as_ref().map(|a| catalog.item(a.item));
+        let item = sm.attrs.as_ref().and_then(|a| catalog.get(a.item));
         let s = &mut self.s;
         s[0].append_value(&v.case_id);
         s[1].append_option(v.parent_case_id.as_deref());

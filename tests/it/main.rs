@@ -9,6 +9,7 @@ mod config_file;
 mod decode;
 mod demo;
 mod deploy;
+mod follow_up;
 mod golden;
 mod kafka;
 mod metrics;

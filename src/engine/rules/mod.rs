@@ -21,10 +21,12 @@ use crate::time::{Day, Instant};
 
 pub mod backdated_entry;
 pub mod bad_rating_unrectified;
+pub mod complaint_overdue;
 pub mod denial_without_reason;
 pub mod dual_intake;
 pub mod due_soon;
 pub mod intake_overdue;
+pub mod notice_overdue;
 pub mod overcharge;
 pub mod overdue;
 pub mod repeated_supplement;
@@ -80,7 +82,7 @@ pub trait RuleDef: Sync {
 }
 
 /// Every rule, in [`Rule::ALL`] order.
-pub static REGISTRY: [&dyn RuleDef; 10] = [
+pub static REGISTRY: [&dyn RuleDef; 12] = [
     &due_soon::DueSoon,
     &overdue::Overdue,
     &intake_overdue::IntakeOverdue,
@@ -91,6 +93,8 @@ pub static REGISTRY: [&dyn RuleDef; 10] = [
     &overcharge::Overcharge,
     &denial_without_reason::DenialWithoutReason,
     &bad_rating_unrectified::BadRatingUnrectified,
+    &complaint_overdue::ComplaintOverdue,
+    &notice_overdue::NoticeOverdue,
 ];
 
 impl Rule {
