@@ -39,6 +39,7 @@ def main():
         ("alert_records", f"{d}/alert_records/*/*.parquet", True),
         ("case_versions", f"{d}/case_versions/*/*.parquet", True),
         ("rejected_events", f"{d}/rejected_events/*.parquet", False),
+        ("notice_versions", f"{d}/notice_versions/*/*.parquet", True),
         ("items", f"{d}/reference/items.parquet", False),
         ("regions", f"{d}/reference/regions.parquet", False),
         ("region_tree", f"{d}/reference/region_tree.parquet", False),
@@ -47,6 +48,15 @@ def main():
         if not globmod.glob(pattern) and name == "rejected_events":
             # No event was found not in effect: an empty table of its columns.
             con.execute("CREATE TABLE rejected_events (run UBIGINT, origin UBIGINT)")
+            continue
+        if not globmod.glob(pattern) and name == "notice_versions":
+            # No supervision notice in the data: an empty table of its columns.
+            con.execute(
+                "CREATE TABLE notice_versions (notice_id VARCHAR, case_id VARCHAR, region VARCHAR,"
+                " department VARCHAR, \"window\" VARCHAR, issued_at TIMESTAMPTZ, issued_date DATE,"
+                " deadline_days INTEGER, due_date DATE, answered_at TIMESTAMPTZ, answered_date DATE,"
+                " overdue BOOLEAN, version UBIGINT, month VARCHAR)"
+            )
             continue
         opts = ", hive_partitioning = true, hive_types = {'month': VARCHAR}" if hive else ""
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{pattern}'{opts})")

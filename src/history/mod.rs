@@ -5,7 +5,8 @@
 //!
 //! Layout: `<data>/<table>/month=YYYY-MM/part-NNNNNNNN.parquet` for the
 //! tables `events` (by month of `occurred_at`), `alert_records` (month of
-//! `at`) and `case_versions` (month of acceptance, else submission), and
+//! `at`), `case_versions` (month of acceptance, else submission) and
+//! `notice_versions` (the notices of a case, in its case's month), and
 //! `<data>/rejected_events/part-NNNNNNNN.parquet` (stored events found not in
 //! effect after all; see [`schema`]). A part
 //! is written to a temporary name and renamed, so readers never see half a
@@ -49,7 +50,7 @@ const UNIQUE_COLUMNS: &[&str] = &[
     "origin",
     "offset",
 ];
-use schema::{AlertRows, CaseRows, EventRows};
+use schema::{AlertRows, CaseRows, EventRows, NoticeRows};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,7 +64,7 @@ pub const BATCH_ROWS: usize = 8192;
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// The stored tables.
-pub const TABLES: [&str; 4] = ["events", "alert_records", "case_versions", "rejected_events"];
+pub const TABLES: [&str; 5] = ["events", "alert_records", "case_versions", "rejected_events", "notice_versions"];
 
 /// Writing history failed.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +100,7 @@ pub struct History {
     events: BTreeMap<Month, EventRows>,
     alerts: BTreeMap<Month, AlertRows>,
     cases: BTreeMap<Month, CaseRows>,
+    notices: BTreeMap<Month, NoticeRows>,
     rejected: Vec<u64>,
     /// The parts being written (temporary names), by table and month.
     open: BTreeMap<(&'static str, Option<Month>), OpenPart>,
@@ -212,6 +214,7 @@ impl History {
             events: BTreeMap::new(),
             alerts: BTreeMap::new(),
             cases: BTreeMap::new(),
+            notices: BTreeMap::new(),
             rejected: Vec::new(),
             open: BTreeMap::new(),
             encoded: 0,
@@ -302,6 +305,15 @@ impl History {
             let batch = rows.finish();
             self.encode("case_versions", Some(m), batch);
         }
+        if !v.summary.notices.is_empty() {
+            let (z, zone) = (&self.zone_name, &self.zone);
+            let rows = self.notices.entry(m).or_insert_with(|| NoticeRows::new(z));
+            rows.push(v, self.version, |t| zone.day_of(t));
+            if rows.len >= BATCH_ROWS {
+                let batch = rows.finish();
+                self.encode("notice_versions", Some(m), batch);
+            }
+        }
     }
 
     /// Rows waiting to be written (collected, or in parts not yet complete).
@@ -311,6 +323,7 @@ impl History {
             + self.events.values().map(|r| r.len).sum::<usize>()
             + self.alerts.values().map(|r| r.len).sum::<usize>()
             + self.cases.values().map(|r| r.len).sum::<usize>()
+            + self.notices.values().map(|r| r.len).sum::<usize>()
     }
 
     /// Encodes rows into the open part of `table` and month `m` (opening
@@ -378,6 +391,9 @@ impl History {
         }
         for (m, mut rows) in std::mem::take(&mut self.cases) {
             self.encode("case_versions", Some(m), rows.finish());
+        }
+        for (m, mut rows) in std::mem::take(&mut self.notices) {
+            self.encode("notice_versions", Some(m), rows.finish());
         }
         self.encoded = 0;
         if let Some(e) = self.failed.take() {

@@ -56,6 +56,12 @@ pub fn events(zone: &str) -> SchemaRef {
         Field::new("offset", DataType::Int64, true),
         Field::new("run", DataType::UInt64, true),
         Field::new("origin", DataType::UInt64, true),
+        // Last, and nullable: parts written before follow-up.md have none.
+        utf8("complaint_category", true),
+        utf8("about_case_id", true),
+        utf8("finding", true),
+        Field::new("deadline_days", DataType::Int32, true),
+        utf8("notice_id", true),
     ]))
 }
 
@@ -125,6 +131,98 @@ pub fn case_versions(zone: &str) -> SchemaRef {
     ]))
 }
 
+/// `notice_versions`: the supervision notices of a case each time the case's
+/// row changes (a case with notices only), with the case's version number;
+/// the `notices` view keeps the latest version's.
+pub fn notice_versions(zone: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("notice_id", false),
+        utf8("case_id", false),
+        utf8("region", true),
+        utf8("department", true),
+        utf8("window", true),
+        Field::new("issued_at", ts(zone), false),
+        Field::new("issued_date", DataType::Date32, false),
+        Field::new("deadline_days", DataType::Int32, false),
+        Field::new("due_date", DataType::Date32, true),
+        Field::new("answered_at", ts(zone), true),
+        Field::new("answered_date", DataType::Date32, true),
+        Field::new("overdue", DataType::Boolean, false),
+        Field::new("version", DataType::UInt64, false),
+    ]))
+}
+
+/// Rows of `notice_versions` being collected.
+pub struct NoticeRows {
+    schema: SchemaRef,
+    s: [StringBuilder; 5],
+    t: [TimestampMillisecondBuilder; 2],
+    d: [Date32Builder; 3],
+    deadline: Int32Builder,
+    overdue: BooleanBuilder,
+    version: UInt64Builder,
+    /// Rows collected.
+    pub len: usize,
+}
+
+impl NoticeRows {
+    /// Empty rows for a zone.
+    pub fn new(zone: &str) -> NoticeRows {
+        NoticeRows {
+            schema: notice_versions(zone),
+            s: Default::default(),
+            t: std::array::from_fn(|_| TimestampMillisecondBuilder::new().with_timezone(zone)),
+            d: Default::default(),
+            deadline: Int32Builder::new(),
+            overdue: BooleanBuilder::new(),
+            version: UInt64Builder::new(),
+            len: 0,
+        }
+    }
+
+    /// Adds the notices of a version of a case; `day_of` gives local dates.
+    pub fn push(&mut self, v: &CaseView, version: u64, day_of: impl Fn(Instant) -> Day) {
+        for (n, id) in v.summary.notices.iter().zip(&v.notices) {
+            self.s[0].append_value(id);
+            self.s[1].append_value(&v.case_id);
+            self.s[2].append_option(v.region.as_deref());
+            self.s[3].append_option(v.department.as_deref());
+            self.s[4].append_option(v.window.as_deref());
+            self.t[0].append_value(n.issued_at);
+            self.d[0].append_value(day_of(n.issued_at).0);
+            self.deadline.append_value(n.deadline_days as i32);
+            self.d[1].append_option(n.due_date.map(|d| d.0));
+            self.t[1].append_option(n.answered_at);
+            self.d[2].append_option(n.answered_at.map(|t| day_of(t).0));
+            self.overdue.append_value(n.overdue);
+            self.version.append_value(version);
+            self.len += 1;
+        }
+    }
+
+    /// The collected rows as a batch, leaving this empty.
+    pub fn finish(&mut self) -> RecordBatch {
+        let s = &mut self.s;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(s[0].finish()),
+            Arc::new(s[1].finish()),
+            Arc::new(s[2].finish()),
+            Arc::new(s[3].finish()),
+            Arc::new(s[4].finish()),
+            Arc::new(self.t[0].finish()),
+            Arc::new(self.d[0].finish()),
+            Arc::new(self.deadline.finish()),
+            Arc::new(self.d[1].finish()),
+            Arc::new(self.t[1].finish()),
+            Arc::new(self.d[2].finish()),
+            Arc::new(self.overdue.finish()),
+            Arc::new(self.version.finish()),
+        ];
+        self.len = 0;
+        RecordBatch::try_new(self.schema.clone(), cols).expect("notice batch matches its schema")
+    }
+}
+
 /// Rows of `events` being collected.
 pub struct EventRows {
     schema: SchemaRef,
@@ -138,6 +236,9 @@ pub struct EventRows {
     offset: Int64Builder,
     run: UInt64Builder,
     origin: UInt64Builder,
+    /// complaint_category, about_case_id, finding, notice_id.
+    follow_up: [StringBuilder; 4],
+    deadline: Int32Builder,
     /// Rows collected.
     pub len: usize,
 }
@@ -157,6 +258,8 @@ impl EventRows {
             offset: Int64Builder::new(),
             run: UInt64Builder::new(),
             origin: UInt64Builder::new(),
+            follow_up: Default::default(),
+            deadline: Int32Builder::new(),
             len: 0,
         }
     }
@@ -192,6 +295,12 @@ impl EventRows {
         self.offset.append_option(kafka.map(|k| k.1));
         self.run.append_option(at.map(|a| a.0));
         self.origin.append_option(at.map(|a| a.1));
+        let f = &mut self.follow_up;
+        f[0].append_option(e.complaint_category.map(|c| c.as_str()));
+        f[1].append_option(e.about_case_id.as_deref());
+        f[2].append_option(e.finding.map(|x| x.as_str()));
+        f[3].append_option(e.notice_id.as_deref());
+        self.deadline.append_option(e.deadline_days.map(i32::from));
         self.len += 1;
     }
 
@@ -221,6 +330,11 @@ impl EventRows {
             Arc::new(self.offset.finish()),
             Arc::new(self.run.finish()),
             Arc::new(self.origin.finish()),
+            Arc::new(self.follow_up[0].finish()),
+            Arc::new(self.follow_up[1].finish()),
+            Arc::new(self.follow_up[2].finish()),
+            Arc::new(self.deadline.finish()),
+            Arc::new(self.follow_up[3].finish()),
         ];
         self.len = 0;
         RecordBatch::try_new(self.schema.clone(), cols).expect("events batch matches its schema")
@@ -342,7 +456,7 @@ impl CaseRows {
         s[3].append_option(v.department.as_deref());
         s[4].append_option(v.window.as_deref());
         s[5].append_option(v.item_code.as_deref());
-        s[6].append_option(item.map(|i| i.kind.as_str()));
+        s[6].append_option(item.map(|i| i.kind.as_str()).or(sm.status.complaint().then_some("complaint")));
         let mut buf = [0; 64];
         s[7].append_option(sm.attrs.as_ref().map(|a| hex32_in(&a.applicant, &mut buf)));
         s[8].append_value(sm.status.as_str());

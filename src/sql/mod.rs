@@ -50,7 +50,7 @@ pub enum SqlError {
 pub const EVENTS_VIEW: &str = "CREATE VIEW events AS
 SELECT event_id, case_id, type, occurred_at, occurred_date, recorded_at, source, region, department,
        \"window\", item_code, applicant, parent_case_id, reason, result, fee_yuan, rating, step,
-       \"partition\", \"offset\", month
+       \"partition\", \"offset\", month, complaint_category, about_case_id, finding, deadline_days, notice_id
 FROM event_log e
 WHERE NOT EXISTS (SELECT 1 FROM rejected_events r WHERE r.run = e.run AND r.origin = e.origin)";
 
@@ -64,7 +64,8 @@ SELECT v.case_id, v.parent_case_id, v.region, v.department, v.\"window\", v.item
        v.completed_at, v.completed_date, v.closed_at, v.closed_date, v.on_time, v.early, v.used_days, v.stopped_days,
        v.overdue, v.fee_yuan, v.rating, COALESCE(v.provisional_calendar, false) AS provisional_calendar
 FROM (SELECT case_id, MAX(version) AS version FROM case_versions GROUP BY case_id) latest
-JOIN case_versions v ON v.case_id = latest.case_id AND v.version = latest.version";
+JOIN case_versions v ON v.case_id = latest.case_id AND v.version = latest.version
+WHERE v.kind IS DISTINCT FROM 'complaint'";
 
 /// The `alerts` view: one row per alert, from its records.
 pub const ALERTS_VIEW: &str = "CREATE VIEW alerts AS
@@ -85,9 +86,32 @@ SELECT alert_id,
 FROM alert_records
 GROUP BY alert_id";
 
+/// The `complaints` view: one row per complaint (效能投诉), from the latest
+/// version of its case row (a complaint is a case of kind `complaint`: filed
+/// at its `submitted_at`, answered at its `completed_at`) and its two events.
+pub const COMPLAINTS_VIEW: &str = "CREATE VIEW complaints AS
+SELECT v.case_id AS complaint_id, v.region, v.department, v.\"window\", f.complaint_category, f.about_case_id,
+       v.submitted_at AS filed_at, f.occurred_date AS filed_date, v.due_date,
+       v.completed_at AS answered_at, v.completed_date AS answered_date, a.finding,
+       v.status, v.on_time, v.overdue, v.month
+FROM (SELECT case_id, MAX(version) AS version FROM case_versions GROUP BY case_id) latest
+JOIN case_versions v ON v.case_id = latest.case_id AND v.version = latest.version
+LEFT JOIN events f ON f.case_id = v.case_id AND f.type = 'complaint_filed'
+LEFT JOIN events a ON a.case_id = v.case_id AND a.type = 'complaint_answered'
+WHERE v.kind = 'complaint'";
+
+/// The `notices` view: one row per supervision notice (督办), as the latest
+/// version of its case gives it.
+pub const NOTICES_VIEW: &str = "CREATE VIEW notices AS
+SELECT n.notice_id, n.case_id, n.region, n.department, n.\"window\", n.issued_at, n.issued_date, n.deadline_days,
+       n.due_date, n.answered_at, n.answered_date,
+       CASE WHEN n.answered_at IS NULL THEN 'open' ELSE 'answered' END AS status, n.overdue
+FROM (SELECT case_id, MAX(version) AS version FROM notice_versions GROUP BY case_id) latest
+JOIN notice_versions n ON n.case_id = latest.case_id AND n.version = latest.version";
+
 /// The views SQL sees over the stored tables, in order (plain SQL, so other
 /// engines — the DuckDB reference in the benchmark — can define them too).
-pub const VIEWS: [&str; 3] = [EVENTS_VIEW, CASES_VIEW, ALERTS_VIEW];
+pub const VIEWS: [&str; 5] = [EVENTS_VIEW, CASES_VIEW, ALERTS_VIEW, COMPLAINTS_VIEW, NOTICES_VIEW];
 
 /// A new, empty session as every session here is made: catalog
 /// `jiancha`, schema `public`, `information_schema` on, and no cache of
@@ -127,6 +151,7 @@ pub async fn session_with(
         ("alert_records", "alert_records", schema::alert_records(zone), true),
         ("case_versions", "case_versions", schema::case_versions(zone), true),
         ("rejected_events", "rejected_events", schema::rejected_events(), false),
+        ("notice_versions", "notice_versions", schema::notice_versions(zone), true),
     ];
     for (name, folder, schema, by_month) in stored {
         let dir = data.join(folder);

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 /// Tables a scoped session sees, with the column holding the region
 /// (`None`: not regional, shown whole).
-const SCOPED: [(&str, Option<&str>); 10] = [
+const SCOPED: [(&str, Option<&str>); 13] = [
     ("event_log", Some("region")),
     ("alert_records", Some("region")),
     ("case_versions", Some("region")),
@@ -36,6 +36,9 @@ const SCOPED: [(&str, Option<&str>); 10] = [
     ("region_tree", Some("code")),
     ("items", None),
     ("rejected_events", Some("")),
+    ("notice_versions", Some("region")),
+    ("complaints", Some("region")),
+    ("notices", Some("region")),
 ];
 
 fn quote(s: &str) -> String {

@@ -276,3 +276,118 @@ fn every_bad_follow_up_field_is_rejected_with_its_reason_and_field() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// One event line as a departmental system or the bureau sends it.
+fn event(n: &mut u32, case: &str, kind: &str, at: &str, extra: Value) -> String {
+    *n += 1;
+    let mut v = json!({"event_id": format!("F{n}"), "case_id": case, "type": kind,
+                       "occurred_at": support::ts(at), "source": "center"});
+    if kind == "accepted" {
+        for (k, x) in [("region", "220421"), ("department", "tax"), ("applicant", "p1")] {
+            v[k] = json!(x);
+        }
+    }
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v.to_string()
+}
+
+#[test]
+fn complaints_and_notices_are_sql_tables_and_complaints_are_not_cases() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let n = &mut 0;
+    let market = json!({"region": "220421", "department": "market", "complaint_category": "attitude"});
+    let lines = [
+        // In event-time order, as a replay of a month's files has them.
+        // N1 as in a_notice_outlives_its_case…: K1 due 5 Mar, answered 9
+        // Mar (overdue); K2 due 11 Mar, still open.
+        event(n, "N1", "accepted", "2026-03-02T10:00", json!({"item_code": "A"})),
+        event(n, "N1", "completed", "2026-03-03T09:00", json!({"result": "approved"})),
+        event(n, "N1", "notice_issued", "2026-03-03T10:00", notice("K1", 2)),
+        event(n, "N1", "notice_answered", "2026-03-09T09:00", json!({"notice_id": "K1"})),
+        event(n, "N1", "notice_issued", "2026-03-10T10:00", notice("K2", 1)),
+        // TS1: due Tue 13 Oct (see above), answered 15 Oct, upheld: late.
+        event(n, "TS1", "complaint_filed", "2026-09-30T16:00", complaint()),
+        event(n, "TS1", "complaint_answered", "2026-10-15T09:00", json!({"finding": "upheld"})),
+        // TS2: same due date, answered on it.
+        event(n, "TS2", "complaint_filed", "2026-09-30T16:00", market),
+        event(n, "TS2", "complaint_answered", "2026-10-13T17:00", json!({"finding": "not_upheld"})),
+        // TS3: filed Fri 9 Oct; Sat 10 (make-up), Mon 12, Tue 13, Wed 14,
+        // Thu 15 Oct → due 15 Oct, overdue at 16 Oct 00:00, still open.
+        event(n, "TS3", "complaint_filed", "2026-10-09T10:00", json!({"about_case_id": "N1"})).replace(
+            "\"source\":\"center\"",
+            "\"source\":\"bureau\",\"region\":\"220421\",\"department\":\"tax\",\"complaint_category\":\"delay\"",
+        ),
+    ];
+    let mut input = lines.join("\n");
+    input.push('\n');
+    std::fs::write(dir.path().join("in.jsonl"), input).unwrap();
+    let cat = dir.path().join("catalog.csv");
+    std::fs::write(&cat, support::CATALOG).unwrap();
+    let root = support::root();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_jiancha"))
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env("JIANCHA__REFERENCE__CATALOG", &cat)
+            .env("JIANCHA__REFERENCE__CALENDAR", root.join("config/calendar"))
+            .env("JIANCHA__REFERENCE__REGIONS", root.join("config/regions.csv"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    run(&["replay", "--out", "h", "--until", "2026-10-20T00:00:00+08:00", "in.jsonl"]);
+    let dead = std::fs::read_to_string(dir.path().join("h/dead-letter.jsonl")).unwrap();
+    assert!(dead.is_empty(), "{dead}");
+    let sql =
+        |q: &str| -> Value { serde_json::from_slice(&run(&["sql", "--data", "h", "--format", "json", q])).unwrap() };
+    assert_eq!(
+        sql("SELECT complaint_id, department, complaint_category, about_case_id, filed_date, due_date, \
+             answered_date, finding, status, on_time, overdue FROM complaints ORDER BY complaint_id"),
+        json!([
+            {"complaint_id": "TS1", "department": "tax", "complaint_category": "delay", "about_case_id": null,
+             "filed_date": "2026-09-30", "due_date": "2026-10-13", "answered_date": "2026-10-15",
+             "finding": "upheld", "status": "answered", "on_time": false, "overdue": true},
+            {"complaint_id": "TS2", "department": "market", "complaint_category": "attitude", "about_case_id": null,
+             "filed_date": "2026-09-30", "due_date": "2026-10-13", "answered_date": "2026-10-13",
+             "finding": "not_upheld", "status": "answered", "on_time": true, "overdue": false},
+            {"complaint_id": "TS3", "department": "tax", "complaint_category": "delay", "about_case_id": "N1",
+             "filed_date": "2026-10-09", "due_date": "2026-10-15", "answered_date": null,
+             "finding": null, "status": "open", "on_time": null, "overdue": true},
+        ])
+    );
+    assert_eq!(
+        sql("SELECT notice_id, case_id, department, issued_date, deadline_days, due_date, answered_date, status, \
+             overdue FROM notices ORDER BY notice_id"),
+        json!([
+            {"notice_id": "K1", "case_id": "N1", "department": "tax", "issued_date": "2026-03-03",
+             "deadline_days": 2, "due_date": "2026-03-05", "answered_date": "2026-03-09", "status": "answered",
+             "overdue": true},
+            {"notice_id": "K2", "case_id": "N1", "department": "tax", "issued_date": "2026-03-10",
+             "deadline_days": 1, "due_date": "2026-03-11", "answered_date": null, "status": "open",
+             "overdue": true},
+        ])
+    );
+    assert_eq!(sql("SELECT case_id, status FROM cases"), json!([{"case_id": "N1", "status": "completed"}]));
+    assert_eq!(
+        sql("SELECT count(*) AS n FROM events WHERE notice_id IS NOT NULL OR finding IS NOT NULL"),
+        json!([{"n": 5}])
+    );
+    assert_eq!(
+        sql("SELECT alert_id, retracted FROM alerts WHERE rule IN ('complaint_overdue', 'notice_overdue') \
+             ORDER BY alert_id"),
+        // TS2 is read after TS1's answer of 15 Oct moved the watermark past
+        // its due date: its card fires, and its answer of 13 Oct, read
+        // next, retracts it.
+        json!([
+            {"alert_id": "N1/notice_overdue", "retracted": false},
+            {"alert_id": "N1/notice_overdue#2", "retracted": false},
+            {"alert_id": "TS1/complaint_overdue", "retracted": false},
+            {"alert_id": "TS2/complaint_overdue", "retracted": true},
+            {"alert_id": "TS3/complaint_overdue", "retracted": false},
+        ])
+    );
+}
