@@ -81,6 +81,9 @@ pub enum Role {
     Admin,
     /// The user's region and the regions below it.
     Reader,
+    /// A reader of its region who may also issue supervision notices (督办)
+    /// and record their answers.
+    Supervisor,
 }
 
 /// One `[[users]]` table.
@@ -91,7 +94,8 @@ pub struct UserConfig {
     pub name: String,
     /// Password hash from `jiancha hash-password` (never the password).
     pub password: String,
-    /// `admin` (sees everything) or `reader` (sees `region` and below).
+    /// `admin` (sees everything), `reader` (sees `region` and below) or
+    /// `supervisor` (a reader who may also issue notices).
     pub role: Role,
     /// Region code the user is scoped to (readers must have one).
     #[serde(default)]
@@ -659,7 +663,7 @@ impl Config {
             if u.name.is_empty() || !seen.insert(u.name.as_str()) {
                 return Err(ValueError::UserName(u.name.clone()));
             }
-            if u.role == Role::Reader && u.region.is_empty() {
+            if u.role != Role::Admin && u.region.is_empty() {
                 return Err(ValueError::ReaderRegion(u.name.clone()));
             }
             crate::serve::users::PasswordHash::parse(&u.password)

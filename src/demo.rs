@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::event::Decoder;
 use crate::history::History;
+use crate::pipeline::inbox::{ChannelInbox, Compressed};
 use crate::pipeline::live::Live;
 use crate::pipeline::live::LiveSink;
 use crate::pipeline::{
@@ -137,15 +138,23 @@ pub fn run(
     live.metrics.consumer_lag.with_label_values(&["demo"]).set(0);
 
     let sim_start: Instant = zone.midnight(crate::time::Day::from_date(start));
+    let clock = Compressed {
+        wall_start: std::time::Instant::now(),
+        sim_start,
+        ms_per_wall_ms: opts.days_per_minute * DAY_MS as f64 / 60_000.0,
+    };
+    // Notices issued from the board join the simulated stream.
+    let (inbox, posted) = ChannelInbox::new(clock);
+    let _ = live.inbox.set(Arc::new(inbox));
     let mut source = Paced {
         sim: Simulator::new(&refdata, zone.clone(), sim_opts),
         decoder,
         next: None,
         raw: String::new(),
         line: 0,
-        ms_per_wall_ms: opts.days_per_minute * DAY_MS as f64 / 60_000.0,
-        wall_start: std::time::Instant::now(),
-        sim_start,
+        clock,
+        posted,
+        posted_raw: Vec::new(),
         stop,
         // A calendar file added or corrected while the demo runs: every
         // case is judged again on it (no folder: the built-in calendar
@@ -243,9 +252,13 @@ struct Paced<'a> {
     next: Option<(u64, Result<crate::event::Event, crate::deadletter::Rejection>)>,
     raw: String,
     line: u64,
-    ms_per_wall_ms: f64,
-    wall_start: std::time::Instant,
-    sim_start: Instant,
+    /// The compressed clock.
+    clock: Compressed,
+    /// Events posted over HTTP (notices), handed over before the next
+    /// simulated one.
+    posted: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// The bytes of the posted event last handed over.
+    posted_raw: Vec<u8>,
     stop: &'a AtomicU32,
     watch: Option<crate::calendar::watch::Watch>,
     live: Arc<Live>,
@@ -260,8 +273,7 @@ struct Paced<'a> {
 impl Paced<'_> {
     /// The compressed clock's reading.
     fn now(&self) -> Instant {
-        let wall = self.wall_start.elapsed().as_millis() as f64;
-        self.sim_start + (wall * self.ms_per_wall_ms) as i64
+        self.clock.now()
     }
 }
 
@@ -284,6 +296,15 @@ impl Source for Paced<'_> {
                 tracing::warn!(error = %e, "calendar folder changed but does not load; the calendar in use stays");
             }
             None => {}
+        }
+        if let Ok(bytes) = self.posted.try_recv() {
+            self.line += 1;
+            self.posted_raw = bytes;
+            let payload = match self.decoder.decode(&self.posted_raw) {
+                Ok(ev) => Payload::Decoded(ev),
+                Err(rej) => Payload::Rejected(rej, &self.posted_raw),
+            };
+            return Ok(Pulled::Record(Record { origin: self.line, kafka: None, key: None, payload }));
         }
         if self.ended {
             self.wait = Duration::from_millis(100);
@@ -325,7 +346,7 @@ impl Source for Paced<'_> {
         if now >= at {
             self.due = true;
         } else {
-            self.wait = Duration::from_millis(((at - now) as f64 / self.ms_per_wall_ms).clamp(1.0, 200.0) as u64);
+            self.wait = Duration::from_millis(((at - now) as f64 / self.clock.ms_per_wall_ms).clamp(1.0, 200.0) as u64);
         }
         Ok(Pulled::Clock(now.min(at)))
     }

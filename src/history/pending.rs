@@ -57,6 +57,12 @@ impl PendingCases {
         self.set(writer, Vec::new());
     }
 
+    /// The pending view of a case, if it is pending.
+    pub fn get(&self, case_id: &str) -> Option<CaseView> {
+        let m = self.by_writer.lock().unwrap_or_else(|e| e.into_inner());
+        m.values().find_map(|v| v.iter().find(|c| c.case_id == case_id).cloned())
+    }
+
     /// How many cases are pending, over every writer.
     pub fn len(&self) -> usize {
         self.by_writer.lock().unwrap_or_else(|e| e.into_inner()).values().map(|v| v.len()).sum()

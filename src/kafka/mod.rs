@@ -194,6 +194,8 @@ pub fn run(
         &stopped,
     )?;
     let svc = Arc::new(Mutex::new(Service::new(cfg.clone(), refdata, live.clone())?));
+    // Notices issued over HTTP go to the events topic like any event.
+    let _ = live.inbox.set(Arc::new(publish::TopicInbox::new(&k.brokers, &k.events_topic)?));
     let consumer: BaseConsumer<Ctx> = client::base(&k.brokers)
         .set("group.id", &k.group_id)
         .set("enable.auto.commit", "false")

@@ -51,3 +51,54 @@ fn case_id(line: &str) -> Option<String> {
     }
     serde_json::from_str::<Key>(line).ok().map(|k| k.case_id)
 }
+
+/// `run`'s [`Inbox`](crate::pipeline::inbox::Inbox): an event posted over
+/// HTTP (a supervision notice) is published to the events topic, keyed by
+/// its case, and consumed back like every departmental event; it is dated
+/// with the wall clock.
+pub struct TopicInbox {
+    producer: rdkafka::producer::ThreadedProducer<Acks>,
+    topic: String,
+}
+
+/// Hands each record's delivery report to the post waiting for it.
+pub struct Acks;
+
+impl rdkafka::ClientContext for Acks {}
+
+impl rdkafka::producer::ProducerContext for Acks {
+    type DeliveryOpaque = Box<std::sync::mpsc::SyncSender<Result<(), String>>>;
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, tx: Self::DeliveryOpaque) {
+        let _ = tx.send(result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string()));
+    }
+}
+
+impl TopicInbox {
+    /// A producer to `topic`; a record the brokers have not acknowledged
+    /// within 30 s is reported as not posted.
+    pub fn new(brokers: &str, topic: &str) -> Result<TopicInbox, KafkaError> {
+        let producer = client::producer_config(brokers)
+            .set("message.timeout.ms", "30000")
+            .create_with_context(Acks)
+            .map_err(KafkaError::client)?;
+        Ok(TopicInbox { producer, topic: topic.to_string() })
+    }
+}
+
+impl crate::pipeline::inbox::Inbox for TopicInbox {
+    fn now(&self) -> crate::time::Instant {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    fn post(&self, case_id: &str, line: Vec<u8>) -> Result<(), crate::pipeline::inbox::InboxError> {
+        use crate::pipeline::inbox::InboxError;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let record =
+            rdkafka::producer::BaseRecord::with_opaque_to(&self.topic, Box::new(tx)).key(case_id).payload(&line);
+        self.producer.send(record).map_err(|(e, _)| InboxError::Publish(e.to_string()))?;
+        match rx.recv() {
+            Ok(r) => r.map_err(InboxError::Publish),
+            Err(_) => Err(InboxError::Closed),
+        }
+    }
+}

@@ -43,6 +43,12 @@ pub struct Live {
     /// Cases changed since their writer last flushed, which SQL sees
     /// with the stored ones.
     pub pending: Arc<crate::history::pending::PendingCases>,
+    /// Where events posted over HTTP (supervision notices) go; unset where
+    /// nothing can be posted.
+    pub inbox: std::sync::OnceLock<Arc<dyn super::inbox::Inbox>>,
+    /// Notices posted here, by `notice_id`: (case_id, region), so an answer
+    /// finds its case before history has the notice.
+    pub posted_notices: std::sync::Mutex<std::collections::HashMap<String, (String, Option<String>)>>,
 }
 
 impl Live {
@@ -66,6 +72,8 @@ impl Live {
                 cfg.time.zone.name(),
                 refdata.clone(),
             )),
+            inbox: std::sync::OnceLock::new(),
+            posted_notices: Default::default(),
         }
     }
 

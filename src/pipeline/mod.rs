@@ -23,6 +23,7 @@
 //! topics.
 
 pub mod files;
+pub mod inbox;
 pub mod jsonl;
 pub mod live;
 mod stage;

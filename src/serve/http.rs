@@ -16,7 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use datafusion::prelude::{col, lit, SessionContext};
@@ -28,9 +28,9 @@ use std::sync::Arc;
 const BOARD: &str = include_str!("board.html");
 
 #[derive(Clone)]
-struct App {
-    live: Arc<Live>,
-    sql: SessionContext,
+pub(super) struct App {
+    pub(super) live: Arc<Live>,
+    pub(super) sql: SessionContext,
 }
 
 /// The routes over the shared state and the history session.
@@ -46,12 +46,15 @@ pub fn router(live: Arc<Live>, sql: SessionContext) -> Router {
         .route("/api/regions", get(regions))
         .route("/api/calendar", get(calendar))
         .route("/api/rules", get(rules))
+        .route("/api/notices", get(super::notices::notices).post(super::notices::issue))
+        .route("/api/notices/{notice_id}/answer", post(super::notices::answer))
+        .route("/api/complaints", get(super::notices::complaints))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such path".into()) })
         .with_state(App { live, sql })
 }
 
 /// An error answered as JSON.
-struct ApiError(StatusCode, String);
+pub(super) struct ApiError(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -66,15 +69,26 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad(m: impl Into<String>) -> ApiError {
+pub(super) fn bad(m: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, m.into())
 }
 
-/// The caller's scope: everything when no users are configured, else the
-/// Basic-authenticated user's.
-fn who(app: &App, headers: &HeaderMap) -> Result<Scope, ApiError> {
+/// Who calls: the scope, the name posted events carry as `staff`, and
+/// whether the caller may issue notices.
+pub(super) struct Caller {
+    /// The regions visible.
+    pub(super) scope: Scope,
+    /// The user's name (`board` when the board is open to all).
+    pub(super) name: String,
+    /// May issue and answer supervision notices.
+    pub(super) supervise: bool,
+}
+
+/// The caller: everything (and supervision) when no users are configured,
+/// else the Basic-authenticated user.
+pub(super) fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     if app.live.http_open {
-        return Ok(None);
+        return Ok(Caller { scope: None, name: "board".into(), supervise: true });
     }
     let denied = || ApiError(StatusCode::UNAUTHORIZED, "log in with a configured user (HTTP Basic)".into());
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(denied)?;
@@ -83,10 +97,16 @@ fn who(app: &App, headers: &HeaderMap) -> Result<Scope, ApiError> {
     let text = String::from_utf8(raw).map_err(|_| denied())?;
     let (name, password) = text.split_once(':').ok_or_else(denied)?;
     let user = app.live.users.check(name, password).ok_or_else(denied)?;
-    Ok(user.scope.clone())
+    Ok(Caller { scope: user.scope.clone(), name: user.name.clone(), supervise: user.may_supervise() })
 }
 
-fn visible(scope: &Scope, region: Option<&str>) -> bool {
+/// The caller's scope: everything when no users are configured, else the
+/// Basic-authenticated user's.
+fn who(app: &App, headers: &HeaderMap) -> Result<Scope, ApiError> {
+    caller(app, headers).map(|c| c.scope)
+}
+
+pub(super) fn visible(scope: &Scope, region: Option<&str>) -> bool {
     match scope {
         None => true,
         Some(s) => region.is_some_and(|r| s.contains(r)),

@@ -11,6 +11,7 @@ pub mod alertmanager;
 pub mod feed;
 pub mod figures;
 pub mod http;
+mod notices;
 pub mod pg;
 pub mod users;
 

@@ -141,6 +141,15 @@ pub struct User {
     pub scope: Scope,
     /// The scope's key: the region code, or "" for all.
     pub region: String,
+    /// What the user may do.
+    pub role: Role,
+}
+
+impl User {
+    /// Whether the user may issue and answer supervision notices.
+    pub fn may_supervise(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Supervisor)
+    }
 }
 
 /// Every configured user.
@@ -170,14 +179,14 @@ impl Users {
                 PasswordHash::parse(&u.password).map_err(|source| UsersError::Hash { user: u.name.clone(), source })?;
             let (scope, region) = match u.role {
                 Role::Admin => (None, String::new()),
-                Role::Reader => {
+                Role::Reader | Role::Supervisor => {
                     if refdata.regions.get(&u.region).is_none() {
                         return Err(UsersError::Region { user: u.name.clone(), region: u.region.clone() });
                     }
                     (Some(Arc::new(region_and_below(refdata, &u.region))), u.region.clone())
                 }
             };
-            by_name.insert(u.name.clone(), User { name: u.name.clone(), hash, scope, region });
+            by_name.insert(u.name.clone(), User { name: u.name.clone(), hash, scope, region, role: u.role });
         }
         Ok(Users { by_name })
     }

@@ -308,6 +308,8 @@ fn http_asks_for_credentials_and_scopes_readers_to_their_region() {
             "overcharge red 超标准收费",
             "denial_without_reason yellow 不予许可未说明理由",
             "bad_rating_unrectified yellow 差评未整改",
+            "complaint_overdue red 投诉超时",
+            "notice_overdue red 督办超时",
         ]
     );
 }

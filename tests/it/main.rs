@@ -22,4 +22,5 @@ mod rules;
 mod sample;
 mod simulate;
 mod sql_limits;
+mod supervision;
 mod support;

@@ -136,6 +136,19 @@ pub fn get(url: &str, auth: Option<&str>) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
+/// POST a JSON body with curl: (status, body). `auth` is `user:password`.
+pub fn post(url: &str, auth: Option<&str>, body: &str) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "--max-time", "60", "-w", "\n%{http_code}", "-H", "content-type: application/json", "-d", body, url]);
+    if let Some(a) = auth {
+        c.args(["-u", a]);
+    }
+    let out = c.output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
 /// GET a JSON body, asserting 200.
 pub fn get_json(url: &str) -> serde_json::Value {
     let (code, body) = get(url, None);
