@@ -892,3 +892,50 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
     assert_eq!(dual(&got), dual(&want));
     assert!(s.log().contains("restored checkpoint"), "the second instance took over from checkpoints\n{}", s.log());
 }
+
+/// An event dated `at` (ms since the epoch) with `extra` fields.
+fn dated(id: &str, case: &str, kind: &str, at: i64, extra: &str) -> String {
+    let t = chrono::DateTime::from_timestamp_millis(at).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    format!(r#"{{"event_id":"{id}","case_id":"{case}","type":"{kind}","occurred_at":"{t}"{extra}}}"#)
+}
+
+/// follow-up.md: a notice posted to `run`'s API is published to the events
+/// topic, consumed back and judged like any event; in event mode its
+/// `notice_overdue` card fires when later events move the watermark past
+/// its deadline.
+#[test]
+fn a_notice_posted_to_runs_api_reaches_the_events_topic_and_its_card_the_alerts_topic() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new(&b, "notice-api", dir.path(), &root().join("config"));
+    b.topic(&s.topic, 1);
+    let now = chrono::Utc::now().timestamp_millis();
+    let hour = 3_600_000;
+    let case = r#","source":"center","region":"220421","department":"tax","item_code":"TAX-002","applicant":"a""#;
+    b.publish(&s.topic, &[dated("n1", "NA1", "accepted", now - hour, case)]);
+    let child = s.start();
+    let http = s.http(child.id());
+    s.wait_caught_up(&b, 1, 1, Duration::from_secs(60));
+    // The notice is dated by the wall clock: 1 working day from today.
+    let body = r#"{"case_id": "NA1", "deadline_days": 1, "reason": "请说明进度"}"#;
+    let mut answer = (0, String::new());
+    wait_until("the case known to the API", Duration::from_secs(30), || {
+        answer = crate::support::demo::post(&format!("http://{http}/api/notices"), None, body);
+        answer.0 == 202
+    });
+    let posted: Value = serde_json::from_str(&answer.1).unwrap();
+    let events = records(&b, &s.topic, 2, Duration::from_secs(30));
+    let notice = events.iter().find(|e| e["type"] == "notice_issued").unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(notice["notice_id"], posted["notice_id"]);
+    assert_eq!((notice["case_id"].as_str(), notice["source"].as_str()), (Some("NA1"), Some("bureau")));
+    // Ten days on (by a later event of another case) the deadline has
+    // passed: the card is on the alerts topic.
+    b.publish(&s.topic, &[dated("n2", "NA2", "submitted", now + 10 * 24 * hour, case)]);
+    s.wait_caught_up(&b, 1, 3, Duration::from_secs(60));
+    let mut cards = Vec::new();
+    wait_until("notice_overdue on the alerts topic", Duration::from_secs(30), || {
+        cards = records(&b, &s.alerts(), 0, Duration::ZERO);
+        cards.iter().any(|r| r["alert_id"] == "NA1/notice_overdue" && r["state"] == "firing")
+    });
+    terminate(child, &s);
+}
