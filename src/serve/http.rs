@@ -1,12 +1,14 @@
 //! The HTTP endpoint: `/metrics`, `/healthz`, `/readyz`, the alert feed
 //! (`/api/alerts`, `/api/alerts/stream`), one case (`/api/cases/{id}`), the
-//! region list and the board page at `/`.
+//! region list, the rule table, the caller (`/api/me`), supervision notices
+//! and complaints (see `notices.rs`) and the board page at `/`.
 //!
 //! When users are configured, everything but `/metrics` and the health
 //! checks asks for HTTP Basic credentials, and a reader sees only the alerts
 //! and cases of its region and the regions below it. Errors are JSON
-//! `{"error": "…"}` with 400 (bad parameter), 401, 404 (unknown case) or
-//! 500.
+//! `{"error": "…"}` with 400 (bad parameter), 401, 403 (a reader issuing
+//! a notice), 404 (unknown case), 409 (a case with an open notice), 500 or
+//! 503 (a notice the pipeline could not take).
 
 use super::users::Scope;
 use super::Live;
@@ -46,6 +48,7 @@ pub fn router(live: Arc<Live>, sql: SessionContext) -> Router {
         .route("/api/regions", get(regions))
         .route("/api/calendar", get(calendar))
         .route("/api/rules", get(rules))
+        .route("/api/me", get(me))
         .route("/api/notices", get(super::notices::notices).post(super::notices::issue))
         .route("/api/notices/{notice_id}/answer", post(super::notices::answer))
         .route("/api/complaints", get(super::notices::complaints))
@@ -323,6 +326,13 @@ async fn rules(State(app): State<App>, headers: HeaderMap) -> Result<Response, A
         })
         .collect();
     Ok(Json(rows).into_response())
+}
+
+/// Who the caller is and what it may do: the board shows the 督办 action
+/// only to those who may issue notices.
+async fn me(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let c = caller(&app, &headers)?;
+    Ok(Json(serde_json::json!({ "name": c.name, "supervise": c.supervise })).into_response())
 }
 
 /// The calendar in use: the last year with its file, and the last judged

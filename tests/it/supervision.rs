@@ -130,3 +130,30 @@ fn a_supervisor_issues_and_answers_a_notice_that_the_engine_judges() {
     let c = json(get(&demo.url("/api/complaints?limit=5"), Some("town:town-pw")), 200);
     assert!(c["complaints"].as_array().unwrap().iter().all(|r| in_scope(r["region"].as_str().unwrap_or(""))), "{c}");
 }
+
+#[test]
+fn a_supervisor_issues_a_notice_from_a_red_card_on_the_board_in_chromium() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/browser` (scripts/test.sh does)"
+    );
+    let demo = Demo::start(&["--days-per-minute", "20", "--cases-per-day", "120", "--days", "120"], Some(&users()));
+    wait_until("a red card in the supervisor's region", Duration::from_secs(90), || {
+        let (code, body) = get(&demo.url("/api/alerts?level=red&limit=1"), Some("sup:sup-pw"));
+        code == 200 && body.contains("\"alert_id\"")
+    });
+    let shot = root.join("target/test-artifacts/notice.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = std::process::Command::new("node")
+        .arg(root.join("tests/browser/notice.mjs"))
+        .arg(demo.url("/"))
+        .args(["sup:sup-pw", "town:town-pw"])
+        .arg(&shot)
+        .output()
+        .expect("node runs");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "browser test failed: {said}");
+    assert!(shot.exists(), "no screenshot: {said}");
+    eprintln!("notice: {said}");
+}
