@@ -95,6 +95,12 @@ pub struct Metrics {
     pub alertmanager_pushes: IntCounterVec,
     /// Events (or records) the source could not read (broker errors).
     pub source_errors: IntCounter,
+    /// Open complaints (效能投诉), and those of them past their due date, by
+    /// region and department: `[open, overdue]`.
+    pub complaints: [IntGaugeVec; 2],
+    /// Open supervision notices (督办), and those of them past their due
+    /// date, by region and department: `[open, overdue]`.
+    pub notices: [IntGaugeVec; 2],
 }
 
 const PLACE: [&str; 2] = ["region", "department"];
@@ -230,6 +236,24 @@ impl Metrics {
                 &["outcome"],
             ),
             source_errors: counter(&r, "jiancha_source_errors_total", "Errors reading the source (broker)"),
+            complaints: [
+                int_gauge_vec(&r, "jiancha_complaints_open", "效能投诉: complaints not yet answered", &PLACE),
+                int_gauge_vec(
+                    &r,
+                    "jiancha_complaints_overdue",
+                    "投诉超时: complaints not answered by their due date",
+                    &PLACE,
+                ),
+            ],
+            notices: [
+                int_gauge_vec(&r, "jiancha_notices_open", "督办: supervision notices not yet answered", &PLACE),
+                int_gauge_vec(
+                    &r,
+                    "jiancha_notices_overdue",
+                    "督办超时: notices not answered by their due date",
+                    &PLACE,
+                ),
+            ],
             registry: r,
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);

@@ -2,7 +2,10 @@
 //! the monthly briefing (`sql/reports/monthly-briefing.sql`, the same file
 //! and code path as `jiancha report`) runs over history for the pipeline's
 //! current month, for the top regions and the level below, and each figure becomes `jiancha_briefing_<figure>{region,
-//! department}`. Live and monthly figures therefore cannot disagree.
+//! department}`. Live and monthly figures therefore cannot disagree. With
+//! them, complaints and supervision notices open and overdue
+//! (`jiancha_complaints_open`, `…_overdue`, `jiancha_notices_open`,
+//! `…_overdue`), from the `complaints` and `notices` tables.
 
 use super::Live;
 use datafusion::arrow::array::{Array, AsArray};
@@ -23,6 +26,52 @@ pub fn regions(live: &Live) -> Vec<String> {
     out
 }
 
+/// Open complaints or notices (`{table}`), and those past their due date,
+/// by department, in region `$region` and below.
+const FOLLOW_UP: &str = "SELECT department,
+       SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS open_n,
+       SUM(CASE WHEN status = 'open' AND overdue THEN 1 ELSE 0 END) AS overdue_n
+FROM {table}
+WHERE CAST($month AS VARCHAR) <> ''
+  AND (region = CAST($region AS VARCHAR)
+       OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))
+GROUP BY department";
+
+/// Sets the gauges of complaints and notices open and overdue.
+async fn follow_up(live: &Live, ctx: &SessionContext, month: &str) -> Result<(), crate::sql::SqlError> {
+    let mut results = Vec::new();
+    for (table, gauges) in [("complaints", &live.metrics.complaints), ("notices", &live.metrics.notices)] {
+        let sql = FOLLOW_UP.replace("{table}", table);
+        for region in regions(live) {
+            results.push((gauges, region.clone(), crate::sql::report::run(ctx, &sql, month, &region).await?));
+        }
+    }
+    for g in live.metrics.complaints.iter().chain(&live.metrics.notices) {
+        g.reset();
+    }
+    for (gauges, region, batches) in results {
+        for b in batches {
+            let (Some(dept), Some(open), Some(overdue)) =
+                (b.column_by_name("department"), b.column_by_name("open_n"), b.column_by_name("overdue_n"))
+            else {
+                continue;
+            };
+            let dept = cast(dept, &DataType::Utf8)?;
+            let dept = dept.as_string::<i32>();
+            for (gauge, values) in gauges.iter().zip([open, overdue]) {
+                let values = cast(values, &DataType::Float64)?;
+                let values = values.as_primitive::<Float64Type>();
+                for i in 0..b.num_rows() {
+                    if !values.is_null(i) && !dept.is_null(i) {
+                        gauge.with_label_values(&[region.as_str(), dept.value(i)]).set(values.value(i) as i64);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Computes the figures once for `month` (`YYYY-MM`).
 pub async fn refresh(live: &Live, ctx: &SessionContext, month: &str) -> Result<(), crate::sql::SqlError> {
     let sql = crate::sql::report::text("monthly-briefing")?;
@@ -31,6 +80,7 @@ pub async fn refresh(live: &Live, ctx: &SessionContext, month: &str) -> Result<(
         let batches = crate::sql::report::run(ctx, &sql, month, &region).await?;
         results.push((region, batches));
     }
+    follow_up(live, ctx, month).await?;
     for (_, g) in &live.metrics.briefing {
         g.reset();
     }

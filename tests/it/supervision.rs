@@ -4,7 +4,7 @@
 //! judged like every event; readers may not issue them; lists of notices
 //! and complaints are scoped like alerts.
 
-use crate::support::demo::{get, post, Demo};
+use crate::support::demo::{get, metric, post, Demo};
 use crate::support::{poll_until, wait_until};
 use serde_json::Value;
 use std::time::Duration;
@@ -110,6 +110,12 @@ fn a_supervisor_issues_and_answers_a_notice_that_the_engine_judges() {
     assert!(row["due_date"].as_str().is_some_and(|d| d.len() == 10), "{row}");
     assert!(row["issued_date"].as_str().unwrap() < row["due_date"].as_str().unwrap(), "{row}");
     json(post(&url, Some("sup:sup-pw"), &body(&mine, "5")), 409);
+    // The live gauges count it open and overdue (summed over the regions
+    // they are kept for: at least once).
+    wait_until("jiancha_notices_overdue on /metrics", Duration::from_secs(60), || {
+        metric(&demo.http, "jiancha_notices_open").is_some_and(|n| n >= 1.0)
+            && metric(&demo.http, "jiancha_notices_overdue").is_some_and(|n| n >= 1.0)
+    });
 
     // Answered: the card resolves.
     let answer = demo.url(&format!("/api/notices/{notice_id}/answer"));
