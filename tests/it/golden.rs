@@ -107,7 +107,8 @@ const fn case(
 
 fn level(rule: &str) -> &'static str {
     match rule {
-        "overdue" | "intake_overdue" | "dual_intake" | "unregistered_case" | "overcharge" => "red",
+        "overdue" | "intake_overdue" | "dual_intake" | "unregistered_case" | "overcharge" | "complaint_overdue"
+        | "notice_overdue" => "red",
         "due_soon" | "repeated_supplement" | "backdated_entry" | "denial_without_reason" | "bad_rating_unrectified" => {
             "yellow"
         }
@@ -227,6 +228,10 @@ fn assert_firing_first(alerts: &[Value]) {
 //  27 G05 evaluated 03-24 10:30 LATE   62 G13 rectified 10-12 10:00
 //  28-30 G03 escalated/returned/done   63 G19 dated 2027 -> no_calendar
 //  31 G16 without applicant            32 G06 accepted 04-14 09:00 (rec +50h)
+//  64 G13 notice DB-G13-1, 3 days      68 G13 answer naming DB-G13-9 (held)
+//  65 GC1 complaint filed 10-14        69 G13 answer to DB-G13-1 10-19
+//  66 G13 notice, deadline 0 -> bad    70 GC2 answered 10-20, not upheld
+//  67 GC2 complaint filed 10-15        71 GC1 answered 10-23, upheld
 
 const G01: Case = case("G01", "220421", "market", Some("W01"), "P5");
 const G02: Case = case("G02", "220421100", "market", Some("W02"), "P5");
@@ -399,8 +404,32 @@ fn golden_expected_alerts() -> Vec<Value> {
         // `rectified` 09-30 came first: no alert.
         // G12 — item O1 (in_hall false): no center event needed; completed the
         // day of acceptance, fee 8.504 vs 8.5 (≤ 0.005 over): no alert at all.
+        //
+        // follow-up.md. G13 (completed, still in memory) gets notice DB-G13-1
+        // on Tue 10-13 09:00 with 3 working days: 10-14 (1), 10-15 (2), 10-16
+        // (3) -> due 10-16, notice_overdue at 10-17 00:00 although the case is
+        // closed; its answer of 10-19 09:30 resolves it (line 68's answer
+        // names another notice: held, then invalid_transition).
+        rec(&G13, "notice_overdue", F, "2026-10-17T00:00:00", Some("2026-10-16")),
+        rec(&G13, "notice_overdue", R, "2026-10-19T09:30:00", Some("2026-10-16")),
+        // GC1 — complaint about market filed Wed 10-14: 5 working days after,
+        // 10-15 (1), 10-16 (2), 10-19 (3), 10-20 (4), 10-21 (5) -> due 10-21;
+        // complaint_overdue at 10-22 00:00, resolved by the answer of 10-23
+        // 10:00. A complaint has no item: item_code null.
+        no_item(rec(&GC1, "complaint_overdue", F, "2026-10-22T00:00:00", Some("2026-10-21"))),
+        no_item(rec(&GC1, "complaint_overdue", R, "2026-10-23T10:00:00", Some("2026-10-21"))),
+        // GC2 — filed Thu 10-15: due 10-22 (16, 19, 20, 21, 22); answered
+        // 10-20: no alert.
     ]
 }
+
+/// A complaint's record: no catalogue item.
+fn no_item(mut v: Value) -> Value {
+    v["item_code"] = Value::Null;
+    v
+}
+
+const GC1: Case = case("GC1", "220421", "market", Some("W01"), "");
 
 #[test]
 fn golden_scenario() {
@@ -429,6 +458,9 @@ fn golden_scenario() {
         ("bad_value".into(), n("region"), 48),
         ("bad_value".into(), n("rating"), 59),
         ("no_calendar".into(), n("occurred_at"), 63),
+        ("bad_value".into(), n("deadline_days"), 66),
+        // Hold from wm 10-19 09:00 ends 10-26 09:00, before --until.
+        ("invalid_transition".into(), n("type"), 68),
     ];
     let mut got: Vec<(String, Option<String>, u64)> = dead
         .iter()
