@@ -439,6 +439,9 @@ pub enum ConfigError {
 /// and nothing starts.
 #[derive(Debug, thiserror::Error)]
 pub enum ValueError {
+    /// `rules.complaint_days` is 0.
+    #[error("rules.complaint_days must be at least 1")]
+    ComplaintDays,
     /// `rules.warn_days` is 0.
     #[error("rules.warn_days must be at least 1")]
     WarnDays,
@@ -470,7 +473,7 @@ pub enum ValueError {
     #[error("users: name {0:?} is empty or given twice")]
     UserName(String),
     /// A reader has no region.
-    #[error("users: reader {0:?} needs a region")]
+    #[error("users: reader or supervisor {0:?} needs a region")]
     ReaderRegion(String),
     /// A user's password is not a hash from `jiancha hash-password`.
     #[error("users: {user:?}: password: {source}")]
@@ -634,6 +637,9 @@ impl Config {
         let r = &self.rules;
         if r.warn_days == 0 {
             return Err(ValueError::WarnDays);
+        }
+        if r.complaint_days == 0 {
+            return Err(ValueError::ComplaintDays);
         }
         if r.orphan_hours == 0 || r.dedupe_days == 0 {
             return Err(ValueError::OrphanOrDedupe);

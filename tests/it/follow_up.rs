@@ -391,3 +391,29 @@ fn complaints_and_notices_are_sql_tables_and_complaints_are_not_cases() {
         ])
     );
 }
+
+#[test]
+fn check_config_refuses_complaint_days_0_and_a_supervisor_without_region() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = support::root();
+    let check = |toml: &str| {
+        std::fs::write(dir.path().join("j.toml"), toml).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_jiancha"))
+            .current_dir(dir.path())
+            .env("JIANCHA__REFERENCE__CATALOG", root.join("config/catalog.csv"))
+            .env("JIANCHA__REFERENCE__CALENDAR", root.join("config/calendar"))
+            .env("JIANCHA__REFERENCE__REGIONS", root.join("config/regions.csv"))
+            .args(["check-config", "--config", "j.toml"])
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (ok, err) = check("[rules]\ncomplaint_days = 0\n");
+    assert!(!ok && err.contains("rules.complaint_days must be at least 1"), "{err}");
+    let user =
+        format!("[[users]]\nname = \"sup\"\npassword = \"{}\"\nrole = \"supervisor\"\n", super::pgwire::hash("pw"));
+    let (ok, err) = check(&user);
+    assert!(!ok && err.contains("\"sup\" needs a region"), "{err}");
+    let (ok, err) = check(&format!("{user}region = \"220421\"\n"));
+    assert!(ok, "{err}");
+}
