@@ -10,6 +10,7 @@
 //! simulator walks the calendar itself — so the truth (due date, used days,
 //! on time, early) is computed independently of the engine.
 
+mod follow_up;
 mod plan;
 
 use crate::reference::RefData;
@@ -71,6 +72,12 @@ pub struct AnomalyRates {
     pub denial_without_reason: f64,
     /// A bad rating never rectified (差评未整改).
     pub bad_rating_unrectified: f64,
+    /// A complaint filed about the case (效能投诉); a quarter of them are
+    /// answered after their due date (投诉超时).
+    pub complaint: f64,
+    /// Share of overdue cases the bureau issues a notice on (督办); three in
+    /// ten are answered late (督办超时).
+    pub notice_on_overdue: f64,
 }
 
 impl Default for AnomalyRates {
@@ -85,6 +92,8 @@ impl Default for AnomalyRates {
             overcharge: 0.01,
             denial_without_reason: 0.01,
             bad_rating_unrectified: 0.01,
+            complaint: 0.01,
+            notice_on_overdue: 0.3,
         }
     }
 }
@@ -152,6 +161,7 @@ pub struct Simulator<'a> {
     seq: u64,
     truths: VecDeque<Truth>,
     planner: plan::Planner,
+    bureau: follow_up::Bureau,
     bad_lines: u64,
 }
 
@@ -172,6 +182,7 @@ impl<'a> Simulator<'a> {
             .filter(|&d| rd.calendar.is_working(d).unwrap_or(false))
             .collect();
         let planner = plan::Planner::new(rd);
+        let bureau = follow_up::Bureau::new(opts.seed, opts.rates.complaint, opts.rates.notice_on_overdue);
         Simulator {
             rd,
             zone,
@@ -183,6 +194,7 @@ impl<'a> Simulator<'a> {
             seq: 0,
             truths: VecDeque::new(),
             planner,
+            bureau,
             bad_lines: 0,
         }
     }
@@ -232,9 +244,17 @@ impl Iterator for Simulator<'_> {
                     let case = self.next_case;
                     self.next_case += 1;
                     let planned = self.planner.plan(self.rd, &self.zone, &mut self.rng, &self.opts, case, day);
-                    for (events, truth) in planned {
+                    for (events, mut truth) in planned {
+                        let (bureau, complaints) = self.bureau.plan(self.rd, &self.zone, &mut truth, &events);
                         self.schedule(events);
                         self.truths.push_back(truth);
+                        // The bureau's events arrive on time, once: the
+                        // departments' random draws stay as they were.
+                        for (at, line) in bureau {
+                            self.seq += 1;
+                            self.heap.push(Reverse((at, self.seq, line)));
+                        }
+                        self.truths.extend(complaints);
                     }
                 }
                 _ => {

@@ -73,6 +73,8 @@ fn engine_raises_exactly_the_injected_anomalies_and_agrees_on_figures() {
         "overcharge",
         "denial_without_reason",
         "bad_rating_unrectified",
+        "complaint_overdue",
+        "notice_overdue",
     ] {
         assert!(planned.iter().any(|(_, r)| r == rule), "no {rule} in the simulated stream");
     }
