@@ -59,6 +59,10 @@ pub const NO_ITEM: u32 = u32::MAX;
 /// `CaseEvent::notice` of an event that names no notice.
 pub const NO_NOTICE: u32 = u32::MAX;
 
+fn no_notice() -> u32 {
+    NO_NOTICE
+}
+
 impl Attrs {
     /// The interned window, if any.
     pub fn window(&self) -> Option<u32> {
@@ -116,7 +120,9 @@ pub struct CaseEvent {
     pub flags: u8,
     /// Rating of an `evaluated`; working days of a `notice_issued`.
     pub rating: u8,
-    /// Interned `notice_id` of a notice event, else [`NO_NOTICE`].
+    /// Interned `notice_id` of a notice event, else [`NO_NOTICE`] (also
+    /// in snapshots written before notices existed).
+    #[serde(default = "no_notice")]
     pub notice: u32,
     /// Fee of a `completed`, or a negative number when none was given.
     pub fee: f64,

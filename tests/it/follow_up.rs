@@ -417,3 +417,22 @@ fn check_config_refuses_complaint_days_0_and_a_supervisor_without_region() {
     let (ok, err) = check(&format!("{user}region = \"220421\"\n"));
     assert!(ok, "{err}");
 }
+
+#[test]
+fn a_snapshot_written_before_notices_existed_still_restores() {
+    // A checkpoint of the previous version has no `notice` on its events:
+    // restored, the case goes on as if nothing had changed.
+    let mut h = H::new();
+    h.ev("S1", "accepted", "2026-03-02T10:00", json!({"item_code": "A"}));
+    let snap = String::from_utf8(h.engine.snapshot()).unwrap();
+    let old = snap.replace(&format!(",\"notice\":{}", u32::MAX), "");
+    assert_ne!(old, snap, "the snapshot names the notice field");
+    let e = jiancha::engine::Engine::restore(
+        support::refdata(support::CATALOG),
+        support::zone(),
+        jiancha::config::RulesConfig::default(),
+        old.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(e.snapshot(), snap.into_bytes());
+}
