@@ -31,6 +31,8 @@ pub enum Rule {
     ComplaintOverdue,
     /// 督办超时.
     NoticeOverdue,
+    /// 环节超时.
+    StepOverdue,
 }
 
 /// Card colour.
@@ -55,7 +57,7 @@ impl Level {
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 13] = [
         Rule::DueSoon,
         Rule::Overdue,
         Rule::IntakeOverdue,
@@ -68,6 +70,7 @@ impl Rule {
         Rule::BadRatingUnrectified,
         Rule::ComplaintOverdue,
         Rule::NoticeOverdue,
+        Rule::StepOverdue,
     ];
 
     /// Its position in [`Rule::ALL`] and in the rules' registry.

@@ -89,6 +89,9 @@ enum Command {
         /// Regions CSV (overrides reference.regions).
         #[arg(long)]
         regions: Option<PathBuf>,
+        /// Steps of items CSV (overrides reference.steps).
+        #[arg(long)]
+        steps: Option<PathBuf>,
         /// Advance the watermark to this instant at the end of the input
         /// (RFC 3339, or a local YYYY-MM-DD meaning its 00:00).
         #[arg(long)]
@@ -229,6 +232,8 @@ fn load_refdata_or_embedded(cfg: &Config) -> Result<RefData> {
     if !(catalog || calendar || regions) {
         return load_refdata(cfg);
     }
+    // The built-in steps go with the built-in catalogue they name.
+    let steps_built_in = catalog && built_in(&r.steps, &d.steps);
     let e = RefData::embedded();
     let mut used = Vec::new();
     let catalog = match catalog {
@@ -252,17 +257,38 @@ fn load_refdata_or_embedded(cfg: &Config) -> Result<RefData> {
         }
         false => Regions::load(&r.regions).context("reference data")?,
     };
+    let steps = match steps_built_in {
+        true => {
+            used.push(r.steps.display().to_string());
+            e.steps
+        }
+        false => load_steps(cfg, &catalog)?,
+    };
     tracing::warn!(
         "{} not found here; using the sample reference data built into the binary for {}",
         used.join(", "),
         if used.len() == 1 { "it" } else { "them" }
     );
-    provisional(cfg, RefData { catalog, calendar, regions })
+    provisional(cfg, RefData { catalog, calendar, regions, steps })
 }
 
 fn load_refdata(cfg: &Config) -> Result<RefData> {
     let r = &cfg.reference;
-    provisional(cfg, RefData::load(&r.catalog, &r.calendar, &r.regions).context("reference data")?)
+    let rd = RefData::load(&r.catalog, &r.calendar, &r.regions).context("reference data")?;
+    let steps = load_steps(cfg, &rd.catalog)?;
+    provisional(cfg, rd.with_steps(steps))
+}
+
+/// The steps of `cfg` for `catalog`. The shipped `config/steps.csv` names
+/// the shipped catalogue's items: left at its default path while the
+/// catalogue is another one, it is not read (no steps), rather than fail on
+/// items that catalogue does not have.
+fn load_steps(cfg: &Config, catalog: &Catalog) -> Result<crate::reference::Steps> {
+    let (r, d) = (&cfg.reference, crate::config::ReferenceConfig::default());
+    if r.steps == d.steps && r.catalog != d.catalog {
+        return Ok(Default::default());
+    }
+    crate::reference::Steps::load(&r.steps, catalog).context("reference data")
 }
 
 /// `rd` with the provisional calendars `time.provisional_calendar` asks for.
@@ -277,7 +303,7 @@ fn provisional(cfg: &Config, rd: RefData) -> Result<RefData> {
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Replay { out, config, catalog, calendar, regions, until, files } => {
+        Command::Replay { out, config, catalog, calendar, regions, steps, until, files } => {
             let mut cfg = Config::load_env(config.as_deref())?;
             if let Some(c) = catalog {
                 cfg.reference.catalog = c;
@@ -287,6 +313,9 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             if let Some(r) = regions {
                 cfg.reference.regions = r;
+            }
+            if let Some(s) = steps {
+                cfg.reference.steps = s;
             }
             let zone = cfg.time.zone.clone();
             let until = match until {
@@ -501,7 +530,14 @@ fn check_config(config: Option<PathBuf>) -> Result<()> {
     let mut problems = Vec::new();
     let r = &cfg.reference;
     match Catalog::load(&r.catalog) {
-        Ok(c) => println!("ok  catalogue {}: {} items", r.catalog.display(), c.items().len()),
+        Ok(c) => {
+            println!("ok  catalogue {}: {} items", r.catalog.display(), c.items().len());
+            match load_steps(&cfg, &c) {
+                Ok(s) if s.rows() == 0 => println!("ok  steps {}: none, no step limits", r.steps.display()),
+                Ok(s) => println!("ok  steps {}: {} steps of {} items", r.steps.display(), s.rows(), s.items()),
+                Err(e) => problems.push(format!("{e:#}")),
+            }
+        }
         Err(e) => problems.push(e.to_string()),
     }
     match Regions::load(&r.regions) {

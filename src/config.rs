@@ -188,6 +188,9 @@ pub struct ReferenceConfig {
     pub calendar: PathBuf,
     /// Regions CSV.
     pub regions: PathBuf,
+    /// Steps of items CSV (`item_code,step,limit_days`); a missing file means
+    /// no step limits.
+    pub steps: PathBuf,
 }
 
 impl Default for ReferenceConfig {
@@ -196,6 +199,7 @@ impl Default for ReferenceConfig {
             catalog: "config/catalog.csv".into(),
             calendar: "config/calendar".into(),
             regions: "config/regions.csv".into(),
+            steps: "config/steps.csv".into(),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Reference data: the item catalogue (事项目录), the regions and the calendar,
-//! loaded and checked once at start.
+//! Reference data: the item catalogue (事项目录), the regions, the calendar
+//! and the steps of items (环节时限), loaded and checked once at start.
 
 pub use crate::calendar::{Calendar, CalendarError};
 use serde::{Deserialize, Serialize};
@@ -355,6 +355,96 @@ impl Regions {
     }
 }
 
+/// One step of an item (`steps.csv`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// The step's name, as `step_completed` names it (承办, 审核, 批准 …).
+    pub name: String,
+    /// Its limit in working days (≥ 1).
+    pub limit_days: u32,
+}
+
+/// The steps of the items that have them (环节时限), each item's in file
+/// order. Items without rows have no step limits.
+#[derive(Clone, Debug, Default)]
+pub struct Steps {
+    by_item: HashMap<u32, Vec<Step>>,
+    names: std::collections::HashSet<String>,
+    rows: usize,
+}
+
+const STEPS_COLUMNS: [&str; 3] = ["item_code", "step", "limit_days"];
+
+impl Steps {
+    /// Loads and checks a steps CSV against the catalogue; a missing file
+    /// means no steps.
+    pub fn load(path: &Path, cat: &Catalog) -> Result<Steps, RefError> {
+        match std::fs::read(path) {
+            Ok(text) => Steps::parse(&text, path, cat),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Steps::default()),
+            Err(cause) => Err(RefError::Io { path: path.to_path_buf(), cause }),
+        }
+    }
+
+    /// Parses steps CSV text (`item_code,step,limit_days`); `path` names it
+    /// in messages. An item not in the catalogue, a step named twice for
+    /// one item and a limit below 1 are errors.
+    pub fn parse(text: &[u8], path: &Path, cat: &Catalog) -> Result<Steps, RefError> {
+        let mut rdr = csv_reader(text);
+        let row_err = |line: u64, message: String| RefError::Row { path: path.to_path_buf(), line, message };
+        let csv_err = |line: u64| move |source| RefError::Csv { path: path.to_path_buf(), line, source };
+        let headers = rdr.headers().map_err(csv_err(1))?.clone();
+        if headers.iter().collect::<Vec<_>>() != STEPS_COLUMNS {
+            return Err(row_err(1, format!("expected header {}", STEPS_COLUMNS.join(","))));
+        }
+        let mut steps = Steps::default();
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| csv_err(line_at(text, e.position()))(e))?;
+            let line = line_at(text, rec.position());
+            let code = rec.get(0).unwrap_or("");
+            let item =
+                cat.lookup(code).ok_or_else(|| row_err(line, format!("item_code {code:?} is not in the catalogue")))?;
+            let name = rec.get(1).unwrap_or("").to_string();
+            if name.is_empty() || name.chars().count() > 64 {
+                return Err(row_err(line, "step must be 1–64 characters".into()));
+            }
+            let limit = rec.get(2).unwrap_or("");
+            let limit_days = match limit.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(row_err(line, format!("limit_days {limit:?} is not a whole number of days ≥ 1"))),
+            };
+            let list = steps.by_item.entry(item).or_default();
+            if list.iter().any(|s| s.name == name) {
+                return Err(row_err(line, format!("step {name:?} of item {code} appears twice")));
+            }
+            steps.names.insert(name.clone());
+            list.push(Step { name, limit_days });
+            steps.rows += 1;
+        }
+        Ok(steps)
+    }
+
+    /// The steps of a catalogue item, in order (empty when it has none).
+    pub fn of(&self, item: u32) -> &[Step] {
+        self.by_item.get(&item).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Whether any item has a step of this name.
+    pub fn knows(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    /// Rows (steps of all items).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Items that have steps.
+    pub fn items(&self) -> usize {
+        self.by_item.len()
+    }
+}
+
 /// Everything the rules need besides the events.
 #[derive(Clone, Debug)]
 pub struct RefData {
@@ -364,6 +454,8 @@ pub struct RefData {
     pub calendar: Calendar,
     /// The regions.
     pub regions: Regions,
+    /// The steps of items (none unless loaded: see [`RefData::with_steps`]).
+    pub steps: Steps,
 }
 
 impl RefData {
@@ -375,13 +467,23 @@ impl RefData {
             (2025, Path::new("2025.json"), include_str!("../config/calendar/2025.json")),
             (2026, Path::new("2026.json"), include_str!("../config/calendar/2026.json")),
         ];
+        let catalog = Catalog::parse(include_bytes!("../config/catalog.csv"), Path::new("catalog.csv"))
+            .expect("built-in catalogue is valid");
+        let steps = Steps::parse(include_bytes!("../config/steps.csv"), Path::new("steps.csv"), &catalog)
+            .expect("built-in steps are valid");
         RefData {
-            catalog: Catalog::parse(include_bytes!("../config/catalog.csv"), Path::new("catalog.csv"))
-                .expect("built-in catalogue is valid"),
+            catalog,
             calendar: Calendar::from_json_files(&calendar).expect("built-in calendar is valid"),
             regions: Regions::parse(include_bytes!("../config/regions.csv"), Path::new("regions.csv"))
                 .expect("built-in regions are valid"),
+            steps,
         }
+    }
+
+    /// The same data with these steps.
+    pub fn with_steps(mut self, steps: Steps) -> RefData {
+        self.steps = steps;
+        self
     }
 
     /// The same data, with a provisional calendar for the current and the
@@ -394,15 +496,16 @@ impl RefData {
     /// The same catalogue and regions with another calendar (a calendar
     /// folder that changed while serving).
     pub fn with_calendar(&self, calendar: Calendar) -> RefData {
-        RefData { calendar, catalog: self.catalog.clone(), regions: self.regions.clone() }
+        RefData { calendar, catalog: self.catalog.clone(), regions: self.regions.clone(), steps: self.steps.clone() }
     }
 
-    /// Loads the three sources.
+    /// Loads the three sources (no steps: see [`RefData::with_steps`]).
     pub fn load(catalog: &Path, calendar: &Path, regions: &Path) -> Result<RefData, RefError> {
         Ok(RefData {
             catalog: Catalog::load(catalog)?,
             calendar: Calendar::load_dir(calendar)?,
             regions: Regions::load(regions)?,
+            steps: Steps::default(),
         })
     }
 }

@@ -131,6 +131,17 @@ pub struct CaseEvent {
     /// While the event is invalid at its place, the watermark at which it is
     /// dead-lettered unless a later arrival makes it valid; else [`NOT_HELD`].
     pub hold_until: Instant,
+    /// The interned step a `step_completed` names, when some item lists a
+    /// step of that name; else [`NO_STEP`].
+    #[serde(default = "no_step")]
+    pub step: u32,
+}
+
+/// `CaseEvent::step` of an event that names no listed step.
+pub const NO_STEP: u32 = u32::MAX;
+
+fn no_step() -> u32 {
+    NO_STEP
 }
 
 impl CaseEvent {

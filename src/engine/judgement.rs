@@ -69,6 +69,13 @@ pub struct Summary {
     pub open_notice: bool,
     /// The case's supervision notices (with the clock figures).
     pub notices: Vec<NoticeFigures>,
+    /// The current step (its position in the item's steps) of an open case.
+    pub step: Option<u32>,
+    /// The current step's due date.
+    pub step_due_date: Option<Day>,
+    /// Charged days each step used: the completed steps, then the current
+    /// one (up to the watermark's date, or the day the case closed).
+    pub step_used: Vec<u32>,
 }
 
 /// A supervision notice's figures (`notices` table).
@@ -299,6 +306,27 @@ fn summarize(st: &Walk, ctx: &Ctx) -> Summary {
             if let Some(due) = s.due_date {
                 s.on_time = Some(c <= due);
                 s.early = Some(st.limit_days >= 1 && c < due);
+            }
+        }
+    }
+    if let (Some((_, a)), Some(attrs)) = (st.accepted, &st.attrs) {
+        let steps = ctx.steps.of(attrs.item);
+        if !steps.is_empty() {
+            let end = match (st.status, st.closed_at) {
+                (Status::Open, _) => ctx.zone.day_of(ctx.limit),
+                (_, Some(t)) => ctx.zone.day_of(t),
+                _ => a,
+            };
+            let mut start = a;
+            let ends = st.step_done.iter().copied().chain((st.step_done.len() < steps.len()).then_some(end));
+            for done in ends {
+                let r = clock::charged_days(cal, start, done.max(start), &s.stops).map(Some);
+                s.step_used.push(st.note(r).unwrap_or(0));
+                start = done.max(start);
+            }
+            if st.status == Status::Open && st.step_done.len() < steps.len() {
+                s.step = Some(st.step_done.len() as u32);
+                s.step_due_date = st.step_due(cal);
             }
         }
     }

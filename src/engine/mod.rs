@@ -45,7 +45,7 @@ use crate::reference::{ItemKind, RefData};
 use crate::time::{Instant, Zone, DAY_MS, HOUR_MS};
 use case::{
     Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD, NO_ITEM, NO_NOTICE,
-    NO_WINDOW,
+    NO_STEP, NO_WINDOW,
 };
 use judgement::{conclude, judge_case, walk_events, Ctx, Judgement, Resume, Status, Summary};
 use std::collections::{HashMap, HashSet};
@@ -120,6 +120,11 @@ pub struct CaseView {
     pub provisional_calendar: bool,
     /// The `notice_id` of each of `summary.notices`, in their order.
     pub notices: Vec<String>,
+    /// The name of the current step of an open case (`steps.csv`).
+    pub step: Option<String>,
+    /// Charged days each step used so far, `name:days` comma-separated in
+    /// step order; None for an item without steps.
+    pub step_used_days: Option<String>,
 }
 
 /// The supervision engine.
@@ -344,6 +349,12 @@ impl Engine {
             fee: ev.fee_yuan.unwrap_or(-1.0),
             attrs,
             hold_until: NOT_HELD,
+            step: match ev.step.as_deref() {
+                Some(name) if ev.kind == EventType::StepCompleted && self.refdata.steps.knows(name) => {
+                    self.st.strings.intern(name)
+                }
+                _ => NO_STEP,
+            },
         };
         let case = self.st.cases.entry(key.clone()).or_insert_with(|| Box::new(Case::new()));
         case.insert(ce);
@@ -413,6 +424,18 @@ impl Engine {
                     || out.summary.completed_at.is_some_and(|t| cal.is_provisional(self.zone.day_of(t)))
             },
             notices: out.summary.notices.iter().map(|n| s.name(n.id).to_string()).collect(),
+            step: {
+                let steps = attrs.as_ref().map_or(&[][..], |a| self.refdata.steps.of(a.item));
+                out.summary.step.and_then(|k| steps.get(k as usize)).map(|s| s.name.clone())
+            },
+            step_used_days: {
+                let steps = attrs.as_ref().map_or(&[][..], |a| self.refdata.steps.of(a.item));
+                let used = &out.summary.step_used;
+                (!used.is_empty()).then(|| {
+                    let v: Vec<String> = steps.iter().zip(used).map(|(s, d)| format!("{}:{d}", s.name)).collect();
+                    v.join(",")
+                })
+            },
             summary: out.summary,
         })
     }
@@ -428,6 +451,8 @@ impl Engine {
         Ctx {
             cal: &self.refdata.calendar,
             cat: &self.refdata.catalog,
+            steps: &self.refdata.steps,
+            strings: &self.st.strings,
             zone: &self.zone,
             rules: &self.rules,
             dual: &self.st.dual,

@@ -17,7 +17,7 @@ use crate::alert::Rule;
 use crate::calendar::{Calendar, NoCalendar};
 use crate::config::RulesConfig;
 use crate::event::{Decision, EventType};
-use crate::reference::{Catalog, Item};
+use crate::reference::{Catalog, Item, Step, Steps};
 use crate::time::{Day, Instant, Zone};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -30,6 +30,10 @@ pub struct Ctx<'a> {
     pub cal: &'a Calendar,
     /// Item catalogue.
     pub cat: &'a Catalog,
+    /// Steps of items.
+    pub steps: &'a Steps,
+    /// The engine's interned strings (step names).
+    pub strings: &'a super::case::Interner,
     /// Time zone.
     pub zone: &'a Zone,
     /// Rule thresholds.
@@ -182,6 +186,13 @@ pub struct Walk {
     pub filed: Option<(Instant, Day)>,
     /// Supervision notices, in the order issued.
     pub notices: Vec<Notice>,
+    /// The day each completed step of the item's steps completed, in step
+    /// order (a `step_completed` naming a later step completes every step up
+    /// to it on its day).
+    pub step_done: Vec<Day>,
+    /// The current step's limit in working days; 0 when there is no current
+    /// step (no steps for the item, or all completed).
+    pub step_limit: u32,
     /// Rules whose one-shot timer has run (bit [`Rule::index`]).
     raised: u16,
     /// A year whose calendar was needed but missing (a cell, so that the
@@ -248,6 +259,36 @@ impl Walk {
     pub fn due(&self, cal: &Calendar) -> Option<Day> {
         self.accepted?;
         self.nth_charged(cal, self.limit_days)
+    }
+
+    /// The start date of the current step: the acceptance date for the
+    /// first, else the day the step before it completed.
+    pub fn step_start(&self) -> Option<Day> {
+        let (_, a) = self.accepted?;
+        Some(self.step_done.last().copied().unwrap_or(a))
+    }
+
+    /// The current step's due date: its `step_limit`-th charged day of the
+    /// processing clock (stops apply) after its start date.
+    pub fn step_due(&self, cal: &Calendar) -> Option<Day> {
+        if self.step_limit == 0 {
+            return None;
+        }
+        let start = self.step_start()?;
+        let r = clock::nth_charged(cal, start, self.step_limit, &self.processing_stops());
+        self.note(r)
+    }
+
+    /// Completes every step of `steps` up to position `pos` on `day`, when
+    /// that step is not completed yet; returns whether the current step
+    /// completed.
+    pub fn complete_steps(&mut self, pos: usize, day: Day, steps: &[Step]) -> bool {
+        if pos < self.step_done.len() || pos >= steps.len() {
+            return false;
+        }
+        self.step_done.resize(pos + 1, day);
+        self.step_limit = steps.get(pos + 1).map_or(0, |s| s.limit_days);
+        true
     }
 
     /// The acceptance-decision due date (5 working days, supplement stops

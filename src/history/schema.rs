@@ -128,6 +128,10 @@ pub fn case_versions(zone: &str) -> SchemaRef {
         Field::new("version", DataType::UInt64, false),
         // Last, and nullable: parts written before it have none.
         Field::new("provisional_calendar", DataType::Boolean, true),
+        // The step clock (环节时限); nullable, after the rest, for the same reason.
+        utf8("current_step", true),
+        Field::new("step_due_date", DataType::Date32, true),
+        utf8("step_used_days", true),
     ]))
 }
 
@@ -425,6 +429,9 @@ pub struct CaseRows {
     b: [BooleanBuilder; 4],
     fee: Float64Builder,
     version: UInt64Builder,
+    /// `current_step`, `step_used_days`.
+    steps: [StringBuilder; 2],
+    step_due: Date32Builder,
     /// Rows collected.
     pub len: usize,
 }
@@ -441,6 +448,8 @@ impl CaseRows {
             b: Default::default(),
             fee: Float64Builder::new(),
             version: UInt64Builder::new(),
+            steps: Default::default(),
+            step_due: Date32Builder::new(),
             len: 0,
         }
     }
@@ -483,6 +492,9 @@ impl CaseRows {
         self.b[3].append_value(v.provisional_calendar);
         self.fee.append_option(sm.fee_yuan);
         self.version.append_value(version);
+        self.steps[0].append_option(v.step.as_deref());
+        self.step_due.append_option(sm.step_due_date.map(|d| d.0));
+        self.steps[1].append_option(v.step_used_days.as_deref());
         self.len += 1;
     }
 
@@ -519,6 +531,9 @@ impl CaseRows {
             Arc::new(self.i[4].finish()),
             Arc::new(self.version.finish()),
             Arc::new(self.b[3].finish()),
+            Arc::new(self.steps[0].finish()),
+            Arc::new(self.step_due.finish()),
+            Arc::new(self.steps[1].finish()),
         ];
         self.len = 0;
         RecordBatch::try_new(self.schema.clone(), cols).expect("case batch matches its schema")

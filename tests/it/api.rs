@@ -310,6 +310,8 @@ fn http_asks_for_credentials_and_scopes_readers_to_their_region() {
             "bad_rating_unrectified yellow 差评未整改",
             "complaint_overdue red 投诉超时",
             "notice_overdue red 督办超时",
+            // follow-up.md's new rules, after rules.md's.
+            "step_overdue yellow 环节超时",
         ]
     );
 }

@@ -429,6 +429,24 @@ fn check_config_names_an_immediate_item_with_promised_days() {
 }
 
 #[test]
+fn check_config_names_the_line_of_a_bad_steps_row() {
+    // steps.csv against the shipped catalogue: an unknown item, a step named
+    // twice for one item, a limit below 1 — each named with file and line.
+    let dir = TempDir::new().unwrap();
+    for (rows, line, needle) in [
+        ("TAX-014,承办,2\nXX-999,审核,1\n", 3, "XX-999"),
+        ("TAX-014,承办,2\nTAX-014,承办,1\n", 3, "twice"),
+        ("TAX-014,承办,0\n", 2, "limit_days"),
+    ] {
+        let steps = write(dir.path(), "steps.csv", format!("item_code,step,limit_days\n{rows}"));
+        let cfg = config_with(dir.path(), None, None, None);
+        let toml = std::fs::read_to_string(&cfg).unwrap() + &format!("steps = {:?}\n", steps.display().to_string());
+        std::fs::write(&cfg, toml).unwrap();
+        check_config_fails(dir.path(), &cfg, &[&format!("{}:{line}:", steps.display()), needle]);
+    }
+}
+
+#[test]
 fn check_config_names_a_date_both_off_and_working() {
     let dir = TempDir::new().unwrap();
     let mut y2026: Value =

@@ -22,5 +22,6 @@ mod rules;
 mod sample;
 mod simulate;
 mod sql_limits;
+mod steps;
 mod supervision;
 mod support;

@@ -48,6 +48,7 @@ fn refdata(with_2027: bool) -> Arc<RefData> {
             catalog: Catalog::load(&p).unwrap(),
             calendar: files(with_2027),
             regions: Regions::load(&root().join("config/regions.csv")).unwrap(),
+            steps: Default::default(),
         }
         .with_provisional_calendar(chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap()),
     )

@@ -30,6 +30,7 @@ pub mod notice_overdue;
 pub mod overcharge;
 pub mod overdue;
 pub mod repeated_supplement;
+pub mod step_overdue;
 pub mod unregistered_case;
 
 /// What a rule is, as data.
@@ -82,7 +83,7 @@ pub trait RuleDef: Sync {
 }
 
 /// Every rule, in [`Rule::ALL`] order.
-pub static REGISTRY: [&dyn RuleDef; 12] = [
+pub static REGISTRY: [&dyn RuleDef; 13] = [
     &due_soon::DueSoon,
     &overdue::Overdue,
     &intake_overdue::IntakeOverdue,
@@ -95,6 +96,7 @@ pub static REGISTRY: [&dyn RuleDef; 12] = [
     &bad_rating_unrectified::BadRatingUnrectified,
     &complaint_overdue::ComplaintOverdue,
     &notice_overdue::NoticeOverdue,
+    &step_overdue::StepOverdue,
 ];
 
 impl Rule {

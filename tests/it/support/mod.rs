@@ -70,6 +70,7 @@ pub fn refdata(catalog_csv: &str) -> Arc<RefData> {
         catalog: Catalog::load(&p).unwrap(),
         calendar: Calendar::load_dir(&root().join("config/calendar")).unwrap(),
         regions: Regions::load(&root().join("config/regions.csv")).unwrap(),
+        steps: Default::default(),
     })
 }
 
