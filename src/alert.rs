@@ -33,6 +33,8 @@ pub enum Rule {
     NoticeOverdue,
     /// 环节超时.
     StepOverdue,
+    /// 清单外事项.
+    UnlistedItem,
 }
 
 /// Card colour.
@@ -57,7 +59,7 @@ impl Level {
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::DueSoon,
         Rule::Overdue,
         Rule::IntakeOverdue,
@@ -71,6 +73,7 @@ impl Rule {
         Rule::ComplaintOverdue,
         Rule::NoticeOverdue,
         Rule::StepOverdue,
+        Rule::UnlistedItem,
     ];
 
     /// Its position in [`Rule::ALL`] and in the rules' registry.

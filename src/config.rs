@@ -145,6 +145,17 @@ pub enum WatermarkMode {
     Event,
 }
 
+/// What an event whose `item_code` is not in the catalogue (清单外事项) gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnlistedItem {
+    /// Its case is followed (no time limit) and raises `unlisted_item`.
+    #[default]
+    Card,
+    /// It is dead-lettered `unknown_item`.
+    DeadLetter,
+}
+
 /// `[time]`
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -389,6 +400,9 @@ pub struct RulesConfig {
     /// `complaint_overdue`: working days after its filing date to answer a
     /// complaint.
     pub complaint_days: u32,
+    /// An event for an item outside the catalogue: `card` (followed, raises
+    /// `unlisted_item`) or `dead_letter` (`unknown_item`).
+    pub unlisted_item: UnlistedItem,
 }
 
 impl Default for RulesConfig {
@@ -403,6 +417,7 @@ impl Default for RulesConfig {
             dedupe_days: 30,
             retain_closed_days: 90,
             complaint_days: 5,
+            unlisted_item: UnlistedItem::Card,
         }
     }
 }

@@ -109,7 +109,8 @@ pub fn run(
         days: opts.days,
         ..Default::default()
     };
-    let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key);
+    let decoder = Decoder::new(refdata.clone(), zone.clone(), &cfg.privacy.applicant_key)
+        .with_unlisted_items(cfg.rules.unlisted_item);
     let engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
     let core = Core::new(engine, History::open(&opts.data, zone.clone(), refdata.clone())?);
     let metrics = Some(live.metrics.clone());

@@ -250,6 +250,9 @@ pub struct Event {
     pub deadline_days: Option<u8>,
     /// The notice of a `notice_issued` or `notice_answered`.
     pub notice_id: Option<String>,
+    /// `item_code` when it is not in the catalogue and such items are
+    /// followed (`rules.unlisted_item = "card"`); `item` is None then.
+    pub unlisted_item: Option<String>,
 }
 
 /// One JSON value of a field, as far as the contract cares.
@@ -425,6 +428,7 @@ pub struct Decoder {
     refdata: Arc<RefData>,
     zone: Zone,
     hasher: ApplicantHasher,
+    unlisted: crate::config::UnlistedItem,
 }
 
 fn bad(field: usize, detail: String) -> Rejection {
@@ -432,9 +436,22 @@ fn bad(field: usize, detail: String) -> Rejection {
 }
 
 impl Decoder {
-    /// A decoder over reference data, in a zone, hashing applicants with `key`.
+    /// A decoder over reference data, in a zone, hashing applicants with
+    /// `key`; an item outside the catalogue is dead-lettered `unknown_item`
+    /// unless [`Decoder::with_unlisted_items`] says otherwise.
     pub fn new(refdata: Arc<RefData>, zone: Zone, applicant_key: &str) -> Decoder {
-        Decoder { refdata, zone, hasher: ApplicantHasher::new(applicant_key) }
+        Decoder {
+            refdata,
+            zone,
+            hasher: ApplicantHasher::new(applicant_key),
+            unlisted: crate::config::UnlistedItem::DeadLetter,
+        }
+    }
+
+    /// What an item outside the catalogue gets (`rules.unlisted_item`).
+    pub fn with_unlisted_items(mut self, mode: crate::config::UnlistedItem) -> Decoder {
+        self.unlisted = mode;
+        self
     }
 
     /// The reference data it decodes with.
@@ -607,11 +624,23 @@ impl Decoder {
             true => Some(id_string(&mut v, F_NOTICE)?),
             false => None,
         };
+        let mut unlisted_item = None;
         let item = match &item_code {
             None => None,
-            Some(code) => Some(self.refdata.catalog.lookup(code).ok_or_else(|| {
-                Rejection::field(DeadReason::UnknownItem, "item_code", format!("item {code:?} is not in the catalogue"))
-            })?),
+            Some(code) => match self.refdata.catalog.lookup(code) {
+                Some(i) => Some(i),
+                None if self.unlisted == crate::config::UnlistedItem::Card && code.chars().count() <= 128 => {
+                    unlisted_item = Some(code.clone());
+                    None
+                }
+                None => {
+                    return Err(Rejection::field(
+                        DeadReason::UnknownItem,
+                        "item_code",
+                        format!("item {code:?} is not in the catalogue"),
+                    ))
+                }
+            },
         };
         let day = self.zone.day_of(occurred_at);
         if !self.refdata.calendar.covers(day) {
@@ -645,6 +674,7 @@ impl Decoder {
             finding,
             deadline_days,
             notice_id,
+            unlisted_item,
         })
     }
 }

@@ -245,8 +245,9 @@ impl Catalog {
         &self.items[idx as usize]
     }
 
-    /// The item at an index, or `None` for a case without one (a
-    /// complaint's `NO_ITEM`).
+    /// The item at an index, None for an index outside the catalogue (an
+    /// unlisted item's, see `engine::case::UNLISTED_ITEM`, or a complaint's
+    /// `NO_ITEM`).
     pub fn get(&self, idx: u32) -> Option<&Item> {
         self.items.get(idx as usize)
     }

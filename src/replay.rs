@@ -100,7 +100,8 @@ pub fn run(cfg: &Config, refdata: Arc<RefData>, opts: &ReplayOptions) -> Result<
     if opts.files.len() > 65_535 {
         return Err(ReplayError::TooManyFiles);
     }
-    let decoder = Decoder::new(refdata.clone(), cfg.time.zone.clone(), &cfg.privacy.applicant_key);
+    let decoder = Decoder::new(refdata.clone(), cfg.time.zone.clone(), &cfg.privacy.applicant_key)
+        .with_unlisted_items(cfg.rules.unlisted_item);
     let source = FileSource::open(&opts.files, &decoder, opts.progress)?;
     replay_from(cfg, refdata, opts, decoder, source, started)
 }
@@ -214,7 +215,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (cfg, refdata) = (Config::default(), Arc::new(RefData::embedded()));
         let opts = ReplayOptions { out: dir.path().join("out"), files: Vec::new(), until: None, progress: false };
-        let decoder = Decoder::new(refdata.clone(), cfg.time.zone.clone(), &cfg.privacy.applicant_key);
+        let decoder = Decoder::new(refdata.clone(), cfg.time.zone.clone(), &cfg.privacy.applicant_key)
+            .with_unlisted_items(cfg.rules.unlisted_item);
         let source = FileSource::failing_midway("decoder bug");
         match replay_from(&cfg, refdata, &opts, decoder, source, std::time::Instant::now()) {
             Err(ReplayError::Files(FilesError::ReaderPanicked(what))) => assert_eq!(what, "decoder bug"),

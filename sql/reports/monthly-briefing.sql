@@ -5,6 +5,9 @@
 -- Completion figures count cases by the date they were completed, intake
 -- figures by the date they were accepted; withdrawn cases count in no rate;
 -- a rate with a zero denominator is NULL; rates are fractions 0–1.
+-- unlisted_cases (清单外办件数): cases accepted in the period whose item is
+-- not in the catalogue (their `kind` is NULL; followed with
+-- rules.unlisted_item = "card").
 --
 -- The score's weights are the numbers in the `scored` step below: edit them
 -- here (this file is read at run time; no rebuild).
@@ -64,7 +67,8 @@ flags AS (
            COALESCE(r.good_n, 0) AS good_n,
            COALESCE(k.cards_n, 0) AS cards_n,
            COALESCE(k.red_alerts, 0) AS red_alerts,
-           COALESCE(k.yellow_alerts, 0) AS yellow_alerts
+           COALESCE(k.yellow_alerts, 0) AS yellow_alerts,
+           (s.kind IS NULL AND s.item_code IS NOT NULL) AS unlisted
     -- The small per-case tables on the left: a hash join keeps its left
     -- side in memory and streams the right one through it.
     FROM case_cards k
@@ -89,7 +93,8 @@ case_figures AS (
            SUM(ratings_n) AS ratings_n,
            SUM(good_n) AS good_n,
            SUM(red_alerts) AS red_alerts,
-           SUM(yellow_alerts) AS yellow_alerts
+           SUM(yellow_alerts) AS yellow_alerts,
+           SUM(CASE WHEN in_intake AND unlisted THEN 1 ELSE 0 END) AS unlisted_cases
     FROM flags
     GROUP BY department
     HAVING SUM(CASE WHEN in_intake OR in_completion OR in_overdue_open OR ratings_n > 0 OR cards_n > 0
@@ -117,7 +122,8 @@ figures AS (
            CAST(c.rated_n AS DOUBLE) / NULLIF(c.completed, 0) AS evaluation_rate,
            CAST(c.good_n AS DOUBLE) / NULLIF(c.ratings_n, 0) AS good_rating_rate,
            c.red_alerts,
-           c.yellow_alerts
+           c.yellow_alerts,
+           c.unlisted_cases
     FROM case_figures c
     LEFT JOIN compression p ON p.department = c.department
 ),
@@ -135,6 +141,7 @@ SELECT CAST($region AS VARCHAR) AS region,
        department, accepted, completed, on_time_rate, early_rate, onsite_rate, immediate_share,
        within_10_days_rate, avg_used_days, overdue_open, compression_rate, evaluation_rate,
        good_rating_rate, red_alerts, yellow_alerts, score,
-       RANK() OVER (ORDER BY ROUND(score, 4) DESC) AS rank
+       RANK() OVER (ORDER BY ROUND(score, 4) DESC) AS rank,
+       unlisted_cases
 FROM scored
 ORDER BY rank, department

@@ -62,11 +62,29 @@ pub const NO_NOTICE: u32 = u32::MAX;
 fn no_notice() -> u32 {
     NO_NOTICE
 }
+/// The bit of `Attrs::item` that marks an item outside the catalogue
+/// (清单外事项); the other bits are then its interned `item_code`.
+pub const UNLISTED_ITEM: u32 = 1 << 31;
 
 impl Attrs {
     /// The interned window, if any.
     pub fn window(&self) -> Option<u32> {
         (self.window != NO_WINDOW).then_some(self.window)
+    }
+
+    /// Whether the item is outside the catalogue.
+    pub fn unlisted(&self) -> bool {
+        self.item != NO_ITEM && self.item & UNLISTED_ITEM != 0
+    }
+
+    /// The item's code: from the catalogue, or interned when unlisted;
+    /// None for a case without an item (a complaint).
+    pub fn item_code<'a>(&self, cat: &'a crate::reference::Catalog, strings: &'a Interner) -> Option<&'a str> {
+        match cat.get(self.item) {
+            Some(i) => Some(&i.item_code),
+            None if self.item == NO_ITEM => None,
+            None => Some(strings.name(self.item & !UNLISTED_ITEM)),
+        }
     }
 }
 

@@ -98,7 +98,10 @@ impl Engine {
         let new = match acceptance {
             None => None,
             Some(a) => {
-                let Some(item) = self.refdata.catalog.lookup(&a.item_code) else { return };
+                let item = match self.refdata.catalog.lookup(&a.item_code) {
+                    Some(i) => i,
+                    None => case::UNLISTED_ITEM | self.st.strings.intern(&a.item_code),
+                };
                 let Some(applicant) = crate::privacy::unhex32(&a.applicant) else { return };
                 let attrs = Attrs {
                     region: NO_WINDOW,

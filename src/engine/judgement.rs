@@ -286,7 +286,7 @@ fn summarize(st: &Walk, ctx: &Ctx) -> Summary {
         s.intake_due_date = st.intake_due(cal);
     }
     if let Some((_, a)) = st.accepted {
-        s.limit_days = Some(st.limit_days);
+        s.limit_days = (!st.unlisted()).then_some(st.limit_days);
         s.stops = st.processing_stops().into_owned();
         if matches!(st.status, Status::Open | Status::Completed) {
             s.due_date = st.due(cal);

@@ -45,7 +45,7 @@ use crate::reference::{ItemKind, RefData};
 use crate::time::{Instant, Zone, DAY_MS, HOUR_MS};
 use case::{
     Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD, NO_ITEM, NO_NOTICE,
-    NO_STEP, NO_WINDOW,
+    NO_STEP, NO_WINDOW, UNLISTED_ITEM,
 };
 use judgement::{conclude, judge_case, walk_events, Ctx, Judgement, Resume, Status, Summary};
 use std::collections::{HashMap, HashSet};
@@ -307,7 +307,11 @@ impl Engine {
             Some((k, _)) => k.clone(),
             None => Arc::from(ev.case_id.as_str()),
         };
-        let attrs = match (ev.kind, &ev.region, &ev.department, ev.item, ev.applicant) {
+        let item = match (ev.item, &ev.unlisted_item) {
+            (None, Some(code)) => Some(UNLISTED_ITEM | self.st.strings.intern(code)),
+            (item, _) => item,
+        };
+        let attrs = match (ev.kind, &ev.region, &ev.department, item, ev.applicant) {
             (EventType::Submitted | EventType::Accepted, Some(r), Some(d), Some(item), Some(applicant)) => {
                 let a = Attrs {
                     region: self.st.strings.intern(r),
@@ -415,7 +419,7 @@ impl Engine {
             region: attrs.as_ref().map(|a| s.name(a.region).to_string()),
             department: attrs.as_ref().map(|a| s.name(a.department).to_string()),
             window: attrs.as_ref().and_then(|a| a.window()).map(|w| s.name(w).to_string()),
-            item_code: attrs.as_ref().and_then(|a| self.refdata.catalog.get(a.item)).map(|i| i.item_code.clone()),
+            item_code: attrs.as_ref().and_then(|a| a.item_code(&self.refdata.catalog, s)).map(str::to_string),
             parent_case_id: attrs.as_ref().and_then(|a| a.parent.as_deref().map(str::to_string)),
             held_events: case.events.iter().filter(|e| e.is_held()).count(),
             provisional_calendar: {

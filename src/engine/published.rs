@@ -176,7 +176,7 @@ pub(super) fn reconcile(
             region: attrs.map(|a| strings.name(a.region).to_string()),
             department: attrs.map(|a| strings.name(a.department).to_string()),
             window: attrs.and_then(|a| a.window()).map(|w| strings.name(w).to_string()),
-            item_code: attrs.and_then(|a| refdata.catalog.get(a.item)).map(|i| i.item_code.clone()),
+            item_code: attrs.and_then(|a| a.item_code(&refdata.catalog, strings)).map(str::to_string),
             due_date: due.map(|d| d.to_string()),
             retracted: state == AlertState::Retracted,
             detail: Detail {

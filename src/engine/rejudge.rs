@@ -102,8 +102,7 @@ impl Engine {
             && j.summary
                 .attrs
                 .as_ref()
-                .and_then(|a| self.refdata.catalog.get(a.item))
-                .is_some_and(|i| i.kind == ItemKind::Joint)
+                .is_some_and(|a| self.refdata.catalog.get(a.item).is_some_and(|i| i.kind == ItemKind::Joint))
         {
             let at: Vec<Instant> =
                 case.events.iter().filter(|e| e.has(F_CENTER) && !e.is_held()).map(|e| e.at).collect();
@@ -158,7 +157,11 @@ impl Engine {
             if self.share {
                 let acceptance = new_accept.as_ref().map(|a| AcceptanceFact {
                     applicant: crate::privacy::hex(&a.attrs.applicant),
-                    item_code: self.refdata.catalog.item(a.attrs.item).item_code.clone(),
+                    item_code: a
+                        .attrs
+                        .item_code(&self.refdata.catalog, &self.st.strings)
+                        .unwrap_or_default()
+                        .to_string(),
                     at: a.at,
                     source: self.st.strings.name(a.source).to_string(),
                     withdrawn_at: (a.withdrawn_at != case::NEVER).then_some(a.withdrawn_at),

@@ -231,6 +231,12 @@ impl Walk {
         self.attrs.as_ref().and_then(|a| cat.get(a.item))
     }
 
+    /// Whether the case's item is outside the catalogue (no time limit, no
+    /// clock rules).
+    pub fn unlisted(&self) -> bool {
+        self.attrs.as_ref().is_some_and(|a| a.unlisted())
+    }
+
     /// Processing stops as known now, merged: closed ones plus any open one
     /// (borrowed when there is nothing to merge).
     pub fn processing_stops(&self) -> Cow<'_, [Stop]> {
@@ -255,9 +261,12 @@ impl Walk {
         self.note(r)
     }
 
-    /// The processing due date.
+    /// The processing due date (none for an unlisted item).
     pub fn due(&self, cal: &Calendar) -> Option<Day> {
         self.accepted?;
+        if self.unlisted() {
+            return None;
+        }
         self.nth_charged(cal, self.limit_days)
     }
 
@@ -295,6 +304,9 @@ impl Walk {
     /// excluded).
     pub fn intake_due(&self, cal: &Calendar) -> Option<Day> {
         let (_, s) = self.submitted?;
+        if self.unlisted() {
+            return None;
+        }
         let r = if self.intake_stops.len() <= 1 {
             clock::nth_charged(cal, s, 5, &self.intake_stops)
         } else {

@@ -280,7 +280,7 @@ impl EventRows {
         s[4].append_option(e.region.as_deref());
         s[5].append_option(e.department.as_deref());
         s[6].append_option(e.window.as_deref());
-        s[7].append_option(e.item.map(|i| catalog.item(i).item_code.as_str()));
+        s[7].append_option(e.item.map(|i| catalog.item(i).item_code.as_str()).or(e.unlisted_item.as_deref()));
         let mut buf = [0; 64];
         s[8].append_option(e.applicant.as_ref().map(|a| hex32_in(a, &mut buf)));
         s[9].append_option(e.parent_case_id.as_deref());

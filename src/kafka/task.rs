@@ -427,7 +427,8 @@ impl Service {
             log(&format!("partition {p}: its checkpoint was judged on another calendar; judging its cases again"));
             core.set_refdata(self.refdata.clone());
         }
-        let decoder = Decoder::new(self.refdata.clone(), self.zone.clone(), &self.cfg.privacy.applicant_key);
+        let decoder = Decoder::new(self.refdata.clone(), self.zone.clone(), &self.cfg.privacy.applicant_key)
+            .with_unlisted_items(self.cfg.rules.unlisted_item);
         // The watermark moves over every partition at once (see [`Service::advance`]).
         let pipeline = Pipeline::new(decoder, core, Watermark::Shell, Some(self.live.metrics.clone()));
         Ok(Task {

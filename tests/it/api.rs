@@ -312,6 +312,7 @@ fn http_asks_for_credentials_and_scopes_readers_to_their_region() {
             "notice_overdue red 督办超时",
             // follow-up.md's new rules, after rules.md's.
             "step_overdue yellow 环节超时",
+            "unlisted_item red 清单外事项",
         ]
     );
 }

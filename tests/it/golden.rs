@@ -50,8 +50,16 @@ fn golden_args() -> Vec<String> {
     ]
 }
 
-/// Runs `jiancha replay --out OUT ARGS…` and insists on exit status 0.
+/// Runs `jiancha replay --out OUT ARGS…` and insists on exit status 0. The
+/// scenario's item outside the catalogue (G17) is dead-lettered as it was
+/// written for: `rules.unlisted_item = "dead_letter"`, said explicitly since
+/// follow-up.md made `"card"` the default.
 fn run_into(out: &Path, args: &[String]) {
+    run_with(out, args, "dead_letter")
+}
+
+/// [`run_into`] with `rules.unlisted_item = unlisted`.
+fn run_with(out: &Path, args: &[String], unlisted: &str) {
     let output = Command::new(env!("CARGO_BIN_EXE_jiancha"))
         .arg("replay")
         .arg("--out")
@@ -60,6 +68,7 @@ fn run_into(out: &Path, args: &[String]) {
         // Whatever today is: the 2027 event (G19) meets a year with no
         // calendar, not a provisional one.
         .env("JIANCHA__TIME__PROVISIONAL_CALENDAR", "false")
+        .env("JIANCHA__RULES__UNLISTED_ITEM", unlisted)
         .output()
         .expect("cannot start jiancha");
     assert!(
@@ -108,7 +117,8 @@ const fn case(
 fn level(rule: &str) -> &'static str {
     match rule {
         "overdue" | "intake_overdue" | "dual_intake" | "unregistered_case" | "overcharge" | "complaint_overdue"
-        | "notice_overdue" => "red",
+        | "notice_overdue" | "unlisted_item" => "red",
+        "step_overdue" => "yellow",
         "due_soon" | "repeated_supplement" | "backdated_entry" | "denial_without_reason" | "bad_rating_unrectified" => {
             "yellow"
         }
@@ -489,6 +499,30 @@ fn golden_scenario() {
         );
         assert!(d["detail"].as_str().is_some_and(|s| !s.trim().is_empty()), "detail at line {line}");
     }
+}
+
+#[test]
+fn golden_scenario_follows_the_unlisted_item_with_a_red_card() {
+    // The same input with rules.unlisted_item = "card" (follow-up.md's
+    // default). Line 41, G17 accepted at 14 May 10:00 for item Z999, which is
+    // not in the catalogue, is no longer dead-lettered: its case is followed
+    // with the event's department (market) and raises unlisted_item at its
+    // occurred_at, with no due date; G17 never closes, so the card stays
+    // firing. No time limit, so no clock card; its event is from `center`, so
+    // no unregistered_case either. Everything else is as in golden_scenario.
+    let (base_alerts, base_dead) = replay(&golden_args());
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    run_with(dir.path(), &golden_args(), "card");
+    let alerts = read_jsonl(&dir.path().join("alerts.jsonl"));
+    let dead = read_jsonl(&dir.path().join("dead-letter.jsonl"));
+    let g17 = case("G17", "220421", "market", None, "Z999");
+    let mut want = base_alerts.clone();
+    want.push(rec(&g17, "unlisted_item", F, "2026-05-14T10:00:00", None));
+    assert_same_records(&alerts, &want, "alerts.jsonl with unlisted items followed");
+    let line = |d: &Value| d["line"].as_u64().unwrap();
+    let want_dead: Vec<u64> = base_dead.iter().map(line).filter(|&l| l != 41).collect();
+    assert_eq!(dead.iter().map(line).collect::<Vec<_>>(), want_dead);
+    assert_eq!(base_dead.len(), want_dead.len() + 1, "line 41 was an unknown_item dead letter");
 }
 
 #[test]

@@ -25,3 +25,4 @@ mod sql_limits;
 mod steps;
 mod supervision;
 mod support;
+mod unlisted;

@@ -31,6 +31,7 @@ pub mod overcharge;
 pub mod overdue;
 pub mod repeated_supplement;
 pub mod step_overdue;
+pub mod unlisted_item;
 pub mod unregistered_case;
 
 /// What a rule is, as data.
@@ -83,7 +84,7 @@ pub trait RuleDef: Sync {
 }
 
 /// Every rule, in [`Rule::ALL`] order.
-pub static REGISTRY: [&dyn RuleDef; 13] = [
+pub static REGISTRY: [&dyn RuleDef; 14] = [
     &due_soon::DueSoon,
     &overdue::Overdue,
     &intake_overdue::IntakeOverdue,
@@ -97,6 +98,7 @@ pub static REGISTRY: [&dyn RuleDef; 13] = [
     &complaint_overdue::ComplaintOverdue,
     &notice_overdue::NoticeOverdue,
     &step_overdue::StepOverdue,
+    &unlisted_item::UnlistedItem,
 ];
 
 impl Rule {

@@ -29,7 +29,8 @@ impl RuleDef for Overcharge {
     }
 
     fn on_event(&self, w: &mut Walk, ctx: &Ctx, e: &CaseEvent) {
-        if e.kind != EventType::Completed || e.fee < 0.0 {
+        // An unlisted item has no standard fee to exceed.
+        if e.kind != EventType::Completed || e.fee < 0.0 || w.unlisted() {
             return;
         }
         let standard = w.item(ctx.cat).map_or(0.0, |i| i.fee_yuan);

@@ -44,8 +44,9 @@ impl RuleDef for UnregisteredCase {
     fn next_timer(&self, w: &Walk, ctx: &Ctx) -> Option<(Instant, u8)> {
         let mut best = None;
         if !w.raised(META.rule) {
-            if let (Some(first), Some(item)) = (w.first_at, w.item(ctx.cat)) {
-                if item.in_hall {
+            // An unlisted item is treated as handled in the hall (follow-up.md).
+            if let Some(first) = w.first_at {
+                if w.item(ctx.cat).map_or(w.unlisted(), |i| i.in_hall) {
                     best = Some((first + ctx.rules.grace_hours as i64 * HOUR_MS, GRACE_ENDS));
                 }
             }

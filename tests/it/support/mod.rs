@@ -107,14 +107,9 @@ impl H {
     }
 
     pub fn with_refdata(rd: Arc<RefData>, rules: RulesConfig) -> H {
-        H {
-            engine: Engine::new(rd.clone(), zone(), rules),
-            decoder: Decoder::new(rd.clone(), zone(), "test-key"),
-            rd,
-            records: Vec::new(),
-            dead: Vec::new(),
-            seq: 0,
-        }
+        // Items outside the catalogue as the shells treat them.
+        let decoder = Decoder::new(rd.clone(), zone(), "test-key").with_unlisted_items(rules.unlisted_item);
+        H { engine: Engine::new(rd.clone(), zone(), rules), decoder, rd, records: Vec::new(), dead: Vec::new(), seq: 0 }
     }
 
     fn take(&mut self, effects: Vec<Effect>) {
