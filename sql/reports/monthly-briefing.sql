@@ -7,7 +7,11 @@
 -- a rate with a zero denominator is NULL; rates are fractions 0–1.
 -- unlisted_cases (清单外办件数): cases accepted in the period whose item is
 -- not in the catalogue (their `kind` is NULL; followed with
--- rules.unlisted_item = "card").
+-- rules.unlisted_item = "card"). joint_delays (联办拖延件数): the
+-- department's sub-cases that made their joint parent late (completed after
+-- the parent's due date, or still open at 00:00 of the day after it: the
+-- parent's late_departments names them), counted in the month of the
+-- parent's due date.
 --
 -- The score's weights are the numbers in the `scored` step below: edit them
 -- here (this file is read at run time; no rebuild).
@@ -75,6 +79,18 @@ flags AS (
     RIGHT JOIN (case_ratings r RIGHT JOIN (scope s CROSS JOIN period) ON r.case_id = s.case_id)
            ON k.case_id = s.case_id
 ),
+joint_late AS (
+    SELECT s.department, COUNT(*) AS joint_delays
+    FROM scope s
+    JOIN (SELECT case_id, due_date, late_departments FROM cases WHERE late_sub_cases > 0) p
+      ON p.case_id = s.parent_case_id
+    WHERE p.due_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE)
+      AND p.due_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE)
+      AND (s.closed_date > p.due_date
+           OR (s.closed_date IS NULL
+               AND strpos(',' || p.late_departments || ',', ',' || s.department || ',') > 0))
+    GROUP BY s.department
+),
 -- Every department with activity in the period.
 case_figures AS (
     SELECT department,
@@ -123,9 +139,11 @@ figures AS (
            CAST(c.good_n AS DOUBLE) / NULLIF(c.ratings_n, 0) AS good_rating_rate,
            c.red_alerts,
            c.yellow_alerts,
-           c.unlisted_cases
+           c.unlisted_cases,
+           COALESCE(j.joint_delays, 0) AS joint_delays
     FROM case_figures c
     LEFT JOIN compression p ON p.department = c.department
+    LEFT JOIN joint_late j ON j.department = c.department
 ),
 scored AS (
     SELECT f.*,
@@ -142,6 +160,6 @@ SELECT CAST($region AS VARCHAR) AS region,
        within_10_days_rate, avg_used_days, overdue_open, compression_rate, evaluation_rate,
        good_rating_rate, red_alerts, yellow_alerts, score,
        RANK() OVER (ORDER BY ROUND(score, 4) DESC) AS rank,
-       unlisted_cases
+       unlisted_cases, joint_delays
 FROM scored
 ORDER BY rank, department

@@ -42,7 +42,7 @@ use crate::config::RulesConfig;
 use crate::deadletter::{DeadReason, Rejection};
 use crate::event::{Decision, Event, EventType};
 use crate::reference::{ItemKind, RefData};
-use crate::time::{Instant, Zone, DAY_MS, HOUR_MS};
+use crate::time::{Day, Instant, Zone, DAY_MS, HOUR_MS};
 use case::{
     Attrs, CaseEvent, F_BACKDATED, F_CENTER, F_DENIED, F_NO_REASON, F_SUPPLEMENT, NOT_HELD, NO_ITEM, NO_NOTICE,
     NO_STEP, NO_WINDOW, UNLISTED_ITEM,
@@ -125,6 +125,19 @@ pub struct CaseView {
     /// Charged days each step used so far, `name:days` comma-separated in
     /// step order; None for an item without steps.
     pub step_used_days: Option<String>,
+    /// A joint parent's sub-cases that made it late (completed after its
+    /// due date, or still open at 00:00 of the day after it): their ids
+    /// and departments, sorted; None for a case without sub-cases.
+    pub late_sub_cases: Option<LateSubCases>,
+}
+
+/// The sub-cases that made a joint parent late (follow-up.md, "Joint cases").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LateSubCases {
+    /// Their case ids, sorted.
+    pub case_ids: Vec<String>,
+    /// Their departments, sorted, each once.
+    pub departments: Vec<String>,
 }
 
 /// The supervision engine.
@@ -440,8 +453,45 @@ impl Engine {
                     v.join(",")
                 })
             },
+            late_sub_cases: self.late_sub_cases(case_id, out.summary.due_date),
             summary: out.summary,
         })
+    }
+
+    /// The instant from which a joint parent's open sub-cases make it late:
+    /// 00:00 of the day after its due date; None for a case without
+    /// sub-cases in memory or without a due date.
+    fn joint_deadline(&self, case_id: &str) -> Option<Instant> {
+        self.st.children.get(case_id)?;
+        let case = self.st.cases.get(case_id)?;
+        let pc = self.parent_center(case.parent.as_deref());
+        let due = self.judge(case_id, case, &pc, true).summary.due_date?;
+        Some(self.zone.midnight(due.next()))
+    }
+
+    /// The sub-cases (in memory) that made the case late, given its due
+    /// date: each closed at or after 00:00 of the day after it, or still
+    /// open when the watermark has passed that instant.
+    fn late_sub_cases(&self, case_id: &str, due: Option<Day>) -> Option<LateSubCases> {
+        let kids = self.st.children.get(case_id)?;
+        let mut late = LateSubCases::default();
+        let Some(due) = due else { return Some(late) };
+        let t = self.zone.midnight(due.next());
+        let wm = self.st.watermark.unwrap_or(i64::MIN);
+        for k in kids {
+            let Some(c) = self.st.cases.get(k) else { continue };
+            let pc = self.parent_center(c.parent.as_deref());
+            let s = self.judge(k, c, &pc, false).summary;
+            let Some(attrs) = s.attrs.as_ref() else { continue };
+            if s.closed_at.map_or(wm >= t, |x| x >= t) {
+                late.case_ids.push(k.to_string());
+                late.departments.push(self.st.strings.name(attrs.department).to_string());
+            }
+        }
+        late.case_ids.sort();
+        late.departments.sort();
+        late.departments.dedup();
+        Some(late)
     }
 
     fn parent_center(&self, parent: Option<&str>) -> Vec<Instant> {

@@ -47,6 +47,9 @@ impl Engine {
             self.st.cases.get_mut(key).expect("case present").resume = Some(keep);
         }
         let wm = self.st.watermark.unwrap_or(i64::MIN);
+        // A joint parent is judged again at 00:00 after its due date, when
+        // its open sub-cases make it late (its row changes then).
+        let joint_at = self.joint_deadline(key).filter(|&t| t > wm);
         let orphan_ms = self.rules.orphan_hours as i64 * HOUR_MS;
         let mut expired: Vec<(usize, &'static str)> = Vec::new();
         {
@@ -119,6 +122,9 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        if let Some(t) = joint_at {
+            wake = Some(wake.map_or(t, |w| w.min(t)));
+        }
         if case.closed && wake.is_none() {
             let evict_at = case.last_at().map_or(wm, |t| t.saturating_add(keep_closed));
             if evict_at > wm {
@@ -194,6 +200,20 @@ impl Engine {
                 }
             }
         }
+        // A parent's first sub-case: the parent now wakes at 00:00 after its
+        // due date (as a timer would: its walk stays as it is).
+        let first_kid = new_parent.as_ref().filter(|p| {
+            old_parent.as_ref() != Some(*p)
+                && self.st.children.get(*p).is_some_and(|v| v.len() == 1)
+                && self.st.cases.contains_key(*p)
+        });
+        let first_kid = first_kid.cloned();
+        // A sub-case's close (or its still being open) is in its parent's row.
+        if let Some(p) = new_parent.as_ref().or(old_parent.as_ref()) {
+            if self.st.cases.contains_key(p) && !self.st.changed.contains(p) {
+                self.st.changed.insert(p.clone());
+            }
+        }
         if cause == Cause::Event {
             if let Some(kids) = self.st.children.get(key) {
                 again.extend(kids.iter().cloned());
@@ -205,6 +225,9 @@ impl Engine {
         }
         again.clear();
         self.scratch = again;
+        if let Some(p) = first_kid {
+            self.rejudge(&p, Cause::Timer, out);
+        }
     }
 
     /// How long a closed case stays in memory after its last event: long

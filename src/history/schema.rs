@@ -132,6 +132,10 @@ pub fn case_versions(zone: &str) -> SchemaRef {
         utf8("current_step", true),
         Field::new("step_due_date", DataType::Date32, true),
         utf8("step_used_days", true),
+        // Joint parents (follow-up.md): sub-cases that made them late.
+        Field::new("late_sub_cases", DataType::Int32, true),
+        utf8("late_departments", true),
+        utf8("late_sub_case_ids", true),
     ]))
 }
 
@@ -432,6 +436,9 @@ pub struct CaseRows {
     /// `current_step`, `step_used_days`.
     steps: [StringBuilder; 2],
     step_due: Date32Builder,
+    late_n: Int32Builder,
+    /// `late_departments`, `late_sub_case_ids`.
+    late: [StringBuilder; 2],
     /// Rows collected.
     pub len: usize,
 }
@@ -450,6 +457,8 @@ impl CaseRows {
             version: UInt64Builder::new(),
             steps: Default::default(),
             step_due: Date32Builder::new(),
+            late_n: Int32Builder::new(),
+            late: Default::default(),
             len: 0,
         }
     }
@@ -495,6 +504,10 @@ impl CaseRows {
         self.steps[0].append_option(v.step.as_deref());
         self.step_due.append_option(sm.step_due_date.map(|d| d.0));
         self.steps[1].append_option(v.step_used_days.as_deref());
+        let late = v.late_sub_cases.as_ref();
+        self.late_n.append_option(late.map(|l| l.case_ids.len() as i32));
+        self.late[0].append_option(late.map(|l| l.departments.join(",")));
+        self.late[1].append_option(late.map(|l| l.case_ids.join(",")));
         self.len += 1;
     }
 
@@ -534,6 +547,9 @@ impl CaseRows {
             Arc::new(self.steps[0].finish()),
             Arc::new(self.step_due.finish()),
             Arc::new(self.steps[1].finish()),
+            Arc::new(self.late_n.finish()),
+            Arc::new(self.late[0].finish()),
+            Arc::new(self.late[1].finish()),
         ];
         self.len = 0;
         RecordBatch::try_new(self.schema.clone(), cols).expect("case batch matches its schema")

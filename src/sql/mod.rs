@@ -63,7 +63,7 @@ SELECT v.case_id, v.parent_case_id, v.region, v.department, v.\"window\", v.item
        v.submitted_at, v.accepted_at, v.accepted_date, v.limit_days, v.statutory_days, v.due_date, v.status, v.result,
        v.completed_at, v.completed_date, v.closed_at, v.closed_date, v.on_time, v.early, v.used_days, v.stopped_days,
        v.overdue, v.fee_yuan, v.rating, COALESCE(v.provisional_calendar, false) AS provisional_calendar,
-       v.current_step, v.step_due_date, v.step_used_days
+       v.current_step, v.step_due_date, v.step_used_days, v.late_sub_cases, v.late_departments, v.late_sub_case_ids
 FROM (SELECT case_id, MAX(version) AS version FROM case_versions GROUP BY case_id) latest
 JOIN case_versions v ON v.case_id = latest.case_id AND v.version = latest.version
 WHERE v.kind IS DISTINCT FROM 'complaint'";

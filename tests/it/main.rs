@@ -11,6 +11,7 @@ mod demo;
 mod deploy;
 mod follow_up;
 mod golden;
+mod joint;
 mod kafka;
 mod metrics;
 mod pgwire;

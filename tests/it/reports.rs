@@ -160,7 +160,7 @@ type Row = (&'static str, &'static str, [Option<f64>; 16]);
 /// Columns follow-up.md added to the monthly briefing only. The hand-made
 /// history has no item outside the catalogue and no joint case, so each is 0
 /// in every row.
-const MONTHLY_ONLY: [&str; 1] = ["unlisted_cases"];
+const MONTHLY_ONLY: [&str; 2] = ["unlisted_cases", "joint_delays"];
 
 /// Compares every column of every row, in order; floats within 1e-9.
 fn check(what: &str, got: &[Value], want: &[Row]) {
@@ -843,4 +843,84 @@ fn monthly_briefing_counts_unlisted_cases_per_department() {
     let april = report(d, Some(&cat), "monthly-briefing", "2026-04", Some("220421"));
     let housing = april.iter().find(|r| r["department"] == "housing").unwrap();
     assert_eq!(housing["unlisted_cases"].as_i64(), Some(1));
+}
+
+#[test]
+fn monthly_briefing_counts_joint_delays_in_the_month_of_the_parents_due_date() {
+    // Catalogue: support::CATALOG (J joint, civil, N = 5; S sub item, N = 5).
+    // P1 (J) accepted Mon 2 Mar → due Mon 9 Mar. Its sub-cases: S1 (health)
+    //   completed Fri 6 Mar, in time; S2 (market) completed Tue 10 Mar, after
+    //   the parent's due date → market +1 in March.
+    // P3 (J) accepted Mon 23 Mar → 24, 25, 26, 27, 30 → due Mon 30 Mar. Its
+    //   sub-case S5 (health) is never closed: open at 31 Mar 00:00 → health
+    //   +1 in March.
+    // P4 (J) accepted Mon 30 Mar → 31 Mar, 1, 2, 3 Apr, (4–6 Apr off) 7 Apr
+    //   → due Tue 7 Apr. Its sub-case S6 (market) completed Thu 9 Apr → market
+    //   +1 in April, not March.
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let cat = d.join("catalog.csv");
+    std::fs::write(&cat, crate::support::CATALOG).unwrap();
+    let ev = |id: &str, case: &str, ty: &str, at: &str, extra: &str| {
+        format!(
+            r#"{{"event_id":"{id}","case_id":"{case}","type":"{ty}","occurred_at":"{at}+08:00","source":"center"{extra}}}"#
+        )
+    };
+    let acc = |case: &str, item: &str, dept: &str, parent: Option<&str>| {
+        let p = parent.map(|p| format!(r#","parent_case_id":"{p}""#)).unwrap_or_default();
+        format!(r#","region":"220421","department":"{dept}","item_code":"{item}","applicant":"a-{case}"{p}"#)
+    };
+    let done = r#","result":"approved""#;
+    let lines = [
+        ev("e1", "P1", "accepted", "2026-03-02T10:00:00", &acc("P1", "J", "civil", None)),
+        ev("e2", "S1", "accepted", "2026-03-02T11:00:00", &acc("S1", "S", "health", Some("P1"))),
+        ev("e3", "S2", "accepted", "2026-03-02T11:00:00", &acc("S2", "S", "market", Some("P1"))),
+        ev("e4", "S1", "completed", "2026-03-06T15:00:00", done),
+        ev("e5", "S2", "completed", "2026-03-10T09:00:00", done),
+        ev("e6", "P1", "completed", "2026-03-10T15:00:00", done),
+        ev("e7", "P3", "accepted", "2026-03-23T10:00:00", &acc("P3", "J", "civil", None)),
+        ev("e8", "S5", "accepted", "2026-03-23T11:00:00", &acc("S5", "S", "health", Some("P3"))),
+        ev("e9", "P4", "accepted", "2026-03-30T10:00:00", &acc("P4", "J", "civil", None)),
+        ev("e10", "S6", "accepted", "2026-03-30T11:00:00", &acc("S6", "S", "market", Some("P4"))),
+        ev("e11", "S6", "completed", "2026-04-09T10:00:00", done),
+    ];
+    std::fs::write(d.join("ev.jsonl"), lines.join("\n") + "\n").unwrap();
+    let mut c = jiancha(d, Some(&cat));
+    c.args(["replay", "--out", "h", "--catalog"]).arg(&cat).args(["--until", "2026-04-30", "ev.jsonl"]);
+    ok(c, "replay");
+    let dead = std::fs::read_to_string(d.join("h/dead-letter.jsonl")).unwrap();
+    assert!(dead.trim().is_empty(), "{dead}");
+    let figure = |month: &str| -> BTreeMap<String, i64> {
+        report(d, Some(&cat), "monthly-briefing", month, Some("220421"))
+            .iter()
+            .map(|r| (r["department"].as_str().unwrap().to_string(), r["joint_delays"].as_i64().unwrap()))
+            .collect()
+    };
+    let march = figure("2026-03");
+    assert_eq!((march["market"], march["health"], march["civil"]), (1, 1, 0));
+    let april = figure("2026-04");
+    assert_eq!(april["market"], 1);
+    assert_eq!(april.get("health").copied().unwrap_or(0), 0);
+    // The parents' rows: late_sub_cases and late_departments.
+    let o = ok(
+        {
+            let mut c = jiancha(d, Some(&cat));
+            c.args(["sql", "--data", "h", "--format", "json"]).arg(
+                "SELECT case_id, late_sub_cases, late_departments, late_sub_case_ids FROM cases \
+                 WHERE case_id LIKE 'P%' ORDER BY case_id",
+            );
+            c
+        },
+        "sql",
+    );
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got: Vec<String> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!("{} {} {} {}", r["case_id"], r["late_sub_cases"], r["late_departments"], r["late_sub_case_ids"])
+        })
+        .collect();
+    assert_eq!(got, [r#""P1" 1 "market" "S2""#, r#""P3" 1 "health" "S5""#, r#""P4" 1 "market" "S6""#]);
 }
