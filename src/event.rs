@@ -138,6 +138,66 @@ pub enum Decision {
     Denied,
 }
 
+/// Where a step was done (`channel`, on `accepted` and `completed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// 窗口现场: at the window, in the hall.
+    Window,
+    /// 网上办理: online.
+    Online,
+    /// 后台办理: in the back office.
+    BackOffice,
+    /// 代办点: at an agent's point (代办帮办).
+    Agent,
+}
+
+impl Channel {
+    /// Every channel, in the order of the contract.
+    pub const ALL: [Channel; 4] = [Channel::Window, Channel::Online, Channel::BackOffice, Channel::Agent];
+
+    /// The contract name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Window => "window",
+            Channel::Online => "online",
+            Channel::BackOffice => "back_office",
+            Channel::Agent => "agent",
+        }
+    }
+
+    /// Parses the contract name.
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The channel of an `accepted` or `completed` that names none: `window`
+    /// when it comes from the service centre's system, else `back_office`.
+    pub fn default_for(source: &str) -> Channel {
+        if source == "center" {
+            Channel::Window
+        } else {
+            Channel::BackOffice
+        }
+    }
+
+    /// A small code for compact state (0 is "none").
+    pub fn code(c: Option<Channel>) -> u8 {
+        match c {
+            None => 0,
+            Some(c) => 1 + Channel::ALL.iter().position(|x| *x == c).unwrap_or(0) as u8,
+        }
+    }
+
+    /// The channel of a [`Channel::code`].
+    pub fn from_code(code: u8) -> Option<Channel> {
+        code.checked_sub(1).and_then(|i| Channel::ALL.get(i as usize).copied())
+    }
+}
+
+/// The longest `staff` code, in characters.
+pub const STAFF_MAX_CHARS: usize = 64;
+
 /// What a complaint is about (`complaint_category`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -253,6 +313,12 @@ pub struct Event {
     /// `item_code` when it is not in the catalogue and such items are
     /// followed (`rules.unlisted_item = "card"`); `item` is None then.
     pub unlisted_item: Option<String>,
+    /// Where the step was done. On `accepted` and `completed` always set
+    /// (absent in the input: [`Channel::default_for`] its source); on other
+    /// types as given.
+    pub channel: Option<Channel>,
+    /// Code of the official who did it (工作人员编号), as given.
+    pub staff: Option<String>,
 }
 
 /// One JSON value of a field, as far as the contract cares.
@@ -356,10 +422,12 @@ const FIELDS: [&str; N_FIELDS] = [
     "finding",
     "deadline_days",
     "notice_id",
+    "channel",
+    "staff",
 ];
 
 /// How many fields the contract has.
-const N_FIELDS: usize = 22;
+const N_FIELDS: usize = 24;
 
 const F_EVENT_ID: usize = 0;
 const F_CASE_ID: usize = 1;
@@ -383,6 +451,8 @@ const F_ABOUT: usize = 18;
 const F_FINDING: usize = 19;
 const F_DEADLINE: usize = 20;
 const F_NOTICE: usize = 21;
+const F_CHANNEL: usize = 22;
+const F_STAFF: usize = 23;
 
 struct Wire<'a> {
     vals: [Option<Val<'a>>; N_FIELDS],
@@ -620,6 +690,26 @@ impl Decoder {
                 ))
             }
         };
+        let channel = match string(&mut v, F_CHANNEL)? {
+            None => None,
+            Some(s) => Some(Channel::parse(&s).ok_or_else(|| {
+                bad(F_CHANNEL, format!("channel {s:?} is not one of window, online, back_office, agent"))
+            })?),
+        };
+        let channel = match kind {
+            Accepted | Completed => Some(channel.unwrap_or_else(|| Channel::default_for(&source))),
+            _ => channel,
+        };
+        let staff = string(&mut v, F_STAFF)?;
+        if let Some(s) = &staff {
+            let n = s.chars().count();
+            if s.trim().is_empty() {
+                return Err(bad(F_STAFF, "staff is blank".into()));
+            }
+            if n > STAFF_MAX_CHARS {
+                return Err(bad(F_STAFF, format!("staff must be 1–{STAFF_MAX_CHARS} characters, not {n}")));
+            }
+        }
         let notice_id = match v[F_NOTICE].is_some() {
             true => Some(id_string(&mut v, F_NOTICE)?),
             false => None,
@@ -675,6 +765,8 @@ impl Decoder {
             deadline_days,
             notice_id,
             unlisted_item,
+            channel,
+            staff,
         })
     }
 }

@@ -153,6 +153,12 @@ pub struct CaseEvent {
     /// step of that name; else [`NO_STEP`].
     #[serde(default = "no_step")]
     pub step: u32,
+    /// [`crate::event::Channel::code`] of its channel (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub channel: u8,
+    /// Interned `staff`, or [`NO_STAFF`].
+    #[serde(default = "no_staff", skip_serializing_if = "is_no_staff")]
+    pub staff: u32,
 }
 
 /// `CaseEvent::step` of an event that names no listed step.
@@ -160,6 +166,21 @@ pub const NO_STEP: u32 = u32::MAX;
 
 fn no_step() -> u32 {
     NO_STEP
+}
+
+/// `CaseEvent::staff` when no staff was given.
+pub const NO_STAFF: u32 = u32::MAX;
+
+fn no_staff() -> u32 {
+    NO_STAFF
+}
+
+fn is_no_staff(s: &u32) -> bool {
+    *s == NO_STAFF
+}
+
+fn is_zero(c: &u8) -> bool {
+    *c == 0
 }
 
 impl CaseEvent {

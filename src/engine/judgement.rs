@@ -13,12 +13,12 @@
 //! to every rule in registry order, then — if it closes the case — closes it,
 //! resolving the alerts that end with the case.
 
-use super::case::{AcceptSig, Attrs, CaseEvent, NEVER};
+use super::case::{AcceptSig, Attrs, CaseEvent, NEVER, NO_STAFF};
 use super::clock::{self, Stop};
 use super::rules::{complaint_overdue, notice_overdue, REGISTRY};
 use super::walk::{check, Walk};
 pub use super::walk::{Ctx, Spec, Status, Why};
-use crate::event::Decision;
+use crate::event::{Channel, Decision};
 use crate::reference::{Catalog, ItemKind};
 use crate::time::{Day, Instant};
 use std::sync::Arc;
@@ -76,6 +76,13 @@ pub struct Summary {
     /// Charged days each step used: the completed steps, then the current
     /// one (up to the watermark's date, or the day the case closed).
     pub step_used: Vec<u32>,
+    /// Channel of the `accepted`.
+    pub channel_accepted: Option<Channel>,
+    /// Channel of the `completed`.
+    pub channel_completed: Option<Channel>,
+    /// Interned staff: of the `completed` when it gives one, else of the
+    /// `accepted`.
+    pub staff: Option<u32>,
 }
 
 /// A supervision notice's figures (`notices` table).
@@ -253,6 +260,17 @@ fn summarize(st: &Walk, ctx: &Ctx) -> Summary {
         rating: st.rating,
         ..Summary::default()
     };
+    if st.accepted.is_some() {
+        s.channel_accepted = Channel::from_code(st.accepted_channel);
+    }
+    if st.completed.is_some() {
+        s.channel_completed = Channel::from_code(st.completed_channel);
+    }
+    let given = |x: u32| (x != NO_STAFF).then_some(x);
+    s.staff = st
+        .completed
+        .and_then(|_| given(st.completed_staff))
+        .or_else(|| st.accepted.and_then(|_| given(st.accepted_staff)));
     s.missing_calendar = st.missing.get();
     s.open_notice = st.open_notice().is_some();
     if !ctx.figures {

@@ -129,6 +129,9 @@ pub struct CaseView {
     /// due date, or still open at 00:00 of the day after it): their ids
     /// and departments, sorted; None for a case without sub-cases.
     pub late_sub_cases: Option<LateSubCases>,
+    /// The official who handled it: the `staff` of its `completed` when
+    /// given, else of its `accepted`.
+    pub staff: Option<String>,
 }
 
 /// The sub-cases that made a joint parent late (follow-up.md, "Joint cases").
@@ -372,6 +375,8 @@ impl Engine {
                 }
                 _ => NO_STEP,
             },
+            channel: crate::event::Channel::code(ev.channel),
+            staff: ev.staff.as_deref().map_or(case::NO_STAFF, |s| self.st.strings.intern(s)),
         };
         let case = self.st.cases.entry(key.clone()).or_insert_with(|| Box::new(Case::new()));
         case.insert(ce);
@@ -454,6 +459,7 @@ impl Engine {
                 })
             },
             late_sub_cases: self.late_sub_cases(case_id, out.summary.due_date),
+            staff: out.summary.staff.map(|i| s.name(i).to_string()),
             summary: out.summary,
         })
     }

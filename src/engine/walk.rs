@@ -156,6 +156,14 @@ pub struct Walk {
     pub accepted: Option<(Instant, Day)>,
     /// Interned source of the `accepted`.
     pub accepted_source: u32,
+    /// Channel code of the `accepted` (0: none).
+    pub accepted_channel: u8,
+    /// Interned staff of the `accepted`, or `NO_STAFF`.
+    pub accepted_staff: u32,
+    /// Channel code of the `completed` (0: none).
+    pub completed_channel: u8,
+    /// Interned staff of the `completed`, or `NO_STAFF`.
+    pub completed_staff: u32,
     /// The limit N in working days.
     pub limit_days: u32,
     /// Closed stops of the processing clock.
@@ -406,6 +414,8 @@ impl Walk {
                 self.attrs = e.attrs.clone();
                 self.accepted = Some((e.at, day));
                 self.accepted_source = e.source;
+                self.accepted_channel = e.channel;
+                self.accepted_staff = e.staff;
                 self.limit_days = self.item(cat).map_or(0, |i| i.promised_days);
             }
             Suspended => {
@@ -431,6 +441,8 @@ impl Walk {
                 }
                 self.result = Some(if e.has(F_DENIED) { Decision::Denied } else { Decision::Approved });
                 self.completed = Some((e.at, day));
+                self.completed_channel = e.channel;
+                self.completed_staff = e.staff;
             }
             Withdrawn => self.withdrawn_at = Some(e.at),
             Evaluated => {

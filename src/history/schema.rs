@@ -62,6 +62,9 @@ pub fn events(zone: &str) -> SchemaRef {
         utf8("finding", true),
         Field::new("deadline_days", DataType::Int32, true),
         utf8("notice_id", true),
+        // Last, and nullable: parts written before them have none.
+        utf8("channel", true),
+        utf8("staff", true),
     ]))
 }
 
@@ -126,7 +129,7 @@ pub fn case_versions(zone: &str) -> SchemaRef {
         Field::new("fee_yuan", DataType::Float64, true),
         Field::new("rating", DataType::Int32, true),
         Field::new("version", DataType::UInt64, false),
-        // Last, and nullable: parts written before it have none.
+        // Last, and nullable: parts written before them have none.
         Field::new("provisional_calendar", DataType::Boolean, true),
         // The step clock (环节时限); nullable, after the rest, for the same reason.
         utf8("current_step", true),
@@ -136,6 +139,9 @@ pub fn case_versions(zone: &str) -> SchemaRef {
         Field::new("late_sub_cases", DataType::Int32, true),
         utf8("late_departments", true),
         utf8("late_sub_case_ids", true),
+        utf8("channel_accepted", true),
+        utf8("channel_completed", true),
+        utf8("staff", true),
     ]))
 }
 
@@ -234,7 +240,7 @@ impl NoticeRows {
 /// Rows of `events` being collected.
 pub struct EventRows {
     schema: SchemaRef,
-    s: [StringBuilder; 14],
+    s: [StringBuilder; 15],
     occurred: TimestampMillisecondBuilder,
     occurred_date: Date32Builder,
     recorded: TimestampMillisecondBuilder,
@@ -294,6 +300,8 @@ impl EventRows {
             crate::event::Decision::Denied => "denied",
         }));
         s[12].append_option(e.step.as_deref());
+        s[13].append_option(e.channel.map(|c| c.as_str()));
+        s[14].append_option(e.staff.as_deref());
         self.occurred.append_value(e.occurred_at);
         self.occurred_date.append_value(day.0);
         self.recorded.append_option(e.recorded_at);
@@ -343,6 +351,8 @@ impl EventRows {
             Arc::new(self.follow_up[2].finish()),
             Arc::new(self.deadline.finish()),
             Arc::new(self.follow_up[3].finish()),
+            Arc::new(s[13].finish()),
+            Arc::new(s[14].finish()),
         ];
         self.len = 0;
         RecordBatch::try_new(self.schema.clone(), cols).expect("events batch matches its schema")
@@ -426,7 +436,7 @@ impl AlertRows {
 /// Rows of `case_versions` being collected.
 pub struct CaseRows {
     schema: SchemaRef,
-    s: [StringBuilder; 10],
+    s: [StringBuilder; 13],
     t: [TimestampMillisecondBuilder; 4],
     d: [Date32Builder; 4],
     i: [Int32Builder; 5],
@@ -482,6 +492,9 @@ impl CaseRows {
             crate::event::Decision::Approved => "approved",
             crate::event::Decision::Denied => "denied",
         }));
+        s[10].append_option(sm.channel_accepted.map(|c| c.as_str()));
+        s[11].append_option(sm.channel_completed.map(|c| c.as_str()));
+        s[12].append_option(v.staff.as_deref());
         self.t[0].append_option(sm.submitted_at);
         self.t[1].append_option(sm.accepted_at);
         self.t[2].append_option(sm.completed_at);
@@ -550,6 +563,9 @@ impl CaseRows {
             Arc::new(self.late_n.finish()),
             Arc::new(self.late[0].finish()),
             Arc::new(self.late[1].finish()),
+            Arc::new(s[10].finish()),
+            Arc::new(s[11].finish()),
+            Arc::new(s[12].finish()),
         ];
         self.len = 0;
         RecordBatch::try_new(self.schema.clone(), cols).expect("case batch matches its schema")

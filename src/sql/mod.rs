@@ -50,7 +50,8 @@ pub enum SqlError {
 pub const EVENTS_VIEW: &str = "CREATE VIEW events AS
 SELECT event_id, case_id, type, occurred_at, occurred_date, recorded_at, source, region, department,
        \"window\", item_code, applicant, parent_case_id, reason, result, fee_yuan, rating, step,
-       \"partition\", \"offset\", month, complaint_category, about_case_id, finding, deadline_days, notice_id
+       \"partition\", \"offset\", month, complaint_category, about_case_id, finding, deadline_days, notice_id,
+       channel, staff
 FROM event_log e
 WHERE NOT EXISTS (SELECT 1 FROM rejected_events r WHERE r.run = e.run AND r.origin = e.origin)";
 
@@ -63,7 +64,8 @@ SELECT v.case_id, v.parent_case_id, v.region, v.department, v.\"window\", v.item
        v.submitted_at, v.accepted_at, v.accepted_date, v.limit_days, v.statutory_days, v.due_date, v.status, v.result,
        v.completed_at, v.completed_date, v.closed_at, v.closed_date, v.on_time, v.early, v.used_days, v.stopped_days,
        v.overdue, v.fee_yuan, v.rating, COALESCE(v.provisional_calendar, false) AS provisional_calendar,
-       v.current_step, v.step_due_date, v.step_used_days, v.late_sub_cases, v.late_departments, v.late_sub_case_ids
+       v.current_step, v.step_due_date, v.step_used_days, v.late_sub_cases, v.late_departments, v.late_sub_case_ids,
+       v.channel_accepted, v.channel_completed, v.staff
 FROM (SELECT case_id, MAX(version) AS version FROM case_versions GROUP BY case_id) latest
 JOIN case_versions v ON v.case_id = latest.case_id AND v.version = latest.version
 WHERE v.kind IS DISTINCT FROM 'complaint'";

@@ -189,6 +189,15 @@ fn bad_lines() -> Vec<Bad> {
         ("blank applicant", "submitted", json!({"applicant": "  "}), "applicant"),
         ("applicant as a number", "submitted", json!({"applicant": 220421199001011234u64}), "applicant"),
         ("department as an array", "accepted", json!({"department": ["tax"]}), "department"),
+        ("unknown channel", "accepted", json!({"channel": "phone"}), "channel"),
+        ("channel in capitals", "completed", json!({"channel": "Window"}), "channel"),
+        ("blank channel", "completed", json!({"channel": ""}), "channel"),
+        ("channel as a number", "accepted", json!({"channel": 1}), "channel"),
+        ("unknown channel on another type", "resumed", json!({"channel": "hall"}), "channel"),
+        ("blank staff", "completed", json!({"staff": " "}), "staff"),
+        ("empty staff", "resumed", json!({"staff": ""}), "staff"),
+        ("staff of 65 characters", "accepted", json!({"staff": "s".repeat(65)}), "staff"),
+        ("staff as a number", "accepted", json!({"staff": 1024}), "staff"),
     ] {
         t.push(bad(what, with(kind, set), "bad_value", Some(field)));
     }
@@ -300,6 +309,38 @@ fn every_type_decodes_with_its_required_fields_only() {
 }
 
 #[test]
+fn channel_defaults_by_source_on_accepted_and_completed_and_staff_is_kept_as_given() {
+    use jiancha::event::Channel;
+    let d = decoder();
+    for kind in ["accepted", "completed"] {
+        // Absent or null: the centre's system works at the window, any other in the back office.
+        assert_eq!(ok(&d, &with(kind, json!({}))).channel, Some(Channel::Window), "{kind}");
+        assert_eq!(ok(&d, &with(kind, json!({"channel": null}))).channel, Some(Channel::Window), "{kind}");
+        let dept = ok(&d, &with(kind, json!({"source": "tax-sys"})));
+        assert_eq!(dept.channel, Some(Channel::BackOffice), "{kind}");
+        for (name, c) in [
+            ("window", Channel::Window),
+            ("online", Channel::Online),
+            ("back_office", Channel::BackOffice),
+            ("agent", Channel::Agent),
+        ] {
+            assert_eq!(ok(&d, &with(kind, json!({"channel": name, "source": "tax-sys"}))).channel, Some(c));
+            assert_eq!(c.as_str(), name);
+        }
+    }
+    // Other types: as given, no default.
+    assert_eq!(ok(&d, &with("submitted", json!({}))).channel, None);
+    assert_eq!(ok(&d, &with("submitted", json!({"channel": "online"}))).channel, Some(Channel::Online));
+    // staff: 1–64 characters (not bytes), kept exactly as given, on any type.
+    for kind in ["submitted", "accepted", "completed", "evaluated", "resumed"] {
+        assert_eq!(ok(&d, &with(kind, json!({}))).staff, None, "{kind}");
+        assert_eq!(ok(&d, &with(kind, json!({"staff": " S-07 "}))).staff.as_deref(), Some(" S-07 "), "{kind}");
+    }
+    let long = "窗".repeat(64);
+    assert_eq!(ok(&d, &with("accepted", json!({"staff": long.clone()}))).staff, Some(long));
+}
+
+#[test]
 fn unknown_fields_are_ignored() {
     let d = decoder();
     let plain = ok(&d, &with("submitted", json!({})));
@@ -322,7 +363,8 @@ fn null_optional_fields_are_absent() {
         &with(
             "submitted",
             json!({"recorded_at": null, "window": null, "parent_case_id": null, "reason": null,
-                   "result": null, "fee_yuan": null, "rating": null, "step": null}),
+                   "result": null, "fee_yuan": null, "rating": null, "step": null, "channel": null,
+                   "staff": null}),
         ),
     );
     assert_eq!(ev, ok(&d, &with("submitted", json!({}))));

@@ -609,6 +609,77 @@ fn a_retracted_card_counts_in_no_figure() {
     assert_eq!((r["completed"].as_i64(), r["on_time_rate"].as_f64()), (Some(1), Some(1.0)), "{r}");
 }
 
+/// `channel` and `staff` reach history: every event keeps its channel (on
+/// `accepted` and `completed` the default by source when none is given) and
+/// its staff; a case's row has the channels of its acceptance and
+/// completion and the staff who handled it (of the completion when given,
+/// else of the acceptance); a bad channel is dead-lettered naming the field.
+#[test]
+fn channels_and_staff_reach_events_and_cases() {
+    let dir = TempDir::new().unwrap();
+    let cat = data("catalog.csv");
+    let ev = |id: &str, case: &str, ty: &str, at: &str, source: &str, extra: &str| {
+        let attrs = if ty == "accepted" {
+            format!(r#","region":"220421100","department":"tax","item_code":"T-PRO","applicant":"{case}""#)
+        } else if ty == "completed" {
+            r#","result":"approved""#.to_string()
+        } else {
+            String::new()
+        };
+        format!(
+            r#"{{"event_id":"{id}","case_id":"{case}","type":"{ty}","occurred_at":"2026-03-{at}+08:00","source":"{source}"{attrs}{extra}}}"#
+        )
+    };
+    let lines = [
+        // C1: the centre at the window (defaults), staff on both steps.
+        ev("c1a", "C1", "accepted", "02T09:00:00", "center", r#","staff":"S-01""#),
+        ev("c1c", "C1", "completed", "02T11:00:00", "center", r#","staff":"S-02""#),
+        // C2: accepted online by the centre, completed in the tax system (back office), staff only on acceptance.
+        ev("c2a", "C2", "accepted", "03T09:00:00", "center", r#","channel":"online","staff":"S-01""#),
+        ev("c2c", "C2", "completed", "05T16:00:00", "tax-sys", ""),
+        // C3: an agent's point; open; no staff at all.
+        ev("c3a", "C3", "accepted", "04T09:00:00", "center", r#","channel":"agent""#),
+        // A bad channel: dead-lettered, field channel.
+        ev("bad", "C4", "accepted", "04T10:00:00", "center", r#","channel":"phone""#),
+    ];
+    std::fs::write(dir.path().join("in.jsonl"), lines.join("\n") + "\n").unwrap();
+    let mut c = jiancha(dir.path(), Some(&cat));
+    c.args(["replay", "--out", "h", "--catalog"]).arg(&cat).arg("in.jsonl");
+    ok(c, "replay");
+    let dead = std::fs::read_to_string(dir.path().join("h/dead-letter.jsonl")).unwrap();
+    let dead: Vec<Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0]["reason"].as_str(), dead[0]["field"].as_str()), (Some("bad_value"), Some("channel")));
+    let sql = |q: &str| -> Value {
+        let mut c = jiancha(dir.path(), Some(&cat));
+        c.args(["sql", "--data", "h", "--format", "json", q]);
+        serde_json::from_slice(&ok(c, q).stdout).unwrap()
+    };
+    assert_eq!(
+        sql("SELECT event_id, channel, staff FROM events ORDER BY event_id"),
+        serde_json::json!([
+            {"event_id": "c1a", "channel": "window", "staff": "S-01"},
+            {"event_id": "c1c", "channel": "window", "staff": "S-02"},
+            {"event_id": "c2a", "channel": "online", "staff": "S-01"},
+            {"event_id": "c2c", "channel": "back_office", "staff": null},
+            {"event_id": "c3a", "channel": "agent", "staff": null},
+        ])
+    );
+    assert_eq!(
+        sql("SELECT case_id, channel_accepted, channel_completed, staff FROM cases ORDER BY case_id"),
+        serde_json::json!([
+            {"case_id": "C1", "channel_accepted": "window", "channel_completed": "window", "staff": "S-02"},
+            {"case_id": "C2", "channel_accepted": "online", "channel_completed": "back_office", "staff": "S-01"},
+            {"case_id": "C3", "channel_accepted": "agent", "channel_completed": null, "staff": null},
+        ])
+    );
+    // The three columns come last in `cases`, after the contract's.
+    let cols =
+        sql("SELECT column_name FROM information_schema.columns WHERE table_name = 'cases' ORDER BY ordinal_position");
+    let cols: Vec<&str> = cols.as_array().unwrap().iter().map(|r| r["column_name"].as_str().unwrap()).collect();
+    assert_eq!(cols[cols.len() - 3..], ["channel_accepted", "channel_completed", "staff"], "{cols:?}");
+}
+
 /// The zone of the pipeline tests below.
 const ZONE: &str = "Asia/Shanghai";
 

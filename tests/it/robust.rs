@@ -53,9 +53,9 @@ proptest! {
     }
 
     #[test]
-    fn decoder_never_panics_on_mutated_events(field in 0usize..17, v in value(), drop in any::<bool>()) {
+    fn decoder_never_panics_on_mutated_events(field in 0usize..19, v in value(), drop in any::<bool>()) {
         let fields = ["event_id", "case_id", "type", "occurred_at", "recorded_at", "source", "region", "department",
-            "window", "item_code", "applicant", "parent_case_id", "reason", "result", "fee_yuan", "rating", "step"];
+            "window", "item_code", "applicant", "parent_case_id", "reason", "result", "fee_yuan", "rating", "step", "channel", "staff"];
         let mut e = json!({"event_id": "e", "case_id": "c", "type": "accepted", "occurred_at": "2026-03-02T10:00:00+08:00",
             "source": "center", "region": "220421", "department": "tax", "item_code": "A", "applicant": "p"});
         if drop {
