@@ -70,6 +70,37 @@ impl Cli {
     }
 }
 
+/// The reference files only reports read, given on the command line.
+#[derive(clap::Args, Debug, Default)]
+struct ReportFiles {
+    /// Departments' names CSV, code,name (overrides reference.departments).
+    #[arg(long)]
+    departments: Option<PathBuf>,
+    /// Deductions CSV, date,region,department,window,points,reason
+    /// (overrides reference.deductions).
+    #[arg(long)]
+    deductions: Option<PathBuf>,
+}
+
+impl ReportFiles {
+    /// Sets the files given into `cfg`; a file given on the command line
+    /// must exist (one left to the configuration may be missing: none).
+    fn apply(self, cfg: &mut Config) -> Result<()> {
+        for (given, slot, what) in [
+            (self.departments, &mut cfg.reference.departments, "--departments"),
+            (self.deductions, &mut cfg.reference.deductions, "--deductions"),
+        ] {
+            if let Some(p) = given {
+                if !p.is_file() {
+                    bail!("{what} {}: no such file", p.display());
+                }
+                *slot = p;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Event-time replay of JSON Lines event files, in file order.
@@ -92,6 +123,8 @@ enum Command {
         /// Steps of items CSV (overrides reference.steps).
         #[arg(long)]
         steps: Option<PathBuf>,
+        #[command(flatten)]
+        report_files: ReportFiles,
         /// Advance the watermark to this instant at the end of the input
         /// (RFC 3339, or a local YYYY-MM-DD meaning its 00:00).
         #[arg(long)]
@@ -178,6 +211,8 @@ enum Command {
         /// Configuration file (for the reference tables and zone).
         #[arg(long)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        report_files: ReportFiles,
         /// The query.
         query: String,
     },
@@ -203,6 +238,8 @@ enum Command {
         /// Configuration file (for the reference tables and zone).
         #[arg(long)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        report_files: ReportFiles,
     },
     /// Read a password on standard input and print the hash to put in a
     /// `[[users]]` table's `password`.
@@ -221,7 +258,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// The reference data of `cfg`; where a file is left at its default path
 /// (`config/…`) and is not there — a command run outside the repository —
-/// the sample copy built into the binary, said on stderr. A path set in the
+/// the sample copy built into the binary, said on stderr (the departments'
+/// names and the deductions only with the sample catalogue: they are the
+/// sample county's). A path set in the
 /// configuration or on the command line must exist. (`run` never falls
 /// back: a live service on the sample catalogue would judge wrongly.)
 fn load_refdata_or_embedded(cfg: &Config) -> Result<RefData> {
@@ -229,7 +268,11 @@ fn load_refdata_or_embedded(cfg: &Config) -> Result<RefData> {
     let built_in = |p: &std::path::Path, default: &std::path::Path| p == default && !p.exists();
     let (catalog, calendar, regions) =
         (built_in(&r.catalog, &d.catalog), built_in(&r.calendar, &d.calendar), built_in(&r.regions, &d.regions));
-    if !(catalog || calendar || regions) {
+    // The sample's departments and deductions go with the sample catalogue
+    // only: beside a catalogue of one's own, a missing file means none.
+    let (departments, deductions) =
+        (catalog && built_in(&r.departments, &d.departments), catalog && built_in(&r.deductions, &d.deductions));
+    if !(catalog || calendar || regions || departments || deductions) {
         return load_refdata(cfg);
     }
     // The built-in steps go with the built-in catalogue they name.
@@ -264,17 +307,36 @@ fn load_refdata_or_embedded(cfg: &Config) -> Result<RefData> {
         }
         false => load_steps(cfg, &catalog)?,
     };
+    let departments = match departments {
+        true => {
+            used.push(r.departments.display().to_string());
+            e.departments
+        }
+        false => Arc::new(crate::reference::departments_file(&r.departments).context("reference data")?),
+    };
+    let deductions = match deductions {
+        true => {
+            used.push(r.deductions.display().to_string());
+            e.deductions
+        }
+        false => Arc::new(crate::reference::deductions_file(&r.deductions, &regions).context("reference data")?),
+    };
     tracing::warn!(
         "{} not found here; using the sample reference data built into the binary for {}",
         used.join(", "),
         if used.len() == 1 { "it" } else { "them" }
     );
-    provisional(cfg, RefData { catalog, calendar, regions, steps })
+    provisional(cfg, RefData { catalog, calendar, regions, steps, departments, deductions })
 }
 
+/// The reference data of `cfg`, every file from its path (`run`): the
+/// departments' names and the deductions are optional (a missing file
+/// means none), the rest must be there.
 fn load_refdata(cfg: &Config) -> Result<RefData> {
     let r = &cfg.reference;
-    let rd = RefData::load(&r.catalog, &r.calendar, &r.regions).context("reference data")?;
+    let rd = RefData::load(&r.catalog, &r.calendar, &r.regions)
+        .and_then(|rd| rd.with_report_files(&r.departments, &r.deductions))
+        .context("reference data")?;
     let steps = load_steps(cfg, &rd.catalog)?;
     provisional(cfg, rd.with_steps(steps))
 }
@@ -303,8 +365,9 @@ fn provisional(cfg: &Config, rd: RefData) -> Result<RefData> {
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Replay { out, config, catalog, calendar, regions, steps, until, files } => {
+        Command::Replay { out, config, catalog, calendar, regions, steps, report_files, until, files } => {
             let mut cfg = Config::load_env(config.as_deref())?;
+            report_files.apply(&mut cfg)?;
             if let Some(c) = catalog {
                 cfg.reference.catalog = c;
             }
@@ -406,11 +469,12 @@ pub fn run(cli: Cli) -> Result<()> {
             crate::demo::run(&cfg, refdata, &opts, &stop, Arc::new(live), demo_user)?;
             Ok(())
         }
-        Command::Sql { data, format, config, query } => {
+        Command::Sql { data, format, config, report_files, query } => {
             if format == Format::Xlsx {
                 bail!("--format xlsx is for `jiancha report … --out FILE.xlsx`");
             }
-            let cfg = Config::load_env(config.as_deref())?;
+            let mut cfg = Config::load_env(config.as_deref())?;
+            report_files.apply(&mut cfg)?;
             let refdata = load_refdata_or_embedded(&cfg)?;
             let out = runtime()?.block_on(async {
                 let ctx = crate::sql::session(&data, &refdata, cfg.time.zone.name()).await?;
@@ -420,8 +484,9 @@ pub fn run(cli: Cli) -> Result<()> {
             std::io::Write::write_all(&mut std::io::stdout(), &out)?;
             Ok(())
         }
-        Command::Report { name, data, month, region, format, out, config } => {
-            let cfg = Config::load_env(config.as_deref())?;
+        Command::Report { name, data, month, region, format, out, config, report_files } => {
+            let mut cfg = Config::load_env(config.as_deref())?;
+            report_files.apply(&mut cfg)?;
             let refdata = load_refdata_or_embedded(&cfg)?;
             crate::sql::report::check_month(&month)?;
             let region = region.unwrap_or_default();
@@ -540,9 +605,76 @@ fn check_config(config: Option<PathBuf>) -> Result<()> {
         }
         Err(e) => problems.push(e.to_string()),
     }
-    match Regions::load(&r.regions) {
-        Ok(g) => println!("ok  regions {}: {} regions", r.regions.display(), g.rows().len()),
-        Err(e) => problems.push(e.to_string()),
+    let catalog = Catalog::load(&r.catalog).ok();
+    let regions = match Regions::load(&r.regions) {
+        Ok(g) => {
+            println!("ok  regions {}: {} regions", r.regions.display(), g.rows().len());
+            Some(g)
+        }
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+    let departments = match r.departments.exists() {
+        false => {
+            println!(
+                "warn departments {}: no such file; reports and the board show department codes as names",
+                r.departments.display()
+            );
+            None
+        }
+        true => match crate::reference::Departments::load(&r.departments) {
+            Ok(d) => {
+                println!("ok  departments {}: {} departments", r.departments.display(), d.rows().len());
+                if let Some(c) = &catalog {
+                    let mut unnamed: Vec<&str> =
+                        c.items().iter().map(|i| i.department.as_str()).filter(|d2| !d.contains(d2)).collect();
+                    unnamed.sort();
+                    unnamed.dedup();
+                    if !unnamed.is_empty() {
+                        println!(
+                            "warn departments {}: no name for the catalogue's {}; shown as their codes",
+                            r.departments.display(),
+                            unnamed.join(", ")
+                        );
+                    }
+                }
+                Some(d)
+            }
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+    };
+    match (r.deductions.exists(), &regions) {
+        (false, _) => println!("ok  deductions {}: no such file, so no deductions", r.deductions.display()),
+        (true, None) => {
+            println!("warn deductions {}: not checked (the regions file does not load)", r.deductions.display())
+        }
+        (true, Some(g)) => match crate::reference::Deductions::load(&r.deductions, g) {
+            Ok(d) => {
+                let points: f64 = d.rows().iter().map(|x| x.points).sum();
+                println!("ok  deductions {}: {} deductions, {points} points", r.deductions.display(), d.rows().len());
+                let known = |code: &str| {
+                    departments.as_ref().is_some_and(|x| x.contains(code))
+                        || catalog.as_ref().is_some_and(|c| c.items().iter().any(|i| i.department == code))
+                };
+                let mut unknown: Vec<&str> =
+                    d.rows().iter().map(|x| x.department.as_str()).filter(|c| !known(c)).collect();
+                unknown.sort();
+                unknown.dedup();
+                if !unknown.is_empty() {
+                    println!(
+                        "warn deductions {}: department {} is in neither the catalogue nor the departments file",
+                        r.deductions.display(),
+                        unknown.join(", ")
+                    );
+                }
+            }
+            Err(e) => problems.push(e.to_string()),
+        },
     }
     match crate::calendar::Calendar::load_dir(&r.calendar) {
         Ok(c) => {

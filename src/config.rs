@@ -202,6 +202,11 @@ pub struct ReferenceConfig {
     /// Steps of items CSV (`item_code,step,limit_days`); a missing file means
     /// no step limits.
     pub steps: PathBuf,
+    /// Departments' names CSV (`code,name`); missing: codes are shown as names.
+    pub departments: PathBuf,
+    /// The performance office's deductions CSV
+    /// (`date,region,department,window,points,reason`); missing: none.
+    pub deductions: PathBuf,
 }
 
 impl Default for ReferenceConfig {
@@ -211,6 +216,8 @@ impl Default for ReferenceConfig {
             calendar: "config/calendar".into(),
             regions: "config/regions.csv".into(),
             steps: "config/steps.csv".into(),
+            departments: "config/departments.csv".into(),
+            deductions: "config/deductions.csv".into(),
         }
     }
 }

@@ -1,10 +1,14 @@
 //! Reference data: the item catalogue (事项目录), the regions, the calendar
-//! and the steps of items (环节时限), loaded and checked once at start.
+//! and the steps of items (环节时限), loaded and checked once at start; and
+//! the two files only reports read —
+//! the departments' names and the performance office's deductions — which
+//! a running service reads again when they change ([`Watched`]).
 
 pub use crate::calendar::{Calendar, CalendarError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The kind of an approval item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -446,6 +450,307 @@ impl Steps {
     }
 }
 
+/// One department: its code and the name every report shows beside it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Department {
+    /// Department code (as events and the catalogue give it).
+    pub code: String,
+    /// Its name (文化旅游局 …).
+    pub name: String,
+}
+
+/// The departments' names (`departments.csv`: `code,name`). A code not in
+/// the file shows as itself.
+#[derive(Clone, Debug, Default)]
+pub struct Departments {
+    rows: Vec<Department>,
+    by_code: HashMap<String, usize>,
+}
+
+fn exact_header(
+    rdr: &mut csv::Reader<&[u8]>,
+    want: &[&str],
+    row_err: impl Fn(u64, String) -> RefError,
+) -> Result<(), RefError> {
+    let got = rdr.headers().map_err(|e| row_err(1, e.to_string()))?.clone();
+    if got.iter().collect::<Vec<_>>() != want {
+        return Err(row_err(1, format!("expected header {}", want.join(","))));
+    }
+    Ok(())
+}
+
+impl Departments {
+    /// Loads and checks a departments CSV.
+    pub fn load(path: &Path) -> Result<Departments, RefError> {
+        Departments::parse(&read_csv(path)?, path)
+    }
+
+    /// Parses departments CSV text; `path` names it in messages.
+    pub fn parse(text: &[u8], path: &Path) -> Result<Departments, RefError> {
+        let mut rdr = csv_reader(text);
+        let row_err = |line: u64, message: String| RefError::Row { path: path.to_path_buf(), line, message };
+        let csv_err = |line: u64| move |source| RefError::Csv { path: path.to_path_buf(), line, source };
+        exact_header(&mut rdr, &["code", "name"], row_err)?;
+        let mut d = Departments::default();
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| csv_err(line_at(text, e.position()))(e))?;
+            let line = line_at(text, rec.position());
+            if rec.len() != 2 {
+                return Err(row_err(line, format!("expected 2 fields (code,name), found {}", rec.len())));
+            }
+            let (code, name) = (rec.get(0).unwrap_or(""), rec.get(1).unwrap_or(""));
+            if code.is_empty() || code.chars().count() > 128 {
+                return Err(row_err(line, "code must be 1–128 characters".into()));
+            }
+            if name.is_empty() {
+                return Err(row_err(line, format!("department {code:?} has no name")));
+            }
+            if d.by_code.contains_key(code) {
+                return Err(row_err(line, format!("code {code:?} appears twice")));
+            }
+            d.by_code.insert(code.to_string(), d.rows.len());
+            d.rows.push(Department { code: code.to_string(), name: name.to_string() });
+        }
+        Ok(d)
+    }
+
+    /// Every department, in file order.
+    pub fn rows(&self) -> &[Department] {
+        &self.rows
+    }
+
+    /// The name of a code, or the code itself when the file has none.
+    pub fn name<'a>(&'a self, code: &'a str) -> &'a str {
+        self.by_code.get(code).map_or(code, |&i| self.rows[i].name.as_str())
+    }
+
+    /// Whether the file names the code.
+    pub fn contains(&self, code: &str) -> bool {
+        self.by_code.contains_key(code)
+    }
+}
+
+/// One deduction of the performance office (明查暗访, 考勤, 通报批评 …).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Deduction {
+    /// The day it is dated (counts in that day's month, quarter and year).
+    pub date: chrono::NaiveDate,
+    /// Region code of the finding.
+    pub region: String,
+    /// Department code.
+    pub department: String,
+    /// Window, when the finding is about one.
+    pub window: Option<String>,
+    /// Points deducted (> 0).
+    pub points: f64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The most points one row may deduct.
+pub const MAX_DEDUCTION_POINTS: f64 = 100.0;
+
+/// Points deducted for findings outside the event stream
+/// (`deductions.csv`: `date,region,department,window,points,reason`).
+#[derive(Clone, Debug, Default)]
+pub struct Deductions {
+    rows: Vec<Deduction>,
+}
+
+const DEDUCTION_COLUMNS: [&str; 6] = ["date", "region", "department", "window", "points", "reason"];
+
+impl Deductions {
+    /// Loads and checks a deductions CSV; every region must be in `regions`.
+    pub fn load(path: &Path, regions: &Regions) -> Result<Deductions, RefError> {
+        Deductions::parse(&read_csv(path)?, path, regions)
+    }
+
+    /// Parses deductions CSV text; `path` names it in messages.
+    pub fn parse(text: &[u8], path: &Path, regions: &Regions) -> Result<Deductions, RefError> {
+        let mut rdr = csv_reader(text);
+        let row_err = |line: u64, message: String| RefError::Row { path: path.to_path_buf(), line, message };
+        let csv_err = |line: u64| move |source| RefError::Csv { path: path.to_path_buf(), line, source };
+        exact_header(&mut rdr, &DEDUCTION_COLUMNS, row_err)?;
+        let mut d = Deductions::default();
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| csv_err(line_at(text, e.position()))(e))?;
+            let line = line_at(text, rec.position());
+            if rec.len() != 6 {
+                return Err(row_err(
+                    line,
+                    format!("expected 6 fields ({}), found {}", DEDUCTION_COLUMNS.join(","), rec.len()),
+                ));
+            }
+            let get = |i: usize| rec.get(i).unwrap_or("");
+            let date = chrono::NaiveDate::parse_from_str(get(0), "%Y-%m-%d")
+                .ok()
+                .filter(|_| get(0).len() == 10)
+                .ok_or_else(|| row_err(line, format!("date {:?} is not a YYYY-MM-DD date", get(0))))?;
+            let region = get(1);
+            if !is_region_code(region) {
+                return Err(row_err(line, format!("region {region:?} is not 6, 9 or 12 digits")));
+            }
+            if regions.get(region).is_none() {
+                return Err(row_err(line, format!("region {region} is not in the regions file")));
+            }
+            let department = get(2);
+            if department.is_empty() {
+                return Err(row_err(line, "department is empty".into()));
+            }
+            let window = Some(get(3)).filter(|w| !w.is_empty());
+            let points = match get(4).parse::<f64>() {
+                Ok(p) if p.is_finite() && p > 0.0 && p <= MAX_DEDUCTION_POINTS => p,
+                _ => {
+                    return Err(row_err(
+                        line,
+                        format!("points {:?} is not a number above 0 and at most {MAX_DEDUCTION_POINTS}", get(4)),
+                    ))
+                }
+            };
+            let reason = get(5);
+            if reason.is_empty() {
+                return Err(row_err(line, "reason is empty: say what was found".into()));
+            }
+            d.rows.push(Deduction {
+                date,
+                region: region.to_string(),
+                department: department.to_string(),
+                window: window.map(str::to_string),
+                points,
+                reason: reason.to_string(),
+            });
+        }
+        Ok(d)
+    }
+
+    /// Every deduction, in file order.
+    pub fn rows(&self) -> &[Deduction] {
+        &self.rows
+    }
+}
+
+/// How often a [`Watched`] file is looked at.
+pub const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+type Loader<T> = Box<dyn Fn(&Path) -> Result<T, RefError> + Send + Sync>;
+
+/// A reference file a running service reads again when it changes: each
+/// [`Watched::get`] looks at the file (at most every [`LOOK_EVERY`]) and
+/// loads it again when its size or modification time moved. A file that
+/// no longer loads keeps the last good data (and says so); a file that is
+/// gone means none (the contract's reading of a missing file), until it
+/// comes back.
+pub struct Watched<T> {
+    path: Option<PathBuf>,
+    load: Option<Loader<T>>,
+    state: std::sync::Mutex<WatchState<T>>,
+}
+
+/// What a look at a file sees: its size and modification time.
+type Stamp = Option<(u64, Option<std::time::SystemTime>)>;
+
+struct WatchState<T> {
+    current: Arc<T>,
+    stamp: Stamp,
+    looked: Option<std::time::Instant>,
+}
+
+fn stamp(path: &Path) -> Stamp {
+    std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()))
+}
+
+impl<T> std::fmt::Debug for Watched<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watched").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl<T: Default + Send + Sync + 'static> Default for Watched<T> {
+    /// None, for good.
+    fn default() -> Self {
+        Watched::fixed(T::default())
+    }
+}
+
+impl<T: Default + Send + Sync + 'static> Watched<T> {
+    /// Data that never changes (built in, or none).
+    pub fn fixed(value: T) -> Watched<T> {
+        Watched {
+            path: None,
+            load: None,
+            state: std::sync::Mutex::new(WatchState { current: Arc::new(value), stamp: None, looked: None }),
+        }
+    }
+
+    /// The file at `path`, loaded now with `load` (a missing file is none;
+    /// a file that does not load is the error).
+    pub fn file(
+        path: &Path,
+        load: impl Fn(&Path) -> Result<T, RefError> + Send + Sync + 'static,
+    ) -> Result<Watched<T>, RefError> {
+        let seen = stamp(path);
+        let value = match seen {
+            Some(_) => load(path)?,
+            None => T::default(),
+        };
+        Ok(Watched {
+            path: Some(path.to_path_buf()),
+            load: Some(Box::new(load)),
+            state: std::sync::Mutex::new(WatchState {
+                current: Arc::new(value),
+                stamp: seen,
+                looked: Some(std::time::Instant::now()),
+            }),
+        })
+    }
+
+    /// The file's path (`None`: built in or none).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The data as the file has it now.
+    pub fn get(&self) -> Arc<T> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (Some(path), Some(load)) = (&self.path, &self.load) else { return st.current.clone() };
+        if st.looked.is_some_and(|t| t.elapsed() < LOOK_EVERY) {
+            return st.current.clone();
+        }
+        st.looked = Some(std::time::Instant::now());
+        let seen = stamp(path);
+        if seen == st.stamp {
+            return st.current.clone();
+        }
+        st.stamp = seen;
+        match seen {
+            None => {
+                tracing::info!(path = %path.display(), "reference file is gone: none from now on");
+                st.current = Arc::new(T::default());
+            }
+            Some(_) => match load(path) {
+                Ok(v) => {
+                    tracing::info!(path = %path.display(), "reference file changed: read again");
+                    st.current = Arc::new(v);
+                }
+                Err(e) => tracing::warn!(error = %e, "reference file changed but does not load; keeping what it was"),
+            },
+        }
+        st.current.clone()
+    }
+}
+
+/// `departments.csv` at `path`, watched (missing: codes are shown as names).
+pub fn departments_file(path: &Path) -> Result<Watched<Departments>, RefError> {
+    Watched::file(path, Departments::load)
+}
+
+/// `deductions.csv` at `path`, watched (missing: no deductions); its
+/// regions are checked against `regions`.
+pub fn deductions_file(path: &Path, regions: &Regions) -> Result<Watched<Deductions>, RefError> {
+    let regions = regions.clone();
+    Watched::file(path, move |p| Deductions::load(p, &regions))
+}
+
 /// Everything the rules need besides the events.
 #[derive(Clone, Debug)]
 pub struct RefData {
@@ -457,6 +762,10 @@ pub struct RefData {
     pub regions: Regions,
     /// The steps of items (none unless loaded: see [`RefData::with_steps`]).
     pub steps: Steps,
+    /// The departments' names (reports, the board).
+    pub departments: Arc<Watched<Departments>>,
+    /// The performance office's deductions (reports).
+    pub deductions: Arc<Watched<Deductions>>,
 }
 
 impl RefData {
@@ -478,6 +787,8 @@ impl RefData {
             regions: Regions::parse(include_bytes!("../config/regions.csv"), Path::new("regions.csv"))
                 .expect("built-in regions are valid"),
             steps,
+            departments: Arc::new(Watched::fixed(RefData::embedded_departments())),
+            deductions: Arc::new(Watched::fixed(RefData::embedded_deductions())),
         }
     }
 
@@ -487,6 +798,20 @@ impl RefData {
         self
     }
 
+    /// The departments' names shipped in `config/`, built in.
+    pub fn embedded_departments() -> Departments {
+        Departments::parse(include_bytes!("../config/departments.csv"), Path::new("departments.csv"))
+            .expect("built-in departments are valid")
+    }
+
+    /// The sample county's deductions shipped in `config/`, built in.
+    pub fn embedded_deductions() -> Deductions {
+        let regions = Regions::parse(include_bytes!("../config/regions.csv"), Path::new("regions.csv"))
+            .expect("built-in regions are valid");
+        Deductions::parse(include_bytes!("../config/deductions.csv"), Path::new("deductions.csv"), &regions)
+            .expect("built-in deductions are valid")
+    }
+
     /// The same data, with a provisional calendar for the current and the
     /// next year (seen on `today`) where their file is missing.
     pub fn with_provisional_calendar(mut self, today: chrono::NaiveDate) -> RefData {
@@ -494,19 +819,73 @@ impl RefData {
         self
     }
 
-    /// The same catalogue and regions with another calendar (a calendar
-    /// folder that changed while serving).
+    /// The same data with another calendar (a calendar folder that changed
+    /// while serving).
     pub fn with_calendar(&self, calendar: Calendar) -> RefData {
-        RefData { calendar, catalog: self.catalog.clone(), regions: self.regions.clone(), steps: self.steps.clone() }
+        RefData { calendar, ..self.clone() }
     }
 
-    /// Loads the three sources (no steps: see [`RefData::with_steps`]).
+    /// Loads the three sources the rules read; no steps (see
+    /// [`RefData::with_steps`]), no department names and no deductions (see
+    /// [`RefData::with_report_files`]).
     pub fn load(catalog: &Path, calendar: &Path, regions: &Path) -> Result<RefData, RefError> {
         Ok(RefData {
             catalog: Catalog::load(catalog)?,
             calendar: Calendar::load_dir(calendar)?,
             regions: Regions::load(regions)?,
             steps: Steps::default(),
+            departments: Arc::new(Watched::fixed(Departments::default())),
+            deductions: Arc::new(Watched::fixed(Deductions::default())),
         })
+    }
+
+    /// The same data with the departments' names and the deductions read
+    /// (and watched) from these files; a missing file means none.
+    pub fn with_report_files(mut self, departments: &Path, deductions: &Path) -> Result<RefData, RefError> {
+        self.departments = Arc::new(departments_file(departments)?);
+        self.deductions = Arc::new(deductions_file(deductions, &self.regions)?);
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regions() -> Regions {
+        Regions::parse(b"code,name,parent\n220421,x,\n220421100,y,220421\n", Path::new("r.csv")).unwrap()
+    }
+
+    #[test]
+    fn names_fall_back_to_the_code() {
+        let d = Departments::parse("code,name\ntax,税务局\n".as_bytes(), Path::new("d.csv")).unwrap();
+        assert_eq!(d.name("tax"), "税务局");
+        assert_eq!(d.name("market"), "market");
+    }
+
+    #[test]
+    fn a_watched_file_is_read_again_when_it_changes_and_a_bad_edit_keeps_the_last_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("deductions.csv");
+        let w = deductions_file(&p, &regions()).unwrap();
+        assert!(w.get().rows().is_empty(), "missing: none");
+        let head = "date,region,department,window,points,reason\n";
+        std::fs::write(&p, format!("{head}2026-03-02,220421,tax,,2,a\n")).unwrap();
+        // Looked at no more often than LOOK_EVERY.
+        std::thread::sleep(LOOK_EVERY + std::time::Duration::from_millis(100));
+        assert_eq!(w.get().rows().len(), 1);
+        std::fs::write(&p, format!("{head}2026-03-02,220421,tax,,2,a\n2026-03-03,220421100,tax,W1,1.5,b\n")).unwrap();
+        std::thread::sleep(LOOK_EVERY + std::time::Duration::from_millis(100));
+        let rows = w.get();
+        assert_eq!(rows.rows().len(), 2);
+        assert_eq!(rows.rows()[1].window.as_deref(), Some("W1"));
+        // A bad edit: the last good rows stay.
+        std::fs::write(&p, format!("{head}2026-03-02,999999,tax,,2,a\n")).unwrap();
+        std::thread::sleep(LOOK_EVERY + std::time::Duration::from_millis(100));
+        assert_eq!(w.get().rows().len(), 2);
+        // Gone: none.
+        std::fs::remove_file(&p).unwrap();
+        std::thread::sleep(LOOK_EVERY + std::time::Duration::from_millis(100));
+        assert!(w.get().rows().is_empty());
     }
 }

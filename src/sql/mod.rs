@@ -1,11 +1,13 @@
 //! SQL over the history: a DataFusion session with the tables of
-//! `interfaces.md` — `events`, `cases`, `alerts`, `items`, `regions` — plus
+//! `interfaces.md` — `events`, `cases`, `alerts`, `items`, `regions` — and
+//! of `follow-up.md` — `departments`, `deductions` — plus
 //! `region_tree` (every region with each of its ancestors, for roll-ups) and
 //! the stored tables behind the views (`event_log`, `rejected_events`,
 //! `case_versions`, `alert_records`).
 
 pub mod format;
 pub mod live;
+pub mod refs;
 pub mod report;
 pub mod scope;
 pub mod xlsx;
@@ -250,5 +252,7 @@ fn register_reference(ctx: &SessionContext, rd: &RefData) -> Result<(), SqlError
         vec![strings(code.into_iter()), strings(anc.into_iter()), Arc::new(Int32Array::from(depth))],
     )?;
     ctx.register_table("region_tree", Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+    ctx.register_table("departments", Arc::new(refs::WatchedTable::new(rd.departments.clone())))?;
+    ctx.register_table("deductions", Arc::new(refs::WatchedTable::new(rd.deductions.clone())))?;
     Ok(())
 }

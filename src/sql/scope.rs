@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 /// Tables a scoped session sees, with the column holding the region
 /// (`None`: not regional, shown whole).
-const SCOPED: [(&str, Option<&str>); 13] = [
+const SCOPED: [(&str, Option<&str>); 15] = [
     ("event_log", Some("region")),
     ("alert_records", Some("region")),
     ("case_versions", Some("region")),
@@ -35,6 +35,8 @@ const SCOPED: [(&str, Option<&str>); 13] = [
     ("regions", Some("code")),
     ("region_tree", Some("code")),
     ("items", None),
+    ("departments", None),
+    ("deductions", Some("region")),
     ("rejected_events", Some("")),
     ("notice_versions", Some("region")),
     ("complaints", Some("region")),

@@ -457,6 +457,81 @@ fn check_config_names_a_date_both_off_and_working() {
     check_config_fails(dir.path(), &cfg, &[&f.display().to_string(), "2026-10-02", "both"]);
 }
 
+/// `config_with` the shipped files, plus departments and deductions files.
+fn config_with_report_files(dir: &Path, departments: &Path, deductions: &Path) -> PathBuf {
+    let base = std::fs::read_to_string(config_with(dir, None, None, None)).unwrap();
+    let toml = format!("{base}departments = {:?}\ndeductions = {:?}\n", departments.display(), deductions.display());
+    write(dir, "jiancha.toml", toml)
+}
+
+#[test]
+fn check_config_names_bad_rows_of_departments_and_deductions() {
+    let dir = TempDir::new().unwrap();
+    let good_dept = write(dir.path(), "departments.csv", "code,name\ntax,税务局\nmarket,市场监管局\n");
+    let good_ded = write(
+        dir.path(),
+        "deductions.csv",
+        "date,region,department,window,points,reason\n2026-03-12,220421,tax,W01,2,明查暗访：脱岗\n2026-03-20,220421100,market,,1.5,考勤\n",
+    );
+    let cfg = config_with_report_files(dir.path(), &good_dept, &good_ded);
+    let o = run(jiancha(dir.path()).args(["check-config", "--config"]).arg(&cfg));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("ok  departments") && out.contains("2 departments"), "{out}");
+    assert!(out.contains("ok  deductions") && out.contains("2 deductions, 3.5 points"), "{out}");
+    // The shipped catalogue has departments the file does not name.
+    assert!(
+        out.contains("warn departments") && out.contains("no name for") && out.contains("public-security"),
+        "{out}"
+    );
+
+    for (what, text, needles) in [
+        ("a repeated code", "code,name\ntax,税务局\ntax,税务\n", vec![":3:", "twice"]),
+        ("a code without a name", "code,name\ntax,\n", vec![":2:", "no name"]),
+        ("a wrong header", "department,name\ntax,税务局\n", vec![":1:", "code,name"]),
+    ] {
+        let f = write(dir.path(), "bad-departments.csv", text);
+        let cfg = config_with_report_files(dir.path(), &f, &good_ded);
+        let mut n: Vec<&str> = needles.clone();
+        let shown = f.display().to_string();
+        n.push(&shown);
+        check_config_fails(dir.path(), &cfg, &n);
+        let _ = what;
+    }
+    let header = "date,region,department,window,points,reason\n";
+    for (row, needles) in [
+        ("2026-02-30,220421,tax,,2,x", vec!["date", "2026-02-30"]),
+        ("2026-3-5,220421,tax,,2,x", vec!["date"]),
+        ("2026-03-05,2204,tax,,2,x", vec!["region", "2204"]),
+        ("2026-03-05,220423,tax,,2,x", vec!["220423", "not in the regions file"]),
+        ("2026-03-05,220421,,,2,x", vec!["department"]),
+        ("2026-03-05,220421,tax,,0,x", vec!["points"]),
+        ("2026-03-05,220421,tax,,-1,x", vec!["points"]),
+        ("2026-03-05,220421,tax,,two,x", vec!["points", "two"]),
+        ("2026-03-05,220421,tax,,2,", vec!["reason"]),
+        ("2026-03-05,220421,tax,2,x", vec!["6 fields"]),
+    ] {
+        let f = write(dir.path(), "bad-deductions.csv", format!("{header}{row}\n"));
+        let cfg = config_with_report_files(dir.path(), &good_dept, &f);
+        let line = format!("{}:2:", f.display());
+        let mut n: Vec<&str> = needles.clone();
+        n.push(&line);
+        check_config_fails(dir.path(), &cfg, &n);
+    }
+    // Missing files are no error: no names, no deductions.
+    let cfg = config_with_report_files(dir.path(), &dir.path().join("none.csv"), &dir.path().join("none2.csv"));
+    let o = run(jiancha(dir.path()).args(["check-config", "--config"]).arg(&cfg));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("warn departments") && out.contains("codes as names"), "{out}");
+    assert!(out.contains("no such file, so no deductions"), "{out}");
+    // A file named on the command line must exist.
+    let o = run(jiancha(dir.path())
+        .args(["sql", "--data", "d", "--deductions"])
+        .arg(dir.path().join("none.csv"))
+        .arg("SELECT 1"));
+    let msg = one_line_failure(&o, "sql --deductions none.csv");
+    assert!(msg.contains("--deductions") && msg.contains("none.csv"), "{msg}");
+}
+
 // -------------------------------------------------------------- until ---
 
 #[test]

@@ -49,6 +49,8 @@ fn refdata(with_2027: bool) -> Arc<RefData> {
             calendar: files(with_2027),
             regions: Regions::load(&root().join("config/regions.csv")).unwrap(),
             steps: Default::default(),
+            departments: Default::default(),
+            deductions: Default::default(),
         }
         .with_provisional_calendar(chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap()),
     )

@@ -71,6 +71,8 @@ pub fn refdata(catalog_csv: &str) -> Arc<RefData> {
         calendar: Calendar::load_dir(&root().join("config/calendar")).unwrap(),
         regions: Regions::load(&root().join("config/regions.csv")).unwrap(),
         steps: Default::default(),
+        departments: Default::default(),
+        deductions: Default::default(),
     })
 }
 
