@@ -7,7 +7,8 @@
 #   - tansu, a Kafka-compatible broker the Kafka tests start on loopback
 #     ports (built once into ~/.cache/jiancha, then reused);
 #   - Prometheus with promtool, Alertmanager with amtool, the psql client,
-#     Chromium and curl, from Debian, for the endpoint tests;
+#     Chromium and curl, from Debian, for the endpoint tests, and
+#     poppler-utils (pdftotext, pdftoppm) to read the printed briefing;
 #   - openpyxl (PyPI), the independent reader of the Excel reports;
 #   - lunar-python (PyPI), against which the lunar holiday table is checked;
 #   - playwright-core (npm, pinned in tests/browser), which drives Chromium.
@@ -23,6 +24,7 @@ command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v chromium >/dev/null || need_apt+=(chromium)
+command -v pdftotext >/dev/null || need_apt+=(poppler-utils)  # pdftotext, pdftoppm: the printed briefing
 dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need_apt+=(fonts-wqy-microhei)  # Chinese text in screenshots
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)

@@ -500,7 +500,14 @@ pub fn run(cli: Cli) -> Result<()> {
             let bytes = runtime()?.block_on(async {
                 let ctx = crate::sql::session(&data, &refdata, cfg.time.zone.name()).await?;
                 let batches = crate::sql::report::run(&ctx, &sql, &month, &region).await?;
-                crate::sql::format::render_named(&batches, format, &name)
+                match format {
+                    Format::Table => {
+                        let title = format!("{} {month}", crate::sql::report::title(&name));
+                        let width = crate::sql::text::terminal_width();
+                        Ok(crate::sql::text::report_table(&batches, &title, width)?.into_bytes())
+                    }
+                    _ => crate::sql::format::render_named(&batches, format, &name),
+                }
             })?;
             match out {
                 Some(p) => std::fs::write(&p, bytes).with_context(|| format!("{}", p.display()))?,

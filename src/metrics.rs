@@ -26,13 +26,20 @@ use prometheus::{
 
 /// The briefing figures exported as gauges `jiancha_briefing_<name>`:
 /// (column of `monthly-briefing.sql`, metric name suffix, help).
-pub const FIGURES: [(&str, &str, &str); 16] = [
+pub const FIGURES: [(&str, &str, &str); 20] = [
     ("accepted", "accepted_cases", "受理量: cases accepted this month"),
     ("completed", "completed_cases", "办结量: cases completed this month"),
     ("on_time_rate", "on_time_rate", "按时办结率: on-time completions / completions, 0-1"),
     ("early_rate", "early_rate", "提前办结率: early completions / completions with a limit, 0-1"),
-    ("onsite_rate", "onsite_rate", "现场办结率: completed the day accepted / completions, 0-1"),
+    ("onsite_rate", "onsite_rate", "现场办结率: completed at the window the day accepted / completions, 0-1"),
+    ("online_rate", "online_rate", "网上办理率: cases accepted online / accepted cases, 0-1"),
     ("immediate_share", "immediate_share", "即办件比率: immediate cases / accepted cases, 0-1"),
+    ("immediate_item_share", "immediate_item_share", "即办事项比率: immediate catalogue items / catalogue items, 0-1"),
+    (
+        "in_hall_item_share",
+        "in_hall_item_share",
+        "进厅事项比率: catalogue items handled in the hall / catalogue items, 0-1",
+    ),
     ("within_10_days_rate", "within_10_workdays_rate", "10个工作日内办结率: used days <= 10 / completions, 0-1"),
     ("avg_used_days", "avg_used_workdays", "平均办理时长: mean used working days of completions"),
     ("overdue_open", "overdue_open_cases", "超期在办件: open cases past their due date"),
@@ -41,6 +48,7 @@ pub const FIGURES: [(&str, &str, &str); 16] = [
     ("good_rating_rate", "good_rating_rate", "好评率: ratings 3-5 / ratings, 0-1"),
     ("red_alerts", "red_cards", "红牌: red cards raised this month, not retracted"),
     ("yellow_alerts", "yellow_cards", "黄牌: yellow cards raised this month, not retracted"),
+    ("deducted_points", "deducted_points", "扣分: points the performance office deducted this month (deductions.csv)"),
     ("score", "score", "综合得分: the briefing's weighted score"),
     ("rank", "rank", "排名: rank of the score within the region, 1 = best"),
 ];
@@ -75,6 +83,9 @@ pub struct Metrics {
     pub calendar_provisional_year: IntGauge,
     /// 1, labelled with the version.
     pub build_info: IntGaugeVec,
+    /// 1 per department of `departments.csv`, labelled with its name: the
+    /// dashboards join it to show names beside codes.
+    pub department_info: IntGaugeVec,
     /// Cases accepted, by region, department and kind.
     pub cases_accepted: IntCounterVec,
     /// Cases completed, by region, department and kind.
@@ -143,6 +154,14 @@ impl Metrics {
         self.calendar_provisional_year.set(cal.provisional_years().max().map_or(0, i64::from));
     }
 
+    /// `jiancha_department_info` as the departments' names are now.
+    pub fn set_departments(&self, d: &crate::reference::Departments) {
+        self.department_info.reset();
+        for row in d.rows() {
+            self.department_info.with_label_values(&[row.code.as_str(), row.name.as_str()]).set(1);
+        }
+    }
+
     /// Every metric, registered; `refdata` gives the calendar's last year.
     pub fn new(refdata: &RefData) -> Metrics {
         let r = Registry::new();
@@ -203,6 +222,12 @@ impl Metrics {
                 "The last year judged on a provisional calendar (statutory holidays only, its file missing); 0: none",
             ),
             build_info: int_gauge_vec(&r, "jiancha_build_info", "Always 1; the version as a label", &["version"]),
+            department_info: int_gauge_vec(
+                &r,
+                "jiancha_department_info",
+                "Always 1; a department's name (departments.csv) as a label",
+                &["department", "name"],
+            ),
             cases_accepted: counter_vec(
                 &r,
                 "jiancha_cases_accepted_total",
@@ -258,6 +283,7 @@ impl Metrics {
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         m.set_calendar(&refdata.calendar);
+        m.set_departments(&refdata.departments.get());
         for outcome in ["sent", "failed", "rejected", "missed"] {
             m.alertmanager_pushes.with_label_values(&[outcome]);
         }

@@ -6,9 +6,11 @@
 -- Completion figures count cases by the date they were completed, intake
 -- figures by the date they were accepted; withdrawn cases count in no rate;
 -- a rate with a zero denominator is NULL; rates are fractions 0–1.
+-- Departments are named by `departments` (departments.csv) beside their
+-- codes; a code it does not name shows as itself.
 --
--- The score's weights are the numbers in the `scored` step below: edit them
--- here (this file is read at run time; no rebuild).
+-- The score's weights and what it deducts are the numbers in the `scored`
+-- step below: edit them here (this file is read at run time; no rebuild).
 WITH
 period AS (
     SELECT CAST(date_trunc('quarter', CAST(CAST($month AS VARCHAR) || '-01' AS DATE)) AS DATE) AS start_date,
@@ -60,7 +62,9 @@ flags AS (
            -- open at 00:00 of the first day after the period, due before that day
            (s.accepted_date < end_date AND (s.closed_date IS NULL OR s.closed_date >= end_date)
             AND s.due_date < end_date) AS in_overdue_open,
-           (s.completed_date = s.accepted_date) AS onsite,
+           -- 现场办结: completed at the window on the day it was accepted
+           (s.completed_date = s.accepted_date AND s.channel_completed = 'window') AS onsite,
+           (s.channel_accepted = 'online') AS online,
            COALESCE(r.ratings_n, 0) AS ratings_n,
            COALESCE(r.good_n, 0) AS good_n,
            COALESCE(k.cards_n, 0) AS cards_n,
@@ -78,6 +82,7 @@ case_figures AS (
            SUM(CASE WHEN in_intake THEN 1 ELSE 0 END) AS accepted,
            SUM(CASE WHEN in_intake AND status <> 'withdrawn' THEN 1 ELSE 0 END) AS accepted_kept,
            SUM(CASE WHEN in_intake AND status <> 'withdrawn' AND kind = 'immediate' THEN 1 ELSE 0 END) AS immediate_kept,
+           SUM(CASE WHEN in_intake AND status <> 'withdrawn' AND online THEN 1 ELSE 0 END) AS online_kept,
            SUM(CASE WHEN in_completion THEN 1 ELSE 0 END) AS completed,
            SUM(CASE WHEN in_completion AND on_time THEN 1 ELSE 0 END) AS on_time_n,
            SUM(CASE WHEN in_completion AND limit_days >= 1 THEN 1 ELSE 0 END) AS limited_n,
@@ -96,46 +101,80 @@ case_figures AS (
     HAVING SUM(CASE WHEN in_intake OR in_completion OR in_overdue_open OR ratings_n > 0 OR cards_n > 0
                     THEN 1 ELSE 0 END) > 0
 ),
-compression AS (
-    SELECT department,
-           1.0 - CAST(SUM(promised_days) AS DOUBLE) / CAST(SUM(statutory_days) AS DOUBLE) AS compression_rate
-    FROM items
-    WHERE statutory_days > 0
+-- The performance office's deductions (deductions.csv) dated in the
+-- period, in the region and every region below it.
+deducted AS (
+    SELECT department, SUM(points) AS deducted_points
+    FROM deductions
+    WHERE "date" >= CAST(date_trunc('quarter', CAST(CAST($month AS VARCHAR) || '-01' AS DATE)) AS DATE)
+      AND "date" < CAST(date_trunc('quarter', CAST(CAST($month AS VARCHAR) || '-01' AS DATE)) + INTERVAL '3 months' AS DATE)
+      AND (CAST($region AS VARCHAR) = ''
+           OR region = CAST($region AS VARCHAR)
+           OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))
     GROUP BY department
 ),
+-- Complaints (效能投诉) and supervision notices (督办) of follow-up.md
+-- come in here: complaints, complaints_upheld, complaint_on_time_rate,
+-- notices and notices_overdue per department, joined in `figures` and
+-- deducted in `scored`.
+--
+-- Every department with activity or deductions in the period.
 figures AS (
-    SELECT c.department,
-           c.accepted,
-           c.completed,
+    SELECT COALESCE(c.department, x.department) AS department,
+           COALESCE(c.accepted, 0) AS accepted,
+           COALESCE(c.completed, 0) AS completed,
            CAST(c.on_time_n AS DOUBLE) / NULLIF(c.completed, 0) AS on_time_rate,
            CAST(c.early_n AS DOUBLE) / NULLIF(c.limited_n, 0) AS early_rate,
            CAST(c.onsite_n AS DOUBLE) / NULLIF(c.completed, 0) AS onsite_rate,
+           CAST(c.online_kept AS DOUBLE) / NULLIF(c.accepted_kept, 0) AS online_rate,
            CAST(c.immediate_kept AS DOUBLE) / NULLIF(c.accepted_kept, 0) AS immediate_share,
            CAST(c.within_10_n AS DOUBLE) / NULLIF(c.completed, 0) AS within_10_days_rate,
            c.avg_used_days,
-           c.overdue_open,
-           p.compression_rate,
+           COALESCE(c.overdue_open, 0) AS overdue_open,
            CAST(c.rated_n AS DOUBLE) / NULLIF(c.completed, 0) AS evaluation_rate,
            CAST(c.good_n AS DOUBLE) / NULLIF(c.ratings_n, 0) AS good_rating_rate,
-           c.red_alerts,
-           c.yellow_alerts
+           COALESCE(c.red_alerts, 0) AS red_alerts,
+           COALESCE(c.yellow_alerts, 0) AS yellow_alerts,
+           COALESCE(x.deducted_points, 0.0) AS deducted_points
     FROM case_figures c
-    LEFT JOIN compression p ON p.department = c.department
+    FULL OUTER JOIN deducted x ON x.department = c.department
 ),
+-- Catalogue figures: by department only, whatever the region and period.
+catalogue AS (
+    SELECT department,
+           1.0 - CAST(SUM(CASE WHEN statutory_days > 0 THEN promised_days END) AS DOUBLE)
+               / CAST(SUM(CASE WHEN statutory_days > 0 THEN statutory_days END) AS DOUBLE) AS compression_rate,
+           CAST(SUM(CASE WHEN kind = 'immediate' THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS immediate_item_share,
+           CAST(SUM(CASE WHEN in_hall THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS in_hall_item_share
+    FROM items
+    GROUP BY department
+),
+-- The score: the weights (a NULL rate counts 0), less what is deducted —
+-- here 1 per deducted point (with follow-up.md's complaints and notices
+-- also 2 per upheld complaint and 1 per overdue notice) — floored at 0.
 scored AS (
     SELECT f.*,
-           40 * COALESCE(on_time_rate, 0)
-         + 20 * COALESCE(early_rate, 0)
-         + 20 * COALESCE(good_rating_rate, 0)
-         + 10 * COALESCE(evaluation_rate, 0)
-         + CASE WHEN completed = 0 THEN 10
-                ELSE 10 * GREATEST(0.0, 1.0 - CAST(red_alerts AS DOUBLE) / completed) END AS score
+           p.immediate_item_share,
+           p.in_hall_item_share,
+           p.compression_rate,
+           GREATEST(0.0,
+                 40 * COALESCE(f.on_time_rate, 0)
+               + 20 * COALESCE(f.early_rate, 0)
+               + 20 * COALESCE(f.good_rating_rate, 0)
+               + 10 * COALESCE(f.evaluation_rate, 0)
+               + CASE WHEN f.completed = 0 THEN 10
+                      ELSE 10 * GREATEST(0.0, 1.0 - CAST(f.red_alerts AS DOUBLE) / f.completed) END
+               - 1 * f.deducted_points) AS score
     FROM figures f
+    LEFT JOIN catalogue p ON p.department = f.department
 )
 SELECT CAST($region AS VARCHAR) AS region,
-       department, accepted, completed, on_time_rate, early_rate, onsite_rate, immediate_share,
-       within_10_days_rate, avg_used_days, overdue_open, compression_rate, evaluation_rate,
-       good_rating_rate, red_alerts, yellow_alerts, score,
-       RANK() OVER (ORDER BY ROUND(score, 4) DESC) AS rank
-FROM scored
-ORDER BY rank, department
+       s.department, COALESCE(d.name, s.department) AS department_name,
+       s.accepted, s.completed, s.on_time_rate, s.early_rate, s.onsite_rate, s.online_rate, s.immediate_share,
+       s.immediate_item_share, s.in_hall_item_share, s.within_10_days_rate, s.avg_used_days, s.overdue_open,
+       s.compression_rate, s.evaluation_rate, s.good_rating_rate, s.red_alerts, s.yellow_alerts,
+       s.deducted_points, s.score,
+       RANK() OVER (ORDER BY ROUND(s.score, 4) DESC) AS rank
+FROM scored s
+LEFT JOIN departments d ON d.code = s.department
+ORDER BY rank, s.department

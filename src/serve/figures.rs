@@ -102,6 +102,7 @@ pub async fn refresh(live: &Live, ctx: &SessionContext, month: &str) -> Result<(
             }
         }
     }
+    live.metrics.set_departments(&live.refdata.departments.get());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     live.metrics.figures_updated.set(now);
     Ok(())

@@ -1,7 +1,8 @@
 //! The HTTP endpoint: `/metrics`, `/healthz`, `/readyz`, the alert feed
 //! (`/api/alerts`, `/api/alerts/stream`), one case (`/api/cases/{id}`), the
-//! region list, the rule table, the caller (`/api/me`), supervision notices
-//! and complaints (see `notices.rs`) and the board page at `/`.
+//! region and department lists, the rule table, the caller (`/api/me`),
+//! supervision notices and complaints (see `notices.rs`) and the board page
+//! at `/`.
 //!
 //! When users are configured, everything but `/metrics` and the health
 //! checks asks for HTTP Basic credentials, and a reader sees only the alerts
@@ -46,6 +47,7 @@ pub fn router(live: Arc<Live>, sql: SessionContext) -> Router {
         .route("/api/alerts/stream", get(stream))
         .route("/api/cases/{case_id}", get(case))
         .route("/api/regions", get(regions))
+        .route("/api/departments", get(departments))
         .route("/api/calendar", get(calendar))
         .route("/api/rules", get(rules))
         .route("/api/me", get(me))
@@ -310,6 +312,16 @@ async fn regions(State(app): State<App>, headers: HeaderMap) -> Result<Response,
             })
         })
         .collect();
+    Ok(Json(rows).into_response())
+}
+
+/// The departments' names (`departments.csv`, as it is now): the board
+/// and API clients show these beside the codes.
+async fn departments(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    who(&app, &headers)?;
+    let d = app.live.refdata.departments.get();
+    let rows: Vec<serde_json::Value> =
+        d.rows().iter().map(|r| serde_json::json!({ "code": r.code, "name": r.name })).collect();
     Ok(Json(rows).into_response())
 }
 

@@ -10,6 +10,7 @@ pub mod live;
 pub mod refs;
 pub mod report;
 pub mod scope;
+pub mod text;
 pub mod xlsx;
 
 use crate::history::schema;

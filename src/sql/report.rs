@@ -15,6 +15,18 @@ pub const BUILT_IN: [(&str, &str); 2] = [
     ("quarterly-report", include_str!("../../sql/reports/quarterly-report.sql")),
 ];
 
+/// The Chinese title of a report, or its name.
+pub fn title(name: &str) -> &str {
+    match name {
+        "monthly-briefing" => "月简报",
+        "quarterly-report" => "季度通报",
+        "window-briefing" => "窗口月简报",
+        "staff-briefing" => "工作人员月简报",
+        "annual-assessment" => "年终考核",
+        other => other,
+    }
+}
+
 /// A report asked for by a name or month that cannot be run; nothing is
 /// queried.
 #[derive(Debug, thiserror::Error)]

@@ -127,6 +127,29 @@ async function main() {
   const badItems = feedAtLoad.filter((x) => !x.alert_id || !x.case_id);
   if (badItems.length) throw new Error(`feed items without data-alert-id/data-case-id: ${JSON.stringify(badItems.slice(0, 3))}`);
 
+  // 2b. Department names come from the reference data (GET
+  // /api/departments), not from a table of the page's own: the department
+  // table shows, for a code the API names, exactly that name.
+  const names = await page.evaluate(async () => {
+    const r = await fetch('/api/departments', { headers: { Accept: 'application/json' } });
+    return r.ok ? r.json() : null;
+  });
+  if (!Array.isArray(names) || !names.length) throw new Error(`GET /api/departments gave ${JSON.stringify(names)}`);
+  const nameOf = new Map(names.map((d) => [d.code, d.name]));
+  let deptCells = [];
+  try {
+    await page.waitForFunction((known) => {
+      const cells = [...document.querySelectorAll('#by-department tbody td.dept')];
+      return cells.some((c) => known.includes(c.getAttribute('title')) && c.textContent !== c.getAttribute('title'));
+    }, [...nameOf.keys()], { timeout: within(20_000), polling: 250 });
+    deptCells = await page.$$eval('#by-department tbody td.dept', (els) => els.map((e) => ({ code: e.getAttribute('title'), text: e.textContent })));
+  } catch {
+    deptCells = await page.$$eval('#by-department tbody td.dept', (els) => els.map((e) => ({ code: e.getAttribute('title'), text: e.textContent }))).catch(() => []);
+    throw new Error(`the department table shows no name from /api/departments: ${JSON.stringify(deptCells.slice(0, 5))}`);
+  }
+  const wrongName = deptCells.find((c) => nameOf.has(c.code) && c.text !== nameOf.get(c.code));
+  if (wrongName) throw new Error(`department ${wrongName.code} shows ${wrongName.text}, /api/departments says ${nameOf.get(wrongName.code)}`);
+
   // 3. A record arrives through the stream, with no reload.
   await page.evaluate(() => { window.__boardCheckMarker = 'unchanged'; });
   const navBefore = navigations;
@@ -202,6 +225,7 @@ async function main() {
     feed_items: feedNow.items,
     stream_items: feedNow.stream,
     stream_wait_ms: streamWaitMs,
+    departments_named: deptCells.filter((c) => nameOf.has(c.code)).length,
     case_opened: caseId,
     alert_clicked: alertId,
     timeline_entries: caseView.timeline,

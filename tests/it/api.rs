@@ -252,7 +252,9 @@ fn http_asks_for_credentials_and_scopes_readers_to_their_region() {
     );
     let demo = Demo::start(&["--days-per-minute", "600", "--cases-per-day", "60", "--days", "20"], Some(&cfg));
     assert!(demo.wait_for_line("the simulated span is over", Duration::from_secs(120)));
-    for path in ["/", "/api/alerts", "/api/regions", "/api/rules", "/api/calendar", "/api/cases/C00000001"] {
+    for path in
+        ["/", "/api/alerts", "/api/regions", "/api/departments", "/api/rules", "/api/calendar", "/api/cases/C00000001"]
+    {
         let (code, body) = get(&demo.url(path), None);
         assert_eq!(code, 401, "{path}: {body}");
         let (code, _) = get(&demo.url(path), Some("admin:wrong"));
@@ -285,6 +287,11 @@ fn http_asks_for_credentials_and_scopes_readers_to_their_region() {
     assert_eq!(get(&demo.url(&path), Some("admin:admin-pw")).0, 200);
     let regions = parse(get(&demo.url("/api/regions"), Some("town:town-pw")));
     assert!(regions.as_array().unwrap().iter().all(|r| under(&parents, r["code"].as_str().unwrap(), scope)));
+    // The departments' names the board shows (departments.csv; the demo's built-in sample).
+    let names = parse(get(&demo.url("/api/departments"), Some("town:town-pw")));
+    let names: Vec<(&str, &str)> =
+        names.as_array().unwrap().iter().map(|d| (d["code"].as_str().unwrap(), d["name"].as_str().unwrap())).collect();
+    assert!(names.contains(&("tax", "税务局")) && names.contains(&("culture-tourism", "文化旅游局")), "{names:?}");
     // The rule table the board draws from: rules.md's table, in its order.
     let rules = parse(get(&demo.url("/api/rules"), Some("town:town-pw")));
     let got: Vec<String> = rules
