@@ -577,6 +577,23 @@ fn sql_formats_and_one_line_failures() {
         assert!(line.starts_with("jiancha: "), "{q}: {line}");
     }
 
+    // The report's table: rates as percentages with two decimals, names,
+    // and lines no wider than the terminal ($COLUMNS), Chinese counted double.
+    for width in [80usize, 132] {
+        let mut c = jiancha(d, Some(&cat));
+        c.env("COLUMNS", width.to_string()).args(["report", "monthly-briefing", "--data", "h", "--month", "2026-03"]);
+        let text = String::from_utf8(ok(c, "report table").stdout).unwrap();
+        for line in text.lines() {
+            let w = unicode_width::UnicodeWidthStr::width(line);
+            assert!(w <= width, "{w} > {width}: {line:?}\n{text}");
+        }
+        // market's online rate 1/3, tax's score 64.833…, health's on-time rate 1.
+        for want in ["33.33%", "64.83", "100.00%", "市场监管局", "税务局", "排名", "按时办结率"] {
+            assert!(text.contains(want), "no {want:?} in\n{text}");
+        }
+        assert!(!text.contains("0.3333") && !text.contains("64.8333"), "{text}");
+    }
+
     // Reports: bad month, unknown region, unknown report name.
     let rep = |name: &str, month: &str, region: Option<&str>| {
         let mut c = jiancha(d, Some(&cat));
