@@ -109,6 +109,7 @@ impl Bureau {
                     rated_at: None,
                     closed_at: Some(zone.format(answered)),
                     anomalies: if answered_day > due { vec!["complaint_overdue"] } else { vec![] },
+                    made_parent_late: Default::default(),
                 });
             }
         }

@@ -78,6 +78,16 @@ pub struct AnomalyRates {
     /// Share of overdue cases the bureau issues a notice on (督办); three in
     /// ten are answered late (督办超时).
     pub notice_on_overdue: f64,
+    /// An item outside the catalogue (清单外事项), of cases neither joint nor
+    /// dual intakes. Drawn, like `late_sub_case`, from a generator of their
+    /// own, so the stream is otherwise the same with them at 0.
+    pub unlisted_item: f64,
+    /// A joint case whose first sub-case completes after the parent's due
+    /// date (联办拖延; sub-cases may also do so by their durations alone).
+    pub late_sub_case: f64,
+    /// A case of an item with steps whose first step runs over its limit
+    /// (环节超时; a case over its whole limit runs its last step over too).
+    pub step_overdue: f64,
 }
 
 impl Default for AnomalyRates {
@@ -94,6 +104,9 @@ impl Default for AnomalyRates {
             bad_rating_unrectified: 0.01,
             complaint: 0.01,
             notice_on_overdue: 0.3,
+            unlisted_item: 0.005,
+            late_sub_case: 0.2,
+            step_overdue: 0.3,
         }
     }
 }

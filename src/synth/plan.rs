@@ -62,6 +62,10 @@ pub struct Truth {
     /// Rules whose alert this case must raise (all but `due_soon`, which
     /// follows from the durations).
     pub anomalies: Vec<&'static str>,
+    /// A sub-case completed after its parent's due date (it made the parent
+    /// late).
+    #[serde(default)]
+    pub made_parent_late: bool,
 }
 
 struct Recent {
@@ -140,6 +144,12 @@ impl Planner {
         day: Day,
     ) -> Vec<(Vec<(Instant, String)>, Truth)> {
         let case_id = format!("C{no:08}");
+        // The newer anomalies draw from a generator of their own, so that
+        // the stream is otherwise the one it was before them.
+        let mut extra = super::Rng::new(opts.seed ^ (no as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+        let unlisted = extra.chance(opts.rates.unlisted_item);
+        let late_sub = extra.chance(opts.rates.late_sub_case);
+        let late_step = extra.chance(opts.rates.step_overdue);
         let items = rd.catalog.items();
         let r = &opts.rates;
         let wd = |d: Day, n: u32| rd.calendar.nth_working_after(d, n).ok();
@@ -237,6 +247,7 @@ impl Planner {
             rated_at: None,
             closed_at: None,
             anomalies: Vec::new(),
+            made_parent_late: false,
         };
         let eval_source = if unreg { dept_sys.clone() } else { "center".to_string() };
 
@@ -362,6 +373,20 @@ impl Planner {
         } else {
             zone.midnight(c_day) + 16 * HOUR_MS + rng.below(60) as i64 * MIN
         };
+        // Steps (steps.csv): step k completes on charged day C_k, the last
+        // with the case. Each step takes its limit at most, unless injected
+        // late (the first) or the case itself runs over (the last).
+        let Some((marks, late)) =
+            plan_steps(rd.steps.of(item_idx), used, late_step, &mut extra, &charged, acc_at, zone)
+        else {
+            return Vec::new();
+        };
+        for (at, name) in marks {
+            ev.push(rng, "step_completed", at, &source, fields(&[("step", json!(name))]));
+        }
+        if late {
+            anomalies.push("step_overdue");
+        }
         let denied = denial || rng.chance(0.03);
         let mut done = fields(&[("result", json!(if denied { "denied" } else { "approved" }))]);
         if denied && !denial {
@@ -413,6 +438,12 @@ impl Planner {
             }
         }
         truth.anomalies = anomalies;
+        let unlisted = unlisted && !joint && dual_source.is_none();
+        if unlisted {
+            make_unlisted(&mut ev.out, &mut truth, &item.item_code, no);
+            // Not a dual intake's earlier case: its item is no longer that item.
+            self.recent.retain(|r| !(r.applicant == applicant && r.item == item_idx));
+        }
         let mut planned = vec![(ev.out, truth)];
 
         // Sub-cases of a joint case: other departments' items, registered
@@ -423,7 +454,8 @@ impl Planner {
             for k in 1..=1 + rng.below(2) {
                 let Some(sd) = others.get(rng.below(others.len() as u64) as usize) else { break };
                 let list = &self.sub_items[*sd];
-                let sub_item = &items[list[rng.below(list.len() as u64) as usize] as usize];
+                let sub_item_idx = list[rng.below(list.len() as u64) as usize];
+                let sub_item = &items[sub_item_idx as usize];
                 let sub_id = format!("{case_id}-S{k}");
                 let sub_source = format!("{sd}-sys");
                 let mut sub = Events { case: sub_id.clone(), n: 0, zone, out: Vec::new() };
@@ -438,11 +470,31 @@ impl Planner {
                 ]);
                 sub.push(rng, "accepted", s_acc, &sub_source, a);
                 let sn = sub_item.promised_days;
-                let su = rng.below(sn as u64 + 1) as u32;
+                let mut su = rng.below(sn as u64 + 1) as u32;
+                if k == 1 && late_sub {
+                    // Completed on the 1st or 2nd working day after the
+                    // parent's due date: su = its charged day number.
+                    let Some(c) = wd(due, 1 + extra.below(2) as u32) else { continue };
+                    let Some(k) = (1..=80).find(|&k| wd(acc_day, k) == Some(c)) else { continue };
+                    su = k;
+                }
                 let (Some(s_due), Some(s_c)) = (wd(acc_day, sn), if su == 0 { Some(acc_day) } else { wd(acc_day, su) })
                 else {
                     continue;
                 };
+                let mut s_anomalies = if su > sn { vec!["overdue"] } else { Vec::new() };
+                let s_charged = |k: u32| wd(acc_day, k);
+                let Some((marks, late)) =
+                    plan_steps(rd.steps.of(sub_item_idx), su, false, &mut extra, &s_charged, s_acc, zone)
+                else {
+                    continue;
+                };
+                for (at, name) in marks {
+                    sub.push(rng, "step_completed", at, &sub_source, fields(&[("step", json!(name))]));
+                }
+                if late {
+                    s_anomalies.push("step_overdue");
+                }
                 let s_c_at = if su == 0 { s_acc + 60 * MIN } else { zone.midnight(s_c) + 15 * HOUR_MS };
                 sub.push(rng, "completed", s_c_at, &sub_source, fields(&[("result", json!("approved"))]));
                 planned.push((
@@ -467,11 +519,12 @@ impl Planner {
                         due_date: Some(s_due.to_string()),
                         used_days: Some(su),
                         stopped_days: Some(0),
-                        on_time: Some(true),
+                        on_time: Some(su <= sn),
                         early: Some(su < sn),
                         fee_yuan: None,
                         rating: None,
-                        anomalies: Vec::new(),
+                        anomalies: s_anomalies,
+                        made_parent_late: s_c > due,
                     },
                 ));
             }
@@ -485,4 +538,74 @@ impl Planner {
             self.recent.pop_front();
         }
     }
+}
+
+/// Turns a planned completed case into one of an item outside the catalogue
+/// (`UNL-` + the item's code): its events name that code, and its truth
+/// has no time limit and no steps — no clock, step or fee anomaly, no due
+/// date, no on-time —
+/// and `unlisted_item` instead.
+fn make_unlisted(out: &mut [(Instant, String)], truth: &mut Truth, code: &str, no: usize) {
+    let from = format!("\"item_code\":\"{code}\"");
+    let unl = format!("UNL-{code}-{}", no % 7);
+    let to = format!("\"item_code\":\"{unl}\"");
+    for (_, line) in out.iter_mut() {
+        if line.contains(&from) {
+            *line = line.replace(&from, &to);
+        }
+    }
+    truth.item_code = unl;
+    truth.kind = "unlisted";
+    truth.limit_days = None;
+    truth.due_date = None;
+    truth.on_time = None;
+    truth.early = None;
+    truth.anomalies.retain(|a| !matches!(*a, "overdue" | "intake_overdue" | "overcharge" | "step_overdue"));
+    truth.anomalies.push("unlisted_item");
+}
+
+/// The `step_completed` marks of a case of an item with `steps` that uses
+/// `used` charged days (`charged(k)` = its k-th charged day), accepted at
+/// `acc_at`: step k completes on charged day C_k, the last with the case
+/// (no mark). Each step takes its limit at most, except the first when
+/// `late_first` (one or two days over) and the last, which takes what is
+/// left. Also whether a step runs over its limit (`step_overdue`). None when
+/// the calendar does not reach.
+fn plan_steps<'s>(
+    steps: &'s [crate::reference::Step],
+    used: u32,
+    late_first: bool,
+    extra: &mut Rng,
+    charged: &dyn Fn(u32) -> Option<Day>,
+    acc_at: Instant,
+    zone: &Zone,
+) -> Option<(Vec<(Instant, &'s str)>, bool)> {
+    let mut marks = Vec::new();
+    let mut late = false;
+    let mut left = used;
+    let mut at_k = 0;
+    for (k, s) in steps.iter().enumerate() {
+        let d = if k + 1 == steps.len() {
+            left
+        } else if k == 0 && late_first && left > s.limit_days {
+            (s.limit_days + 1 + extra.below(2) as u32).min(left)
+        } else {
+            s.limit_days.min(left)
+        };
+        left -= d;
+        at_k += d;
+        late |= d > s.limit_days;
+        if k + 1 == steps.len() {
+            break;
+        }
+        // On the acceptance day just after it (a same-day completion comes
+        // 30 minutes or more after), else at 11:00 of the charged day.
+        let at = if at_k == 0 {
+            acc_at + (1 + k as i64) * MIN
+        } else {
+            zone.midnight(charged(at_k)?) + 11 * HOUR_MS + k as i64 * MIN
+        };
+        marks.push((at, s.name.as_str()));
+    }
+    Some((marks, late))
 }

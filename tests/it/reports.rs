@@ -456,7 +456,8 @@ fn monthly_briefing_agrees_with_the_simulators_truth() {
         if t["status"] == "completed" && done.as_deref().is_some_and(march) {
             g.completed += 1;
             g.on_time += (t["on_time"] == true) as u64;
-            g.limited += (t["limit_days"].as_u64().unwrap() >= 1) as u64;
+            // (An item outside the catalogue has no limit: null.)
+            g.limited += t["limit_days"].as_u64().is_some_and(|n| n >= 1) as u64;
             g.early += (t["early"] == true) as u64;
             // 现场办结: at the window (the centre's completions, by default) on the acceptance day.
             g.onsite += (done == acc && t["source"] == "center") as u64;

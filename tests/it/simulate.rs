@@ -13,6 +13,20 @@ use std::collections::{BTreeMap, BTreeSet};
 #[test]
 fn engine_raises_exactly_the_injected_anomalies_and_agrees_on_figures() {
     let rd = refdata(&std::fs::read_to_string(root().join("config/catalog.csv")).unwrap());
+    cross_check(rd, &[]);
+}
+
+/// The same with the shipped steps (config/steps.csv): step delays are
+/// injected and a case over its limit runs its last step over too, so
+/// `step_overdue` is raised exactly on the cases the simulator says.
+#[test]
+fn with_steps_the_engine_raises_exactly_the_injected_step_delays() {
+    let mut rd = (*refdata(&std::fs::read_to_string(root().join("config/catalog.csv")).unwrap())).clone();
+    rd.steps = jiancha::reference::Steps::load(&root().join("config/steps.csv"), &rd.catalog).unwrap();
+    cross_check(std::sync::Arc::new(rd), &["step_overdue"]);
+}
+
+fn cross_check(rd: std::sync::Arc<jiancha::reference::RefData>, more_rules: &[&str]) {
     // SIM_CASES / SIM_SEED for a longer run.
     let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let cases = env("SIM_CASES", 3000) as usize;
@@ -27,7 +41,8 @@ fn engine_raises_exactly_the_injected_anomalies_and_agrees_on_figures() {
             }
         }
     }
-    let decoder = Decoder::new(rd.clone(), zone(), "k");
+    // Items outside the catalogue followed, as the shells do by default.
+    let decoder = Decoder::new(rd.clone(), zone(), "k").with_unlisted_items(jiancha::config::UnlistedItem::Card);
     // Keep closed cases in memory to the end, to read their figures.
     let rules = RulesConfig { retain_closed_days: 10_000, ..RulesConfig::default() };
     let mut engine = Engine::new(rd.clone(), zone(), rules);
@@ -75,7 +90,11 @@ fn engine_raises_exactly_the_injected_anomalies_and_agrees_on_figures() {
         "bad_rating_unrectified",
         "complaint_overdue",
         "notice_overdue",
-    ] {
+        "unlisted_item",
+    ]
+    .iter()
+    .chain(more_rules)
+    {
         assert!(planned.iter().any(|(_, r)| r == rule), "no {rule} in the simulated stream");
     }
     let mut checked = 0;
@@ -88,6 +107,25 @@ fn engine_raises_exactly_the_injected_anomalies_and_agrees_on_figures() {
         checked += 1;
     }
     assert!(checked > cases * 8 / 10, "{checked}");
+
+    // Joint cases: the sub-cases the simulator completed after their
+    // parent's due date are exactly those the parent's row names.
+    let mut late_by_parent: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in truth.values() {
+        if let (Some(p), true) = (&t.parent_case_id, t.made_parent_late) {
+            late_by_parent.entry(p.clone()).or_default().push(t.case_id.clone());
+        }
+    }
+    let mut parents = 0;
+    for t in truth.values().filter(|t| t.kind == "joint" && t.status == "completed") {
+        let Some(v) = engine.case_view(&t.case_id) else { continue };
+        let mut want = late_by_parent.get(&t.case_id).cloned().unwrap_or_default();
+        want.sort();
+        let got = v.late_sub_cases.map(|l| l.case_ids).unwrap_or_default();
+        assert_eq!(got, want, "late sub-cases of {}", t.case_id);
+        parents += 1;
+    }
+    assert!(parents > 10 && !late_by_parent.is_empty(), "{parents} joint parents, {} late", late_by_parent.len());
 }
 
 #[test]
