@@ -526,6 +526,41 @@ fn golden_scenario_follows_the_unlisted_item_with_a_red_card() {
 }
 
 #[test]
+fn golden_scenario_with_step_limits() {
+    // The same input with steps for item P5: 受理 1, 审核 2, 批准 2
+    // (--steps). Only G01 and G02 are accepted P5 cases (G11 is refused,
+    // G18 dead-lettered). Calendar: 15–23 Feb off, Sat 14 and 28 Feb working.
+    // G01, accepted Thu 12 Feb: 受理 due the 1st charged day, 13 Feb, fires
+    //   at 14 Feb 00:00; the 审核 step_completed of 24 Feb 15:00 completes
+    //   受理 and 审核 and resolves it. 批准 starts 24 Feb: 25 (1), 26 (2) → due
+    //   26 Feb; fires as #2 at 27 Feb 00:00, before the completion dated that
+    //   very instant, which resolves it.
+    // G02, accepted Wed 4 Mar: 受理 due Thu 5 Mar, fires at 6 Mar 00:00
+    //   (before the suspension at 10:00 that day, which starts after the due
+    //   date and so changes nothing); never completed as a step, it resolves
+    //   with the case on 13 Mar 16:00, due still 5 Mar.
+    // Everything else is as in golden_scenario.
+    let (base, base_dead) = replay(&golden_args());
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let steps = dir.path().join("steps.csv");
+    fs::write(&steps, "item_code,step,limit_days\nP5,受理,1\nP5,审核,2\nP5,批准,2\n").unwrap();
+    let mut args = vec!["--steps".to_string(), steps.display().to_string()];
+    args.extend(golden_args());
+    let (alerts, dead) = replay(&args);
+    let mut want = base.clone();
+    want.extend([
+        rec(&G01, "step_overdue", F, "2026-02-14T00:00:00", Some("2026-02-13")),
+        rec(&G01, "step_overdue", R, "2026-02-24T15:00:00", Some("2026-02-13")),
+        rec(&G01, "step_overdue#2", F, "2026-02-27T00:00:00", Some("2026-02-26")),
+        rec(&G01, "step_overdue#2", R, "2026-02-27T00:00:00", Some("2026-02-26")),
+        rec(&G02, "step_overdue", F, "2026-03-06T00:00:00", Some("2026-03-05")),
+        rec(&G02, "step_overdue", R, "2026-03-13T16:00:00", Some("2026-03-05")),
+    ]);
+    assert_same_records(&alerts, &want, "alerts.jsonl with steps for P5");
+    assert_eq!(dead, base_dead);
+}
+
+#[test]
 fn golden_replay_is_byte_identical() {
     let args = golden_args();
     let a = tempfile::TempDir::new().unwrap();

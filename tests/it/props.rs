@@ -34,7 +34,9 @@ fn stream(seed: u64, cases: usize, late: f64, dup: f64, bad: f64) -> Vec<String>
 /// strings. With `split`, stops after that many lines, snapshots, restores
 /// into a new engine and goes on.
 fn run(rd: &Arc<RefData>, lines: &[String], split: Option<usize>) -> (Vec<String>, Engine) {
-    let decoder = Decoder::new(rd.clone(), zone(), "k");
+    // Items outside the catalogue (the simulator injects them) followed,
+    // as the shells do by default.
+    let decoder = Decoder::new(rd.clone(), zone(), "k").with_unlisted_items(RulesConfig::default().unlisted_item);
     let mut engine = Engine::new(rd.clone(), zone(), RulesConfig::default());
     let mut out = Vec::new();
     let mut eff = Vec::new();
