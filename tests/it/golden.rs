@@ -546,7 +546,35 @@ fn golden_scenario_with_step_limits() {
     fs::write(&steps, "item_code,step,limit_days\nP5,受理,1\nP5,审核,2\nP5,批准,2\n").unwrap();
     let mut args = vec!["--steps".to_string(), steps.display().to_string()];
     args.extend(golden_args());
-    let (alerts, dead) = replay(&args);
+    let out = dir.path().join("out");
+    run_into(&out, &args);
+    let (alerts, dead) = (read_jsonl(&out.join("alerts.jsonl")), read_jsonl(&out.join("dead-letter.jsonl")));
+    // The cases table: both completed, so no current step; used days per
+    // step. G01: 受理 (12 Feb, 24 Feb] = 13, 14, 24 Feb = 3; 审核 (24, 24] =
+    // 0; 批准 (24 Feb, 27 Feb] = 25, 26, 27 = 3. G02: only 受理, (4 Mar,
+    // 13 Mar] minus the stop 6–10 Mar = 5, 11, 12, 13 = 4.
+    let sql = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+        .args(["sql", "--data"])
+        .arg(&out)
+        .args(["--format", "json"])
+        .arg(
+            "SELECT case_id, current_step, CAST(step_due_date AS VARCHAR) AS d, step_used_days FROM cases \
+             WHERE case_id IN ('G01', 'G02', 'G03') ORDER BY case_id",
+        )
+        .output()
+        .unwrap();
+    assert!(sql.status.success(), "{}", String::from_utf8_lossy(&sql.stderr));
+    let rows: Value = serde_json::from_slice(&sql.stdout).unwrap();
+    let got: Vec<String> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {} {} {}", r["case_id"], r["current_step"], r["d"], r["step_used_days"]))
+        .collect();
+    assert_eq!(
+        got,
+        [r#""G01" null null "受理:3,审核:0,批准:3""#, r#""G02" null null "受理:4""#, r#""G03" null null null"#]
+    );
     let mut want = base.clone();
     want.extend([
         rec(&G01, "step_overdue", F, "2026-02-14T00:00:00", Some("2026-02-13")),
