@@ -18,7 +18,13 @@ fn bundled_sample_is_reproducible() {
         bad_line_rate: 0.005,
         // Made before the simulator injected these (follow-up.md): kept
         // out, so the sample and its replay stay as they were.
-        rates: AnomalyRates { unlisted_item: 0.0, late_sub_case: 0.0, ..AnomalyRates::default() },
+        rates: AnomalyRates {
+            unlisted_item: 0.0,
+            late_sub_case: 0.0,
+            complaint: 0.0,
+            notice_on_overdue: 0.0,
+            ..AnomalyRates::default()
+        },
         ..SynthOptions::default()
     };
     let text: String = generate(&rd, &zone(), &opts).into_iter().map(|l| l + "\n").collect();
