@@ -133,14 +133,54 @@ deducted AS (
            OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))
     GROUP BY department
 ),
--- Complaints (效能投诉) and supervision notices (督办) of follow-up.md
--- come in here: complaints, complaints_upheld, complaint_on_time_rate,
--- notices and notices_overdue per department, joined in `figures` and
--- deducted in `scored`.
---
--- Every department with activity or deductions in the period.
+-- Complaints (效能投诉) against each department: filed in the period;
+-- answered in the period, found upheld (属实 or 部分属实), and answered by
+-- their due date.
+complaint_figures AS (
+    SELECT department,
+           SUM(CASE WHEN filed_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND filed_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE) THEN 1 ELSE 0 END) AS complaints,
+           SUM(CASE WHEN answered_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND answered_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE) THEN 1 ELSE 0 END) AS complaints_answered,
+           SUM(CASE WHEN answered_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND answered_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE)
+                     AND finding IN ('upheld', 'partly_upheld') THEN 1 ELSE 0 END) AS complaints_upheld,
+           SUM(CASE WHEN answered_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND answered_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE) AND on_time THEN 1 ELSE 0 END) AS complaints_on_time
+    FROM complaints
+    WHERE (CAST($region AS VARCHAR) = ''
+           OR region = CAST($region AS VARCHAR)
+           OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))
+    GROUP BY department
+),
+-- Supervision notices (督办) issued in the period, and notices whose
+-- notice_overdue card fired in the period and was not retracted.
+notice_figures AS (
+    SELECT department, SUM(issued) AS notices, SUM(late) AS notices_overdue
+    FROM (SELECT department, 1 AS issued, 0 AS late
+          FROM notices
+          WHERE issued_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND issued_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE)
+            AND (CAST($region AS VARCHAR) = ''
+           OR region = CAST($region AS VARCHAR)
+           OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))
+          UNION ALL
+          SELECT department, 0 AS issued, 1 AS late
+          FROM (SELECT DISTINCT f.alert_id, f.department, f.region
+                FROM alert_records f
+                WHERE f.rule = 'notice_overdue' AND f.state = 'firing'
+                  AND f.at_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND f.at_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE)
+                  AND NOT EXISTS (SELECT 1 FROM alert_records r
+                                  WHERE r.state = 'retracted' AND r.alert_id = f.alert_id)) cards
+          WHERE (CAST($region AS VARCHAR) = ''
+           OR region = CAST($region AS VARCHAR)
+           OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))) x
+    GROUP BY department
+),
+-- Every department with cases, deductions, complaints or notices in the period.
+active AS (
+    SELECT department FROM case_figures
+    UNION SELECT department FROM deducted
+    UNION SELECT department FROM complaint_figures WHERE complaints + complaints_answered > 0
+    UNION SELECT department FROM notice_figures
+),
 figures AS (
-    SELECT COALESCE(c.department, x.department) AS department,
+    SELECT a.department,
            COALESCE(c.accepted, 0) AS accepted,
            COALESCE(c.completed, 0) AS completed,
            CAST(c.on_time_n AS DOUBLE) / NULLIF(c.completed, 0) AS on_time_rate,
@@ -156,11 +196,19 @@ figures AS (
            COALESCE(c.red_alerts, 0) AS red_alerts,
            COALESCE(c.yellow_alerts, 0) AS yellow_alerts,
            COALESCE(x.deducted_points, 0.0) AS deducted_points,
+           COALESCE(q.complaints, 0) AS complaints,
+           COALESCE(q.complaints_upheld, 0) AS complaints_upheld,
+           CAST(q.complaints_on_time AS DOUBLE) / NULLIF(q.complaints_answered, 0) AS complaint_on_time_rate,
+           COALESCE(n.notices, 0) AS notices,
+           COALESCE(n.notices_overdue, 0) AS notices_overdue,
            COALESCE(c.unlisted_cases, 0) AS unlisted_cases,
            COALESCE(j.joint_delays, 0) AS joint_delays
-    FROM case_figures c
-    FULL OUTER JOIN deducted x ON x.department = c.department
-    LEFT JOIN joint_late j ON j.department = COALESCE(c.department, x.department)
+    FROM active a
+    LEFT JOIN case_figures c ON c.department = a.department
+    LEFT JOIN deducted x ON x.department = a.department
+    LEFT JOIN complaint_figures q ON q.department = a.department
+    LEFT JOIN notice_figures n ON n.department = a.department
+    LEFT JOIN joint_late j ON j.department = a.department
 ),
 -- Catalogue figures: by department only, whatever the region and period.
 catalogue AS (
@@ -173,8 +221,8 @@ catalogue AS (
     GROUP BY department
 ),
 -- The score: the weights (a NULL rate counts 0), less what is deducted —
--- here 1 per deducted point (with follow-up.md's complaints and notices
--- also 2 per upheld complaint and 1 per overdue notice) — floored at 0.
+-- 2 per upheld complaint, 1 per overdue notice and 1 per deducted point —
+-- floored at 0.
 scored AS (
     SELECT f.*,
            p.immediate_item_share,
@@ -187,6 +235,8 @@ scored AS (
                + 10 * COALESCE(f.evaluation_rate, 0)
                + CASE WHEN f.completed = 0 THEN 10
                       ELSE 10 * GREATEST(0.0, 1.0 - CAST(f.red_alerts AS DOUBLE) / f.completed) END
+               - 2 * f.complaints_upheld
+               - 1 * f.notices_overdue
                - 1 * f.deducted_points) AS score
     FROM figures f
     LEFT JOIN catalogue p ON p.department = f.department
@@ -198,7 +248,8 @@ SELECT CAST($region AS VARCHAR) AS region,
        s.compression_rate, s.evaluation_rate, s.good_rating_rate, s.red_alerts, s.yellow_alerts,
        s.deducted_points, s.score,
        RANK() OVER (ORDER BY ROUND(s.score, 4) DESC) AS rank,
-       s.unlisted_cases, s.joint_delays
+       s.unlisted_cases, s.joint_delays,
+       s.complaints, s.complaints_upheld, s.complaint_on_time_rate, s.notices, s.notices_overdue
 FROM scored s
 LEFT JOIN departments d ON d.code = s.department
 ORDER BY rank, s.department

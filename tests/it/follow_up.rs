@@ -436,3 +436,80 @@ fn a_snapshot_written_before_notices_existed_still_restores() {
     .unwrap();
     assert_eq!(e.snapshot(), snap.into_bytes());
 }
+
+#[test]
+fn complaints_and_notices_in_the_briefing_and_the_score() {
+    // October 2026, region 220421; catalogue support::CATALOG; worked by
+    // hand on the 2026 calendar (1–7 Oct off, Sat 10 Oct a working day).
+    // tax:    TS1 filed 30 Sep (September), due 13 Oct, answered 15 Oct,
+    //         upheld, late. TS3 filed Fri 9 Oct, open. TS4 filed Mon 12
+    //         Oct, due 19 Oct (13, 14, 15, 16, 19), answered 14 Oct, partly
+    //         upheld, on time. → complaints 2 (TS3, TS4), answered 2 (TS1,
+    //         TS4), upheld 2, on time 1 → rate 0.5.
+    //         N1 (item A) accepted 12 Oct; notice K1 issued 13 Oct with 1
+    //         day: due 14 Oct, card at 15 Oct 00:00, answered 20 Oct →
+    //         notices 1, notices_overdue 1.
+    // market: TS2 filed 30 Sep, answered 13 Oct (its due date), not upheld
+    //         → complaints 0, answered 1, upheld 0, rate 1.0. N2 (item B)
+    //         accepted 12 Oct; notice K2 issued 14 Oct with 5 days: due 21
+    //         Oct (15, 16, 19, 20, 21), answered 16 Oct → notices 1, overdue 0.
+    // Score: no case completed in October, every rate NULL (counts 0), so
+    // each department's weighted part is the 10 points of no completions;
+    // tax loses 2 × 2 upheld + 1 overdue notice = 5 → 5; market keeps 10.
+    let dir = tempfile::TempDir::new().unwrap();
+    let n = &mut 0;
+    let market = json!({"region": "220421", "department": "market", "complaint_category": "attitude"});
+    let mut lines = vec![
+        event(n, "TS1", "complaint_filed", "2026-09-30T16:00", complaint()),
+        event(n, "TS2", "complaint_filed", "2026-09-30T16:00", market),
+        event(n, "TS3", "complaint_filed", "2026-10-09T10:00", complaint()),
+        event(n, "N1", "accepted", "2026-10-12T10:00", json!({"item_code": "A"})),
+        event(n, "N2", "accepted", "2026-10-12T10:00", json!({"item_code": "B", "department": "market"})),
+        event(n, "TS4", "complaint_filed", "2026-10-12T11:00", complaint()),
+        event(n, "N1", "notice_issued", "2026-10-13T10:00", notice("K1", 1)),
+        event(n, "TS2", "complaint_answered", "2026-10-13T17:00", json!({"finding": "not_upheld"})),
+        event(n, "N2", "notice_issued", "2026-10-14T10:00", notice("K2", 5)),
+        event(n, "TS4", "complaint_answered", "2026-10-14T15:00", json!({"finding": "partly_upheld"})),
+        event(n, "TS1", "complaint_answered", "2026-10-15T09:00", json!({"finding": "upheld"})),
+        event(n, "N2", "notice_answered", "2026-10-16T09:00", json!({"notice_id": "K2"})),
+        event(n, "N1", "notice_answered", "2026-10-20T09:00", json!({"notice_id": "K1"})),
+    ];
+    lines.push(String::new());
+    std::fs::write(dir.path().join("in.jsonl"), lines.join("\n")).unwrap();
+    let cat = dir.path().join("catalog.csv");
+    std::fs::write(&cat, support::CATALOG).unwrap();
+    let root = support::root();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_jiancha"))
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env("JIANCHA__REFERENCE__CATALOG", &cat)
+            .env("JIANCHA__REFERENCE__CALENDAR", root.join("config/calendar"))
+            .env("JIANCHA__REFERENCE__REGIONS", root.join("config/regions.csv"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    run(&["replay", "--out", "h", "--until", "2026-11-01T00:00:00+08:00", "in.jsonl"]);
+    let dead = std::fs::read_to_string(dir.path().join("h/dead-letter.jsonl")).unwrap();
+    assert!(dead.is_empty(), "{dead}");
+    let pick = |r: &Value| {
+        json!({"department": r["department"], "complaints": r["complaints"], "complaints_upheld": r["complaints_upheld"],
+               "complaint_on_time_rate": r["complaint_on_time_rate"], "notices": r["notices"],
+               "notices_overdue": r["notices_overdue"], "score": r["score"], "rank": r["rank"]})
+    };
+    let want = json!([
+        {"department": "market", "complaints": 0, "complaints_upheld": 0, "complaint_on_time_rate": 1.0,
+         "notices": 1, "notices_overdue": 0, "score": 10.0, "rank": 1},
+        {"department": "tax", "complaints": 2, "complaints_upheld": 2, "complaint_on_time_rate": 0.5,
+         "notices": 1, "notices_overdue": 1, "score": 5.0, "rank": 2},
+    ]);
+    for report in ["monthly-briefing", "quarterly-report"] {
+        let out =
+            run(&["report", report, "--data", "h", "--month", "2026-10", "--region", "220421", "--format", "json"]);
+        let rows: Vec<Value> = serde_json::from_slice(&out).unwrap();
+        assert_eq!(Value::from(rows.iter().map(pick).collect::<Vec<_>>()), want, "{report}");
+    }
+}

@@ -188,6 +188,13 @@ type Row = (&'static str, &'static str, &'static str, [f64; 20]);
 /// in every row.
 const MONTHLY_ONLY: [&str; 2] = ["unlisted_cases", "joint_delays"];
 
+/// Complaint and notice columns (follow-up.md), in both reports. The
+/// hand-made history has no complaint and no notice: counts 0, the rate
+/// NULL. `complaints_and_notices_in_the_briefing_and_the_score` checks
+/// them on a history that has some.
+const FOLLOW_UP: [&str; 5] =
+    ["complaints", "complaints_upheld", "complaint_on_time_rate", "notices", "notices_overdue"];
+
 /// Compares every column of every row, in order; floats within 1e-9.
 fn check(what: &str, got: &[Value], want: &[Row]) {
     let depts: Vec<&str> = got.iter().map(|r| r["department"].as_str().unwrap_or("?")).collect();
@@ -200,6 +207,11 @@ fn check(what: &str, got: &[Value], want: &[Row]) {
                 assert!(keys.remove(col), "{what}: no column {col}");
                 assert_eq!(row[col].as_i64(), Some(0), "{what} {dept}.{col}");
             }
+        }
+        for col in FOLLOW_UP {
+            assert!(keys.remove(col), "{what}: no column {col}");
+            let want = if col.ends_with("rate") { Value::Null } else { Value::from(0) };
+            assert_eq!(row[col], want, "{what} {dept}.{col}");
         }
         assert_eq!(keys, COLUMNS.iter().copied().collect(), "{what}: columns");
         assert_eq!(row["region"], *region, "{what} {dept}: region");
