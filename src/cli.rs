@@ -223,9 +223,16 @@ enum Command {
         /// Data folder.
         #[arg(long)]
         data: PathBuf,
-        /// The month, YYYY-MM (a quarterly report takes any month of its quarter).
+        /// The month, YYYY-MM (a quarterly report takes any month of its
+        /// quarter), for a report of a month.
         #[arg(long)]
-        month: String,
+        month: Option<String>,
+        /// The year, YYYY, for a report of a year (annual-assessment).
+        #[arg(long)]
+        year: Option<String>,
+        /// How many windows a report of a year honours (优秀窗口).
+        #[arg(long, default_value_t = crate::sql::report::DEFAULT_TOP)]
+        top: i64,
         /// Region code: that region and every region below it (default: all).
         #[arg(long)]
         region: Option<String>,
@@ -470,8 +477,8 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Sql { data, format, config, report_files, query } => {
-            if format == Format::Xlsx {
-                bail!("--format xlsx is for `jiancha report … --out FILE.xlsx`");
+            if matches!(format, Format::Xlsx | Format::Html) {
+                bail!("--format {} is for `jiancha report … --out FILE`", format.name());
             }
             let mut cfg = Config::load_env(config.as_deref())?;
             report_files.apply(&mut cfg)?;
@@ -484,28 +491,36 @@ pub fn run(cli: Cli) -> Result<()> {
             std::io::Write::write_all(&mut std::io::stdout(), &out)?;
             Ok(())
         }
-        Command::Report { name, data, month, region, format, out, config, report_files } => {
+        Command::Report { name, data, month, year, top, region, format, out, config, report_files } => {
             let mut cfg = Config::load_env(config.as_deref())?;
             report_files.apply(&mut cfg)?;
             let refdata = load_refdata_or_embedded(&cfg)?;
-            crate::sql::report::check_month(&month)?;
+            if let Some(m) = &month {
+                crate::sql::report::check_month(m)?;
+            }
+            if let Some(y) = &year {
+                crate::sql::report::check_year(y)?;
+            }
             let region = region.unwrap_or_default();
             if !region.is_empty() && refdata.regions.get(&region).is_none() {
                 bail!("--region {region} is not in {}", cfg.reference.regions.display());
             }
             let sql = crate::sql::report::text(&name)?;
-            if format == Format::Xlsx && out.is_none() {
-                bail!("--format xlsx writes a workbook: give --out FILE.xlsx");
+            let params = crate::sql::report::Params { month, year, region, top };
+            params.check(&name, &sql)?;
+            if matches!(format, Format::Xlsx | Format::Html) && out.is_none() {
+                bail!("--format {} writes a file: give --out FILE", format.name());
             }
             let bytes = runtime()?.block_on(async {
                 let ctx = crate::sql::session(&data, &refdata, cfg.time.zone.name()).await?;
-                let batches = crate::sql::report::run(&ctx, &sql, &month, &region).await?;
+                let batches = crate::sql::report::run_with(&ctx, &sql, &params).await?;
                 match format {
                     Format::Table => {
-                        let title = format!("{} {month}", crate::sql::report::title(&name));
+                        let title = format!("{} {}", crate::sql::report::title(&name), params.period());
                         let width = crate::sql::text::terminal_width();
                         Ok(crate::sql::text::report_table(&batches, &title, width)?.into_bytes())
                     }
+                    Format::Html => crate::sql::html::briefing(&ctx, &refdata, &name, &params, &batches).await,
                     _ => crate::sql::format::render_named(&batches, format, &name),
                 }
             })?;

@@ -1,15 +1,16 @@
 //! The HTTP endpoint: `/metrics`, `/healthz`, `/readyz`, the alert feed
 //! (`/api/alerts`, `/api/alerts/stream`), one case (`/api/cases/{id}`), the
 //! region and department lists, the rule table, the caller (`/api/me`),
-//! supervision notices and complaints (see `notices.rs`) and the board page
-//! at `/`.
+//! supervision notices and complaints (see `notices.rs`), the named reports
+//! as JSON (`/api/reports/{name}`) and the board page at `/`.
 //!
 //! When users are configured, everything but `/metrics` and the health
 //! checks asks for HTTP Basic credentials, and a reader sees only the alerts
 //! and cases of its region and the regions below it. Errors are JSON
 //! `{"error": "…"}` with 400 (bad parameter), 401, 403 (a reader issuing
-//! a notice), 404 (unknown case), 409 (a case with an open notice), 500 or
-//! 503 (a notice the pipeline could not take).
+//! a notice, or a report not for this user), 404 (unknown case or report),
+//! 409 (a case with an open notice), 500 or 503 (a notice the pipeline
+//! could not take).
 
 use super::users::Scope;
 use super::Live;
@@ -48,6 +49,7 @@ pub fn router(live: Arc<Live>, sql: SessionContext) -> Router {
         .route("/api/cases/{case_id}", get(case))
         .route("/api/regions", get(regions))
         .route("/api/departments", get(departments))
+        .route("/api/reports/{name}", get(report))
         .route("/api/calendar", get(calendar))
         .route("/api/rules", get(rules))
         .route("/api/me", get(me))
@@ -78,22 +80,27 @@ pub(super) fn bad(m: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, m.into())
 }
 
-/// Who calls: the scope, the name posted events carry as `staff`, and
-/// whether the caller may issue notices.
+/// Who calls: the scope, the region ("" for all), the name posted events
+/// carry as `staff`, whether the caller is an admin and whether it may
+/// issue notices.
 pub(super) struct Caller {
     /// The regions visible.
     pub(super) scope: Scope,
+    /// The scope's region code, "" for all.
+    pub(super) region: String,
     /// The user's name (`board` when the board is open to all).
     pub(super) name: String,
+    /// Sees every region.
+    pub(super) admin: bool,
     /// May issue and answer supervision notices.
     pub(super) supervise: bool,
 }
 
-/// The caller: everything (and supervision) when no users are configured,
+/// The caller: an admin (who may supervise) when no users are configured,
 /// else the Basic-authenticated user.
 pub(super) fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     if app.live.http_open {
-        return Ok(Caller { scope: None, name: "board".into(), supervise: true });
+        return Ok(Caller { scope: None, region: String::new(), name: "board".into(), admin: true, supervise: true });
     }
     let denied = || ApiError(StatusCode::UNAUTHORIZED, "log in with a configured user (HTTP Basic)".into());
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(denied)?;
@@ -102,7 +109,13 @@ pub(super) fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError>
     let text = String::from_utf8(raw).map_err(|_| denied())?;
     let (name, password) = text.split_once(':').ok_or_else(denied)?;
     let user = app.live.users.check(name, password).ok_or_else(denied)?;
-    Ok(Caller { scope: user.scope.clone(), name: user.name.clone(), supervise: user.may_supervise() })
+    Ok(Caller {
+        scope: user.scope.clone(),
+        region: user.region.clone(),
+        name: user.name.clone(),
+        admin: user.scope.is_none(),
+        supervise: user.may_supervise(),
+    })
 }
 
 /// The caller's scope: everything when no users are configured, else the
@@ -323,6 +336,58 @@ async fn departments(State(app): State<App>, headers: HeaderMap) -> Result<Respo
     let rows: Vec<serde_json::Value> =
         d.rows().iter().map(|r| serde_json::json!({ "code": r.code, "name": r.name })).collect();
     Ok(Json(rows).into_response())
+}
+
+/// A named report as JSON rows (the `json` format of `jiancha report`):
+/// `?month=YYYY-MM` (or `?year=YYYY[&top=N]` for a report of a year) and
+/// `region` (default: the caller's region). It runs in the caller's
+/// scoped session, so a reader gets the rows of its regions only; a region
+/// outside them is refused (403), and so is an admin-only report
+/// (`staff-briefing`) to a reader.
+async fn report(
+    State(app): State<App>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    use crate::sql::report;
+    let c = caller(&app, &headers)?;
+    let Path(name) = name.map_err(|e| bad(e.body_text()))?;
+    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
+    if !report::BUILT_IN.iter().any(|(n, _)| *n == name) {
+        let names: Vec<&str> = report::BUILT_IN.iter().map(|(n, _)| *n).collect();
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no report {name:?} (reports: {})", names.join(", "))));
+    }
+    if report::admin_only(&name) && !c.admin {
+        return Err(ApiError(StatusCode::FORBIDDEN, format!("{name} is for admins only (it names officials)")));
+    }
+    for k in q.keys() {
+        if !["month", "year", "region", "top"].contains(&k.as_str()) {
+            return Err(bad(format!("unknown parameter {k:?}")));
+        }
+    }
+    let region = match q.get("region").filter(|r| !r.is_empty()) {
+        None => c.region.clone(),
+        Some(r) if app.live.refdata.regions.get(r).is_none() => {
+            return Err(bad(format!("region {r:?} is not a known region code")))
+        }
+        Some(r) if !visible(&c.scope, Some(r)) => {
+            return Err(ApiError(StatusCode::FORBIDDEN, format!("region {r} is outside this user's regions")))
+        }
+        Some(r) => r.clone(),
+    };
+    let top = match q.get("top") {
+        None => report::DEFAULT_TOP,
+        Some(t) => t.parse().map_err(|_| bad(format!("top {t:?} is not a whole number")))?,
+    };
+    let params = report::Params { month: q.get("month").cloned(), year: q.get("year").cloned(), region, top };
+    let sql = report::text(&name).map_err(|e| bad(e.to_string()))?;
+    params.check(&name, &sql).map_err(|e| bad(e.to_string()))?;
+    let fail = |e: crate::sql::SqlError| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let ctx = crate::sql::scope::scoped(&app.sql, c.scope.as_deref()).await.map_err(fail)?;
+    let batches = report::run_with(&ctx, &sql, &params).await.map_err(fail)?;
+    let body = crate::sql::format::render(&batches, crate::sql::format::Format::Json).map_err(fail)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The rule table — name, card colour, label — in the order of rules.md:

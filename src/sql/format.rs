@@ -16,6 +16,22 @@ pub enum Format {
     Json,
     /// An Excel workbook (needs `--out`).
     Xlsx,
+    /// A briefing to print and circulate, one self-contained HTML file
+    /// (`jiancha report monthly-briefing` or `quarterly-report`; needs `--out`).
+    Html,
+}
+
+impl Format {
+    /// The name given to `--format`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Xlsx => "xlsx",
+            Format::Html => "html",
+        }
+    }
 }
 
 /// Renders batches in a format.
@@ -27,6 +43,7 @@ pub fn render(batches: &[RecordBatch], format: Format) -> Result<Vec<u8>, SqlErr
 pub fn render_named(batches: &[RecordBatch], format: Format, sheet: &str) -> Result<Vec<u8>, SqlError> {
     match format {
         Format::Xlsx => super::xlsx::workbook(batches, sheet),
+        Format::Html => Err(SqlError::Report(super::report::ReportError::HtmlOnlyBriefings)),
         Format::Table => Ok(format!("{}\n", pretty_format_batches(batches)?).into_bytes()),
         Format::Csv => {
             let mut out = Vec::new();

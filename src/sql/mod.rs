@@ -6,6 +6,7 @@
 //! `case_versions`, `alert_records`).
 
 pub mod format;
+pub mod html;
 pub mod live;
 pub mod refs;
 pub mod report;
@@ -179,7 +180,7 @@ pub async fn session_with(
     for view in VIEWS {
         ctx.sql(view).await?;
     }
-    scope::register_reports(&ctx);
+    scope::register_reports(&ctx, true);
     Ok(ctx)
 }
 

@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::{DataType, Float64Type};
 use unicode_width::UnicodeWidthStr;
 
 /// Columns that say whose row it is: repeated in every block.
-const KEYS: [&str; 5] = ["unit", "rank", "department_name", "window", "staff"];
+const KEYS: [&str; 5] = ["unit", "rank", "staff", "department_name", "window"];
 /// Shown once above the table rather than on every row.
 const CAPTION: [&str; 2] = ["region", "year"];
 /// Columns between blocks.

@@ -405,6 +405,329 @@ fn monthly_briefing_and_quarterly_report_golden() {
     assert_eq!(by["tax"]["good_rating_rate"].as_f64(), Some(1.0));
 }
 
+/// Compares rows with expected JSON rows: the same rows in the same
+/// order, each with exactly the expected columns; numbers within 1e-9.
+fn assert_rows(what: &str, got: &[Value], want: &[Value]) {
+    let key = |r: &Value| format!("{} {} {}", r["unit"], r["department"], r["window"]);
+    let g: Vec<String> = got.iter().map(key).collect();
+    let w: Vec<String> = want.iter().map(key).collect();
+    assert_eq!(g, w, "{what}: rows in order");
+    for (row, exp) in got.iter().zip(want) {
+        let (ro, eo) = (row.as_object().unwrap(), exp.as_object().unwrap());
+        let rk: BTreeSet<&String> = ro.keys().collect();
+        let ek: BTreeSet<&String> = eo.keys().collect();
+        assert_eq!(rk, ek, "{what} {}: columns", key(exp));
+        for (k, e) in eo {
+            let v = &ro[k];
+            match (v.as_f64(), e.as_f64()) {
+                (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9, "{what} {}.{k}: want {b}, got {a}", key(exp)),
+                _ => assert_eq!(v, e, "{what} {}.{k}", key(exp)),
+            }
+        }
+    }
+}
+
+/// `jiancha report NAME --data h ARGS… --format json` with the hand-made
+/// history's reference data.
+fn report_args(dir: &Path, catalog: &Path, name: &str, args: &[&str]) -> Vec<Value> {
+    let mut c = jiancha(dir, Some(catalog));
+    c.args(["report", name, "--data", "h", "--format", "json"]).args(args);
+    let o = ok(c, &format!("report {name} {args:?}"));
+    match serde_json::from_slice(&o.stdout).expect("report output is JSON") {
+        Value::Array(rows) => rows,
+        v => panic!("not an array: {v}"),
+    }
+}
+
+/// The window briefing: the monthly briefing's figures by (department,
+/// window), ranked among windows, over the hand-made history. Windows
+/// (on the acceptances): tax K00 K04 K01 K06 at W01, K02 K03 K05 K11 at
+/// W02; market K08 K09 at W03 (K10 names none: in no row); health K12 at
+/// W05; 东辽县's L01 (tax) at D01 (L02 names none). Only tax's 2.5 points
+/// (10 Mar, 220421100) name a window (W01); the others are departments'.
+#[test]
+fn window_briefing_golden() {
+    let dir = hand_history();
+    let (d, cat) = (dir.path(), data("catalog.csv"));
+    // March, 220421.
+    // (tax, W01): accepted K01 (online) K06 = 2, immediate 0/2, online 1/2;
+    //   completed K01 (used 3, early) K04 (used 12, late) = 2: on time 1/2,
+    //   early 1/2, onsite 0/2, ≤10 1/2, mean 7.5; overdue open K06 = 1; rated
+    //   K01 K04 = 2/2; ratings given in March K00's 4, K01's 5 → 2/2; red
+    //   K04 K06 overdue = 2, yellow K04 K06 due_soon = 2; 2.5 deducted.
+    //   score = 40·½ + 20·½ + 20·1 + 10·1 + 10·(1 − 2/2) − 2.5 = 57.5
+    // (tax, W02): accepted K02 K03 K05 = 3, kept 2 (K05 withdrawn), immediate
+    //   K02 1/2, online 0/2; completed K02 (T-IMM, same day at the window) K03
+    //   (used 10 = N: on time, not early): on time 2/2, early 0/1, onsite
+    //   1/2, ≤10 2/2, mean 5; rated K02 only: 1/2; March ratings K02's 2 →
+    //   0/1; yellow K02 bad rating + K03 due_soon = 2.
+    //   score = 40 + 0 + 0 + 10·½ + 10 = 55
+    // (market, W03): K08 (same day, back office) K09 (online): accepted 2,
+    //   online 1/2, completed 2 on time and early, onsite 0, ≤10 2/2, mean
+    //   1.5, no rating, no card: 40 + 20 + 0 + 0 + 10 = 70.
+    // (health, W05): K12 accepted, open: 10.
+    let w = |dept: &str, name: &str, win: &str, f: [f64; 20]| {
+        let n = |x: f64| if x.is_nan() { Value::Null } else { serde_json::json!(x) };
+        let mut o = serde_json::json!({"region": "220421", "department": dept, "department_name": name, "window": win});
+        for (c, x) in COLUMNS[3..].iter().zip(f) {
+            o[*c] = n(x);
+        }
+        o
+    };
+    let w01 = [2., 2., 0.5, 0.5, 0., 0.5, 0., 0.5, 1., 0.5, 7.5, 1., 0.5, 1., 1., 2., 2., 2.5, 57.5, 2.];
+    let w02 = [3., 2., 1., 0., 0.5, 0., 0.5, 0.5, 1., 1., 5., 0., 0.5, 0.5, 0., 0., 2., 0., 55., 3.];
+    let w03 = [2., 2., 1., 1., 0., 0.5, 0., 0., 1., 1., 1.5, 0., 11. / 17., 0., N, 0., 0., 0., 70., 1.];
+    let w05 = [1., 0., N, N, N, 0., 0., 0., 1., N, N, 0., 2. / 3., N, N, 0., 0., 0., 10., 4.];
+    let want = vec![
+        w("market", "市场监管局", "W03", w03),
+        w("tax", "税务局", "W01", w01),
+        w("tax", "税务局", "W02", w02),
+        w("health", "卫生健康局", "W05", w05),
+    ];
+    assert_rows(
+        "window 220421",
+        &report_args(d, &cat, "window-briefing", &["--month", "2026-03", "--region", "220421"]),
+        &want,
+    );
+
+    // March, the city 220400: adds (tax, D01), L01 (accepted 9 Mar, completed
+    // the next day, early, no rating): 40 + 20 + 0 + 0 + 10 = 70, a tie with
+    // (market, W03): both rank 1, the next rank is 3. 东辽县's 75 points name
+    // no window: in no row here.
+    let d01 = [1., 1., 1., 1., 0., 0., 0., 0.5, 1., 1., 1., 0., 0.5, 0., N, 0., 0., 0., 70., 1.];
+    let city = |mut v: Value, rank: f64| {
+        v["region"] = "220400".into();
+        v["rank"] = serde_json::json!(rank);
+        v
+    };
+    let want = vec![
+        city(w("market", "市场监管局", "W03", w03), 1.),
+        city(w("tax", "税务局", "D01", d01), 1.),
+        city(w("tax", "税务局", "W01", w01), 3.),
+        city(w("tax", "税务局", "W02", w02), 4.),
+        city(w("health", "卫生健康局", "W05", w05), 5.),
+    ];
+    assert_rows(
+        "window 220400",
+        &report_args(d, &cat, "window-briefing", &["--month", "2026-03", "--region", "220400"]),
+        &want,
+    );
+}
+
+/// The staff briefing over the hand-made history, March, 220421. `staff`
+/// on: K01's acceptance and completion S1, K04's completion S1, K06's
+/// acceptance S1; K02's acceptance and completion S2, K03's acceptance S2;
+/// K08's completion S3. A case's staff is its completion's, else its
+/// acceptance's: K01 K04 K06 → S1, K02 K03 → S2, K08 → S3.
+#[test]
+fn staff_briefing_golden() {
+    let dir = hand_history();
+    let (d, cat) = (dir.path(), data("catalog.csv"));
+    // S1: acceptances recorded in March K01 K06 = 2; completed K01 (on time)
+    //   K04 (late) → 1/2; ratings given in March to S1's cases: K01's 5 →
+    //   1/1; cards: K04 K06 due_soon and overdue → red 2, yellow 2.
+    // S2: acceptances K02 K03 = 2; completed K02 K03 on time → 2/2; ratings:
+    //   K02's 2 → 0/1; yellow K02 bad rating, K03 due_soon = 2.
+    // S3: no acceptance (K08's names no staff); completed K08 on time; no
+    //   rating (NULL), no card.
+    let row = |staff: &str, dept: &str, name: &str, win: &str, f: [f64; 6]| {
+        let n = |x: f64| if x.is_nan() { Value::Null } else { serde_json::json!(x) };
+        serde_json::json!({"region": "220421", "staff": staff, "department": dept, "department_name": name,
+            "window": win, "accepted": n(f[0]), "completed": n(f[1]), "on_time_rate": n(f[2]),
+            "good_rating_rate": n(f[3]), "red_alerts": n(f[4]), "yellow_alerts": n(f[5])})
+    };
+    let want = vec![
+        row("S3", "market", "市场监管局", "W03", [0., 1., 1., N, 0., 0.]),
+        row("S1", "tax", "税务局", "W01", [2., 2., 0.5, 1., 2., 2.]),
+        row("S2", "tax", "税务局", "W02", [2., 2., 1., 0., 0., 2.]),
+    ];
+    let got = report_args(d, &cat, "staff-briefing", &["--month", "2026-03", "--region", "220421"]);
+    let by_staff = |v: &[Value]| v.iter().map(|r| r["staff"].as_str().unwrap_or("?").to_string()).collect::<Vec<_>>();
+    assert_eq!(by_staff(&got), by_staff(&want), "staff in order");
+    for (g, w) in got.iter().zip(&want) {
+        assert_rows(&format!("staff {}", w["staff"]), std::slice::from_ref(g), std::slice::from_ref(w));
+    }
+}
+
+/// The annual assessment over a hand-made year (tests/data/assessment):
+/// ten cases of 2026 in 220421 (F1 in the township 220421101, the others
+/// in 220421100), every one from the centre. Catalogue: T-IMM (tax, N 0),
+/// T-PRO (tax, N 10), M-PRO (market, N 5), H-PRO (health, N 10), E-PRO
+/// (education, N 5).
+///
+/// | case | dept / window | accepted | completed | used, early | rating |
+/// |---|---|---|---|---|---|
+/// | A1 | tax W1 | Mon 5 Jan | Wed 7 Jan | 2, early | 5 on 8 Jan |
+/// | A2 | tax W1, online | Mon 2 Feb | Wed 4 Feb | 2, early | 2 on 5 Feb, rectified 6 Feb |
+/// | B1 | tax W2 | Tue 3 Mar | 3 Mar, at the window | 0 (N 0) | 4 on 3 Mar |
+/// | H1 | tax, no window | Wed 4 Mar | 4 Mar, back office | 0 (N 0) | – |
+/// | C1 | market W3 | Wed 1 Apr | Fri 3 Apr | 2, early | 5 on 3 Apr |
+/// | D1 | market W4, online | Mon 11 May | Wed 13 May | 2, early | 5 on 13 May |
+/// | C2 | market W3 | Mon 1 Jun | Wed 3 Jun | 2, early | 5 on 4 Jun |
+/// | E1 | health W5 | Mon 6 Jul | Wed 8 Jul | 2, early | 5 on 9 Jul |
+/// | E2 | health W5 | Mon 3 Aug | Wed 5 Aug | 2, early | 2 on 6 Aug, rectified 7 Aug |
+/// | F1 | education W6 | Mon 7 Sep | Wed 16 Sep | 7, late¹ | – |
+///
+/// ¹ due Mon 14 Sep (8, 9, 10, 11, 14); due_soon (yellow) 11 Sep 00:00,
+///   overdue (red) 15 Sep 00:00; used 8–16 Sep: 7 working days.
+///
+/// Monthly scores (before deductions; 40 on time, 20 early, 20 good
+/// ratings, 10 evaluation, 10 × (1 − red per completion)):
+/// a month of one early, on-time, 5-rated completion: 100; of one rated
+/// 2: 80 (good 0/1); tax's March (B1, H1; N 0 so early counts 0; good
+/// 1/1; evaluated 1/2): 40 + 0 + 20 + 5 + 10 = 75; W2's March (B1 alone):
+/// 80; F1's September: 0 + 0 + 0 + 0 + 10 × (1 − 1) = 0.
+///
+/// Deductions (tests/data/assessment/deductions.csv): 2025-12-20 tax W1 10
+/// (another year: not counted); water 2 (a department with no case);
+/// 2026-04-01 220422 tax W1 10 (another county: only in 220400's); tax W2
+/// 1; market W3 5; market 3; health 25.
+///
+/// | unit | months | mean | deducted | annual | grade / rank |
+/// |---|---|---|---|---|---|
+/// | market | Apr 100, May 100, Jun 100 | 100 | 5 + 3 | 92 | 优秀, 1 |
+/// | tax | Jan 100, Feb 80, Mar 75 | 85 | 1 | 84 | 良好, 2 |
+/// | health | Jul 100, Aug 80 | 90 | 25 | 65 | 合格, 3 |
+/// | education | Sep 0 | 0 | 0 | 0 | 不合格, 4 |
+/// | water | – | NULL | 2 | NULL | none |
+/// | W4 (market) | May 100 | 100 | 0 | 100 | 1 |
+/// | W3 (market) | Apr 100, Jun 100 | 100 | 5 | 95 | 2 |
+/// | W5 (health) | Jul 100, Aug 80 | 90 | 0 | 90 | 3 (tie) |
+/// | W1 (tax) | Jan 100, Feb 80 | 90 | 0 | 90 | 3 (tie) |
+/// | W2 (tax) | Mar 80 | 80 | 1 | 79 | 5 |
+/// | W6 (education) | Sep 0 | 0 | 0 | 0 | 6 |
+///
+/// Top 3 windows (优秀窗口): RANK() ≤ 3, so the tie at the third place
+/// gives four: W4, W3, W5, W1.
+#[test]
+fn annual_assessment_golden() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let cat = root().join("tests/data/assessment/catalog.csv");
+    let with_refs = |c: &mut Command| {
+        c.env("JIANCHA__REFERENCE__DEDUCTIONS", root().join("tests/data/assessment/deductions.csv"));
+    };
+    let mut c = jiancha(d, Some(&cat));
+    with_refs(&mut c);
+    c.args(["replay", "--out", "h", "--until", "2026-12-31"]).arg(root().join("tests/data/assessment/events.jsonl"));
+    ok(c, "replay");
+    let dead = std::fs::read_to_string(d.join("h/dead-letter.jsonl")).unwrap();
+    assert!(dead.is_empty(), "{dead}");
+    let run = |args: &[&str]| -> Vec<Value> {
+        let mut c = jiancha(d, Some(&cat));
+        with_refs(&mut c);
+        c.args(["report", "annual-assessment", "--data", "h", "--format", "json"]).args(args);
+        serde_json::from_slice(&ok(c, &format!("annual-assessment {args:?}")).stdout).unwrap()
+    };
+    let row =
+        |unit: &str, dept: &str, name: &str, win: Option<&str>, f: [f64; 15], grade: Option<&str>, honour: bool| {
+            let n = |x: f64| if x.is_nan() { Value::Null } else { serde_json::json!(x) };
+            serde_json::json!({"region": "220421", "year": "2026", "unit": unit, "department": dept,
+            "department_name": name, "window": win,
+            "months_scored": n(f[0]), "accepted": n(f[1]), "completed": n(f[2]), "on_time_rate": n(f[3]),
+            "early_rate": n(f[4]), "onsite_rate": n(f[5]), "online_rate": n(f[6]), "evaluation_rate": n(f[7]),
+            "good_rating_rate": n(f[8]), "red_alerts": n(f[9]), "yellow_alerts": n(f[10]),
+            "mean_monthly_score": n(f[11]), "deducted_points": n(f[12]), "annual_score": n(f[13]),
+            "grade": grade, "rank": n(f[14]), "honour": if honour { Some("优秀窗口") } else { None }})
+        };
+    // months, accepted, completed, on time, early, onsite, online, evaluated,
+    // good, red, yellow, mean, deducted, annual, rank.
+    let dep = |dept, name, f, g| row("department", dept, name, None, f, Some(g), false);
+    let win = |dept, name, w, f, honour| row("window", dept, name, Some(w), f, None, honour);
+    // tax: 4 accepted (A2 online: 1/4), 4 completed on time; early A1 A2 of
+    //   the two with N ≥ 1; onsite B1 (H1 was the back office's) 1/4;
+    //   evaluated A1 A2 B1 3/4; ratings 5, 2, 4 → 2/3.
+    let market = [3., 3., 3., 1., 1., 0., 1. / 3., 1., 1., 0., 0., 100., 8., 92., 1.];
+    let tax = [3., 4., 4., 1., 1., 0.25, 0.25, 0.75, 2. / 3., 0., 0., 85., 1., 84., 2.];
+    let health = [2., 2., 2., 1., 1., 0., 0., 1., 0.5, 0., 0., 90., 25., 65., 3.];
+    let education = [1., 1., 1., 0., 0., 0., 0., 0., N, 1., 1., 0., 0., 0., 4.];
+    let water = [0., 0., 0., N, N, N, N, N, N, 0., 0., N, 2., N, N];
+    let w4 = [1., 1., 1., 1., 1., 0., 1., 1., 1., 0., 0., 100., 0., 100., 1.];
+    let w3 = [2., 2., 2., 1., 1., 0., 0., 1., 1., 0., 0., 100., 5., 95., 2.];
+    let w5 = [2., 2., 2., 1., 1., 0., 0., 1., 0.5, 0., 0., 90., 0., 90., 3.];
+    let w1 = [2., 2., 2., 1., 1., 0., 0.5, 1., 0.5, 0., 0., 90., 0., 90., 3.];
+    let w2 = [1., 1., 1., 1., N, 1., 0., 1., 1., 0., 0., 80., 1., 79., 5.];
+    let w6 = [1., 1., 1., 0., 0., 0., 0., 0., N, 1., 1., 0., 0., 0., 6.];
+    let mut want = vec![
+        dep("market", "市场监管局", market, "优秀"),
+        dep("tax", "税务局", tax, "良好"),
+        dep("health", "卫生健康局", health, "合格"),
+        dep("education", "教育局", education, "不合格"),
+        row("department", "water", "水利局", None, water, None, false),
+        win("market", "市场监管局", "W4", w4, true),
+        win("market", "市场监管局", "W3", w3, true),
+        win("health", "卫生健康局", "W5", w5, true),
+        win("tax", "税务局", "W1", w1, true),
+        win("tax", "税务局", "W2", w2, false),
+        win("education", "教育局", "W6", w6, false),
+    ];
+    assert_rows("annual 220421", &run(&["--year", "2026", "--region", "220421"]), &want);
+
+    // --top 2: the tie at the third place is honoured no more.
+    for r in &mut want[7..9] {
+        r["honour"] = Value::Null;
+    }
+    assert_rows("annual 220421 top 2", &run(&["--year", "2026", "--region", "220421", "--top", "2"]), &want);
+
+    // The city 220400 takes in 东辽县's 10 points on tax W1 (1 April):
+    // tax 85 − 11 = 74 (合格, still 2nd); W1 90 − 10 = 80: 4th, after W5
+    // (now 3rd alone) and before W2 (79); the top 3 are W4, W3, W5.
+    let city = run(&["--year", "2026", "--region", "220400"]);
+    let find = |unit: &str, dept: &str, w: Option<&str>| {
+        city.iter()
+            .find(|r| r["unit"] == unit && r["department"] == dept && r["window"].as_str() == w)
+            .unwrap_or_else(|| panic!("no {unit} {dept} {w:?} in {city:?}"))
+            .clone()
+    };
+    let tax = find("department", "tax", None);
+    assert_eq!((tax["deducted_points"].as_f64(), tax["annual_score"].as_f64()), (Some(11.0), Some(74.0)), "{tax}");
+    assert_eq!((tax["grade"].as_str(), tax["rank"].as_i64()), (Some("合格"), Some(2)), "{tax}");
+    let w1 = find("window", "tax", Some("W1"));
+    assert_eq!((w1["annual_score"].as_f64(), w1["rank"].as_i64(), &w1["honour"]), (Some(80.0), Some(4), &Value::Null));
+    let w5 = find("window", "health", Some("W5"));
+    assert_eq!((w5["rank"].as_i64(), w5["honour"].as_str()), (Some(3), Some("优秀窗口")));
+
+    // A year of its own: a month is not enough, a bad year is refused.
+    let mut c = jiancha(d, Some(&cat));
+    c.args(["report", "annual-assessment", "--data", "h", "--month", "2026-03"]);
+    assert!(fails_one_line(c, "annual without --year").contains("--year"));
+    let mut c = jiancha(d, Some(&cat));
+    c.args(["report", "annual-assessment", "--data", "h", "--year", "26"]);
+    assert!(fails_one_line(c, "annual --year 26").contains("--year"));
+    let mut c = jiancha(d, Some(&cat));
+    c.args(["report", "window-briefing", "--data", "h", "--year", "2026"]);
+    assert!(fails_one_line(c, "window briefing with --year only").contains("--month"));
+
+    // Exported to a workbook, read back by openpyxl: Chinese headers, the
+    // grades and honours as text.
+    let mut c = jiancha(d, Some(&cat));
+    with_refs(&mut c);
+    c.args(["report", "annual-assessment", "--data", "h", "--year", "2026", "--region", "220421"])
+        .args(["--format", "xlsx", "--out", "a.xlsx"]);
+    ok(c, "annual xlsx");
+    let script = r#"
+import json, sys, openpyxl
+ws = openpyxl.load_workbook(sys.argv[1]).worksheets[0]
+print(json.dumps({"sheet": ws.title, "rows": [[c.value for c in r] for r in ws.iter_rows()]}, default=str))
+"#;
+    let out = Command::new("python3").args(["-c", script]).arg(d.join("a.xlsx")).output().expect("python3 runs");
+    assert!(out.status.success(), "openpyxl: {}", String::from_utf8_lossy(&out.stderr));
+    let book: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(book["sheet"], "annual-assessment");
+    let rows = book["rows"].as_array().unwrap();
+    let head: Vec<&str> = rows[0].as_array().unwrap().iter().map(|v| v.as_str().unwrap_or("")).collect();
+    for h in ["部门", "窗口", "年度得分", "考核等次", "评选结果", "排名"] {
+        assert!(head.contains(&h), "{h} not in {head:?}");
+    }
+    let col = |h: &str| head.iter().position(|x| *x == h).unwrap();
+    assert_eq!(rows.len(), 1 + want.len());
+    assert_eq!(rows[1][col("部门")], "市场监管局");
+    assert_eq!(rows[1][col("考核等次")], "优秀");
+    assert_eq!(rows[1][col("年度得分")].as_f64(), Some(92.0));
+    let honoured = rows[1..].iter().filter(|r| r[col("评选结果")] == "优秀窗口").count();
+    assert_eq!(honoured, 4);
+}
+
 /// Local (+08:00) date of an RFC 3339 instant.
 fn local_date(s: &str) -> String {
     let t = chrono::DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("{s}: {e}"));
