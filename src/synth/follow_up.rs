@@ -110,6 +110,9 @@ impl Bureau {
                     closed_at: Some(zone.format(answered)),
                     anomalies: if answered_day > due { vec!["complaint_overdue"] } else { vec![] },
                     made_parent_late: Default::default(),
+                    channel_accepted: None,
+                    channel_completed: None,
+                    staff: None,
                 });
             }
         }

@@ -66,6 +66,13 @@ pub struct Truth {
     /// late).
     #[serde(default)]
     pub made_parent_late: bool,
+    /// Channel of its `accepted` (the one sent, or the default by source).
+    pub channel_accepted: Option<&'static str>,
+    /// Channel of its `completed`.
+    pub channel_completed: Option<&'static str>,
+    /// The official who handled it: the `staff` of its `completed` when
+    /// sent, else of its `accepted`.
+    pub staff: Option<String>,
 }
 
 struct Recent {
@@ -80,7 +87,67 @@ struct Recent {
 pub struct Planner {
     regions: Vec<String>,
     sub_items: HashMap<String, Vec<u32>>,
+    /// The windows of each department in the hall: W01, W02 … in the order
+    /// of the department codes, one to three each by the size of its part
+    /// of the catalogue.
+    windows: HashMap<String, Vec<u32>>,
     recent: VecDeque<Recent>,
+}
+
+/// Officials at each window (seats).
+const SEATS: u64 = 2;
+
+/// The window's code.
+fn window_code(w: u32) -> String {
+    format!("W{w:02}")
+}
+
+/// An official's code: the window and the seat (S3201: window 32, seat 1).
+fn staff_code(w: u32, seat: u64) -> String {
+    format!("S{w:02}{:02}", seat + 1)
+}
+
+/// The channels of a case and who recorded its steps, drawn from a
+/// generator of its own (`aux`), so that the rest of the stream is what
+/// the same seed gave before channels and staff existed.
+struct Steps {
+    accepted_channel: &'static str,
+    accepted_staff: Option<String>,
+}
+
+impl Steps {
+    /// The acceptance: at a centre source mostly at the window, a quarter
+    /// online, some at an agent's point; at a departmental system in the
+    /// back office or online. The official at the window's seat; the
+    /// departmental systems send no staff one time in four.
+    fn accept(aux: &mut Rng, source: &str, window: u32) -> Steps {
+        let centre = source == "center";
+        let accepted_channel = match (centre, aux.below(100)) {
+            (true, 0..=69) => "window",
+            (true, 70..=94) => "online",
+            (true, _) => "agent",
+            (false, 0..=79) => "back_office",
+            (false, _) => "online",
+        };
+        let accepted_staff = (centre || aux.chance(0.75)).then(|| staff_code(window, aux.below(SEATS)));
+        Steps { accepted_channel, accepted_staff }
+    }
+
+    /// The completion's channel: the same day at the window for most cases
+    /// taken in at the window (现场办结); the result collected at the window
+    /// a third of the time otherwise; else the back office, or online for a
+    /// case taken in online.
+    fn complete_channel(&self, aux: &mut Rng, source: &str, same_day: bool) -> &'static str {
+        if source != "center" {
+            return if aux.chance(0.9) { "back_office" } else { "online" };
+        }
+        match (self.accepted_channel, same_day, aux.below(100)) {
+            ("window", true, 0..=84) => "window",
+            ("online", _, 0..=59) => "online",
+            (_, false, 0..=29) => "window",
+            _ => "back_office",
+        }
+    }
 }
 
 struct Events<'z> {
@@ -124,12 +191,25 @@ impl Planner {
             regions.push("220421".into());
         }
         let mut sub_items: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut items_of: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
         for (i, it) in rd.catalog.items().iter().enumerate() {
             if it.kind == ItemKind::Promised && it.promised_days >= 1 {
                 sub_items.entry(it.department.clone()).or_default().push(i as u32);
             }
+            *items_of.entry(it.department.as_str()).or_default() += 1;
         }
-        Planner { regions, sub_items, recent: VecDeque::new() }
+        let mut windows = HashMap::new();
+        let mut next = 1u32;
+        for (dept, n) in items_of {
+            let k = match n {
+                19.. => 3,
+                13..=18 => 2,
+                _ => 1,
+            };
+            windows.insert(dept.to_string(), (next..next + k).collect());
+            next += k;
+        }
+        Planner { regions, sub_items, windows, recent: VecDeque::new() }
     }
 
     /// Plans case number `no`, starting on `day`: its events and truth, then
@@ -194,7 +274,13 @@ impl Planner {
         // centre 10 minutes after acceptance; it is then accepted first.
         let registered_late = source != "center" && !unreg;
         let region = self.regions[rng.below(self.regions.len() as u64) as usize].clone();
-        let window = format!("W{:02}", 1 + rng.below(12));
+        // One draw, as before windows belonged to departments: now it picks
+        // one of the department's windows.
+        let window_draw = rng.below(12);
+        let window_no = self.window_of(&dept, window_draw);
+        let window = window_code(window_no);
+        let mut aux =
+            Rng::new(opts.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ (no as u64).wrapping_add(0xA24B_AED4_963E_E407));
         let intake_late = !registered_late && dual_source.is_none() && rng.chance(r.intake_overdue);
         let supplements: u32 = if registered_late || dual_source.is_some() {
             0
@@ -248,6 +334,9 @@ impl Planner {
             closed_at: None,
             anomalies: Vec::new(),
             made_parent_late: false,
+            channel_accepted: None,
+            channel_completed: None,
+            staff: None,
         };
         let eval_source = if unreg { dept_sys.clone() } else { "center".to_string() };
 
@@ -298,6 +387,13 @@ impl Planner {
             }
         }
         let mut acc = attrs.clone();
+        let steps = Steps::accept(&mut aux, &source, window_no);
+        acc.insert("channel".into(), json!(steps.accepted_channel));
+        if let Some(st) = &steps.accepted_staff {
+            acc.insert("staff".into(), json!(st));
+        }
+        truth.channel_accepted = Some(steps.accepted_channel);
+        truth.staff = steps.accepted_staff.clone();
         if backdated {
             acc.insert("recorded_at".into(), json!(zone.format(acc_at + 30 * HOUR_MS)));
             anomalies.push("backdated_entry");
@@ -389,6 +485,16 @@ impl Planner {
         }
         let denied = denial || rng.chance(0.03);
         let mut done = fields(&[("result", json!(if denied { "denied" } else { "approved" }))]);
+        let done_channel = steps.complete_channel(&mut aux, &source, used == 0);
+        done.insert("channel".into(), json!(done_channel));
+        truth.channel_completed = Some(done_channel);
+        // The official who finished it: at the window, one of its seats; a
+        // departmental system sends no staff one time in four.
+        if source == "center" || aux.chance(0.75) {
+            let st = staff_code(window_no, aux.below(SEATS));
+            done.insert("staff".into(), json!(st));
+            truth.staff = Some(st);
+        }
         if denied && !denial {
             done.insert("reason".into(), json!("不符合法定条件"));
         }
@@ -458,15 +564,19 @@ impl Planner {
                 let sub_item = &items[sub_item_idx as usize];
                 let sub_id = format!("{case_id}-S{k}");
                 let sub_source = format!("{sd}-sys");
+                // The sub-case is the other department's: its window and an official of it.
+                let sub_window = self.window_of(sd, window_draw);
+                let sub_staff = staff_code(sub_window, aux.below(SEATS));
                 let mut sub = Events { case: sub_id.clone(), n: 0, zone, out: Vec::new() };
                 let s_acc = acc_at + HOUR_MS;
                 let a = fields(&[
                     ("region", json!(region)),
                     ("department", json!(sd)),
-                    ("window", json!(window)),
+                    ("window", json!(window_code(sub_window))),
                     ("item_code", json!(sub_item.item_code)),
                     ("applicant", json!(format!("{applicant}-{k}"))),
                     ("parent_case_id", json!(case_id)),
+                    ("staff", json!(sub_staff)),
                 ]);
                 sub.push(rng, "accepted", s_acc, &sub_source, a);
                 let sn = sub_item.promised_days;
@@ -497,6 +607,7 @@ impl Planner {
                 }
                 let s_c_at = if su == 0 { s_acc + 60 * MIN } else { zone.midnight(s_c) + 15 * HOUR_MS };
                 sub.push(rng, "completed", s_c_at, &sub_source, fields(&[("result", json!("approved"))]));
+                let sub_done_channel = "back_office";
                 planned.push((
                     sub.out,
                     Truth {
@@ -504,7 +615,7 @@ impl Planner {
                         parent_case_id: Some(case_id.clone()),
                         department: (*sd).clone(),
                         region: region.clone(),
-                        window: window.clone(),
+                        window: window_code(sub_window),
                         item_code: sub_item.item_code.clone(),
                         kind: sub_item.kind.as_str(),
                         source: sub_source,
@@ -525,11 +636,23 @@ impl Planner {
                         rating: None,
                         anomalies: s_anomalies,
                         made_parent_late: s_c > due,
+                        channel_accepted: Some("back_office"),
+                        channel_completed: Some(sub_done_channel),
+                        staff: Some(sub_staff.clone()),
                     },
                 ));
             }
         }
         planned
+    }
+
+    /// Window `draw` (0–11) of a department's windows (W01 when the
+    /// department has none: not in the catalogue).
+    fn window_of(&self, dept: &str, draw: u64) -> u32 {
+        match self.windows.get(dept) {
+            Some(w) if !w.is_empty() => w[(draw % w.len() as u64) as usize],
+            _ => 1,
+        }
     }
 
     fn remember(&mut self, r: Recent) {

@@ -252,9 +252,16 @@ fn http_asks_for_credentials_and_scopes_readers_to_their_region() {
     );
     let demo = Demo::start(&["--days-per-minute", "600", "--cases-per-day", "60", "--days", "20"], Some(&cfg));
     assert!(demo.wait_for_line("the simulated span is over", Duration::from_secs(120)));
-    for path in
-        ["/", "/api/alerts", "/api/regions", "/api/departments", "/api/rules", "/api/calendar", "/api/cases/C00000001"]
-    {
+    for path in [
+        "/",
+        "/api/alerts",
+        "/api/regions",
+        "/api/departments",
+        "/api/rules",
+        "/api/calendar",
+        "/api/cases/C00000001",
+        "/api/reports/monthly-briefing?month=2026-03",
+    ] {
         let (code, body) = get(&demo.url(path), None);
         assert_eq!(code, 401, "{path}: {body}");
         let (code, _) = get(&demo.url(path), Some("admin:wrong"));
@@ -287,6 +294,31 @@ fn http_asks_for_credentials_and_scopes_readers_to_their_region() {
     assert_eq!(get(&demo.url(&path), Some("admin:admin-pw")).0, 200);
     let regions = parse(get(&demo.url("/api/regions"), Some("town:town-pw")));
     assert!(regions.as_array().unwrap().iter().all(|r| under(&parents, r["code"].as_str().unwrap(), scope)));
+    // Reports as JSON: a reader gets its region's rows, is refused the staff
+    // briefing (403) and a region outside its own (403); an admin gets both.
+    let rows = parse(get(&demo.url("/api/reports/monthly-briefing?month=2026-03"), Some("town:town-pw")));
+    let rows = rows.as_array().unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r["region"] == scope), "{rows:?}");
+    assert!(rows.iter().all(|r| r["department_name"].as_str().is_some_and(|n| !n.is_empty())), "{rows:?}");
+    let (code, body) = get(&demo.url("/api/reports/staff-briefing?month=2026-03"), Some("town:town-pw"));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("admins only"), "{body}");
+    let (code, body) =
+        get(&demo.url("/api/reports/monthly-briefing?month=2026-03&region=220421"), Some("town:town-pw"));
+    assert_eq!(code, 403, "{body}");
+    let staff = parse(get(&demo.url("/api/reports/staff-briefing?month=2026-03"), Some("admin:admin-pw")));
+    assert!(!staff.as_array().unwrap().is_empty(), "{staff}");
+    let annual = parse(get(&demo.url("/api/reports/annual-assessment?year=2026&top=3"), Some("admin:admin-pw")));
+    assert!(annual.as_array().unwrap().iter().any(|r| r["grade"].is_string()), "{annual}");
+    for (path, want) in [
+        ("/api/reports/monthly-briefing", 400),
+        ("/api/reports/monthly-briefing?month=2026-13", 400),
+        ("/api/reports/annual-assessment?month=2026-03", 400),
+        ("/api/reports/monthly-briefing?month=2026-03&colour=red", 400),
+        ("/api/reports/no-such-report?month=2026-03", 404),
+    ] {
+        assert_eq!(get(&demo.url(path), Some("admin:admin-pw")).0, want, "{path}");
+    }
     // The departments' names the board shows (departments.csv; the demo's built-in sample).
     let names = parse(get(&demo.url("/api/departments"), Some("town:town-pw")));
     let names: Vec<(&str, &str)> =

@@ -160,6 +160,40 @@ fn a_county_user_reads_only_its_county_whatever_the_sql() {
     assert!(success && !out.contains(OTHER));
 }
 
+/// The reports of follow-up.md are table functions too; the staff
+/// briefing names officials and is for admins only: a reader is refused
+/// it, and reads the officials' codes (`staff`) as NULL in every table.
+#[test]
+fn new_reports_are_table_functions_and_the_staff_briefing_is_for_admins_only() {
+    let demo = finished_demo();
+    let sql = demo.sql.clone().expect("SQL endpoint served");
+    let admin = |q: &str| ok(&sql, "admin", "admin-pw", q);
+    let county = |q: &str| ok(&sql, "county", "county-pw", q);
+    let windows = admin("SELECT department_name, \"window\", rank FROM window_briefing('2026-03', '') ORDER BY rank");
+    assert!(windows.len() > 5, "{windows:?}");
+    let grades =
+        admin("SELECT grade, count(*) FROM annual_assessment('2026', '') WHERE unit = 'department' GROUP BY grade");
+    assert!(!grades.is_empty(), "{grades:?}");
+    let honoured = admin("SELECT count(*) FROM annual_assessment('2026', '', 3) WHERE honour = '优秀窗口'");
+    assert!(honoured[0].parse::<u32>().unwrap() >= 3, "{honoured:?}");
+    let staff = admin("SELECT staff, completed FROM staff_briefing('2026-03', '') ORDER BY staff");
+    assert!(!staff.is_empty(), "the demo's officials: {staff:?}");
+    assert_ne!(admin("SELECT count(staff) FROM cases"), vec!["0"], "admins read staff");
+
+    // A reader: refused, with the reason; its own window briefing works.
+    let (success, _, err) = psql(&sql, "county", "county-pw", "SELECT * FROM staff_briefing('2026-03', '')");
+    assert!(!success && err.contains("admins only"), "{err}");
+    let (success, _, err) =
+        psql(&sql, "county", "county-pw", &format!("SELECT * FROM staff_briefing('2026-03', '{COUNTY}')"));
+    assert!(!success && err.contains("admins only"), "{err}");
+    for table in ["cases", "events", "case_versions", "event_log"] {
+        assert_eq!(county(&format!("SELECT count(staff) FROM {table}")), vec!["0"], "{table}");
+    }
+    assert_ne!(county("SELECT count(*) FROM cases"), vec!["0"]);
+    let mine = county(&format!("SELECT DISTINCT region FROM window_briefing('2026-03', '{COUNTY}')"));
+    assert_eq!(mine, vec![COUNTY.to_string()]);
+}
+
 #[test]
 fn twenty_concurrent_psql_sessions_get_the_same_briefing_as_the_cli() {
     // Twenty statements at once, all admitted (the defaults let four of

@@ -760,6 +760,7 @@ fn monthly_briefing_agrees_with_the_simulators_truth() {
         accepted: u64,
         kept: u64,
         immediate: u64,
+        online: u64,
         completed: u64,
         on_time: u64,
         limited: u64,
@@ -785,6 +786,7 @@ fn monthly_briefing_agrees_with_the_simulators_truth() {
             if !withdrawn {
                 g.kept += 1;
                 g.immediate += (t["kind"] == "immediate") as u64;
+                g.online += (t["channel_accepted"] == "online") as u64;
             }
         }
         let done = t["completed_at"].as_str().map(local_date);
@@ -794,8 +796,8 @@ fn monthly_briefing_agrees_with_the_simulators_truth() {
             // (An item outside the catalogue has no limit: null.)
             g.limited += t["limit_days"].as_u64().is_some_and(|n| n >= 1) as u64;
             g.early += (t["early"] == true) as u64;
-            // 现场办结: at the window (the centre's completions, by default) on the acceptance day.
-            g.onsite += (done == acc && t["source"] == "center") as u64;
+            // 现场办结: completed at the window on the acceptance day.
+            g.onsite += (done == acc && t["channel_completed"] == "window") as u64;
             let used = t["used_days"].as_u64().unwrap();
             g.within_10 += (used <= 10) as u64;
             g.used += used;
@@ -828,6 +830,7 @@ fn monthly_briefing_agrees_with_the_simulators_truth() {
             ("on_time_rate", rate(g.on_time, g.completed)),
             ("early_rate", rate(g.early, g.limited)),
             ("onsite_rate", rate(g.onsite, g.completed)),
+            ("online_rate", rate(g.online, g.kept)),
             ("immediate_share", rate(g.immediate, g.kept)),
             ("within_10_days_rate", rate(g.within_10, g.completed)),
             ("avg_used_days", rate(g.used, g.completed)),
@@ -851,6 +854,75 @@ fn monthly_briefing_agrees_with_the_simulators_truth() {
         }
     }
     assert!(compared >= 10, "only {compared} departments compared");
+    // Every new figure is something in the simulated month, not 0 nor 1 everywhere.
+    for col in ["onsite_rate", "online_rate"] {
+        let values: Vec<f64> = got.values().filter_map(|r| r[col].as_f64()).collect();
+        assert!(values.iter().any(|v| *v > 0.0 && *v < 1.0), "{col}: {values:?}");
+    }
+    // Deducted points: the shipped deductions.csv's rows of March (every region).
+    let deductions = std::fs::read_to_string(root().join("config/deductions.csv")).unwrap();
+    let mut points: BTreeMap<String, f64> = BTreeMap::new();
+    for line in deductions.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if march(f[0]) {
+            *points.entry(f[2].to_string()).or_default() += f[4].parse::<f64>().unwrap();
+        }
+    }
+    assert!(!points.is_empty(), "the sample deducts something in March");
+    for (dept, row) in &got {
+        let want = points.get(dept).copied().unwrap_or(0.0);
+        assert_eq!(row["deducted_points"].as_f64(), Some(want), "{dept} deducted_points");
+    }
+    for (dept, want) in &points {
+        assert!(got.contains_key(dept), "{dept} has {want} points deducted in March but no row");
+    }
+
+    // The window briefing and the staff briefing against the truth: by
+    // (department, window) and by official, the completions of March, on
+    // time and 现场办结.
+    let mut by_window: BTreeMap<(String, String), (u64, u64, u64)> = BTreeMap::new();
+    let mut by_staff: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for line in truth.lines() {
+        let t: Value = serde_json::from_str(line).unwrap();
+        let done = t["completed_at"].as_str().map(local_date);
+        if t["status"] != "completed" || !done.as_deref().is_some_and(march) {
+            continue;
+        }
+        let acc = t["accepted_at"].as_str().map(local_date);
+        let key = (t["department"].as_str().unwrap().to_string(), t["window"].as_str().unwrap().to_string());
+        let w = by_window.entry(key).or_default();
+        w.0 += 1;
+        w.1 += (t["on_time"] == true) as u64;
+        w.2 += (done == acc && t["channel_completed"] == "window") as u64;
+        if let Some(st) = t["staff"].as_str() {
+            let e = by_staff.entry(st.to_string()).or_default();
+            e.0 += 1;
+            e.1 += (t["on_time"] == true) as u64;
+        }
+    }
+    let windows = report(d, None, "window-briefing", "2026-03", None);
+    let mut seen = 0;
+    for r in &windows {
+        let key = (r["department"].as_str().unwrap().to_string(), r["window"].as_str().unwrap().to_string());
+        let (n, on_time, onsite) = by_window.get(&key).copied().unwrap_or_default();
+        assert_eq!(r["completed"].as_u64(), Some(n), "{key:?} completed");
+        if n > 0 {
+            seen += 1;
+            assert!((r["on_time_rate"].as_f64().unwrap() - on_time as f64 / n as f64).abs() < 1e-9, "{key:?}");
+            assert!((r["onsite_rate"].as_f64().unwrap() - onsite as f64 / n as f64).abs() < 1e-9, "{key:?}");
+        }
+    }
+    assert_eq!(seen, by_window.len(), "every window with completions has its row");
+    assert!(seen >= 20, "only {seen} windows");
+    let staff = report(d, None, "staff-briefing", "2026-03", None);
+    let got_staff: BTreeMap<String, u64> = staff
+        .iter()
+        .filter(|r| r["completed"].as_u64() != Some(0))
+        .map(|r| (r["staff"].as_str().unwrap().to_string(), r["completed"].as_u64().unwrap()))
+        .collect();
+    let want_staff: BTreeMap<String, u64> = by_staff.iter().map(|(k, v)| (k.clone(), v.0)).collect();
+    assert_eq!(got_staff, want_staff, "completions by official");
+    assert!(want_staff.len() >= 40, "only {} officials", want_staff.len());
     assert!(by.values().map(|g| g.overdue_open).sum::<u64>() > 0, "the truth has overdue open cases to compare");
     assert!(by.values().map(|g| g.ratings).sum::<u64>() > 0, "the truth has ratings to compare");
 }
