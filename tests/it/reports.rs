@@ -728,6 +728,112 @@ print(json.dumps({"sheet": ws.title, "rows": [[c.value for c in r] for r in ws.i
     assert_eq!(honoured, 4);
 }
 
+/// The printed briefing: `report monthly-briefing --format html` writes one
+/// self-contained page; headless Chromium prints it to A4 PDF; the PDF's
+/// text (pdftotext) has the title, region and period, the ranking in
+/// order with names and two-decimal percentages, the chart's labels and
+/// the red cards; page 1 is kept as a PNG in target/test-artifacts.
+#[test]
+fn monthly_briefing_as_html_prints_to_a4_in_headless_chromium() {
+    let dir = hand_history();
+    let (d, cat) = (dir.path(), data("catalog.csv"));
+    let mut c = jiancha(d, Some(&cat));
+    c.args(["report", "monthly-briefing", "--data", "h", "--month", "2026-03", "--region", "220421"]).args([
+        "--format",
+        "html",
+        "--out",
+        "briefing.html",
+    ]);
+    ok(c, "report html");
+    let html = std::fs::read_to_string(d.join("briefing.html")).unwrap();
+    // One file: no script, nothing fetched.
+    for banned in ["<script", "<link", "src=", "url(", "@import", "http://", "https://"] {
+        assert!(!html.contains(banned), "the page has {banned:?}");
+    }
+    assert!(html.contains("<svg") && html.contains("@page"), "inline SVG chart and print CSS");
+    // Without --out, or as anything but a briefing: refused in one line.
+    let mut c = jiancha(d, Some(&cat));
+    c.args(["report", "monthly-briefing", "--data", "h", "--month", "2026-03", "--format", "html"]);
+    assert!(fails_one_line(c, "html without --out").contains("--out"));
+    let mut c = jiancha(d, Some(&cat));
+    c.args(["report", "window-briefing", "--data", "h", "--month", "2026-03", "--format", "html", "--out", "w.html"]);
+    assert!(fails_one_line(c, "html of the window briefing").contains("monthly-briefing"));
+
+    // Print it.
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let profile = TempDir::new().unwrap();
+    let pdf = d.join("briefing.pdf");
+    let mut child = Command::new(&chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-pdf-header-footer"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", d.join("briefing.html").display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium runs (scripts/test.sh installs it)");
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(90), "chromium did not print within 90 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(pdf.exists(), "chromium printed no PDF");
+    let tool = |name: &str, args: &[&str]| -> String {
+        let o = Command::new(name).args(args).output().unwrap_or_else(|e| panic!("{name} (poppler-utils): {e}"));
+        assert!(o.status.success(), "{name} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let p = pdf.to_str().unwrap();
+    let info = tool("pdfinfo", &[p]);
+    assert!(info.contains("(A4)"), "not A4:\n{info}");
+    let pages: u32 = info.lines().find_map(|l| l.strip_prefix("Pages:")).unwrap().trim().parse().unwrap();
+    assert!((1..=3).contains(&pages), "{pages} pages");
+    let text = tool("pdftotext", &["-layout", p, "-"]);
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for want in [
+        "东丰县政务服务效能电子监察月简报",
+        "2026年3月",
+        "220421",
+        "部门综合排名",
+        "按时办结率",
+        "通报表扬",
+        "通报批评",
+    ] {
+        assert!(flat.contains(want), "no {want:?} in the PDF:\n{text}");
+    }
+    // The ranking, in order, with its figures (market's online rate 1/3,
+    // tax's on-time rate 3/4 and score 60, water's score 7).
+    let ranking = &flat[flat.find("部门综合排名").unwrap()..];
+    let order: Vec<usize> = ["市场监管局", "税务局", "卫生健康局", "水利局"]
+        .iter()
+        .map(|n| ranking.find(n).unwrap_or(usize::MAX))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "ranking order {order:?}:\n{text}");
+    for want in ["33.33%", "75.00%", "60.00", "70.00", "7.00", "2.50"] {
+        assert!(ranking.contains(want), "no {want:?} in the ranking:\n{text}");
+    }
+    assert!(!flat.contains("0.3333"), "raw fractions in the PDF:\n{text}");
+    // The chart: each department and its on-time rate as labels.
+    let start = flat.find("按时办结率（按部门）").expect("chart heading");
+    let end = flat.find("本期红牌").expect("red cards heading");
+    let chart = &flat[start..end];
+    for want in ["市场监管局", "税务局", "卫生健康局", "水利局", "100.00%", "75.00%", "0%", "50%", "100%"]
+    {
+        assert!(chart.contains(want), "no {want:?} among the chart's labels: {chart}");
+    }
+    // March's red cards in 220421: K04's and K06's overdue.
+    let cards = &flat[end..];
+    assert!(cards.contains("2 张") && cards.contains("K04") && cards.contains("K06"), "{cards}");
+
+    // Page 1 as a PNG beside the board's screenshot.
+    let shots = root().join("target/test-artifacts");
+    std::fs::create_dir_all(&shots).unwrap();
+    let png = shots.join("briefing");
+    let _ = std::fs::remove_file(png.with_extension("png"));
+    tool("pdftoppm", &["-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", p, png.to_str().unwrap()]);
+    assert!(png.with_extension("png").exists(), "no PNG of page 1");
+}
+
 /// Local (+08:00) date of an RFC 3339 instant.
 fn local_date(s: &str) -> String {
     let t = chrono::DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("{s}: {e}"));
