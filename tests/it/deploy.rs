@@ -208,6 +208,8 @@ fn dashboards_have_unique_uids_and_panel_ids_and_use_provisioned_datasources() {
     }
     let mut uids = BTreeSet::new();
     let mut sql_briefing = false;
+    // The report functions the SQL panels call, by dashboard title.
+    let mut calls: Vec<(String, String)> = Vec::new();
     for (path, d) in dashboards() {
         let name = path.display().to_string();
         let uid = d["uid"].as_str().unwrap_or_else(|| panic!("{name}: no uid"));
@@ -243,6 +245,14 @@ fn dashboards_have_unique_uids_and_panel_ids_and_use_provisioned_datasources() {
                 if target["rawSql"].as_str().is_some_and(|q| q.contains("monthly_briefing(") && q.contains("$month")) {
                     sql_briefing = true;
                 }
+                if let Some(q) = target["rawSql"].as_str() {
+                    for (report, _) in jiancha::sql::report::BUILT_IN {
+                        let f = format!("{}(", report.replace('-', "_"));
+                        if q.contains(&f) {
+                            calls.push((d["title"].as_str().unwrap_or("").to_string(), q.to_string()));
+                        }
+                    }
+                }
             }
         }
         for var in d["templating"]["list"].as_array().into_iter().flatten() {
@@ -252,6 +262,29 @@ fn dashboards_have_unique_uids_and_panel_ids_and_use_provisioned_datasources() {
         }
     }
     assert!(sql_briefing, "no dashboard has a SQL panel running monthly_briefing('$month', …)");
+    // The Windows dashboard: the window ranking and on-time rate by window
+    // over the PostgreSQL data source, and the annual grades and top windows.
+    let windows: Vec<&(String, String)> = calls.iter().filter(|(t, _)| t.contains("Windows")).collect();
+    assert!(
+        windows.iter().filter(|(_, q)| q.contains("window_briefing('$month', '$region')")).count() >= 2,
+        "the Windows dashboard should rank windows and chart their on-time rate from window_briefing: {windows:?}"
+    );
+    assert!(
+        windows.iter().any(|(_, q)| q.contains("on_time_rate") && q.contains("window_briefing(")),
+        "no on-time rate by window: {windows:?}"
+    );
+    for (what, needle) in [("grades", "grade"), ("top windows", "honour")] {
+        assert!(
+            windows.iter().any(|(_, q)| q.contains("annual_assessment('$year'") && q.contains(needle)),
+            "the Windows dashboard has no {what} from annual_assessment('$year', …): {windows:?}"
+        );
+    }
+    // Windows and grades are shown by department name (departments.csv), not by code alone.
+    for (title, q) in &windows {
+        if q.contains("\"window\"") || q.contains("grade AS") && q.contains("rank") {
+            assert!(q.contains("department_name"), "{title}: {q}");
+        }
+    }
 
     // The provider reads the folder compose mounts the dashboards into.
     let provider = yaml(&deploy().join("grafana/provisioning/dashboards/dashboards.yaml"));

@@ -271,23 +271,29 @@ fn client_catalog_queries_work_for_a_scoped_user() {
         assert!(success, "{q}: {err}");
     }
     // The SQL panels of the Grafana dashboards, with their variables set.
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana/dashboards/supervision-overview.json");
-    let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut panels: Vec<serde_json::Value> = dash["panels"].as_array().unwrap().clone();
     let mut raw = Vec::new();
-    while let Some(p) = panels.pop() {
-        panels.extend(p["panels"].as_array().cloned().unwrap_or_default());
-        for t in p["targets"].as_array().cloned().unwrap_or_default() {
-            if let Some(q) = t["rawSql"].as_str() {
-                raw.push(q.replace("$month", "2026-03").replace("$region", ""));
+    for name in ["supervision-overview.json", "windows.json"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/dashboards").join(name);
+        let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut panels: Vec<serde_json::Value> = dash["panels"].as_array().unwrap().clone();
+        while let Some(p) = panels.pop() {
+            panels.extend(p["panels"].as_array().cloned().unwrap_or_default());
+            for t in p["targets"].as_array().cloned().unwrap_or_default() {
+                if let Some(q) = t["rawSql"].as_str() {
+                    let q = q.replace("$month", "2026-03").replace("$year", "2026").replace("$top", "3");
+                    raw.push(q.replace("$region", ""));
+                }
             }
         }
     }
-    assert!(raw.iter().any(|q| q.contains("monthly_briefing")), "{raw:?}");
+    for f in ["monthly_briefing", "window_briefing", "annual_assessment"] {
+        assert!(raw.iter().any(|q| q.contains(f)), "no panel runs {f}: {raw:?}");
+    }
     for q in &raw {
         let (success, out, err) = psql(&sql, "county", "county-pw", q);
         assert!(success, "{q}: {err}");
-        assert!(!q.contains("monthly_briefing") || out.lines().count() > 1, "{q}: no rows");
+        let report = ["monthly_briefing", "window_briefing(", "annual_assessment("].iter().any(|f| q.contains(f));
+        assert!(!report || out.lines().count() > 1, "{q}: no rows");
     }
     let (success, out, err) = psql(&sql, "county", "county-pw", "\\d cases");
     assert!(success && out.contains("due_date"), "\\d cases: {out} {err}");
