@@ -208,10 +208,11 @@ fn generate(cfg: &Config, rd: Arc<RefData>, zone: &Zone, cases: usize, dir: &Pat
 /// Writes the reference tables as Parquet for the DuckDB side.
 async fn export_reference(ctx: &datafusion::prelude::SessionContext, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    for t in ["items", "regions", "region_tree"] {
+    for t in ["items", "regions", "region_tree", "departments", "deductions"] {
         let batches = ctx.sql(&format!("SELECT * FROM {t}")).await.unwrap().collect().await.unwrap();
         let f = std::fs::File::create(dir.join(format!("{t}.parquet"))).unwrap();
-        let mut w = parquet::arrow::ArrowWriter::try_new(f, batches[0].schema(), None).unwrap();
+        let schema = ctx.table(t).await.unwrap().schema().inner().clone();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, schema, None).unwrap();
         for b in &batches {
             w.write(b).unwrap();
         }

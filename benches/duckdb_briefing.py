@@ -43,6 +43,8 @@ def main():
         ("items", f"{d}/reference/items.parquet", False),
         ("regions", f"{d}/reference/regions.parquet", False),
         ("region_tree", f"{d}/reference/region_tree.parquet", False),
+        ("departments", f"{d}/reference/departments.parquet", False),
+        ("deductions", f"{d}/reference/deductions.parquet", False),
     ]
     for name, pattern, hive in stored:
         if not globmod.glob(pattern) and name == "rejected_events":
@@ -58,7 +60,8 @@ def main():
                 " overdue BOOLEAN, version UBIGINT, month VARCHAR)"
             )
             continue
-        opts = ", hive_partitioning = true, hive_types = {'month': VARCHAR}" if hive else ""
+        # union_by_name: parts written before a column was added lack it.
+        opts = ", hive_partitioning = true, hive_types = {'month': VARCHAR}, union_by_name = true" if hive else ""
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{pattern}'{opts})")
     for view in open(a.views).read().split(";\n"):
         con.execute(view)

@@ -136,6 +136,8 @@ pub fn run(
     println!("    jiancha sql --data {d} \"SELECT rule, level, count(*) FROM alerts WHERE NOT retracted GROUP BY rule, level\"");
     println!("    jiancha sql --data {d} \"SELECT status, count(*) FROM cases GROUP BY status\"");
     println!("    jiancha report monthly-briefing --data {d} --month 2026-03");
+    println!("    jiancha report monthly-briefing --data {d} --month 2026-03 --format html --out briefing.html");
+    println!("    jiancha report annual-assessment --data {d} --year 2026");
     live.metrics.consumer_lag.with_label_values(&["demo"]).set(0);
 
     let sim_start: Instant = zone.midnight(crate::time::Day::from_date(start));
