@@ -292,6 +292,17 @@ fn http_asks_for_credentials_and_scopes_readers_to_their_region() {
     let path = format!("/api/cases/{}", other["case_id"].as_str().unwrap());
     assert_eq!(get(&demo.url(&path), Some("town:town-pw")).0, 404);
     assert_eq!(get(&demo.url(&path), Some("admin:admin-pw")).0, 200);
+    // A case of its own: the reader sees it without the officials' codes, the admin with them.
+    let own = alerts(&mine).first().map(|a| a["case_id"].as_str().unwrap().to_string()).unwrap();
+    let path = format!("/api/cases/{own}");
+    let as_reader = parse(get(&demo.url(&path), Some("town:town-pw")));
+    let as_admin = parse(get(&demo.url(&path), Some("admin:admin-pw")));
+    assert!(as_reader["case"]["staff"].is_null(), "{as_reader}");
+    assert!(as_reader["events"].as_array().unwrap().iter().all(|e| e["staff"].is_null()), "{as_reader}");
+    assert!(
+        as_admin["events"].as_array().unwrap().iter().any(|e| e["staff"].is_string()),
+        "the simulator's officials: {as_admin}"
+    );
     let regions = parse(get(&demo.url("/api/regions"), Some("town:town-pw")));
     assert!(regions.as_array().unwrap().iter().all(|r| under(&parents, r["code"].as_str().unwrap(), scope)));
     // Reports as JSON: a reader gets its region's rows, is refused the staff
