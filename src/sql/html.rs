@@ -326,10 +326,10 @@ pub async fn briefing(
     );
     let _ = writeln!(
         h,
-        "<header><p class=\"org\">电子监察{kind}</p><h1>{t}</h1><div class=\"meta\">{r}（{code}）　统计期间：{p}（{start} 至 {last}）</div></header>",
+        "<header><p class=\"org\">电子监察{kind}</p><h1>{t}</h1><div class=\"meta\">{r}{code}　统计期间：{p}（{start} 至 {last}）</div></header>",
         t = esc(&title),
         r = esc(&region_name),
-        code = esc(if region.is_empty() { "全部" } else { region }),
+        code = if region.is_empty() { String::new() } else { format!("（{}）", esc(region)) },
         p = esc(&period_text),
         last = end.pred_opt().unwrap_or(end),
     );
