@@ -119,6 +119,31 @@ fn scrape_is_promtool_clean_has_every_dashboard_metric_and_prometheus_reads_the_
         );
         assert!(scrape.contains(&line) || get(&demo.url("/metrics"), None).1.contains(&line), "{line}");
     }
+    // The dashboard's on-time rate by department, evaluated by this
+    // Prometheus as Grafana would ask: every series carries the
+    // department's name (jiancha_department_info, from departments.csv).
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana/dashboards/supervision-overview.json");
+    let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let panel = dash["panels"].as_array().unwrap().iter().find(|p| p["id"] == 10).expect("panel 10");
+    assert_eq!(panel["targets"][0]["legendFormat"], "{{name}}");
+    let area = series[0]["metric"]["region"].as_str().unwrap();
+    let expr = panel["targets"][0]["expr"].as_str().unwrap().replace("$area", area).replace("$department", ".*");
+    let encoded: String = expr
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (code, body) = get(&format!("http://127.0.0.1:{port}/api/v1/query?query={encoded}"), None);
+    assert_eq!(code, 200, "{expr}: {body}");
+    let named: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let named = named["data"]["result"].as_array().cloned().unwrap_or_default();
+    assert!(!named.is_empty(), "{expr}: {body}");
+    for s in &named {
+        let name = s["metric"]["name"].as_str().unwrap_or_else(|| panic!("no name: {s}"));
+        assert!(!name.is_ascii(), "{s}: the department's name, not its code");
+    }
 }
 
 /// The live figures are the monthly report of the pipeline's month over the
