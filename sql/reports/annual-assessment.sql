@@ -12,9 +12,8 @@
 --
 -- A monthly score is the monthly briefing's weighted score before anything
 -- is deducted (a NULL rate counts 0); the annual score is their mean, less
--- the year's deductions (1 per deducted point; with follow-up.md's
--- complaints and notices also 2 per upheld complaint and 1 per overdue
--- notice), floored at 0 — each deduction is taken off once, in the year.
+-- the year's deductions (2 per upheld complaint, 1 per overdue notice, 1
+-- per deducted point), floored at 0 — each deduction is taken off once, in the year.
 -- A unit with no completion in the year has no annual score, grade or rank.
 -- A window's deductions are those that name it; a department's all of its.
 -- Weights, deductions and cut-offs are the numbers below: edit them here.
@@ -144,17 +143,43 @@ deducted AS (
     SELECT 'window' AS unit, department, "window" AS w, SUM(points) AS deducted_points
     FROM year_deductions WHERE "window" IS NOT NULL GROUP BY department, "window"
 ),
--- Complaints (效能投诉) and supervision notices (督办) of follow-up.md come
--- in here: the year's upheld complaints and overdue notices per unit,
--- deducted in `annual`.
---
+-- The year's upheld complaints (效能投诉 answered in the year, 属实 or
+-- 部分属实) and overdue notices (督办 whose notice_overdue card fired in the
+-- year and was not retracted), per department and per window named.
+year_follow_up AS (
+    SELECT department, "window", 1 AS upheld, 0 AS late
+    FROM complaints
+    WHERE answered_date >= CAST(CAST($year AS VARCHAR) || '-01-01' AS DATE) AND answered_date < CAST(CAST(CAST($year AS VARCHAR) || '-01-01' AS DATE) + INTERVAL '1 year' AS DATE)
+      AND finding IN ('upheld', 'partly_upheld')
+      AND (CAST($region AS VARCHAR) = ''
+           OR region = CAST($region AS VARCHAR)
+           OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))
+    UNION ALL
+    SELECT department, "window", 0 AS upheld, 1 AS late
+    FROM (SELECT DISTINCT f.alert_id, f.department, f."window", f.region
+          FROM alert_records f
+          WHERE f.rule = 'notice_overdue' AND f.state = 'firing'
+            AND f.at_date >= CAST(CAST($year AS VARCHAR) || '-01-01' AS DATE) AND f.at_date < CAST(CAST(CAST($year AS VARCHAR) || '-01-01' AS DATE) + INTERVAL '1 year' AS DATE)
+            AND NOT EXISTS (SELECT 1 FROM alert_records r WHERE r.state = 'retracted' AND r.alert_id = f.alert_id)) c
+    WHERE (CAST($region AS VARCHAR) = ''
+           OR region = CAST($region AS VARCHAR)
+           OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))
+),
+follow_up AS (
+    SELECT 'department' AS unit, department, '' AS w, SUM(upheld) AS complaints_upheld, SUM(late) AS notices_overdue
+    FROM year_follow_up GROUP BY department
+    UNION ALL
+    SELECT 'window' AS unit, department, "window" AS w, SUM(upheld) AS complaints_upheld, SUM(late) AS notices_overdue
+    FROM year_follow_up WHERE "window" IS NOT NULL GROUP BY department, "window"
+),
 -- Every unit with something in the year: a case accepted or completed, a
--- rating, a card, a deduction.
+-- rating, a card, a deduction, an upheld complaint, an overdue notice.
 keys AS (
     SELECT unit, department, w FROM year_figures WHERE accepted > 0 OR completed > 0
     UNION SELECT unit, department, w FROM ratings_y
     UNION SELECT unit, department, w FROM cards_y
     UNION SELECT unit, department, w FROM deducted
+    UNION SELECT unit, department, w FROM follow_up
 ),
 annual AS (
     SELECT k.unit, k.department, k.w,
@@ -171,14 +196,20 @@ annual AS (
            COALESCE(cy.yellow_alerts, 0) AS yellow_alerts,
            mo.mean_monthly_score,
            COALESCE(x.deducted_points, 0.0) AS deducted_points,
+           COALESCE(u.complaints_upheld, 0) AS complaints_upheld,
+           COALESCE(u.notices_overdue, 0) AS notices_overdue,
            CASE WHEN mo.mean_monthly_score IS NOT NULL
-                THEN GREATEST(0.0, mo.mean_monthly_score - 1 * COALESCE(x.deducted_points, 0.0)) END AS annual_score
+                THEN GREATEST(0.0, mo.mean_monthly_score
+                                   - 2 * COALESCE(u.complaints_upheld, 0)
+                                   - 1 * COALESCE(u.notices_overdue, 0)
+                                   - 1 * COALESCE(x.deducted_points, 0.0)) END AS annual_score
     FROM keys k
     LEFT JOIN year_figures f ON f.unit = k.unit AND f.department = k.department AND f.w = k.w
     LEFT JOIN months mo ON mo.unit = k.unit AND mo.department = k.department AND mo.w = k.w
     LEFT JOIN ratings_y ry ON ry.unit = k.unit AND ry.department = k.department AND ry.w = k.w
     LEFT JOIN cards_y cy ON cy.unit = k.unit AND cy.department = k.department AND cy.w = k.w
     LEFT JOIN deducted x ON x.unit = k.unit AND x.department = k.department AND x.w = k.w
+    LEFT JOIN follow_up u ON u.unit = k.unit AND u.department = k.department AND u.w = k.w
 ),
 ranked AS (
     SELECT a.*,
@@ -201,7 +232,8 @@ SELECT CAST($region AS VARCHAR) AS region,
             WHEN ROUND(r.annual_score, 4) >= 60 THEN '合格'
             ELSE '不合格' END AS grade,
        r.rank,
-       CASE WHEN r.unit = 'window' AND r.rank <= CAST($top AS BIGINT) THEN '优秀窗口' END AS honour
+       CASE WHEN r.unit = 'window' AND r.rank <= CAST($top AS BIGINT) THEN '优秀窗口' END AS honour,
+       r.complaints_upheld, r.notices_overdue
 FROM ranked r
 LEFT JOIN departments d ON d.code = r.department
 ORDER BY CASE WHEN r.unit = 'department' THEN 0 ELSE 1 END, r.rank NULLS LAST, r.department, r.w

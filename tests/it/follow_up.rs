@@ -453,9 +453,14 @@ fn complaints_and_notices_in_the_briefing_and_the_score() {
     //         → complaints 0, answered 1, upheld 0, rate 1.0. N2 (item B)
     //         accepted 12 Oct; notice K2 issued 14 Oct with 5 days: due 21
     //         Oct (15, 16, 19, 20, 21), answered 16 Oct → notices 1, overdue 0.
-    // Score: no case completed in October, every rate NULL (counts 0), so
-    // each department's weighted part is the 10 points of no completions;
-    // tax loses 2 × 2 upheld + 1 overdue notice = 5 → 5; market keeps 10.
+    // N1 (item A, N = 3: charged 13, 14, 15 Oct → due 15 Oct) is completed
+    // 14 Oct: on time and early; its notice's card (15 Oct) is a red card.
+    // Score, tax: 40 × 1 on time + 20 × 1 early + 20 × 0 good ratings + 10
+    // × 0 evaluated + 10 × max(0, 1 − 1 red / 1 completed) = 60, less 2 × 2
+    // upheld + 1 overdue notice = 55. market: nothing completed, rates
+    // NULL (0), the 10 points of no completions → 10.
+    // Annual assessment 2026, tax: one month with completions, its score
+    // before deductions 60; less 2 × 2 + 1 → 55, 不合格 (< 60).
     let dir = tempfile::TempDir::new().unwrap();
     let n = &mut 0;
     let market = json!({"region": "220421", "department": "market", "complaint_category": "attitude"});
@@ -470,6 +475,7 @@ fn complaints_and_notices_in_the_briefing_and_the_score() {
         event(n, "TS2", "complaint_answered", "2026-10-13T17:00", json!({"finding": "not_upheld"})),
         event(n, "N2", "notice_issued", "2026-10-14T10:00", notice("K2", 5)),
         event(n, "TS4", "complaint_answered", "2026-10-14T15:00", json!({"finding": "partly_upheld"})),
+        event(n, "N1", "completed", "2026-10-14T16:00", json!({"result": "approved"})),
         event(n, "TS1", "complaint_answered", "2026-10-15T09:00", json!({"finding": "upheld"})),
         event(n, "N2", "notice_answered", "2026-10-16T09:00", json!({"notice_id": "K2"})),
         event(n, "N1", "notice_answered", "2026-10-20T09:00", json!({"notice_id": "K1"})),
@@ -501,10 +507,10 @@ fn complaints_and_notices_in_the_briefing_and_the_score() {
                "notices_overdue": r["notices_overdue"], "score": r["score"], "rank": r["rank"]})
     };
     let want = json!([
-        {"department": "market", "complaints": 0, "complaints_upheld": 0, "complaint_on_time_rate": 1.0,
-         "notices": 1, "notices_overdue": 0, "score": 10.0, "rank": 1},
         {"department": "tax", "complaints": 2, "complaints_upheld": 2, "complaint_on_time_rate": 0.5,
-         "notices": 1, "notices_overdue": 1, "score": 5.0, "rank": 2},
+         "notices": 1, "notices_overdue": 1, "score": 55.0, "rank": 1},
+        {"department": "market", "complaints": 0, "complaints_upheld": 0, "complaint_on_time_rate": 1.0,
+         "notices": 1, "notices_overdue": 0, "score": 10.0, "rank": 2},
     ]);
     for report in ["monthly-briefing", "quarterly-report"] {
         let out =
@@ -512,4 +518,29 @@ fn complaints_and_notices_in_the_briefing_and_the_score() {
         let rows: Vec<Value> = serde_json::from_slice(&out).unwrap();
         assert_eq!(Value::from(rows.iter().map(pick).collect::<Vec<_>>()), want, "{report}");
     }
+    let out = run(&[
+        "report",
+        "annual-assessment",
+        "--data",
+        "h",
+        "--year",
+        "2026",
+        "--region",
+        "220421",
+        "--format",
+        "json",
+    ]);
+    let rows: Vec<Value> = serde_json::from_slice(&out).unwrap();
+    let tax = rows.iter().find(|r| r["unit"] == "department" && r["department"] == "tax").unwrap();
+    assert_eq!(
+        (
+            &tax["mean_monthly_score"],
+            &tax["complaints_upheld"],
+            &tax["notices_overdue"],
+            &tax["annual_score"],
+            &tax["grade"]
+        ),
+        (&json!(60.0), &json!(2), &json!(1), &json!(55.0), &json!("不合格")),
+        "{tax}"
+    );
 }

@@ -628,7 +628,9 @@ fn annual_assessment_golden() {
             "early_rate": n(f[4]), "onsite_rate": n(f[5]), "online_rate": n(f[6]), "evaluation_rate": n(f[7]),
             "good_rating_rate": n(f[8]), "red_alerts": n(f[9]), "yellow_alerts": n(f[10]),
             "mean_monthly_score": n(f[11]), "deducted_points": n(f[12]), "annual_score": n(f[13]),
-            "grade": grade, "rank": n(f[14]), "honour": if honour { Some("优秀窗口") } else { None }})
+            "grade": grade, "rank": n(f[14]), "honour": if honour { Some("优秀窗口") } else { None },
+            // follow-up.md's complaints and notices: none in this history.
+            "complaints_upheld": 0, "notices_overdue": 0})
         };
     // months, accepted, completed, on time, early, onsite, online, evaluated,
     // good, red, yellow, mean, deducted, annual, rank.
