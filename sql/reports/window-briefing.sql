@@ -120,14 +120,53 @@ deducted AS (
            OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))
     GROUP BY department, "window"
 ),
--- Complaints (效能投诉) and supervision notices (督办) of follow-up.md
--- come in here: those naming a window, per (department, window), joined in
--- `figures` and deducted in `scored`.
---
--- Every window with activity or deductions in the period.
+-- Complaints (效能投诉) naming a window: filed in the period; answered in
+-- the period, upheld (属实 or 部分属实), and by their due date.
+complaint_figures AS (
+    SELECT department, "window",
+           SUM(CASE WHEN filed_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND filed_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE) THEN 1 ELSE 0 END) AS complaints,
+           SUM(CASE WHEN answered_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND answered_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE) THEN 1 ELSE 0 END) AS complaints_answered,
+           SUM(CASE WHEN answered_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND answered_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE)
+                     AND finding IN ('upheld', 'partly_upheld') THEN 1 ELSE 0 END) AS complaints_upheld,
+           SUM(CASE WHEN answered_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND answered_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE) AND on_time THEN 1 ELSE 0 END) AS complaints_on_time
+    FROM complaints
+    WHERE "window" IS NOT NULL AND (CAST($region AS VARCHAR) = ''
+           OR region = CAST($region AS VARCHAR)
+           OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))
+    GROUP BY department, "window"
+),
+-- Notices (督办) on cases of a window: issued in the period; their
+-- notice_overdue cards fired in the period and not retracted.
+notice_figures AS (
+    SELECT department, "window", SUM(issued) AS notices, SUM(late) AS notices_overdue
+    FROM (SELECT department, "window", 1 AS issued, 0 AS late
+          FROM notices
+          WHERE "window" IS NOT NULL AND issued_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND issued_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE) AND (CAST($region AS VARCHAR) = ''
+           OR region = CAST($region AS VARCHAR)
+           OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))
+          UNION ALL
+          SELECT department, "window", 0 AS issued, 1 AS late
+          FROM (SELECT DISTINCT f.alert_id, f.department, f."window", f.region
+                FROM alert_records f
+                WHERE f.rule = 'notice_overdue' AND f.state = 'firing' AND f."window" IS NOT NULL
+                  AND f.at_date >= CAST(CAST($month AS VARCHAR) || '-01' AS DATE) AND f.at_date < CAST(CAST(CAST($month AS VARCHAR) || '-01' AS DATE) + INTERVAL '1 month' AS DATE)
+                  AND NOT EXISTS (SELECT 1 FROM alert_records r
+                                  WHERE r.state = 'retracted' AND r.alert_id = f.alert_id)) cards
+          WHERE (CAST($region AS VARCHAR) = ''
+           OR region = CAST($region AS VARCHAR)
+           OR region IN (SELECT code FROM region_tree WHERE ancestor = CAST($region AS VARCHAR)))) x
+    GROUP BY department, "window"
+),
+-- Every window with cases, deductions, complaints or notices in the period.
+active AS (
+    SELECT department, "window" FROM case_figures
+    UNION SELECT department, "window" FROM deducted
+    UNION SELECT department, "window" FROM complaint_figures WHERE complaints + complaints_answered > 0
+    UNION SELECT department, "window" FROM notice_figures
+),
 figures AS (
-    SELECT COALESCE(c.department, x.department) AS department,
-           COALESCE(c."window", x."window") AS "window",
+    SELECT a.department,
+           a."window",
            COALESCE(c.accepted, 0) AS accepted,
            COALESCE(c.completed, 0) AS completed,
            CAST(c.on_time_n AS DOUBLE) / NULLIF(c.completed, 0) AS on_time_rate,
@@ -142,9 +181,17 @@ figures AS (
            CAST(c.good_n AS DOUBLE) / NULLIF(c.ratings_n, 0) AS good_rating_rate,
            COALESCE(c.red_alerts, 0) AS red_alerts,
            COALESCE(c.yellow_alerts, 0) AS yellow_alerts,
-           COALESCE(x.deducted_points, 0.0) AS deducted_points
-    FROM case_figures c
-    FULL OUTER JOIN deducted x ON x.department = c.department AND x."window" = c."window"
+           COALESCE(x.deducted_points, 0.0) AS deducted_points,
+           COALESCE(q.complaints, 0) AS complaints,
+           COALESCE(q.complaints_upheld, 0) AS complaints_upheld,
+           CAST(q.complaints_on_time AS DOUBLE) / NULLIF(q.complaints_answered, 0) AS complaint_on_time_rate,
+           COALESCE(n.notices, 0) AS notices,
+           COALESCE(n.notices_overdue, 0) AS notices_overdue
+    FROM active a
+    LEFT JOIN case_figures c ON c.department = a.department AND c."window" = a."window"
+    LEFT JOIN deducted x ON x.department = a.department AND x."window" = a."window"
+    LEFT JOIN complaint_figures q ON q.department = a.department AND q."window" = a."window"
+    LEFT JOIN notice_figures n ON n.department = a.department AND n."window" = a."window"
 ),
 -- Catalogue figures: by department only, whatever the region and period.
 catalogue AS (
@@ -157,8 +204,8 @@ catalogue AS (
     GROUP BY department
 ),
 -- The score: the weights (a NULL rate counts 0), less what is deducted —
--- here 1 per deducted point (with follow-up.md's complaints and notices
--- also 2 per upheld complaint and 1 per overdue notice) — floored at 0.
+-- 2 per upheld complaint, 1 per overdue notice and 1 per deducted point —
+-- floored at 0.
 scored AS (
     SELECT f.*,
            p.immediate_item_share,
@@ -171,6 +218,8 @@ scored AS (
                + 10 * COALESCE(f.evaluation_rate, 0)
                + CASE WHEN f.completed = 0 THEN 10
                       ELSE 10 * GREATEST(0.0, 1.0 - CAST(f.red_alerts AS DOUBLE) / f.completed) END
+               - 2 * f.complaints_upheld
+               - 1 * f.notices_overdue
                - 1 * f.deducted_points) AS score
     FROM figures f
     LEFT JOIN catalogue p ON p.department = f.department
@@ -181,7 +230,8 @@ SELECT CAST($region AS VARCHAR) AS region,
        s.immediate_item_share, s.in_hall_item_share, s.within_10_days_rate, s.avg_used_days, s.overdue_open,
        s.compression_rate, s.evaluation_rate, s.good_rating_rate, s.red_alerts, s.yellow_alerts,
        s.deducted_points, s.score,
-       RANK() OVER (ORDER BY ROUND(s.score, 4) DESC) AS rank
+       RANK() OVER (ORDER BY ROUND(s.score, 4) DESC) AS rank,
+       s.complaints, s.complaints_upheld, s.complaint_on_time_rate, s.notices, s.notices_overdue
 FROM scored s
 LEFT JOIN departments d ON d.code = s.department
 ORDER BY rank, s.department, s."window"

@@ -459,6 +459,7 @@ fn complaints_and_notices_in_the_briefing_and_the_score() {
     // × 0 evaluated + 10 × max(0, 1 − 1 red / 1 completed) = 60, less 2 × 2
     // upheld + 1 overdue notice = 55. market: nothing completed, rates
     // NULL (0), the 10 points of no completions → 10.
+    // (N1 and TS4 name window W9.)
     // Annual assessment 2026, tax: one month with completions, its score
     // before deductions 60; less 2 × 2 + 1 → 55, 不合格 (< 60).
     let dir = tempfile::TempDir::new().unwrap();
@@ -468,9 +469,13 @@ fn complaints_and_notices_in_the_briefing_and_the_score() {
         event(n, "TS1", "complaint_filed", "2026-09-30T16:00", complaint()),
         event(n, "TS2", "complaint_filed", "2026-09-30T16:00", market),
         event(n, "TS3", "complaint_filed", "2026-10-09T10:00", complaint()),
-        event(n, "N1", "accepted", "2026-10-12T10:00", json!({"item_code": "A"})),
+        event(n, "N1", "accepted", "2026-10-12T10:00", json!({"item_code": "A", "window": "W9"})),
         event(n, "N2", "accepted", "2026-10-12T10:00", json!({"item_code": "B", "department": "market"})),
-        event(n, "TS4", "complaint_filed", "2026-10-12T11:00", complaint()),
+        event(n, "TS4", "complaint_filed", "2026-10-12T11:00", {
+            let mut c = complaint();
+            c["window"] = json!("W9");
+            c
+        }),
         event(n, "N1", "notice_issued", "2026-10-13T10:00", notice("K1", 1)),
         event(n, "TS2", "complaint_answered", "2026-10-13T17:00", json!({"finding": "not_upheld"})),
         event(n, "N2", "notice_issued", "2026-10-14T10:00", notice("K2", 5)),
