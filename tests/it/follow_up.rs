@@ -277,6 +277,23 @@ fn every_bad_follow_up_field_is_rejected_with_its_reason_and_field() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// `jiancha ARGS` in `dir` with catalogue `cat` and the shipped calendar
+/// and regions; insists on success and returns its standard output.
+fn jiancha(dir: &std::path::Path, cat: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let root = support::root();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_jiancha"))
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("JIANCHA__REFERENCE__CATALOG", cat)
+        .env("JIANCHA__REFERENCE__CALENDAR", root.join("config/calendar"))
+        .env("JIANCHA__REFERENCE__REGIONS", root.join("config/regions.csv"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
+}
+
 /// One event line as a departmental system or the bureau sends it.
 fn event(n: &mut u32, case: &str, kind: &str, at: &str, extra: Value) -> String {
     *n += 1;
@@ -325,20 +342,7 @@ fn complaints_and_notices_are_sql_tables_and_complaints_are_not_cases() {
     std::fs::write(dir.path().join("in.jsonl"), input).unwrap();
     let cat = dir.path().join("catalog.csv");
     std::fs::write(&cat, support::CATALOG).unwrap();
-    let root = support::root();
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_jiancha"))
-            .current_dir(dir.path())
-            .env_remove("RUST_LOG")
-            .env("JIANCHA__REFERENCE__CATALOG", &cat)
-            .env("JIANCHA__REFERENCE__CALENDAR", root.join("config/calendar"))
-            .env("JIANCHA__REFERENCE__REGIONS", root.join("config/regions.csv"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        o.stdout
-    };
+    let run = |args: &[&str]| jiancha(dir.path(), &cat, args);
     run(&["replay", "--out", "h", "--until", "2026-10-20T00:00:00+08:00", "in.jsonl"]);
     let dead = std::fs::read_to_string(dir.path().join("h/dead-letter.jsonl")).unwrap();
     assert!(dead.is_empty(), "{dead}");
@@ -489,20 +493,7 @@ fn complaints_and_notices_in_the_briefing_and_the_score() {
     std::fs::write(dir.path().join("in.jsonl"), lines.join("\n")).unwrap();
     let cat = dir.path().join("catalog.csv");
     std::fs::write(&cat, support::CATALOG).unwrap();
-    let root = support::root();
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_jiancha"))
-            .current_dir(dir.path())
-            .env_remove("RUST_LOG")
-            .env("JIANCHA__REFERENCE__CATALOG", &cat)
-            .env("JIANCHA__REFERENCE__CALENDAR", root.join("config/calendar"))
-            .env("JIANCHA__REFERENCE__REGIONS", root.join("config/regions.csv"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        o.stdout
-    };
+    let run = |args: &[&str]| jiancha(dir.path(), &cat, args);
     run(&["replay", "--out", "h", "--until", "2026-11-01T00:00:00+08:00", "in.jsonl"]);
     let dead = std::fs::read_to_string(dir.path().join("h/dead-letter.jsonl")).unwrap();
     assert!(dead.is_empty(), "{dead}");
