@@ -804,6 +804,10 @@ fn monthly_briefing_as_html_prints_to_a4_in_headless_chromium() {
         "按时办结率",
         "通报表扬",
         "通报批评",
+        // follow-up.md's complaints and notices (none in this history).
+        "效能投诉与督办",
+        "效能投诉件数",
+        "督办超时件数",
     ] {
         assert!(flat.contains(want), "no {want:?} in the PDF:\n{text}");
     }
