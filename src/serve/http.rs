@@ -210,6 +210,15 @@ impl Filter {
     }
 }
 
+/// `limit` (1–1000, default 100) and `offset` of a paged list.
+pub(super) fn paging(q: &HashMap<String, String>) -> Result<(usize, usize), ApiError> {
+    let limit = number(q, "limit", 100, 1000)?;
+    if limit == 0 {
+        return Err(bad("limit must be at least 1"));
+    }
+    Ok((limit, number(q, "offset", 0, usize::MAX)?))
+}
+
 fn number(q: &HashMap<String, String>, key: &str, default: usize, max: usize) -> Result<usize, ApiError> {
     match q.get(key) {
         None => Ok(default),
@@ -240,11 +249,7 @@ async fn alerts(
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let (scope, q, f) = ask(&app, &headers, q, &["limit", "offset"])?;
-    let limit = number(&q, "limit", 100, 1000)?;
-    if limit == 0 {
-        return Err(bad("limit must be at least 1"));
-    }
-    let offset = number(&q, "offset", 0, usize::MAX)?;
+    let (limit, offset) = paging(&q)?;
     let all = app.live.feed.current(|r| f.keep(&scope, r));
     let page: Vec<&str> = all.iter().skip(offset).take(limit).map(|e| e.json.as_str()).collect();
     // The records are JSON already: splice them in rather than re-encoding.
@@ -425,10 +430,12 @@ async fn calendar(State(app): State<App>, headers: HeaderMap) -> Result<Response
     .into_response())
 }
 
-async fn rows(
+/// The rows of `table` matching `filter`, ordered by `order`, as JSON
+/// objects (as `jiancha sql --format json` gives them).
+pub(super) async fn rows(
     ctx: &SessionContext,
     table: &str,
-    case_id: &str,
+    filter: datafusion::prelude::Expr,
     order: &str,
 ) -> Result<Vec<serde_json::Value>, ApiError> {
     let err = |e: datafusion::error::DataFusionError| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
@@ -436,7 +443,7 @@ async fn rows(
         .table(table)
         .await
         .map_err(err)?
-        .filter(col("case_id").eq(lit(case_id)))
+        .filter(filter)
         .map_err(err)?
         .sort(vec![col(order).sort(true, true)])
         .map_err(err)?
@@ -458,8 +465,8 @@ async fn case(
     if case_id.is_empty() || case_id.len() > 128 {
         return Err(bad("case id must be 1 to 128 characters"));
     }
-    let mut cases = rows(&app.sql, "cases", &case_id, "case_id").await?;
-    let mut events = rows(&app.sql, "events", &case_id, "occurred_at").await?;
+    let mut cases = rows(&app.sql, "cases", col("case_id").eq(lit(case_id.as_str())), "case_id").await?;
+    let mut events = rows(&app.sql, "events", col("case_id").eq(lit(case_id.as_str())), "occurred_at").await?;
     // What officials did is for admins (as over SQL): a reader sees no staff codes.
     if !admin {
         for row in cases.iter_mut().chain(events.iter_mut()) {
@@ -468,7 +475,7 @@ async fn case(
             }
         }
     }
-    let alerts = rows(&app.sql, "alert_records", &case_id, "at").await?;
+    let alerts = rows(&app.sql, "alert_records", col("case_id").eq(lit(case_id.as_str())), "at").await?;
     let region =
         cases.first().or(events.first()).and_then(|r| r.get("region")).and_then(|v| v.as_str()).map(str::to_string);
     if (cases.is_empty() && events.is_empty()) || !visible(&scope, region.as_deref()) {

@@ -10,7 +10,7 @@
 //! `supervisor` or `admin` role (403 otherwise); a case outside the user's
 //! region is a 404, as an unknown one is; a bad body a 400 with a JSON error.
 
-use super::http::{bad, caller, visible, ApiError, App};
+use super::http::{bad, caller, paging, rows, visible, ApiError, App};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -49,7 +49,7 @@ fn only(m: &serde_json::Map<String, Value>, keys: &[&str]) -> Result<(), ApiErro
 /// A fresh random id: `prefix` and 16 hex digits.
 fn fresh_id(prefix: &str) -> Result<String, ApiError> {
     let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    getrandom::fill(&mut b).map_err(internal)?;
     Ok(format!("{prefix}{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
 }
 
@@ -57,36 +57,21 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
-/// Rows of `table` matching `filter`, as JSON objects, ordered by `order`.
-async fn select(app: &App, table: &str, filter: Expr, order: &str) -> Result<Vec<Value>, ApiError> {
-    let batches = app
-        .sql
-        .table(table)
-        .await
-        .map_err(internal)?
-        .filter(filter)
-        .map_err(internal)?
-        .sort(vec![col(order).sort(true, true)])
-        .map_err(internal)?
-        .collect()
-        .await
-        .map_err(internal)?;
-    let bytes = crate::sql::format::render(&batches, crate::sql::format::Format::Json).map_err(internal)?;
-    serde_json::from_slice(&bytes).map_err(internal)
-}
-
 fn region_of(row: &Value) -> Option<String> {
     row.get("region").and_then(Value::as_str).map(str::to_string)
 }
 
-/// Posts a notice event through the pipeline's inbox.
-async fn post(app: &App, case_id: &str, event: Value) -> Result<(), ApiError> {
-    let inbox = app
-        .live
+/// The pipeline's inbox (503 where nothing can be posted).
+fn inbox(app: &App) -> Result<&std::sync::Arc<dyn crate::pipeline::inbox::Inbox>, ApiError> {
+    app.live
         .inbox
         .get()
-        .cloned()
-        .ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "this pipeline takes no posted events".into()))?;
+        .ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "this pipeline takes no posted events".into()))
+}
+
+/// Posts a notice event through the pipeline's inbox.
+async fn post(app: &App, case_id: &str, event: Value) -> Result<(), ApiError> {
+    let inbox = inbox(app)?.clone();
     let case_id = case_id.to_string();
     let line = event.to_string().into_bytes();
     tokio::task::spawn_blocking(move || inbox.post(&case_id, line))
@@ -97,12 +82,7 @@ async fn post(app: &App, case_id: &str, event: Value) -> Result<(), ApiError> {
 
 /// The present of the pipeline, as the events carry it.
 fn now(app: &App) -> Result<String, ApiError> {
-    let inbox = app
-        .live
-        .inbox
-        .get()
-        .ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "this pipeline takes no posted events".into()))?;
-    Ok(app.live.zone.format(inbox.now()))
+    Ok(app.live.zone.format(inbox(app)?.now()))
 }
 
 /// `POST /api/notices` `{"case_id", "deadline_days", "reason"}`.
@@ -137,16 +117,16 @@ pub(super) async fn issue(
             (true, v.region.clone(), open)
         }
         None => {
-            let rows = select(&app, "case_versions", col("case_id").eq(lit(case_id.as_str())), "version").await?;
-            let open = select(
-                &app,
+            let versions = rows(&app.sql, "case_versions", col("case_id").eq(lit(case_id.as_str())), "version").await?;
+            let open = rows(
+                &app.sql,
                 "notices",
                 col("case_id").eq(lit(case_id.as_str())).and(col("status").eq(lit("open"))),
                 "issued_at",
             )
             .await?;
             let open = open.first().map(|n| n.get("notice_id").and_then(Value::as_str).unwrap_or("").to_string());
-            (!rows.is_empty(), rows.last().and_then(region_of), open)
+            (!versions.is_empty(), versions.last().and_then(region_of), open)
         }
     };
     if !known || !visible(&who.scope, region.as_deref()) {
@@ -194,8 +174,8 @@ pub(super) async fn answer(
     let (case_id, region) = match posted {
         Some(x) => x,
         None => {
-            let rows = select(&app, "notices", col("notice_id").eq(lit(notice_id.as_str())), "issued_at").await?;
-            let Some(row) = rows.last() else {
+            let found = rows(&app.sql, "notices", col("notice_id").eq(lit(notice_id.as_str())), "issued_at").await?;
+            let Some(row) = found.last() else {
                 return Err(ApiError(StatusCode::NOT_FOUND, format!("no notice {notice_id:?}")));
             };
             (row.get("case_id").and_then(Value::as_str).unwrap_or("").to_string(), region_of(row))
@@ -239,18 +219,8 @@ fn list_filter(app: &App, q: &HashMap<String, String>, statuses: &[&str]) -> Res
             other => return Err(bad(format!("unknown parameter {other:?}"))),
         }
     }
-    let number = |key: &str, default: usize, max: usize| match q.get(key) {
-        None => Ok(default),
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if n <= max => Ok(n),
-            _ => Err(bad(format!("{key} {v:?} must be a whole number from 0 to {max}"))),
-        },
-    };
-    let limit = number("limit", 100, 1000)?;
-    if limit == 0 {
-        return Err(bad("limit must be at least 1"));
-    }
-    Ok((f, limit, number("offset", 0, usize::MAX)?))
+    let (limit, offset) = paging(q)?;
+    Ok((f, limit, offset))
 }
 
 async fn list(
@@ -263,13 +233,13 @@ async fn list(
     let who = caller(&app, &headers)?;
     let Query(q) = q.map_err(|e| bad(e.body_text()))?;
     let (f, limit, offset) = list_filter(&app, &q, &["open", "answered"])?;
-    let rows: Vec<Value> = select(&app, table, f, order)
+    let listed: Vec<Value> = rows(&app.sql, table, f, order)
         .await?
         .into_iter()
         .filter(|r| visible(&who.scope, region_of(r).as_deref()))
         .collect();
-    let page: Vec<&Value> = rows.iter().skip(offset).take(limit).collect();
-    let body = json!({"total": rows.len(), "offset": offset, "limit": limit, table: page});
+    let page: Vec<&Value> = listed.iter().skip(offset).take(limit).collect();
+    let body = json!({"total": listed.len(), "offset": offset, "limit": limit, table: page});
     Ok(([(header::CONTENT_TYPE, "application/json")], Json(body)).into_response())
 }
 
