@@ -26,6 +26,29 @@ pub fn regions(live: &Live) -> Vec<String> {
     out
 }
 
+/// Calls `set(department, value)` for each row of `b` with a department
+/// and a non-null `column` (cast to a float); nothing when either column
+/// is missing.
+fn by_department(
+    b: &datafusion::arrow::array::RecordBatch,
+    column: &str,
+    mut set: impl FnMut(&str, f64),
+) -> Result<(), crate::sql::SqlError> {
+    let (Some(dept), Some(values)) = (b.column_by_name("department"), b.column_by_name(column)) else {
+        return Ok(());
+    };
+    let dept = cast(dept, &DataType::Utf8)?;
+    let dept = dept.as_string::<i32>();
+    let values = cast(values, &DataType::Float64)?;
+    let values = values.as_primitive::<Float64Type>();
+    for i in 0..b.num_rows() {
+        if !values.is_null(i) && !dept.is_null(i) {
+            set(dept.value(i), values.value(i));
+        }
+    }
+    Ok(())
+}
+
 /// Open complaints or notices (`{table}`), and those past their due date,
 /// by department, in region `$region` and below.
 const FOLLOW_UP: &str = "SELECT department,
@@ -51,21 +74,8 @@ async fn follow_up(live: &Live, ctx: &SessionContext, month: &str) -> Result<(),
     }
     for (gauges, region, batches) in results {
         for b in batches {
-            let (Some(dept), Some(open), Some(overdue)) =
-                (b.column_by_name("department"), b.column_by_name("open_n"), b.column_by_name("overdue_n"))
-            else {
-                continue;
-            };
-            let dept = cast(dept, &DataType::Utf8)?;
-            let dept = dept.as_string::<i32>();
-            for (gauge, values) in gauges.iter().zip([open, overdue]) {
-                let values = cast(values, &DataType::Float64)?;
-                let values = values.as_primitive::<Float64Type>();
-                for i in 0..b.num_rows() {
-                    if !values.is_null(i) && !dept.is_null(i) {
-                        gauge.with_label_values(&[region.as_str(), dept.value(i)]).set(values.value(i) as i64);
-                    }
-                }
+            for (gauge, column) in gauges.iter().zip(["open_n", "overdue_n"]) {
+                by_department(&b, column, |dept, v| gauge.with_label_values(&[region.as_str(), dept]).set(v as i64))?;
             }
         }
     }
@@ -86,19 +96,8 @@ pub async fn refresh(live: &Live, ctx: &SessionContext, month: &str) -> Result<(
     }
     for (region, batches) in results {
         for b in batches {
-            let Some(dept) = b.column_by_name("department") else { continue };
-            let dept = cast(dept, &DataType::Utf8)?;
-            let dept = dept.as_string::<i32>();
             for (column, gauge) in &live.metrics.briefing {
-                let Some(values) = b.column_by_name(column) else { continue };
-                let values = cast(values, &DataType::Float64)?;
-                let values = values.as_primitive::<Float64Type>();
-                for i in 0..b.num_rows() {
-                    if values.is_null(i) || dept.is_null(i) {
-                        continue;
-                    }
-                    gauge.with_label_values(&[region.as_str(), dept.value(i)]).set(values.value(i));
-                }
+                by_department(&b, column, |dept, v| gauge.with_label_values(&[region.as_str(), dept]).set(v))?;
             }
         }
     }
