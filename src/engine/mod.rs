@@ -34,7 +34,7 @@ pub mod walk;
 
 pub use facts::{AcceptanceFact, SharedFact};
 use published::{merge_published, reconcile};
-use state::{Case, State, NO_WAKE};
+use state::{Case, Departed, State, NO_WAKE};
 pub use state::{SnapshotError, Stats};
 
 use crate::alert::AlertRecord;
@@ -479,12 +479,22 @@ impl Engine {
     /// date: each closed at or after 00:00 of the day after it, or still
     /// open when the watermark has passed that instant.
     fn late_sub_cases(&self, case_id: &str, due: Option<Day>) -> Option<LateSubCases> {
-        let kids = self.st.children.get(case_id)?;
+        let kids = self.st.children.get(case_id);
+        let departed = self.st.departed.get(case_id);
+        if kids.is_none() && departed.is_none() {
+            return None;
+        }
         let mut late = LateSubCases::default();
         let Some(due) = due else { return Some(late) };
         let t = self.zone.midnight(due.next());
         let wm = self.st.watermark.unwrap_or(i64::MIN);
-        for k in kids {
+        for d in departed.into_iter().flatten() {
+            if d.closed_at.map_or(wm >= t, |x| x >= t) {
+                late.case_ids.push(d.case_id.to_string());
+                late.departments.push(self.st.strings.name(d.department).to_string());
+            }
+        }
+        for k in kids.into_iter().flatten() {
             let Some(c) = self.st.cases.get(k) else { continue };
             let pc = self.parent_center(c.parent.as_deref());
             let s = self.judge(k, c, &pc, false).summary;
@@ -495,6 +505,7 @@ impl Engine {
             }
         }
         late.case_ids.sort();
+        late.case_ids.dedup();
         late.departments.sort();
         late.departments.dedup();
         Some(late)

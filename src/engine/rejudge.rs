@@ -183,6 +183,7 @@ impl Engine {
                 self.st.timers.remove(&(w, key.clone()));
             }
             self.st.cases.remove(key);
+            self.st.departed.remove(key);
         }
         if old_parent != new_parent {
             if let Some(p) = &old_parent {
@@ -197,6 +198,10 @@ impl Engine {
                 let v = self.st.children.entry(p.clone()).or_default();
                 if !v.contains(key) {
                     v.push(key.clone());
+                }
+                // Back in memory (a late event): counted from memory again.
+                if let Some(d) = self.st.departed.get_mut(p) {
+                    d.retain(|d| d.case_id != *key);
                 }
             }
         }
@@ -246,6 +251,19 @@ impl Engine {
                 self.evicted_views.push(v);
             }
         }
+        // A sub-case leaving before its parent stays among the parent's
+        // sub-cases in the parent's row.
+        let departed = self.st.cases.get(key).and_then(|case| {
+            let p = case.parent.as_ref().filter(|p| self.st.cases.contains_key(&***p))?;
+            let pc = self.parent_center(Some(p));
+            let s = self.judge(key, case, &pc, false).summary;
+            let department = s.attrs.as_ref()?.department;
+            Some((p.clone(), Departed { case_id: key.clone(), department, closed_at: s.closed_at }))
+        });
+        if let Some((p, d)) = departed {
+            self.st.departed.entry(p).or_default().push(d);
+        }
+        self.st.departed.remove(key);
         let Some(case) = self.st.cases.remove(key) else { return };
         self.st.shared_center.remove(key);
         if let Some(w) = case.wake() {

@@ -122,6 +122,21 @@ pub(super) struct State {
     /// taken as the engine's).
     #[serde(default)]
     pub(super) calendar: u64,
+    /// Sub-cases that left memory before their parent, by parent: its row
+    /// still counts them among its sub-cases (`late_sub_cases`).
+    #[serde(with = "sorted", default)]
+    pub(super) departed: Map<Arc<str>, Vec<Departed>>,
+}
+
+/// A sub-case that left memory, as its parent's row needs it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct Departed {
+    /// Its case id.
+    pub(super) case_id: Arc<str>,
+    /// Its interned department.
+    pub(super) department: u32,
+    /// When it closed, if it did.
+    pub(super) closed_at: Option<Instant>,
 }
 
 /// A snapshot could not be read.

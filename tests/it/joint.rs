@@ -72,3 +72,27 @@ fn a_joint_case_made_late_by_a_sub_case_still_open() {
     assert!(changed.iter().any(|v| v.case_id == "P2"), "a sub-case's change rewrites its parent's row");
     assert_eq!(h.case("P2").late_sub_cases, late(&["S4"], &["market"]));
 }
+
+#[test]
+fn regression_a_parent_leaving_memory_after_its_sub_cases_kept_them_in_its_row() {
+    // As in the first test: S2 made P1 late, S1 did not. The sub-cases
+    // close first and leave memory before their parent; P1's row written
+    // when P1 itself leaves (its last version) still names S2. It used to
+    // say P1 had no sub-cases at all (NULL), so the stored row depended on
+    // whether a flush came between P1's close and its leaving.
+    let mut h = H::new();
+    h.ev("P1", "accepted", "2026-03-02T10:00", json!({"item_code": "J", "department": "civil"}));
+    sub(&mut h, "S1", "P1", "health", "2026-03-02T11:00");
+    sub(&mut h, "S2", "P1", "market", "2026-03-02T11:00");
+    h.ev("S1", "completed", "2026-03-06T15:00", json!({"result": "approved"}));
+    h.ev("S2", "completed", "2026-03-10T09:00", json!({"result": "approved"}));
+    h.ev("P1", "completed", "2026-03-20T15:00", json!({"result": "approved"}));
+    let first = h.engine.take_changed();
+    let p1 = first.iter().find(|v| v.case_id == "P1").expect("P1's row");
+    assert_eq!(p1.late_sub_cases, late(&["S2"], &["market"]));
+    h.until("2026-12-31T00:00");
+    assert_eq!(h.engine.cases_in_memory(), 0, "every case left memory");
+    let last = h.engine.take_changed();
+    let p1 = last.iter().rev().find(|v| v.case_id == "P1").expect("P1's row as it left");
+    assert_eq!(p1.late_sub_cases, late(&["S2"], &["market"]));
+}
