@@ -9,8 +9,10 @@
 //! 2. a uniform synthetic stream (default 1,000,000 events, `EVENTS`), with
 //!    anomalies of every rule;
 //! 3. 1,000,000 open cases (submitted + accepted): the engine's heap per open
-//!    case with a counting allocator, and the `jiancha replay` process's peak
-//!    RSS for them (`--until` four weeks later).
+//!    case with a counting allocator, the size and the write and restore
+//!    times of their snapshot (binary, and the JSON of format 1), and the
+//!    `jiancha replay` process's peak RSS for them (`--until` four weeks
+//!    later).
 //!
 //! `BENCH_KEEP=DIR` keeps the generated inputs for profiling `jiancha replay`.
 
@@ -130,6 +132,21 @@ fn main() {
         engine.remembered_ids(),
         used as f64 / engine.open_cases() as f64
     );
+    // The snapshot of those cases, binary and (as before) JSON.
+    for (name, json) in [("binary", false), ("JSON", true)] {
+        let t = std::time::Instant::now();
+        let snap = if json { engine.snapshot_json() } else { engine.snapshot() };
+        let write = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let back = Engine::restore(rd.clone(), zone.clone(), cfg.rules.clone(), &snap).unwrap();
+        let read = t.elapsed().as_secs_f64();
+        assert_eq!(back.open_cases(), engine.open_cases());
+        println!(
+            "snapshot {name}: {} MB ({:.0} bytes per open case), written in {write:.2} s, restored in {read:.2} s",
+            snap.len() / 1_000_000,
+            snap.len() as f64 / engine.open_cases() as f64
+        );
+    }
     drop(engine);
     let file = dir.join("open.jsonl");
     write_lines(&file, (0..open).flat_map(|i| [line(i, 0), line(i, 1)]));

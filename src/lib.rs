@@ -14,7 +14,8 @@
 //! - [`event`], [`privacy`], [`deadletter`]: the event contract decoded and
 //!   checked, applicant hashing, dead-letter reasons.
 //! - [`engine`]: the pure rules engine, one file a rule under
-//!   `engine/rules/`; [`alert`]: the record it publishes.
+//!   `engine/rules/`; [`alert`]: the record it publishes; [`binary`]: the
+//!   binary format of its snapshots.
 //! - [`pipeline`]: source → decode → engine + [`history`] → sinks.
 //! - [`replay`], [`demo`], [`kafka`]: the shells.
 //! - [`serve`], [`metrics`], [`sql`]: HTTP, the board, Prometheus, the
@@ -23,6 +24,7 @@
 
 pub mod alert;
 pub mod backoff;
+pub mod binary;
 pub mod calendar;
 pub mod cli;
 pub mod config;

@@ -35,12 +35,15 @@ pub mod hex32 {
     use serde::de::{Error, SeqAccess, Visitor};
     use serde::{Deserializer, Serializer};
 
-    /// Serializes as lowercase hex.
+    /// Serializes as lowercase hex, or as 32 bytes in a binary format.
     pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() {
+            return s.serialize_bytes(bytes);
+        }
         s.serialize_str(super::hex32_in(bytes, &mut [0; 64]))
     }
 
-    /// Reads hex, or an array of 32 numbers.
+    /// Reads hex, or an array of 32 numbers, or 32 bytes in a binary format.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
@@ -50,6 +53,9 @@ pub mod hex32 {
             }
             fn visit_str<E: Error>(self, v: &str) -> Result<[u8; 32], E> {
                 super::unhex32(v).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<[u8; 32], E> {
+                v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; 32], A::Error> {
                 let mut out = [0u8; 32];
@@ -61,6 +67,9 @@ pub mod hex32 {
                 }
                 Ok(out)
             }
+        }
+        if !d.is_human_readable() {
+            return d.deserialize_bytes(V);
         }
         d.deserialize_any(V)
     }

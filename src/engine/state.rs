@@ -1,5 +1,6 @@
 //! The engine's whole mutable state — what a snapshot holds — with the
-//! [`Case`] as kept in it, and the snapshot itself (JSON, deterministic: equal states give equal bytes).
+//! [`Case`] as kept in it, and the snapshot itself (binary, versioned,
+//! deterministic: equal states give equal bytes; see [`crate::binary`]).
 
 use super::case::{CaseEvent, Interner, Published};
 use super::dual::DualIndex;
@@ -141,31 +142,103 @@ pub(super) struct Departed {
 
 /// A snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot restore engine snapshot: {0}")]
-pub struct SnapshotError(#[source] serde_json::Error);
+pub enum SnapshotError {
+    /// A JSON snapshot (format 1) that does not parse.
+    #[error("cannot restore engine snapshot: {0}")]
+    Json(#[source] serde_json::Error),
+    /// A binary snapshot that does not decode.
+    #[error("cannot restore engine snapshot: {0}")]
+    Binary(#[source] crate::binary::Error),
+    /// A binary snapshot of a format this version does not read.
+    #[error("cannot restore engine snapshot: format {0}, this version reads 1 and {SNAPSHOT_FORMAT}")]
+    Format(u32),
+    /// A binary snapshot whose bytes are not those written (its checksum
+    /// does not match): cut short or damaged.
+    #[error("cannot restore engine snapshot: checksum mismatch (cut short or damaged)")]
+    Checksum,
+}
+
+/// The first bytes of a binary snapshot (never the start of JSON).
+const MAGIC: &[u8; 8] = b"\xffJCHSNAP";
+
+/// The binary snapshot format written: its number follows [`MAGIC`] (format
+/// 1 is the JSON snapshot of earlier versions, still read).
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 impl Engine {
-    /// The whole state, serialized (deterministic: equal states give equal bytes).
+    /// The whole state, serialized in the binary format (deterministic:
+    /// equal states give equal bytes).
     pub fn snapshot(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.write_snapshot(&mut v).expect("a snapshot encodes into memory");
+        v
+    }
+
+    /// The whole state as JSON (format 1, as earlier versions wrote it):
+    /// for reading by eye and for tests of old snapshots.
+    pub fn snapshot_json(&self) -> Vec<u8> {
         serde_json::to_vec(&self.st).expect("engine state serializes")
     }
 
-    /// Writes [`Engine::snapshot`] to `w` (a buffer kept from one
-    /// checkpoint to the next is not grown, copied and zeroed again each
-    /// time, as a new one is).
-    pub fn write_snapshot(&self, w: impl std::io::Write) -> std::io::Result<()> {
-        serde_json::to_writer(w, &self.st).map_err(std::io::Error::from)
+    /// Writes [`Engine::snapshot`] to `w` (best a buffered writer): the
+    /// magic bytes, the format number, the state, and a 64-bit checksum
+    /// (XXH3) of the state's bytes.
+    pub fn write_snapshot(&self, mut w: impl std::io::Write) -> std::io::Result<()> {
+        w.write_all(MAGIC)?;
+        w.write_all(&SNAPSHOT_FORMAT.to_le_bytes())?;
+        // The encoder writes a few bytes at a time: the buffer in front of
+        // the hash gives it blocks.
+        let mut h =
+            std::io::BufWriter::with_capacity(1 << 16, Hashing { inner: &mut w, hash: xxhash_rust::xxh3::Xxh3::new() });
+        crate::binary::to_writer(&mut h, &self.st).map_err(|e| match e {
+            crate::binary::Error::Io(e) => e,
+            e => std::io::Error::other(e),
+        })?;
+        let sum = h.into_inner().map_err(|e| e.into_error())?.hash.digest();
+        w.write_all(&sum.to_le_bytes())
     }
 
-    /// An engine resumed from [`Engine::snapshot`].
+    /// An engine resumed from [`Engine::snapshot`] (or from a JSON snapshot
+    /// of an earlier version).
     pub fn restore(
         refdata: Arc<RefData>,
         zone: Zone,
         rules: RulesConfig,
         bytes: &[u8],
     ) -> Result<Engine, SnapshotError> {
-        let st: State = serde_json::from_slice(bytes).map_err(SnapshotError)?;
+        let st: State = match bytes.strip_prefix(MAGIC) {
+            Some(rest) => {
+                let (v, rest) = rest.split_at_checked(4).ok_or(SnapshotError::Format(0))?;
+                let v = u32::from_le_bytes(v.try_into().expect("4 bytes"));
+                if v != SNAPSHOT_FORMAT {
+                    return Err(SnapshotError::Format(v));
+                }
+                let (body, sum) = rest.split_at_checked(rest.len().wrapping_sub(8)).ok_or(SnapshotError::Checksum)?;
+                if xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() != sum {
+                    return Err(SnapshotError::Checksum);
+                }
+                crate::binary::from_slice(body).map_err(SnapshotError::Binary)?
+            }
+            None => serde_json::from_slice(bytes).map_err(SnapshotError::Json)?,
+        };
         Ok(Engine::with_state(refdata, zone, rules, st))
+    }
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: xxhash_rust::xxh3::Xxh3,
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.hash.update(&b[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -428,7 +428,7 @@ fn a_snapshot_written_before_notices_existed_still_restores() {
     // restored, the case goes on as if nothing had changed.
     let mut h = H::new();
     h.ev("S1", "accepted", "2026-03-02T10:00", json!({"item_code": "A"}));
-    let snap = String::from_utf8(h.engine.snapshot()).unwrap();
+    let snap = String::from_utf8(h.engine.snapshot_json()).unwrap();
     let old = snap.replace(&format!(",\"notice\":{}", u32::MAX), "");
     assert_ne!(old, snap, "the snapshot names the notice field");
     let e = jiancha::engine::Engine::restore(
@@ -438,7 +438,7 @@ fn a_snapshot_written_before_notices_existed_still_restores() {
         old.as_bytes(),
     )
     .unwrap();
-    assert_eq!(e.snapshot(), snap.into_bytes());
+    assert_eq!(e.snapshot_json(), snap.into_bytes());
 }
 
 #[test]

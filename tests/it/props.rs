@@ -95,6 +95,37 @@ fn live(effects: &[String]) -> BTreeSet<(String, String, String, String, String)
         .collect()
 }
 
+#[test]
+fn a_json_snapshot_restores_the_state_its_binary_snapshot_holds_and_a_corrupt_one_is_refused() {
+    // The binary snapshot (format 2) holds what the JSON one (format 1,
+    // written by earlier versions) held: either restores the same state.
+    let rd = shipped();
+    let lines = stream(11, 60, 0.05, 0.02, 0.01);
+    let (_, engine) = run(&rd, &lines[..lines.len() / 2], None);
+    let bin = engine.snapshot();
+    let json = engine.snapshot_json();
+    assert!(bin.len() * 2 < json.len(), "binary {} bytes against JSON {}", bin.len(), json.len());
+    let restore = |b: &[u8]| Engine::restore(rd.clone(), zone(), RulesConfig::default(), b);
+    let from_json = restore(&json).unwrap();
+    assert_eq!(from_json.snapshot(), bin);
+    assert_eq!(restore(&bin).unwrap().snapshot_json(), json);
+    // Cut or damaged, a snapshot is an error, never a panic or a state
+    // silently short of cases.
+    for cut in [0, 8, 12, bin.len() / 2, bin.len() - 1] {
+        assert!(restore(&bin[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut other = bin.clone();
+    other[8] = 9;
+    let err = restore(&other).err().expect("format 9 is refused").to_string();
+    assert!(err.contains("format 9"), "{err}");
+    for i in (12..bin.len()).step_by(97) {
+        let mut bad = bin.clone();
+        bad[i] ^= 0xa5;
+        let err = restore(&bad).err().expect("a damaged snapshot is refused").to_string();
+        assert!(err.contains("checksum"), "{err}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: crate::support::proptest_cases(24), .. ProptestConfig::default() })]
 
