@@ -121,7 +121,9 @@ fn replay_from(
     let engine = Engine::new(refdata.clone(), zone.clone(), cfg.rules.clone());
     let history = crate::history::History::open(out, zone.clone(), refdata.clone())?;
     let lateness = cfg.time.allowed_lateness.as_millis() as i64;
-    let mut pipeline = Pipeline::new(decoder, Core::new(engine, history), Watermark::FollowEvents { lateness }, None);
+    let mut core = Core::new(engine, history);
+    core.stream_evicted();
+    let mut pipeline = Pipeline::new(decoder, core, Watermark::FollowEvents { lateness }, None);
 
     let mut sink = JsonLinesSink::create(out, &opts.files)?;
     pipeline.run(&mut source, &mut sink, FlushPolicy { rows: FLUSH_ROWS, every: None })?;

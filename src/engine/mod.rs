@@ -241,14 +241,36 @@ impl Engine {
         self.st.watermark
     }
 
-    /// The current views of every case judged since the last call (sorted
-    /// by case id), for history: a case's row changes only when it is judged.
-    pub fn take_changed(&mut self) -> Vec<CaseView> {
+    /// Gives `f` the current view of every case judged since the last call
+    /// (first those that left memory meanwhile, then the others sorted by
+    /// case id), for history: a case's row changes only when it is judged.
+    /// The views are made one at a time, not collected.
+    pub fn take_changed_with(&mut self, mut f: impl FnMut(&CaseView)) {
+        self.take_evicted(&mut f);
         let mut ids: Vec<Arc<str>> = self.st.changed.drain().collect();
         ids.sort();
-        let mut views = std::mem::take(&mut self.evicted_views);
-        views.extend(ids.iter().filter_map(|id| self.case_view(id)));
-        views
+        for id in &ids {
+            if let Some(v) = self.case_view(id) {
+                f(&v);
+            }
+        }
+    }
+
+    /// The views [`Engine::take_changed_with`] gives, collected.
+    pub fn take_changed(&mut self) -> Vec<CaseView> {
+        let mut v = Vec::new();
+        self.take_changed_with(|c| v.push(c.clone()));
+        v
+    }
+
+    /// Gives `f` the final views of the changed cases that left memory
+    /// since the last call (part of [`Engine::take_changed_with`]): a shell with
+    /// no reader of pending rows (replay) takes them as they come, so they
+    /// do not pile up until the flush.
+    pub fn take_evicted(&mut self, mut f: impl FnMut(&CaseView)) {
+        for v in self.evicted_views.drain(..) {
+            f(&v);
+        }
     }
 
     /// The current views of the cases judged since the last

@@ -17,12 +17,23 @@ pub struct Core {
     effects: Vec<Effect>,
     /// How many of `effects` are already in history.
     recorded: usize,
+    /// Rows of cases that left memory go to history at once (see
+    /// [`Core::stream_evicted`]).
+    stream_evicted: bool,
 }
 
 impl Core {
     /// A core over an engine (fresh or restored) and a history writer.
     pub fn new(engine: Engine, history: History) -> Core {
-        Core { engine, history, effects: Vec::new(), recorded: 0 }
+        Core { engine, history, effects: Vec::new(), recorded: 0, stream_evicted: false }
+    }
+
+    /// Writes the rows of cases leaving memory to history as they leave,
+    /// not at the next flush: for a shell whose SQL does not read pending
+    /// rows (replay flushes once, at the end, and would otherwise hold the
+    /// final view of every closed case until then).
+    pub fn stream_evicted(&mut self) {
+        self.stream_evicted = true;
     }
 
     /// Stores (unless a duplicate) and applies one decoded event found at
@@ -73,6 +84,10 @@ impl Core {
             }
         }
         self.recorded = self.effects.len();
+        if self.stream_evicted {
+            let h = &mut self.history;
+            self.engine.take_evicted(|v| h.case(v));
+        }
     }
 
     /// The effects produced since the last call, already in history, for
@@ -84,9 +99,8 @@ impl Core {
 
     /// Writes the changed cases' rows and every buffered history row.
     pub fn flush(&mut self) -> Result<(), HistoryError> {
-        for v in self.engine.take_changed() {
-            self.history.case(&v);
-        }
+        let h = &mut self.history;
+        self.engine.take_changed_with(|v| h.case(v));
         self.history.flush()
     }
 }
