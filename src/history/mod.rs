@@ -14,6 +14,7 @@
 //! written every [`BATCH_ROWS`] rows of a table and month, so memory stays
 //! bounded however long the writer goes between flushes.
 
+mod parts;
 pub mod pending;
 pub mod schema;
 
@@ -23,10 +24,6 @@ use crate::event::Event;
 use crate::reference::RefData;
 use crate::time::{Instant, Zone};
 use arrow::array::RecordBatch;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
-use parquet::schema::types::ColumnPath;
 
 /// Columns whose values are (nearly) all different: a dictionary would
 /// only cost the time of interning every value before falling back to
@@ -91,9 +88,6 @@ pub enum HistoryError {
 
 /// The history writer.
 pub struct History {
-    /// `WRITER-` of a named writer's part names, or empty.
-    writer: String,
-    dir: PathBuf,
     zone: Zone,
     zone_name: String,
     refdata: Arc<RefData>,
@@ -102,13 +96,10 @@ pub struct History {
     cases: BTreeMap<Month, CaseRows>,
     notices: BTreeMap<Month, NoticeRows>,
     rejected: Vec<u64>,
-    /// The parts being written (temporary names), by table and month.
-    open: BTreeMap<(&'static str, Option<Month>), OpenPart>,
-    /// Rows encoded into them.
+    /// The parts being written (temporary names), on their own thread.
+    parts: parts::Parts,
+    /// Rows handed to them since the last flush.
     encoded: usize,
-    /// Encoding rows into an open part failed: returned by the next flush,
-    /// which writes nothing (the caller's last durable point stands).
-    failed: Option<HistoryError>,
     run: u64,
     part: u64,
     version: u64,
@@ -177,13 +168,6 @@ fn month(zone: &Zone, t: Instant) -> String {
     Month::of(zone.day_of(t)).to_string()
 }
 
-/// A part being written under its temporary name.
-struct OpenPart {
-    writer: ArrowWriter<std::fs::File>,
-    tmp: PathBuf,
-    path: PathBuf,
-}
-
 impl History {
     /// Opens (creating) the history under `dir`; new parts are numbered
     /// after the existing ones.
@@ -206,8 +190,6 @@ impl History {
             .max()
             .unwrap_or(0);
         Ok(History {
-            writer: if writer.is_empty() { String::new() } else { format!("{writer}-") },
-            dir: dir.to_path_buf(),
             zone_name: zone.name().to_string(),
             zone,
             refdata,
@@ -216,9 +198,8 @@ impl History {
             cases: BTreeMap::new(),
             notices: BTreeMap::new(),
             rejected: Vec::new(),
-            open: BTreeMap::new(),
+            parts: parts::Parts::start(dir, &if writer.is_empty() { String::new() } else { format!("{writer}-") }),
             encoded: 0,
-            failed: None,
             run: part,
             part,
             version: part << 32,
@@ -326,44 +307,14 @@ impl History {
             + self.notices.values().map(|r| r.len).sum::<usize>()
     }
 
-    /// Encodes rows into the open part of `table` and month `m` (opening
-    /// it); a failure is kept for [`History::flush`].
+    /// Hands rows to the part of `table` and month `m` being written (see
+    /// [`parts`]); a failure is reported by [`History::flush`].
     fn encode(&mut self, table: &'static str, m: Option<Month>, batch: RecordBatch) {
-        if self.failed.is_some() || batch.num_rows() == 0 {
+        if batch.num_rows() == 0 {
             return;
         }
-        match self.try_encode(table, m, &batch) {
-            Ok(()) => self.encoded += batch.num_rows(),
-            Err(e) => self.failed = Some(e),
-        }
-    }
-
-    fn try_encode(&mut self, table: &'static str, m: Option<Month>, batch: &RecordBatch) -> Result<(), HistoryError> {
-        let part = match self.open.entry((table, m)) {
-            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::btree_map::Entry::Vacant(v) => {
-                let folder = match m {
-                    None => self.dir.join(table),
-                    Some(m) => self.dir.join(table).join(format!("month={m}")),
-                };
-                std::fs::create_dir_all(&folder).map_err(|cause| HistoryError::Io { path: folder.clone(), cause })?;
-                let path = folder.join(format!("part-{}{:08}.parquet", self.writer, self.part));
-                let tmp = folder.join(format!(".part-{}{:08}.parquet.tmp", self.writer, self.part));
-                let file =
-                    std::fs::File::create(&tmp).map_err(|cause| HistoryError::Io { path: tmp.clone(), cause })?;
-                let mut props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-                for c in UNIQUE_COLUMNS {
-                    props = props.set_column_dictionary_enabled(ColumnPath::from(*c), false);
-                }
-                let props = props.build();
-                let writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
-                    .map_err(|cause| HistoryError::Parquet { path: path.clone(), cause })?;
-                v.insert(OpenPart { writer, tmp, path })
-            }
-        };
-        part.writer.write(batch).map_err(|cause| HistoryError::Parquet { path: part.path.clone(), cause })
+        self.encoded += batch.num_rows();
+        self.parts.encode(table, m, self.part, batch);
     }
 
     /// Writes every pending row and completes the parts being written
@@ -396,23 +347,15 @@ impl History {
             self.encode("notice_versions", Some(m), rows.finish());
         }
         self.encoded = 0;
-        if let Some(e) = self.failed.take() {
-            // The next parts are numbered after the ones abandoned here.
-            self.open.clear();
-            self.part += 1;
-            return Err(e);
+        match self.parts.finish() {
+            parts::Finished::Nothing => Ok(()),
+            // Numbered on, whether they were completed or abandoned: should
+            // one fail, the next flush cannot write over the parts
+            // completed before it, and numbers after the abandoned ones.
+            parts::Finished::Parts(result) => {
+                self.part += 1;
+                result
+            }
         }
-        if self.open.is_empty() {
-            return Ok(());
-        }
-        // Numbered before completing: should one fail, the next flush
-        // cannot write over the parts completed before it.
-        self.part += 1;
-        for (_, p) in std::mem::take(&mut self.open) {
-            let pq = |cause| HistoryError::Parquet { path: p.path.clone(), cause };
-            p.writer.close().map_err(pq)?;
-            std::fs::rename(&p.tmp, &p.path).map_err(|cause| HistoryError::Io { path: p.path.clone(), cause })?;
-        }
-        Ok(())
     }
 }

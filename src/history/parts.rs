@@ -1,0 +1,184 @@
+//! The parts being written, on a thread of their own: encoding rows into
+//! Parquet and compressing them was about an eighth of a replay's time,
+//! and it needs nothing from the loop but the rows. The loop hands batches
+//! over a short queue (it waits only when the writer is that far behind)
+//! and, at a flush, waits until every part is complete.
+
+use super::{HistoryError, Month, ROW_GROUP_ROWS, UNIQUE_COLUMNS};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+/// Batches waiting for the writer thread at most.
+const QUEUE: usize = 4;
+
+enum Job {
+    /// Encode rows into the open part of a table and month (opening it,
+    /// numbered `part`).
+    Encode { table: &'static str, month: Option<Month>, part: u64, batch: RecordBatch },
+    /// Complete every open part.
+    Finish,
+}
+
+/// What a [`Job::Finish`] did.
+pub(super) enum Finished {
+    /// No part was open.
+    Nothing,
+    /// The open parts were completed, or abandoned after a failure (which
+    /// is returned).
+    Parts(Result<(), HistoryError>),
+}
+
+/// The handle on the writer thread.
+pub(super) struct Parts {
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Finished>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The thread is gone (it can only panic): what to report.
+    lost: bool,
+}
+
+struct OpenPart {
+    writer: ArrowWriter<std::fs::File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+/// The writer thread's state.
+struct Writer {
+    dir: PathBuf,
+    /// `WRITER-` of a named writer's part names, or empty.
+    prefix: String,
+    open: BTreeMap<(&'static str, Option<Month>), OpenPart>,
+    /// Encoding failed: reported at the next finish, nothing more encoded
+    /// until then.
+    failed: Option<HistoryError>,
+}
+
+impl Parts {
+    /// Starts the writer thread for parts under `dir` named with `prefix`.
+    pub(super) fn start(dir: &Path, prefix: &str) -> Parts {
+        let (jobs, rx) = sync_channel::<Job>(QUEUE);
+        let (tx, done) = sync_channel::<Finished>(1);
+        let mut w = Writer { dir: dir.to_path_buf(), prefix: prefix.to_string(), open: BTreeMap::new(), failed: None };
+        let thread = std::thread::Builder::new()
+            .name("jiancha-history".into())
+            .spawn(move || {
+                for job in rx {
+                    match job {
+                        Job::Encode { table, month, part, batch } => w.encode(table, month, part, &batch),
+                        Job::Finish => {
+                            if tx.send(w.finish()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+            .ok();
+        Parts { jobs: thread.as_ref().map(|_| jobs), done, lost: thread.is_none(), thread }
+    }
+
+    /// Hands rows to the writer thread.
+    pub(super) fn encode(&mut self, table: &'static str, month: Option<Month>, part: u64, batch: RecordBatch) {
+        let sent = self.jobs.as_ref().is_some_and(|j| j.send(Job::Encode { table, month, part, batch }).is_ok());
+        self.lost |= !sent;
+    }
+
+    /// Completes every open part, once every batch handed over is in it.
+    pub(super) fn finish(&mut self) -> Finished {
+        let sent = self.jobs.as_ref().is_some_and(|j| j.send(Job::Finish).is_ok());
+        match sent.then(|| self.done.recv().ok()).flatten() {
+            Some(f) if !self.lost => f,
+            _ => {
+                self.lost = true;
+                Finished::Parts(Err(HistoryError::Io {
+                    path: PathBuf::from("history writer thread"),
+                    cause: std::io::Error::other("the history writer thread stopped"),
+                }))
+            }
+        }
+    }
+}
+
+impl Drop for Parts {
+    /// Stops the thread (parts still open stay under their temporary names).
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Writer {
+    fn encode(&mut self, table: &'static str, m: Option<Month>, part: u64, batch: &RecordBatch) {
+        if self.failed.is_none() {
+            if let Err(e) = self.try_encode(table, m, part, batch) {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    fn try_encode(
+        &mut self,
+        table: &'static str,
+        m: Option<Month>,
+        n: u64,
+        batch: &RecordBatch,
+    ) -> Result<(), HistoryError> {
+        let part = match self.open.entry((table, m)) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let folder = match m {
+                    None => self.dir.join(table),
+                    Some(m) => self.dir.join(table).join(format!("month={m}")),
+                };
+                std::fs::create_dir_all(&folder).map_err(|cause| HistoryError::Io { path: folder.clone(), cause })?;
+                let path = folder.join(format!("part-{}{:08}.parquet", self.prefix, n));
+                let tmp = folder.join(format!(".part-{}{:08}.parquet.tmp", self.prefix, n));
+                let file =
+                    std::fs::File::create(&tmp).map_err(|cause| HistoryError::Io { path: tmp.clone(), cause })?;
+                let mut props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+                for c in UNIQUE_COLUMNS {
+                    props = props.set_column_dictionary_enabled(ColumnPath::from(*c), false);
+                }
+                let props = props.build();
+                let writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
+                    .map_err(|cause| HistoryError::Parquet { path: path.clone(), cause })?;
+                v.insert(OpenPart { writer, tmp, path })
+            }
+        };
+        part.writer.write(batch).map_err(|cause| HistoryError::Parquet { path: part.path.clone(), cause })
+    }
+
+    fn finish(&mut self) -> Finished {
+        if let Some(e) = self.failed.take() {
+            self.open.clear();
+            return Finished::Parts(Err(e));
+        }
+        if self.open.is_empty() {
+            return Finished::Nothing;
+        }
+        let complete = |p: OpenPart| {
+            let pq = |cause| HistoryError::Parquet { path: p.path.clone(), cause };
+            p.writer.close().map_err(pq)?;
+            std::fs::rename(&p.tmp, &p.path).map_err(|cause| HistoryError::Io { path: p.path.clone(), cause })
+        };
+        let mut result = Ok(());
+        for (_, p) in std::mem::take(&mut self.open) {
+            result = complete(p);
+            if result.is_err() {
+                break;
+            }
+        }
+        Finished::Parts(result)
+    }
+}
