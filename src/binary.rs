@@ -216,49 +216,47 @@ impl<W: Write> ser::Serializer for &mut Encoder<W> {
     }
 }
 
-impl<W: Write> ser::SerializeSeq for &mut Encoder<W> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
+/// The compound serializers whose elements are just written in turn.
+macro_rules! elements {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl<W: Write> ser::$trait for &mut Encoder<W> {
+            type Ok = ();
+            type Error = Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+                v.serialize(&mut **self)
+            }
+            fn end(self) -> R {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl<W: Write> ser::SerializeTuple for &mut Encoder<W> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
+
+/// The struct serializers: each field named, then written.
+macro_rules! fields {
+    ($($trait:ident),*) => {$(
+        impl<W: Write> ser::$trait for &mut Encoder<W> {
+            type Ok = ();
+            type Error = Error;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, name: &'static str, v: &T) -> R {
+                self.name(name)?;
+                v.serialize(&mut **self)
+            }
+            fn end(self) -> R {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl<W: Write> ser::SerializeTupleStruct for &mut Encoder<W> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
-}
-
-impl<W: Write> ser::SerializeTupleVariant for &mut Encoder<W> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 impl<W: Write> ser::SerializeMap for &mut Encoder<W> {
     type Ok = ();
@@ -267,30 +265,6 @@ impl<W: Write> ser::SerializeMap for &mut Encoder<W> {
         k.serialize(&mut **self)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
-}
-
-impl<W: Write> ser::SerializeStruct for &mut Encoder<W> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, name: &'static str, v: &T) -> R {
-        self.name(name)?;
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
-}
-
-impl<W: Write> ser::SerializeStructVariant for &mut Encoder<W> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, name: &'static str, v: &T) -> R {
-        self.name(name)?;
         v.serialize(&mut **self)
     }
     fn end(self) -> R {
