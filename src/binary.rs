@@ -51,7 +51,7 @@ impl de::Error for Error {
 /// Encodes a value into `out` (best a buffered writer: the encoder writes
 /// a few bytes at a time).
 pub fn to_writer<T: Serialize + ?Sized, W: Write>(out: W, v: &T) -> Result<(), Error> {
-    v.serialize(&mut Encoder { out, names: HashMap::new() })
+    v.serialize(&mut Encoder { out, names: HashMap::default() })
 }
 
 /// Decodes a value that fills `bytes` exactly.
@@ -66,7 +66,10 @@ pub fn from_slice<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, E
 
 struct Encoder<W> {
     out: W,
-    names: HashMap<&'static str, u64>,
+    /// Field names written so far, by the address and length of their
+    /// literal (a derive passes the same literal every time: no hashing
+    /// of the text).
+    names: HashMap<(usize, usize), u64, foldhash::fast::RandomState>,
 }
 
 impl<W: Write> Encoder<W> {
@@ -92,11 +95,12 @@ impl<W: Write> Encoder<W> {
         self.raw(b)
     }
     fn name(&mut self, name: &'static str) -> R {
-        match self.names.get(name) {
+        let key = (name.as_ptr() as usize, name.len());
+        match self.names.get(&key) {
             Some(&i) => self.varint(i + 1),
             None => {
                 let i = self.names.len() as u64;
-                self.names.insert(name, i);
+                self.names.insert(key, i);
                 self.varint(0)?;
                 self.bytes(name.as_bytes())
             }
