@@ -246,20 +246,20 @@ impl Engine {
     /// Its acceptance stays indexed while another case of its group is held,
     /// so that case is judged the same if it is judged again.
     pub(super) fn evict(&mut self, key: &Arc<str>) {
-        if self.st.changed.remove(key) {
-            if let Some(v) = self.case_view(key) {
-                self.evicted_views.push(v);
-            }
-        }
+        let view = if self.st.changed.remove(key) { self.case_view(key) } else { None };
         // A sub-case leaving before its parent stays among the parent's
-        // sub-cases in the parent's row.
+        // sub-cases in the parent's row (judged once: its final view, when
+        // it has one, has what the parent needs).
         let departed = self.st.cases.get(key).and_then(|case| {
             let p = case.parent.as_ref().filter(|p| self.st.cases.contains_key(&***p))?;
-            let pc = self.parent_center(Some(p));
-            let s = self.judge(key, case, &pc, false).summary;
+            let s = match &view {
+                Some(v) => std::borrow::Cow::Borrowed(&v.summary),
+                None => std::borrow::Cow::Owned(self.judge(key, case, &self.parent_center(Some(p)), false).summary),
+            };
             let department = s.attrs.as_ref()?.department;
             Some((p.clone(), Departed { case_id: key.clone(), department, closed_at: s.closed_at }))
         });
+        self.evicted_views.extend(view);
         if let Some((p, d)) = departed {
             self.st.departed.entry(p).or_default().push(d);
         }
