@@ -264,9 +264,9 @@ impl Engine {
     }
 
     /// Gives `f` the final views of the changed cases that left memory
-    /// since the last call (part of [`Engine::take_changed_with`]): a shell with
-    /// no reader of pending rows (replay) takes them as they come, so they
-    /// do not pile up until the flush.
+    /// since the last call (part of [`Engine::take_changed_with`]): a shell
+    /// with no reader of pending rows (replay) takes them as they come, so
+    /// they do not pile up until the flush.
     pub fn take_evicted(&mut self, mut f: impl FnMut(&CaseView)) {
         for v in self.evicted_views.drain(..) {
             f(&v);

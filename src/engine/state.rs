@@ -213,7 +213,8 @@ impl Engine {
                 if v != SNAPSHOT_FORMAT {
                     return Err(SnapshotError::Format(v));
                 }
-                let (body, sum) = rest.split_at_checked(rest.len().wrapping_sub(8)).ok_or(SnapshotError::Checksum)?;
+                let cut = rest.len().checked_sub(8).ok_or(SnapshotError::Checksum)?;
+                let (body, sum) = rest.split_at(cut);
                 if xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() != sum {
                     return Err(SnapshotError::Checksum);
                 }

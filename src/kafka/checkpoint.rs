@@ -6,8 +6,9 @@
 //! One file per partition, `<data_dir>/checkpoints/<group>/<topic>-<p>.ckpt`:
 //! a JSON line of [`Meta`], then the engine snapshot (binary; see
 //! `crate::binary`). Instances of one group share the data folder, so a
-//! partition's state moves with the partition. A file is written to a temporary name, synced and renamed: a
-//! crash leaves the previous checkpoint or the new one, never half of one.
+//! partition's state moves with the partition. A file is written to a
+//! temporary name, synced and renamed: a crash leaves the previous
+//! checkpoint or the new one, never half of one.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -30,8 +30,8 @@ impl Core {
 
     /// Writes the rows of cases leaving memory to history as they leave,
     /// not at the next flush: for a shell whose SQL does not read pending
-    /// rows (replay flushes once, at the end, and would otherwise hold the
-    /// final view of every closed case until then).
+    /// rows (replay, which flushes every 400,000 history rows and would
+    /// otherwise hold the final view of every case closed meanwhile).
     pub fn stream_evicted(&mut self) {
         self.stream_evicted = true;
     }
