@@ -388,10 +388,9 @@ async fn report(
     let params = report::Params { month: q.get("month").cloned(), year: q.get("year").cloned(), region, top };
     let sql = report::text(&name).map_err(|e| bad(e.to_string()))?;
     params.check(&name, &sql).map_err(|e| bad(e.to_string()))?;
-    let fail = |e: crate::sql::SqlError| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let ctx = crate::sql::scope::scoped(&app.sql, c.scope.as_deref()).await.map_err(fail)?;
-    let batches = report::run_with(&ctx, &sql, &params).await.map_err(fail)?;
-    let body = crate::sql::format::render(&batches, crate::sql::format::Format::Json).map_err(fail)?;
+    let ctx = crate::sql::scope::scoped(&app.sql, c.scope.as_deref()).await.map_err(internal)?;
+    let batches = report::run_with(&ctx, &sql, &params).await.map_err(internal)?;
+    let body = crate::sql::format::render(&batches, crate::sql::format::Format::Json).map_err(internal)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -438,21 +437,24 @@ pub(super) async fn rows(
     filter: datafusion::prelude::Expr,
     order: &str,
 ) -> Result<Vec<serde_json::Value>, ApiError> {
-    let err = |e: datafusion::error::DataFusionError| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     let batches = ctx
         .table(table)
         .await
-        .map_err(err)?
+        .map_err(internal)?
         .filter(filter)
-        .map_err(err)?
+        .map_err(internal)?
         .sort(vec![col(order).sort(true, true)])
-        .map_err(err)?
+        .map_err(internal)?
         .collect()
         .await
-        .map_err(err)?;
-    let bytes = crate::sql::format::render(&batches, crate::sql::format::Format::Json)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        .map_err(internal)?;
+    let bytes = crate::sql::format::render(&batches, crate::sql::format::Format::Json).map_err(internal)?;
+    serde_json::from_slice(&bytes).map_err(internal)
+}
+
+/// A 500 carrying the error's message.
+pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 async fn case(
@@ -465,8 +467,9 @@ async fn case(
     if case_id.is_empty() || case_id.len() > 128 {
         return Err(bad("case id must be 1 to 128 characters"));
     }
-    let mut cases = rows(&app.sql, "cases", col("case_id").eq(lit(case_id.as_str())), "case_id").await?;
-    let mut events = rows(&app.sql, "events", col("case_id").eq(lit(case_id.as_str())), "occurred_at").await?;
+    let this_case = col("case_id").eq(lit(case_id.as_str()));
+    let mut cases = rows(&app.sql, "cases", this_case.clone(), "case_id").await?;
+    let mut events = rows(&app.sql, "events", this_case.clone(), "occurred_at").await?;
     // What officials did is for admins (as over SQL): a reader sees no staff codes.
     if !admin {
         for row in cases.iter_mut().chain(events.iter_mut()) {
@@ -475,7 +478,7 @@ async fn case(
             }
         }
     }
-    let alerts = rows(&app.sql, "alert_records", col("case_id").eq(lit(case_id.as_str())), "at").await?;
+    let alerts = rows(&app.sql, "alert_records", this_case, "at").await?;
     let region =
         cases.first().or(events.first()).and_then(|r| r.get("region")).and_then(|v| v.as_str()).map(str::to_string);
     if (cases.is_empty() && events.is_empty()) || !visible(&scope, region.as_deref()) {

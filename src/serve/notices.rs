@@ -10,7 +10,7 @@
 //! `supervisor` or `admin` role (403 otherwise); a case outside the user's
 //! region is a 404, as an unknown one is; a bad body a 400 with a JSON error.
 
-use super::http::{bad, caller, paging, rows, visible, ApiError, App};
+use super::http::{bad, caller, internal, paging, rows, visible, ApiError, App};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -51,10 +51,6 @@ fn fresh_id(prefix: &str) -> Result<String, ApiError> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).map_err(internal)?;
     Ok(format!("{prefix}{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 fn region_of(row: &Value) -> Option<String> {
