@@ -44,6 +44,31 @@ impl Interner {
     fn rebuild(&mut self) {
         self.index = self.names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
     }
+    /// Number of strings.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The strings from index `from` on.
+    pub fn names_from(&self, from: usize) -> Vec<Arc<str>> {
+        self.names.get(from..).unwrap_or_default().to_vec()
+    }
+
+    /// Adds strings that follow the first `from` ones; false (adding
+    /// nothing) when there are not exactly `from`.
+    pub fn append(&mut self, from: usize, names: Vec<Arc<str>>) -> bool {
+        if from != self.names.len() {
+            return false;
+        }
+        self.names.extend(names);
+        true
+    }
+
     /// The string at an index.
     pub fn name(&self, i: u32) -> &str {
         self.names.get(i as usize).map(|s| &**s).unwrap_or("")

@@ -30,7 +30,14 @@ type Groups = HashMap<NonZeroU64, Box<[Acceptance]>, foldhash::fast::RandomState
 #[derive(Clone, Debug, Default)]
 pub struct DualIndex {
     groups: Groups,
+    /// Groups changed since the last [`DualIndex::take_changes`], while
+    /// tracking (see `super::tracked`); not in snapshots.
+    dirty: Option<std::collections::HashSet<NonZeroU64, foldhash::fast::RandomState>>,
 }
+
+/// The changed groups of the index: each with its entries now, or `None`
+/// when it is gone; sorted by group.
+pub type GroupChanges = Vec<(NonZeroU64, Option<Box<[Acceptance]>>)>;
 
 /// The group hash of the key (applicant, item) of `attrs`: deterministic, so
 /// a case can record it across snapshots.
@@ -60,11 +67,46 @@ impl<'de> Deserialize<'de> for DualIndex {
         for a in Vec::<Acceptance>::deserialize(d)? {
             m.entry(group_of(&a.sig.attrs)).or_default().push(a);
         }
-        Ok(DualIndex { groups: m.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect() })
+        Ok(DualIndex { groups: m.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(), dirty: None })
     }
 }
 
 impl DualIndex {
+    fn mark(&mut self, group: NonZeroU64) {
+        if let Some(d) = &mut self.dirty {
+            d.insert(group);
+        }
+    }
+
+    /// Starts remembering changed groups (forgetting any remembered).
+    pub fn track(&mut self) {
+        self.dirty = Some(Default::default());
+    }
+
+    /// Groups changed since tracking began or since the last call.
+    pub fn changed_groups(&self) -> usize {
+        self.dirty.as_ref().map_or(0, |d| d.len())
+    }
+
+    /// The groups changed since tracking began or since the last call,
+    /// copied; tracking goes on.
+    pub fn take_changes(&mut self) -> GroupChanges {
+        let Some(d) = &mut self.dirty else { return Vec::new() };
+        let mut v: GroupChanges = d.drain().map(|g| (g, self.groups.get(&g).cloned())).collect();
+        v.sort_unstable_by_key(|c| c.0);
+        v
+    }
+
+    /// Applies changes taken by [`DualIndex::take_changes`].
+    pub fn apply(&mut self, changes: GroupChanges) {
+        for (g, entries) in changes {
+            match entries {
+                Some(e) => self.groups.insert(g, e),
+                None => self.groups.remove(&g),
+            };
+        }
+    }
+
     /// The most recent earlier acceptance that makes case `case_id`'s
     /// acceptance at `at` from `source` a dual intake, by (`occurred_at`,
     /// `case_id`), within `window_days` calendar days in `zone`.
@@ -124,6 +166,7 @@ impl DualIndex {
         touched.clear();
         let mut old_attrs: Option<Arc<Attrs>> = None;
         if let Some(h) = old {
+            self.mark(h);
             if let Some(g) = self.groups.get_mut(&h) {
                 let attrs = g.iter().rev().find(|a| a.case == *case).map(|a| a.sig.attrs.clone());
                 let mut v = std::mem::take(g).into_vec();
@@ -140,6 +183,9 @@ impl DualIndex {
         }
         let group = new.map(|new| {
             let h = group_of(&new.attrs);
+            if let Some(d) = &mut self.dirty {
+                d.insert(h);
+            }
             let g = self.groups.entry(h).or_insert_with(|| Box::new([]));
             if old_attrs.is_none_or(|o| !same_key(&o, &new.attrs)) {
                 touched.extend(g.iter().filter(|a| same_key(&a.sig.attrs, &new.attrs)).map(|a| a.case.clone()));
@@ -158,6 +204,7 @@ impl DualIndex {
     /// Drops a whole group (the acceptances of the key of `attrs`, in group
     /// `group`) once none of its cases is held any more.
     pub fn forget_group_if_unheld(&mut self, group: NonZeroU64, attrs: &Attrs, held: impl Fn(&str) -> bool) {
+        self.mark(group);
         if let Some(g) = self.groups.get_mut(&group) {
             if !g.iter().filter(|a| same_key(&a.sig.attrs, attrs)).any(|a| held(&a.case)) {
                 let mut v = std::mem::take(g).into_vec();

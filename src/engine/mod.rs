@@ -23,6 +23,7 @@
 
 pub mod case;
 pub mod clock;
+pub mod delta;
 pub mod dual;
 pub mod facts;
 pub mod judgement;
@@ -30,6 +31,7 @@ mod published;
 mod rejudge;
 pub mod rules;
 mod state;
+mod tracked;
 pub mod walk;
 
 pub use facts::{AcceptanceFact, SharedFact};
@@ -161,6 +163,9 @@ pub struct Engine {
     incremental: bool,
     /// Events walked by judgements so far (not in snapshots).
     walked: u64,
+    /// While changes are tracked for deltas, the number of strings interned
+    /// at the last cut (see [`delta`]).
+    strings_saved: Option<usize>,
 }
 
 impl Engine {
@@ -188,6 +193,7 @@ impl Engine {
             shared: Vec::new(),
             incremental: true,
             walked: 0,
+            strings_saved: None,
         }
     }
 
@@ -212,7 +218,8 @@ impl Engine {
     pub fn set_incremental(&mut self, on: bool) {
         self.incremental = on;
         if !on {
-            for c in self.st.cases.values_mut() {
+            // The kept walk is not in snapshots: nothing to track.
+            for (_, c) in self.st.cases.iter_mut_untracked() {
                 c.resume = None;
             }
         }
@@ -577,7 +584,7 @@ impl Engine {
     /// would be dead-lettered for if their hold ended now.
     pub fn held_events(&self) -> Vec<(u64, Rejection)> {
         let mut v = Vec::new();
-        for (id, case) in &self.st.cases {
+        for (id, case) in self.st.cases.iter() {
             if !case.events.iter().any(CaseEvent::is_held) {
                 continue;
             }

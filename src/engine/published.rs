@@ -25,7 +25,7 @@ impl Engine {
         let wm = self.st.watermark.unwrap_or(i64::MIN);
         let mut waiting = 0;
         let mut again = Vec::new();
-        for (key, case) in self.st.cases.iter_mut() {
+        for (key, case) in self.st.cases.iter_mut_untracked() {
             let mut touched = false;
             for p in case.published.iter_mut().filter(|p| p.recovered) {
                 if p.at <= wm && p.resolved.is_none_or(|(r, _)| r <= wm) {
@@ -41,6 +41,7 @@ impl Engine {
         }
         again.sort();
         for k in &again {
+            self.st.cases.mark(&**k);
             self.rejudge(k, super::Cause::Other, out);
         }
         waiting

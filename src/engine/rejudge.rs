@@ -19,7 +19,7 @@ impl Engine {
         if !self.st.changed.contains(key) {
             self.st.changed.insert(key.clone());
         }
-        let case = &self.st.cases[key];
+        let case = self.st.cases.get(key).expect("case present");
         let mut pc = self.parent_center(case.parent.as_deref());
         let ctx = self.ctx(key, &pc, false);
         // The walk goes on in place: in the kept one, else in a new one.

@@ -5,7 +5,8 @@
 use super::case::{CaseEvent, Interner, Published};
 use super::dual::DualIndex;
 use super::judgement::Resume;
-use super::{Engine, Map, Set};
+use super::tracked::Tracked;
+use super::{Engine, Set};
 use crate::alert::AlertRecord;
 use crate::config::RulesConfig;
 use crate::deadletter::DeadReason;
@@ -36,7 +37,7 @@ pub struct Stats {
     pub alerts: BTreeMap<String, u64>,
 }
 
-pub(super) mod sorted {
+pub(crate) mod sorted {
     //! Serializes hash maps and sets as sorted lists, so snapshots are deterministic.
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::{HashMap, HashSet};
@@ -84,15 +85,13 @@ pub(super) mod sorted {
 /// The engine's whole mutable state (what a snapshot holds).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct State {
-    #[serde(with = "sorted")]
-    pub(super) cases: Map<Arc<str>, Box<Case>>,
+    pub(super) cases: Tracked<Arc<str>, Box<Case>>,
     pub(super) timers: BTreeSet<(Instant, Arc<str>)>,
     /// Hashes of the event ids of the events the cases hold (applied or held).
     #[serde(with = "sorted::set")]
     pub(super) dedupe: Set<[u64; 2]>,
     pub(super) dual: DualIndex,
-    #[serde(with = "sorted")]
-    pub(super) children: Map<Arc<str>, Vec<Arc<str>>>,
+    pub(super) children: Tracked<Arc<str>, Vec<Arc<str>>>,
     pub(super) strings: Interner,
     pub(super) watermark: Option<Instant>,
     pub(super) stats: Stats,
@@ -102,11 +101,11 @@ pub(super) struct State {
     /// Records found already published (see [`Engine::recover_published`])
     /// for cases not in memory yet, merged when their case's first event
     /// arrives.
-    #[serde(with = "sorted", default)]
-    pub(super) recovered: Map<Arc<str>, Vec<AlertRecord>>,
+    #[serde(default)]
+    pub(super) recovered: Tracked<Arc<str>, Vec<AlertRecord>>,
     /// Cases of other partitions in the acceptance index, by group.
-    #[serde(with = "sorted", default)]
-    pub(super) remote: Map<Arc<str>, std::num::NonZeroU64>,
+    #[serde(default)]
+    pub(super) remote: Tracked<Arc<str>, std::num::NonZeroU64>,
     /// The entries of `remote` by the instant of their acceptance, oldest
     /// first, so that forgetting the old ones looks at those only (not
     /// kept in snapshots: rebuilt from `remote`). An entry whose case's
@@ -114,19 +113,19 @@ pub(super) struct State {
     #[serde(skip)]
     pub(super) remote_by_at: BTreeSet<(Instant, Arc<str>)>,
     /// `center` instants of joint cases of other partitions.
-    #[serde(with = "sorted", default)]
-    pub(super) remote_center: Map<Arc<str>, Vec<Instant>>,
+    #[serde(default)]
+    pub(super) remote_center: Tracked<Arc<str>, Vec<Instant>>,
     /// `center` instants last shared, by joint case of this engine.
-    #[serde(with = "sorted", default)]
-    pub(super) shared_center: Map<Arc<str>, Vec<Instant>>,
+    #[serde(default)]
+    pub(super) shared_center: Tracked<Arc<str>, Vec<Instant>>,
     /// Digest of the calendar the cases were judged on (0: not recorded,
     /// taken as the engine's).
     #[serde(default)]
     pub(super) calendar: u64,
     /// Sub-cases that left memory before their parent, by parent: its row
     /// still counts them among its sub-cases (`late_sub_cases`).
-    #[serde(with = "sorted", default)]
-    pub(super) departed: Map<Arc<str>, Vec<Departed>>,
+    #[serde(default)]
+    pub(super) departed: Tracked<Arc<str>, Vec<Departed>>,
 }
 
 /// A sub-case that left memory, as its parent's row needs it.
@@ -156,6 +155,15 @@ pub enum SnapshotError {
     /// does not match): cut short or damaged.
     #[error("cannot restore engine snapshot: checksum mismatch (cut short or damaged)")]
     Checksum,
+    /// A delta that does not follow the state it is applied to (it
+    /// interns strings from another position: a delta missing before it).
+    #[error("cannot restore engine state: a delta follows {from} strings, the state has {have} (a delta is missing)")]
+    OutOfSequence {
+        /// Strings in the state.
+        have: u64,
+        /// Strings the delta follows.
+        from: u64,
+    },
 }
 
 /// The first bytes of a binary snapshot (never the start of JSON).
@@ -183,19 +191,8 @@ impl Engine {
     /// Writes [`Engine::snapshot`] to `w` (best a buffered writer): the
     /// magic bytes, the format number, the state, and a 64-bit checksum
     /// (XXH3) of the state's bytes.
-    pub fn write_snapshot(&self, mut w: impl std::io::Write) -> std::io::Result<()> {
-        w.write_all(MAGIC)?;
-        w.write_all(&SNAPSHOT_FORMAT.to_le_bytes())?;
-        // The encoder writes a few bytes at a time: the buffer in front of
-        // the hash gives it blocks.
-        let mut h =
-            std::io::BufWriter::with_capacity(1 << 16, Hashing { inner: &mut w, hash: xxhash_rust::xxh3::Xxh3::new() });
-        crate::binary::to_writer(&mut h, &self.st).map_err(|e| match e {
-            crate::binary::Error::Io(e) => e,
-            e => std::io::Error::other(e),
-        })?;
-        let sum = h.into_inner().map_err(|e| e.into_error())?.hash.digest();
-        w.write_all(&sum.to_le_bytes())
+    pub fn write_snapshot(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        self.st.write(w)
     }
 
     /// An engine resumed from [`Engine::snapshot`] (or from a JSON snapshot
@@ -206,24 +203,66 @@ impl Engine {
         rules: RulesConfig,
         bytes: &[u8],
     ) -> Result<Engine, SnapshotError> {
-        let st: State = match bytes.strip_prefix(MAGIC) {
-            Some(rest) => {
-                let (v, rest) = rest.split_at_checked(4).ok_or(SnapshotError::Format(0))?;
-                let v = u32::from_le_bytes(v.try_into().expect("4 bytes"));
-                if v != SNAPSHOT_FORMAT {
-                    return Err(SnapshotError::Format(v));
-                }
-                let cut = rest.len().checked_sub(8).ok_or(SnapshotError::Checksum)?;
-                let (body, sum) = rest.split_at(cut);
-                if xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() != sum {
-                    return Err(SnapshotError::Checksum);
-                }
-                crate::binary::from_slice(body).map_err(SnapshotError::Binary)?
-            }
-            None => serde_json::from_slice(bytes).map_err(SnapshotError::Json)?,
-        };
-        Ok(Engine::with_state(refdata, zone, rules, st))
+        Ok(Engine::with_state(refdata, zone, rules, State::decode(bytes)?))
     }
+}
+
+impl State {
+    /// Writes the snapshot of the state (see [`Engine::write_snapshot`]).
+    pub(super) fn write(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        write_framed(MAGIC, SNAPSHOT_FORMAT, self, w)
+    }
+
+    /// Reads a snapshot: binary, or JSON of format 1.
+    pub(super) fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
+        if bytes.starts_with(MAGIC) {
+            read_framed(MAGIC, SNAPSHOT_FORMAT, bytes)
+        } else {
+            serde_json::from_slice(bytes).map_err(SnapshotError::Json)
+        }
+    }
+}
+
+/// Writes `value` framed: `magic`, the format number, the value in the
+/// binary format, and a 64-bit checksum (XXH3) of the value's bytes.
+pub(super) fn write_framed<T: Serialize>(
+    magic: &[u8; 8],
+    format: u32,
+    value: &T,
+    mut w: impl std::io::Write,
+) -> std::io::Result<()> {
+    w.write_all(magic)?;
+    w.write_all(&format.to_le_bytes())?;
+    // The encoder writes a few bytes at a time: the buffer in front of
+    // the hash gives it blocks.
+    let mut h =
+        std::io::BufWriter::with_capacity(1 << 16, Hashing { inner: &mut w, hash: xxhash_rust::xxh3::Xxh3::new() });
+    crate::binary::to_writer(&mut h, value).map_err(|e| match e {
+        crate::binary::Error::Io(e) => e,
+        e => std::io::Error::other(e),
+    })?;
+    let sum = h.into_inner().map_err(|e| e.into_error())?.hash.digest();
+    w.write_all(&sum.to_le_bytes())
+}
+
+/// Reads what [`write_framed`] wrote with `magic` and `format`.
+pub(super) fn read_framed<T: serde::de::DeserializeOwned>(
+    magic: &[u8; 8],
+    format: u32,
+    bytes: &[u8],
+) -> Result<T, SnapshotError> {
+    let rest = bytes.strip_prefix(magic).ok_or(SnapshotError::Format(0))?;
+    let (v, rest) = rest.split_at_checked(4).ok_or(SnapshotError::Format(0))?;
+    let v = u32::from_le_bytes(v.try_into().expect("4 bytes"));
+    if v != format {
+        return Err(SnapshotError::Format(v));
+    }
+    let cut = rest.len().checked_sub(8).ok_or(SnapshotError::Checksum)?;
+    let (body, sum) = rest.split_at(cut);
+    if xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() != sum {
+        return Err(SnapshotError::Checksum);
+    }
+    crate::binary::from_slice(body).map_err(SnapshotError::Binary)
 }
 
 /// A writer that hashes what passes through it.
@@ -309,6 +348,19 @@ impl Case {
         let e = v.remove(i);
         self.events = v.into_boxed_slice();
         e
+    }
+
+    /// A copy of what snapshots hold of it (not the walk kept to resume).
+    pub fn cut(&self) -> Box<Case> {
+        Box::new(Case {
+            events: self.events.clone(),
+            published: self.published.clone(),
+            wake: self.wake,
+            accept: self.accept,
+            parent: self.parent.clone(),
+            closed: self.closed,
+            resume: None,
+        })
     }
 
     /// The registered wake-up, if any.
