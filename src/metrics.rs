@@ -77,6 +77,9 @@ pub struct Metrics {
     pub processing_latency: Histogram,
     /// Seconds since the last checkpoint (Kafka) or history flush (demo).
     pub checkpoint_age: prometheus::Gauge,
+    /// Time a checkpoint holds the consuming loop (Kafka): publishing,
+    /// history and the cut of the state; its writing is off the loop.
+    pub checkpoint_stall: Histogram,
     /// The last year with a calendar file.
     pub calendar_last_year: IntGauge,
     /// `jiancha_calendar_provisional_year`.
@@ -174,6 +177,15 @@ impl Metrics {
         )
         .expect("metric");
         r.register(Box::new(processing_latency.clone())).expect("register");
+        let checkpoint_stall = Histogram::with_opts(
+            HistogramOpts::new(
+                "jiancha_checkpoint_stall_seconds",
+                "Time a checkpoint holds the consuming loop (its writing is off the loop)",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+        )
+        .expect("metric");
+        r.register(Box::new(checkpoint_stall.clone())).expect("register");
         let briefing = FIGURES
             .iter()
             .map(|(col, name, help)| {
@@ -206,6 +218,7 @@ impl Metrics {
             open_cases: int_gauge(&r, "jiancha_open_cases", "Cases open in memory"),
             pending_timers: int_gauge(&r, "jiancha_pending_timers", "Deadlines waiting to fire"),
             processing_latency,
+            checkpoint_stall,
             checkpoint_age: gauge(
                 &r,
                 "jiancha_checkpoint_age_seconds",

@@ -3,12 +3,24 @@
 //! partitions) with the input offset it reflects, where the output topics
 //! ended when it was taken, and the history part it was taken after.
 //!
-//! One file per partition, `<data_dir>/checkpoints/<group>/<topic>-<p>.ckpt`:
-//! a JSON line of [`Meta`], then the engine snapshot (binary; see
-//! `crate::binary`). Instances of one group share the data folder, so a
-//! partition's state moves with the partition. A file is written to a
-//! temporary name, synced and renamed: a crash leaves the previous
-//! checkpoint or the new one, never half of one.
+//! Two files per partition, under `<data_dir>/checkpoints/<group>/`:
+//! - the base, `<topic>-<p>.ckpt`: a JSON line of [`Meta`], then an engine
+//!   snapshot (binary; see `crate::binary`). It is written to a temporary
+//!   name, synced and renamed: a crash leaves the previous base or the new
+//!   one, never half of one.
+//! - its delta log, `<topic>-<p>.<generation>.log`: the checkpoints taken
+//!   after the base, each a frame of its own [`Meta`] and the engine's
+//!   delta (what changed since the checkpoint before it; see
+//!   [`crate::engine::delta`]). A frame is its length, an XXH3-64 of its
+//!   body, and the body; a frame cut short by a crash, or damaged, ends the
+//!   log (and is cut off before the log grows again): the checkpoint is
+//!   then the last whole frame, which is the last one synced, the only
+//!   ones whose offsets were committed.
+//!
+//! The log is folded into a new base (the next generation) by the thread
+//! that writes it ([`super::saver`]) once it outgrows the base.
+//! Instances of one group share the data folder, so a partition's state
+//! moves with the partition.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,6 +33,10 @@ use std::path::{Path, PathBuf};
 pub struct Meta {
     /// Format version (1).
     pub version: u32,
+    /// Generation of the base: its delta log is the one of this number
+    /// (0 in checkpoints written before delta logs existed).
+    #[serde(default)]
+    pub generation: u64,
     /// The events topic.
     pub topic: String,
     /// The partition.
@@ -72,6 +88,18 @@ pub enum CheckpointCause {
     /// Written in a format this version does not read.
     #[error("format version {0} is not 1")]
     Version(u32),
+    /// A delta log frame whose checksum matched but which does not read
+    /// (written by a newer version, or a bug).
+    #[error("delta log frame at byte {at}: {why}")]
+    Frame {
+        /// Its position in the log.
+        at: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// Folding the delta log into a new base failed.
+    #[error(transparent)]
+    Compact(#[from] crate::engine::delta::CompactError),
 }
 
 fn safe(s: &str) -> String {
@@ -83,8 +111,87 @@ pub fn path(data_dir: &Path, group: &str, topic: &str, partition: i32) -> PathBu
     data_dir.join("checkpoints").join(safe(group)).join(format!("{}-{partition}.ckpt", safe(topic)))
 }
 
-/// Reads a checkpoint, if there is one.
+/// The delta log following the base at `path` of `generation`.
+pub fn log_path(path: &Path, generation: u64) -> PathBuf {
+    path.with_extension(format!("{generation}.log"))
+}
+
+/// A checkpoint as read: the base, and the deltas after it.
+pub struct Loaded {
+    /// The last checkpoint's [`Meta`] (the last whole frame's, or the base's).
+    pub meta: Meta,
+    /// The base snapshot.
+    pub base: Vec<u8>,
+    /// The deltas after it, in order.
+    pub deltas: Vec<Vec<u8>>,
+    /// Bytes of the base file.
+    pub base_len: u64,
+    /// Bytes of the delta log kept (its whole frames).
+    pub log_len: u64,
+    /// Bytes cut off the end of the log: a frame cut short or damaged.
+    pub cut: u64,
+}
+
+/// Frame header: length (u32) and checksum (u64), little-endian.
+const FRAME_HEADER: usize = 12;
+
+/// Appends a frame of `meta` and `delta` to `out`.
+pub fn frame(meta: &Meta, delta: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER]);
+    serde_json::to_writer(&mut *out, meta).expect("meta serializes");
+    out.push(b'\n');
+    out.extend_from_slice(delta);
+    let body = &out[start + FRAME_HEADER..];
+    let (len, sum) = (body.len() as u32, xxhash_rust::xxh3::xxh3_64(body));
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + FRAME_HEADER].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// Reads a checkpoint — its base and the whole frames of its delta log —
+/// if there is one; a torn end of the log is cut off.
+pub fn load(path: &Path) -> Result<Option<Loaded>, CheckpointError> {
+    let Some((base_meta, base, base_len)) = read_base(path)? else { return Ok(None) };
+    let log = log_path(path, base_meta.generation);
+    let err = |cause: CheckpointCause| CheckpointError { path: log.clone(), cause };
+    let bytes = match std::fs::read(&log) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(err(e.into())),
+    };
+    let generation = base_meta.generation;
+    let mut meta = base_meta;
+    let mut deltas = Vec::new();
+    let mut at = 0usize;
+    while let Some(head) = bytes.get(at..at + FRAME_HEADER) {
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        let sum = u64::from_le_bytes(head[4..].try_into().expect("8 bytes"));
+        let Some(body) = bytes.get(at + FRAME_HEADER..at + FRAME_HEADER + len) else { break };
+        if xxhash_rust::xxh3::xxh3_64(body) != sum {
+            break;
+        }
+        let frame_err = |why: String| err(CheckpointCause::Frame { at: at as u64, why });
+        let nl = body.iter().position(|&b| b == b'\n').ok_or_else(|| frame_err("no header line".into()))?;
+        meta = serde_json::from_slice(&body[..nl]).map_err(|e| frame_err(e.to_string()))?;
+        // A frame's generation is the base's, whatever its writer knew.
+        meta.generation = generation;
+        deltas.push(body[nl + 1..].to_vec());
+        at += FRAME_HEADER + len;
+    }
+    let cut = (bytes.len() - at) as u64;
+    if cut > 0 {
+        let f = std::fs::OpenOptions::new().write(true).open(&log).map_err(|e| err(e.into()))?;
+        f.set_len(at as u64).and_then(|_| f.sync_all()).map_err(|e| err(e.into()))?;
+    }
+    Ok(Some(Loaded { meta, base, deltas, base_len, log_len: at as u64, cut }))
+}
+
+/// Reads a checkpoint's base, if there is one.
 pub fn read(path: &Path) -> Result<Option<(Meta, Vec<u8>)>, CheckpointError> {
+    Ok(read_base(path)?.map(|(m, b, _)| (m, b)))
+}
+
+fn read_base(path: &Path) -> Result<Option<(Meta, Vec<u8>, u64)>, CheckpointError> {
     let err = |cause: CheckpointCause| CheckpointError { path: path.to_path_buf(), cause };
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -96,7 +203,10 @@ pub fn read(path: &Path) -> Result<Option<(Meta, Vec<u8>)>, CheckpointError> {
     if meta.version != 1 {
         return Err(err(CheckpointCause::Version(meta.version)));
     }
-    Ok(Some((meta, bytes[nl + 1..].to_vec())))
+    let len = bytes.len() as u64;
+    let mut bytes = bytes;
+    bytes.drain(..nl + 1);
+    Ok(Some((meta, bytes, len)))
 }
 
 /// Writes a checkpoint atomically and durably.

@@ -17,8 +17,10 @@
 //! `storage.checkpoint_interval` (at least twenty times its last checkpoint's
 //! cost), when it is revoked and at shutdown: the
 //! producer is flushed (every record acknowledged), the partition's history
-//! is flushed, the checkpoint (engine state + offset + where the output
-//! topics ended) is written, and only then is the offset committed. A
+//! is flushed, a cut of what changed in the engine's state (with the offset
+//! and where the output topics ended) is handed to the partition's
+//! checkpoint writer ([`saver`]), and once that is durable the offset is
+//! committed. A
 //! partition taken up again — after a crash, or by another instance —
 //! starts from its checkpoint: history parts written after it are removed,
 //! and the records published after it are read back, alert records told to
@@ -30,6 +32,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod disposition;
 pub mod publish;
+pub mod saver;
 mod task;
 
 use crate::config::Config;

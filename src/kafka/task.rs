@@ -4,6 +4,7 @@
 
 use super::checkpoint::{self, Meta};
 use super::client::{self, DeliveryWatch};
+use super::saver::{Report, Saver};
 use super::{log, KafkaError, RunStats};
 use crate::config::{Config, WatermarkMode};
 use crate::engine::{Engine, SharedFact};
@@ -19,7 +20,6 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders, 
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +41,6 @@ pub struct Task {
     partition: i32,
     pipeline: Pipeline,
     meta: Meta,
-    path: PathBuf,
     /// Wall-clock instant of its last message (idle detection).
     last_message: std::time::Instant,
     /// Something changed since the last checkpoint.
@@ -76,10 +75,13 @@ pub struct Task {
     /// Facts of this instance numbered above this were told to it directly
     /// (see [`Service::share_facts`]), not read from the facts topic.
     since_seq: u64,
-    /// How long its last checkpoint took: the next waits at least twenty
-    /// times the sum of this over every task, so checkpoints of a large
-    /// state take at most about a twentieth of the time.
+    /// How long its last checkpoint held the loop (publishing, history, the
+    /// cut of the state): the next waits at least twenty times the sum of
+    /// this over every task, so checkpoints take at most about a twentieth
+    /// of the loop's time.
     checkpoint_cost: Duration,
+    /// Writes its checkpoints on a thread of its own.
+    saver: Saver,
 }
 
 /// Everything the consumer loop and the rebalance callback share.
@@ -318,7 +320,7 @@ impl Service {
         let never = AtomicU32::new(0);
         for p in parts {
             if self.tasks.contains_key(p) {
-                if let Err(e) = self.checkpoint(*p, &never, &commit) {
+                if let Err(e) = self.checkpoint(*p, &never, &commit, true) {
                     self.fail(e);
                 }
                 self.tasks.remove(p);
@@ -339,17 +341,28 @@ impl Service {
         let path = checkpoint::path(data, &k.group_id, &k.events_topic, p);
         let writer = format!("p{p}");
         let rules = self.cfg.rules.clone();
-        let (mut meta, mut engine) = match checkpoint::read(&path)? {
-            Some((meta, snap)) => {
-                let engine = Engine::restore(self.refdata.clone(), self.zone.clone(), rules, &snap)?;
+        let (mut meta, mut engine, mut base_len, log_len) = match checkpoint::load(&path)? {
+            Some(c) => {
+                let deltas = c.deltas.iter().map(|d| d.as_slice());
+                let engine =
+                    Engine::restore_with_deltas(self.refdata.clone(), self.zone.clone(), rules, &c.base, deltas)?;
+                let meta = c.meta;
                 let removed = crate::history::discard_parts_from(data, &writer, meta.next_part)?;
                 log(&format!(
-                    "partition {p}: restored checkpoint of {} at offset {} ({} cases in memory; {removed} history parts after it removed)",
+                    "partition {p}: restored checkpoint of {} at offset {} ({} cases in memory; a base of {} bytes and {} deltas; {removed} history parts after it removed)",
                     meta.written_at,
                     meta.offset,
-                    engine.cases_in_memory()
+                    engine.cases_in_memory(),
+                    c.base_len,
+                    c.deltas.len(),
                 ));
-                (meta, engine)
+                if c.cut > 0 {
+                    log(&format!(
+                        "partition {p}: the last {} bytes of its delta log were a checkpoint cut short (never committed); removed",
+                        c.cut
+                    ));
+                }
+                (meta, engine, c.base_len, c.log_len)
             }
             None => {
                 let meta = Meta {
@@ -362,7 +375,7 @@ impl Service {
                     ..Meta::default()
                 };
                 log(&format!("partition {p}: no checkpoint; starting from its beginning"));
-                (meta, Engine::new(self.refdata.clone(), self.zone.clone(), rules))
+                (meta, Engine::new(self.refdata.clone(), self.zone.clone(), rules), 0, 0)
             }
         };
         engine.share_facts();
@@ -380,6 +393,7 @@ impl Service {
             meta.next_part = history.next_part();
             meta.written_at = chrono::Local::now().to_rfc3339();
             checkpoint::write(&path, &meta, |w| engine.write_snapshot(w))?;
+            base_len = std::fs::metadata(&path).map_or(0, |m| m.len());
         } else {
             // What was published for this partition after its checkpoint.
             let mine = |m: &OwnedMessage| header(m, PARTITION_HEADER).and_then(|v| v.parse::<i32>().ok()) == Some(p);
@@ -420,6 +434,9 @@ impl Service {
                 ));
             }
         }
+        // Checkpoints from here on are deltas of this state.
+        engine.track_changes();
+        let saver = Saver::start(&path, meta.generation, base_len, log_len, super::saver::FOLD_FROM);
         let now = std::time::Instant::now();
         let mut core = Core::new(engine, history);
         if core.engine.judged_on_another_calendar() {
@@ -435,7 +452,6 @@ impl Service {
             partition: p,
             pipeline,
             meta,
-            path,
             last_message: now,
             dirty: false,
             last_checkpoint: now,
@@ -448,6 +464,7 @@ impl Service {
             since_seq: self.fact_seq,
             gap: None,
             held_raw: BTreeMap::new(),
+            saver,
         })
     }
 
@@ -687,7 +704,11 @@ impl Service {
             .map(|t| t.partition)
             .collect();
         for p in due {
-            self.checkpoint(p, stop, &commit)?;
+            self.checkpoint(p, stop, &commit, false)?;
+        }
+        let parts: Vec<i32> = self.tasks.keys().copied().collect();
+        for p in parts {
+            self.durable(p, &commit)?;
         }
         Ok(())
     }
@@ -789,18 +810,21 @@ impl Service {
     ) -> Result<(), KafkaError> {
         let parts: Vec<i32> = self.tasks.keys().copied().collect();
         for p in parts {
-            self.checkpoint(p, stop, &commit)?;
+            self.checkpoint(p, stop, &commit, true)?;
         }
         Ok(())
     }
 
-    /// Flushes the producer and the partition's history, writes its
-    /// checkpoint, then commits its offset.
+    /// Flushes the producer and the partition's history, and hands a cut
+    /// of its state (what changed since its last checkpoint) to its
+    /// writer; with `wait`, waits until it is durable and commits its
+    /// offset (else that follows once the writer says it is durable).
     fn checkpoint(
         &mut self,
         p: i32,
         stop: &AtomicU32,
         commit: &impl Fn(&TopicPartitionList) -> KafkaResult<()>,
+        wait: bool,
     ) -> Result<(), KafkaError> {
         self.publish()?;
         let mut waited = 0;
@@ -819,7 +843,7 @@ impl Service {
         }
         let k = self.cfg.kafka.clone();
         let Some(t) = self.tasks.get_mut(&p) else { return Ok(()) };
-        // The cost that grows with the state: history and the snapshot.
+        // What the loop waits for: history, and the cut of the state.
         let started = std::time::Instant::now();
         t.pipeline.core_mut().flush()?;
         self.live.pending.clear(&format!("p{p}"));
@@ -830,21 +854,46 @@ impl Service {
         watch.raise_ends(&k.dead_letter_topic, &mut t.meta.dead_letter_end);
         t.meta.next_part = t.pipeline.core().history.next_part();
         t.meta.written_at = chrono::Local::now().to_rfc3339();
-        // Straight into the file: a buffer of the whole state would be
-        // hundreds of megabytes for a large one, grown and zeroed anew
-        // whenever the state outgrows it.
-        let engine = &t.pipeline.core().engine;
-        checkpoint::write(&t.path, &t.meta, |w| engine.write_snapshot(w))?;
+        let mut cut = 0;
+        if let Some(delta) = t.pipeline.core_mut().engine.take_delta() {
+            cut = delta.cases();
+            t.saver.save(t.meta.clone(), delta);
+        }
         t.dirty = false;
         t.last_checkpoint = std::time::Instant::now();
         t.checkpoint_cost = started.elapsed();
-        self.stats.checkpoints += 1;
+        if t.checkpoint_cost > Duration::from_millis(100) {
+            let ms = t.checkpoint_cost.as_secs_f64() * 1000.0;
+            log(&format!("partition {p}: a checkpoint held the loop {ms:.0} ms ({cut} cases changed since the last)"));
+        }
+        self.live.metrics.checkpoint_stall.observe(t.checkpoint_cost.as_secs_f64());
+        if wait {
+            t.saver.sync();
+            self.durable(p, commit)?;
+        }
+        Ok(())
+    }
+
+    /// Commits the offset of the partition's latest durable checkpoint.
+    fn durable(&mut self, p: i32, commit: &impl Fn(&TopicPartitionList) -> KafkaResult<()>) -> Result<(), KafkaError> {
+        let Some(t) = self.tasks.get_mut(&p) else { return Ok(()) };
+        let mut offset = None;
+        for r in t.saver.durable() {
+            match r {
+                Report::Durable(meta) => {
+                    offset = Some(meta.offset);
+                    self.stats.checkpoints += 1;
+                }
+                Report::Failed(e) => return Err(e.into()),
+            }
+        }
+        let Some(offset) = offset else { return Ok(()) };
         let mut tpl = TopicPartitionList::new();
-        let _ = tpl.add_partition_offset(&k.events_topic, p, Offset::Offset(t.meta.offset));
+        let _ = tpl.add_partition_offset(&self.cfg.kafka.events_topic, p, Offset::Offset(offset));
         if let Err(e) = commit(&tpl) {
             // Restarts read the checkpoint; the group's offsets only follow
             // it (for lag monitoring), so a failed commit loses nothing.
-            log(&format!("partition {p}: committing offset {}: {e} (the checkpoint stands)", t.meta.offset));
+            log(&format!("partition {p}: committing offset {offset}: {e} (the checkpoint stands)"));
         }
         Ok(())
     }

@@ -4,6 +4,7 @@ mod alertmanager;
 mod api;
 mod board;
 mod calendar_files;
+mod checkpoints;
 mod cli;
 mod config_file;
 mod decode;

@@ -1,0 +1,253 @@
+//! The thread that makes a partition's checkpoints durable, so the
+//! consuming loop never waits for the disk.
+//!
+//! The loop takes a consistent cut — the engine's delta (a copy of what
+//! changed) and the checkpoint's [`Meta`] — and hands it over
+//! ([`Saver::save`]). This thread encodes the delta, appends it to the
+//! delta log as a frame, syncs the log, and reports the checkpoint durable
+//! ([`Saver::durable`]): only then does the loop commit its offset. Cuts
+//! queued while it syncs are written together, with one sync.
+//!
+//! Once the log is larger than its base (and than [`FOLD_FROM`]), the
+//! thread folds the two into a new base, of the next generation, and
+//! starts an empty log (see [`checkpoint`]): the bytes written stay
+//! proportional to what changed (each byte of the state is written again
+//! about once per change of that size), the log read at a restart at most
+//! the base's size. Folding reads the base and the log back and holds a
+//! copy of the state meanwhile: memory, not loop time.
+
+use super::checkpoint::{self, CheckpointCause, CheckpointError, Meta};
+use crate::engine::delta::Delta;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+
+/// A log smaller than this is never folded, whatever its base's size.
+pub const FOLD_FROM: u64 = 4 << 20;
+
+enum Job {
+    /// Append a checkpoint to the log.
+    Save(Box<Meta>, Box<Delta>),
+    /// Answer once everything before is durable.
+    Sync(Sender<()>),
+}
+
+/// What the thread reports.
+pub enum Report {
+    /// The checkpoint of this meta is durable.
+    Durable(Box<Meta>),
+    /// Writing failed: the checkpoints after the last durable one are not.
+    Failed(CheckpointError),
+}
+
+/// The handle on a partition's checkpoint writer.
+pub struct Saver {
+    jobs: Option<Sender<Job>>,
+    reports: Receiver<Report>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Checkpoints handed over and not reported yet.
+    pending: usize,
+}
+
+/// The writer thread's state.
+struct Writer {
+    /// The base.
+    path: PathBuf,
+    generation: u64,
+    base_len: u64,
+    log: Option<std::fs::File>,
+    log_len: u64,
+    /// The log is folded once larger than the base and this.
+    fold_from: u64,
+    /// Frames being written.
+    buf: Vec<u8>,
+}
+
+impl Saver {
+    /// Starts the writer of the checkpoint at `path`, whose base (of
+    /// `generation`, `base_len` bytes) is followed by `log_len` bytes of
+    /// log; the log is folded once larger than the base and `fold_from`
+    /// ([`FOLD_FROM`] but in tests). Logs of other generations (left by a
+    /// fold cut short) go.
+    pub fn start(path: &Path, generation: u64, base_len: u64, log_len: u64, fold_from: u64) -> Saver {
+        let (jobs, rx) = channel::<Job>();
+        let (tx, reports) = channel::<Report>();
+        let mut w =
+            Writer { path: path.to_path_buf(), generation, base_len, log: None, log_len, fold_from, buf: Vec::new() };
+        w.remove_other_logs();
+        let thread = std::thread::Builder::new()
+            .name("jiancha-checkpoint".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    // Every cut waiting goes in this write.
+                    let mut batch = Vec::new();
+                    let mut syncs = Vec::new();
+                    for job in std::iter::once(job).chain(rx.try_iter()) {
+                        match job {
+                            Job::Save(meta, delta) => batch.push((meta, delta)),
+                            Job::Sync(s) => syncs.push(s),
+                        }
+                    }
+                    if !batch.is_empty() {
+                        let metas: Vec<Box<Meta>> = batch.iter().map(|(m, _)| m.clone()).collect();
+                        match w.append(batch) {
+                            Ok(()) => {
+                                for m in metas {
+                                    let _ = tx.send(Report::Durable(m));
+                                }
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Report::Failed(e));
+                                return;
+                            }
+                        }
+                    }
+                    for s in syncs {
+                        let _ = s.send(());
+                    }
+                }
+            })
+            .ok();
+        Saver { jobs: thread.as_ref().map(|_| jobs), reports, thread, pending: 0 }
+    }
+
+    /// Hands a cut over to be made durable.
+    pub fn save(&mut self, meta: Meta, delta: Delta) {
+        if let Some(j) = &self.jobs {
+            if j.send(Job::Save(Box::new(meta), Box::new(delta))).is_ok() {
+                self.pending += 1;
+            }
+        }
+    }
+
+    /// Checkpoints handed over and not reported yet.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// What the thread reported since the last call; a thread gone (it
+    /// can only panic) is reported as a failure.
+    pub fn durable(&mut self) -> Vec<Report> {
+        let mut out: Vec<Report> = self.reports.try_iter().collect();
+        self.pending -= out.len().min(self.pending);
+        if self.pending > 0 && self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+            out.extend(self.reports.try_iter());
+            if !out.iter().any(|r| matches!(r, Report::Failed(_))) {
+                out.push(Report::Failed(lost()));
+            }
+            self.pending = 0;
+        }
+        out
+    }
+
+    /// Waits until every checkpoint handed over is durable (or failed);
+    /// then [`Saver::durable`] has their reports.
+    pub fn sync(&mut self) {
+        let (tx, rx) = channel();
+        if self.jobs.as_ref().is_some_and(|j| j.send(Job::Sync(tx)).is_ok()) {
+            let _ = rx.recv();
+        }
+    }
+}
+
+fn lost() -> CheckpointError {
+    CheckpointError {
+        path: PathBuf::from("checkpoint writer thread"),
+        cause: CheckpointCause::Io(std::io::Error::other("the checkpoint writer thread stopped")),
+    }
+}
+
+impl Drop for Saver {
+    /// Lets the thread write what it has, then stops it.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Writer {
+    fn err(&self, path: &Path) -> impl Fn(std::io::Error) -> CheckpointError {
+        let path = path.to_path_buf();
+        move |e| CheckpointError { path: path.clone(), cause: e.into() }
+    }
+
+    /// Appends the cuts to the log as frames and syncs it; folds the log
+    /// into a new base once it outgrows the base.
+    fn append(&mut self, batch: Vec<(Box<Meta>, Box<Delta>)>) -> Result<(), CheckpointError> {
+        let log = checkpoint::log_path(&self.path, self.generation);
+        let err = self.err(&log);
+        self.buf.clear();
+        let mut bytes = Vec::new();
+        let mut last = None;
+        for (meta, delta) in batch {
+            bytes.clear();
+            delta.write_to(&mut bytes).map_err(&err)?;
+            checkpoint::frame(&meta, &bytes, &mut self.buf);
+            last = Some(meta);
+        }
+        if self.log.is_none() {
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(&err)?;
+            self.log = Some(f);
+        }
+        let f = self.log.as_mut().expect("opened");
+        f.write_all(&self.buf).and_then(|_| f.sync_data()).map_err(&err)?;
+        self.log_len += self.buf.len() as u64;
+        if self.log_len > self.base_len.max(self.fold_from) {
+            if let Some(meta) = last {
+                self.fold(*meta)?;
+            }
+        }
+        // A large batch leaves no large buffer behind.
+        if self.buf.capacity() > 16 << 20 {
+            self.buf = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Writes base and log as a new base of the next generation, then
+    /// removes the old log. A crash before the rename leaves the old base
+    /// and its log; after it, the new base (the old log is then removed
+    /// when the partition is loaded next).
+    fn fold(&mut self, mut meta: Meta) -> Result<(), CheckpointError> {
+        let Some(loaded) = checkpoint::load(&self.path)? else { return Ok(()) };
+        meta.generation = self.generation + 1;
+        let deltas = loaded.deltas.iter().map(|d| d.as_slice());
+        let mut folded = Err(None);
+        checkpoint::write(&self.path, &meta, |w| {
+            folded = crate::engine::delta::compact(&loaded.base, deltas, w).map_err(Some);
+            // An error of the fold fails the write; it is reported below.
+            folded.as_ref().map(|_| ()).map_err(|_| std::io::Error::other("fold failed"))
+        })
+        .map_err(|e| match folded {
+            Err(Some(c)) => CheckpointError { path: self.path.clone(), cause: c.into() },
+            _ => e,
+        })?;
+        let old = checkpoint::log_path(&self.path, self.generation);
+        self.generation += 1;
+        self.base_len = std::fs::metadata(&self.path).map_err(self.err(&self.path))?.len();
+        self.log = None;
+        self.log_len = 0;
+        let _ = std::fs::remove_file(old);
+        Ok(())
+    }
+
+    /// Removes logs of generations other than the base's.
+    fn remove_other_logs(&self) {
+        let (Some(dir), Some(stem)) = (self.path.parent(), self.path.file_stem().and_then(|s| s.to_str())) else {
+            return;
+        };
+        let keep = checkpoint::log_path(&self.path, self.generation);
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let ours = name.strip_prefix(stem).and_then(|r| r.strip_prefix('.')).and_then(|r| r.strip_suffix(".log"));
+            if ours.is_some_and(|g| g.parse::<u64>().is_ok()) && p != keep {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}

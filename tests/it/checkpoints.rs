@@ -1,0 +1,170 @@
+//! The checkpoint store of `run`: a base snapshot and a log of deltas,
+//! written by a thread of their own, folded when the log outgrows the
+//! base, and read back after a crash that cut a frame short.
+
+use crate::support::{refdata, root, zone};
+use jiancha::config::RulesConfig;
+use jiancha::engine::{Engine, Outcome};
+use jiancha::event::Decoder;
+use jiancha::kafka::checkpoint::{self, Meta};
+use jiancha::kafka::saver::{Report, Saver};
+use jiancha::reference::RefData;
+use jiancha::synth::{generate, SynthOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+fn shipped() -> Arc<RefData> {
+    refdata(&std::fs::read_to_string(root().join("config/catalog.csv")).unwrap())
+}
+
+fn lines(seed: u64) -> Vec<String> {
+    let opts = SynthOptions {
+        cases: 300,
+        seed,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 2, 2).unwrap(),
+        days: 25,
+        ..SynthOptions::default()
+    };
+    generate(&shipped(), &zone(), &opts)
+}
+
+/// Feeds `lines` (numbered from `from`) to the engine.
+fn feed(e: &mut Engine, rd: &Arc<RefData>, lines: &[String], from: usize) {
+    let decoder = Decoder::new(rd.clone(), zone(), "k");
+    let mut eff = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if let Ok(ev) = decoder.decode(l.as_bytes()) {
+            let at = ev.occurred_at;
+            if e.apply(ev, (from + i) as u64, &mut eff) == Outcome::Applied {
+                e.advance_watermark(at, &mut eff);
+            }
+        }
+    }
+}
+
+fn restore(rd: &Arc<RefData>, path: &Path) -> (Engine, checkpoint::Loaded) {
+    let c = checkpoint::load(path).unwrap().expect("a checkpoint");
+    let deltas = c.deltas.iter().map(|d| d.as_slice());
+    let e = Engine::restore_with_deltas(rd.clone(), zone(), RulesConfig::default(), &c.base, deltas).unwrap();
+    (e, c)
+}
+
+/// Saves a delta of `e` as the checkpoint at `offset` and waits for it.
+fn save(s: &mut Saver, e: &mut Engine, offset: i64) {
+    let meta = Meta { version: 1, offset, ..Meta::default() };
+    s.save(meta, e.take_delta().unwrap());
+    s.sync();
+    let r = s.durable();
+    assert!(matches!(r.as_slice(), [Report::Durable(m)] if m.offset == offset));
+}
+
+#[test]
+fn deltas_after_a_base_restore_the_state_and_a_frame_cut_short_is_cut_off() {
+    let rd = shipped();
+    let lines = lines(7);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events-0.ckpt");
+    let mut e = Engine::new(rd.clone(), zone(), RulesConfig::default());
+    feed(&mut e, &rd, &lines[..100], 0);
+    checkpoint::write(&path, &Meta { version: 1, ..Meta::default() }, |w| e.write_snapshot(w)).unwrap();
+    e.track_changes();
+    let base_len = std::fs::metadata(&path).unwrap().len();
+    // Never folded here.
+    let mut s = Saver::start(&path, 0, base_len, 0, u64::MAX);
+    let third = lines.len() / 3;
+    feed(&mut e, &rd, &lines[100..third], 100);
+    save(&mut s, &mut e, third as i64);
+    feed(&mut e, &rd, &lines[third..2 * third], third);
+    save(&mut s, &mut e, 2 * third as i64);
+    drop(s);
+    let (back, c) = restore(&rd, &path);
+    assert_eq!((c.deltas.len(), c.meta.offset, c.cut), (2, 2 * third as i64, 0));
+    assert!(back.snapshot() == e.snapshot(), "base and deltas give the state");
+
+    // A crash while a frame was written: its first bytes only.
+    let log = checkpoint::log_path(&path, 0);
+    let whole = std::fs::metadata(&log).unwrap().len();
+    feed(&mut e, &rd, &lines[2 * third..], 2 * third);
+    let mut frame = Vec::new();
+    checkpoint::frame(
+        &Meta { version: 1, offset: 99_999, ..Meta::default() },
+        &e.take_delta().unwrap().encode(),
+        &mut frame,
+    );
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(&frame[..frame.len() - 3]).unwrap();
+    drop(f);
+    let (mut back, c) = restore(&rd, &path);
+    assert_eq!((c.deltas.len(), c.meta.offset), (2, 2 * third as i64), "the checkpoint before the torn frame");
+    assert_eq!(c.cut, frame.len() as u64 - 3);
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), whole, "the torn frame is cut off");
+    // The state goes on from there, and its next frames read back.
+    back.track_changes();
+    let mut s = Saver::start(&path, 0, base_len, c.log_len, u64::MAX);
+    feed(&mut back, &rd, &lines[2 * third..], 2 * third);
+    save(&mut s, &mut back, lines.len() as i64);
+    drop(s);
+    let (again, c) = restore(&rd, &path);
+    assert_eq!((c.deltas.len(), c.meta.offset), (3, lines.len() as i64));
+    assert!(again.snapshot() == back.snapshot());
+    assert!(again.snapshot() == e.snapshot(), "the same as the engine never interrupted");
+}
+
+#[test]
+fn a_log_larger_than_its_base_is_folded_into_the_next_generation() {
+    let rd = shipped();
+    let lines = lines(8);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events-3.ckpt");
+    let mut e = Engine::new(rd.clone(), zone(), RulesConfig::default());
+    checkpoint::write(&path, &Meta { version: 1, ..Meta::default() }, |w| e.write_snapshot(w)).unwrap();
+    e.track_changes();
+    let base_len = std::fs::metadata(&path).unwrap().len();
+    // A log left by a fold cut short after its rename, and another
+    // partition's log, which stays.
+    std::fs::write(checkpoint::log_path(&path, 7), b"stale").unwrap();
+    let other = dir.path().join("events-30.0.log");
+    std::fs::write(&other, b"not ours").unwrap();
+    let mut s = Saver::start(&path, 0, base_len, 0, 0);
+    assert!(!checkpoint::log_path(&path, 7).exists(), "a log of another generation goes");
+    assert!(other.exists());
+    let tenth = lines.len() / 10;
+    for k in 0..10 {
+        feed(&mut e, &rd, &lines[k * tenth..(k + 1) * tenth], k * tenth);
+        save(&mut s, &mut e, ((k + 1) * tenth) as i64);
+    }
+    drop(s);
+    let (back, c) = restore(&rd, &path);
+    assert!(c.meta.generation > 0, "folded at least once");
+    assert!(c.log_len <= c.base_len, "a log is folded once it outgrows its base");
+    assert_eq!(c.meta.offset, (10 * tenth) as i64);
+    assert!(back.snapshot() == e.snapshot(), "the folded base and its log give the state");
+    let logs: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("events-3.") && n.ends_with(".log"))
+        .collect();
+    assert!(logs.len() <= 1, "only the current generation's log: {logs:?}");
+}
+
+#[test]
+fn a_log_that_cannot_be_written_is_reported_not_dropped() {
+    let rd = shipped();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events-0.ckpt");
+    let mut e = Engine::new(rd.clone(), zone(), RulesConfig::default());
+    checkpoint::write(&path, &Meta { version: 1, ..Meta::default() }, |w| e.write_snapshot(w)).unwrap();
+    e.track_changes();
+    // The log's name is taken by a folder.
+    std::fs::create_dir(checkpoint::log_path(&path, 0)).unwrap();
+    let mut s = Saver::start(&path, 0, 1, 0, u64::MAX);
+    feed(&mut e, &rd, &lines(9)[..50], 0);
+    s.save(Meta { version: 1, offset: 50, ..Meta::default() }, e.take_delta().unwrap());
+    s.sync();
+    let r = s.durable();
+    assert!(matches!(r.as_slice(), [Report::Failed(_)]), "a failure is reported");
+    if let [Report::Failed(err)] = r.as_slice() {
+        assert!(err.to_string().contains("events-0.0.log"), "{err}");
+    }
+}
