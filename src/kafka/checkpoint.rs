@@ -130,6 +130,8 @@ pub struct Loaded {
     pub log_len: u64,
     /// Bytes cut off the end of the log: a frame cut short or damaged.
     pub cut: u64,
+    /// How long reading (and restoring, for the caller) took.
+    pub took: std::time::Duration,
 }
 
 /// Frame header: length (u32) and checksum (u64), little-endian.
@@ -183,7 +185,7 @@ pub fn load(path: &Path) -> Result<Option<Loaded>, CheckpointError> {
         let f = std::fs::OpenOptions::new().write(true).open(&log).map_err(|e| err(e.into()))?;
         f.set_len(at as u64).and_then(|_| f.sync_all()).map_err(|e| err(e.into()))?;
     }
-    Ok(Some(Loaded { meta, base, deltas, base_len, log_len: at as u64, cut }))
+    Ok(Some(Loaded { meta, base, deltas, base_len, log_len: at as u64, cut, took: Default::default() }))
 }
 
 /// Reads a checkpoint's base, if there is one.

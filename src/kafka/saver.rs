@@ -211,6 +211,7 @@ impl Writer {
     /// and its log; after it, the new base (the old log is then removed
     /// when the partition is loaded next).
     fn fold(&mut self, mut meta: Meta) -> Result<(), CheckpointError> {
+        let started = std::time::Instant::now();
         let Some(loaded) = checkpoint::load(&self.path)? else { return Ok(()) };
         meta.generation = self.generation + 1;
         let deltas = loaded.deltas.iter().map(|d| d.as_slice());
@@ -227,6 +228,15 @@ impl Writer {
         let old = checkpoint::log_path(&self.path, self.generation);
         self.generation += 1;
         self.base_len = std::fs::metadata(&self.path).map_err(self.err(&self.path))?.len();
+        super::log(&format!(
+            "{}: folded a base of {} bytes and a delta log of {} bytes into a base of {} bytes (generation {}) in {:.1} s",
+            self.path.display(),
+            loaded.base_len,
+            self.log_len,
+            self.base_len,
+            self.generation,
+            started.elapsed().as_secs_f64()
+        ));
         self.log = None;
         self.log_len = 0;
         let _ = std::fs::remove_file(old);

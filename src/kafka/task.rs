@@ -198,12 +198,15 @@ impl Service {
     /// Takes up partitions; returns where to read each from.
     pub fn assign(&mut self, parts: &[i32]) -> Vec<(i32, Offset)> {
         let mut out = Vec::new();
+        let new: Vec<i32> = parts.iter().copied().filter(|p| !self.tasks.contains_key(p)).collect();
+        let mut restored = self.restore_all(&new);
         for &p in parts {
             if let Some(t) = self.tasks.get(&p) {
                 out.push((p, Offset::Offset(t.meta.offset)));
                 continue;
             }
-            match self.load(p) {
+            let state = restored.remove(&p).unwrap_or(Ok(None));
+            match state.and_then(|state| self.load(p, state)) {
                 Ok(t) => {
                     out.push((p, Offset::Offset(t.meta.offset)));
                     self.tasks.insert(p, t);
@@ -335,26 +338,55 @@ impl Service {
         self.tasks.clear();
     }
 
-    fn load(&mut self, p: i32) -> Result<Task, KafkaError> {
+    /// Reads the checkpoints of partitions and restores their engines,
+    /// one thread per partition: decoding a large state is most of a
+    /// restart, and the partitions' are independent.
+    fn restore_all(&self, parts: &[i32]) -> BTreeMap<i32, Result<Option<Restored>, KafkaError>> {
+        let k = &self.cfg.kafka;
+        let data = &self.cfg.storage.data_dir;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .iter()
+                .map(|&p| {
+                    let path = checkpoint::path(data, &k.group_id, &k.events_topic, p);
+                    let (refdata, zone, rules) = (self.refdata.clone(), self.zone.clone(), self.cfg.rules.clone());
+                    (p, s.spawn(move || restore(&path, refdata, zone, rules, k, p)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(p, h)| {
+                    let r = h.join().unwrap_or_else(|_| {
+                        Err(KafkaError::Checkpoint(checkpoint::CheckpointError {
+                            path: checkpoint::path(data, &k.group_id, &k.events_topic, p),
+                            cause: std::io::Error::other("restoring it panicked").into(),
+                        }))
+                    });
+                    (p, r)
+                })
+                .collect()
+        })
+    }
+
+    fn load(&mut self, p: i32, restored: Option<Restored>) -> Result<Task, KafkaError> {
         let k = &self.cfg.kafka;
         let data = &self.cfg.storage.data_dir;
         let path = checkpoint::path(data, &k.group_id, &k.events_topic, p);
         let writer = format!("p{p}");
         let rules = self.cfg.rules.clone();
-        let (mut meta, mut engine, mut base_len, log_len) = match checkpoint::load(&path)? {
-            Some(c) => {
-                let deltas = c.deltas.iter().map(|d| d.as_slice());
-                let engine =
-                    Engine::restore_with_deltas(self.refdata.clone(), self.zone.clone(), rules, &c.base, deltas)?;
+        let (mut meta, mut engine, mut base_len, log_len, after) = match restored {
+            Some(Restored { checkpoint: c, engine, after }) => {
                 let meta = c.meta;
                 let removed = crate::history::discard_parts_from(data, &writer, meta.next_part)?;
                 log(&format!(
-                    "partition {p}: restored checkpoint of {} at offset {} ({} cases in memory; a base of {} bytes and {} deltas; {removed} history parts after it removed)",
+                    "partition {p}: restored checkpoint of {} at offset {} ({} cases in memory; a base of {} bytes and {} deltas ({} bytes) read in {:.2} s; {removed} history parts after it removed)",
                     meta.written_at,
                     meta.offset,
                     engine.cases_in_memory(),
                     c.base_len,
                     c.deltas.len(),
+                    c.log_len,
+                    c.took.as_secs_f64(),
                 ));
                 if c.cut > 0 {
                     log(&format!(
@@ -362,7 +394,7 @@ impl Service {
                         c.cut
                     ));
                 }
-                (meta, engine, c.base_len, c.log_len)
+                (meta, engine, c.base_len, c.log_len, Some(after))
             }
             None => {
                 let meta = Meta {
@@ -375,7 +407,7 @@ impl Service {
                     ..Meta::default()
                 };
                 log(&format!("partition {p}: no checkpoint; starting from its beginning"));
-                (meta, Engine::new(self.refdata.clone(), self.zone.clone(), rules), 0, 0)
+                (meta, Engine::new(self.refdata.clone(), self.zone.clone(), rules), 0, 0, None)
             }
         };
         engine.share_facts();
@@ -395,28 +427,14 @@ impl Service {
             checkpoint::write(&path, &meta, |w| engine.write_snapshot(w))?;
             base_len = std::fs::metadata(&path).map_or(0, |m| m.len());
         } else {
-            // What was published for this partition after its checkpoint.
-            let mine = |m: &OwnedMessage| header(m, PARTITION_HEADER).and_then(|v| v.parse::<i32>().ok()) == Some(p);
-            let mut recovered = 0u64;
-            client::read_after(&k.brokers, &k.alerts_topic, &meta.alerts_end, |m| {
-                if !mine(m) {
-                    return;
-                }
-                if let Some(rec) = m.payload().and_then(|b| serde_json::from_slice::<crate::alert::AlertRecord>(b).ok())
-                {
-                    engine.recover_published(&rec);
-                    recovered += 1;
-                }
-            })?;
-            client::read_after(&k.brokers, &k.dead_letter_topic, &meta.dead_letter_end, |m| {
-                if header(m, "original_topic").as_deref() == Some(k.events_topic.as_str())
-                    && header(m, "original_partition").and_then(|v| v.parse::<i32>().ok()) == Some(p)
-                {
-                    if let Some(o) = header(m, "original_offset").and_then(|v| v.parse::<i64>().ok()) {
-                        dead_done.insert(o);
-                    }
-                }
-            })?;
+            // What was published for this partition after its checkpoint
+            // (read while the checkpoint was decoded).
+            let after = after.unwrap_or_default();
+            let recovered = after.alerts.len();
+            for rec in &after.alerts {
+                engine.recover_published(rec);
+            }
+            dead_done = after.dead_done;
             // Recovered records wait in the engine state, and may have come
             // with the checkpoint itself (taken while they waited): settle
             // once the partition has been read again up to where it ends
@@ -846,6 +864,7 @@ impl Service {
         // What the loop waits for: history, and the cut of the state.
         let started = std::time::Instant::now();
         t.pipeline.core_mut().flush()?;
+        let history = started.elapsed();
         self.live.pending.clear(&format!("p{p}"));
         // Every record this process published is acknowledged: the output
         // topics' ends for this partition are past them.
@@ -864,7 +883,10 @@ impl Service {
         t.checkpoint_cost = started.elapsed();
         if t.checkpoint_cost > Duration::from_millis(100) {
             let ms = t.checkpoint_cost.as_secs_f64() * 1000.0;
-            log(&format!("partition {p}: a checkpoint held the loop {ms:.0} ms ({cut} cases changed since the last)"));
+            let h = history.as_secs_f64() * 1000.0;
+            log(&format!(
+                "partition {p}: a checkpoint held the loop {ms:.0} ms (history {h:.0} ms; {cut} cases changed since the last)"
+            ));
         }
         self.live.metrics.checkpoint_stall.observe(t.checkpoint_cost.as_secs_f64());
         if wait {
@@ -897,6 +919,83 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// A partition's engine restored from its checkpoint.
+struct Restored {
+    /// The checkpoint (its base and deltas dropped once applied).
+    checkpoint: checkpoint::Loaded,
+    engine: Engine,
+    /// What was published for the partition after the checkpoint.
+    after: PublishedAfter,
+}
+
+/// The records published for a partition after its checkpoint.
+#[derive(Default)]
+struct PublishedAfter {
+    /// Its alert records.
+    alerts: Vec<crate::alert::AlertRecord>,
+    /// The original offsets of its dead letters.
+    dead_done: HashSet<i64>,
+}
+
+/// Reads a partition's checkpoint, if it has one, and restores its engine;
+/// meanwhile reads what was published for it after the checkpoint.
+fn restore(
+    path: &std::path::Path,
+    refdata: Arc<RefData>,
+    zone: Zone,
+    rules: crate::config::RulesConfig,
+    k: &crate::config::KafkaConfig,
+    p: i32,
+) -> Result<Option<Restored>, KafkaError> {
+    let started = std::time::Instant::now();
+    let Some(mut c) = checkpoint::load(path)? else { return Ok(None) };
+    let (engine, after) = std::thread::scope(|s| {
+        let after = s.spawn(|| published_after(k, p, &c.meta));
+        let deltas = c.deltas.iter().map(|d| d.as_slice());
+        let engine = Engine::restore_with_deltas(refdata, zone, rules, &c.base, deltas);
+        (engine, after.join())
+    });
+    let engine = engine?;
+    let after = after.unwrap_or_else(|_| Err(KafkaError::Checkpoint(lost_reader(path))))?;
+    c.took = started.elapsed();
+    let n = c.deltas.len();
+    c.base = Vec::new();
+    c.deltas = vec![Vec::new(); n];
+    Ok(Some(Restored { checkpoint: c, engine, after }))
+}
+
+fn lost_reader(path: &std::path::Path) -> checkpoint::CheckpointError {
+    checkpoint::CheckpointError {
+        path: path.to_path_buf(),
+        cause: std::io::Error::other("reading what was published after it panicked").into(),
+    }
+}
+
+/// Reads the alert records and dead letters published for partition `p`
+/// after its checkpoint of `meta`.
+fn published_after(k: &crate::config::KafkaConfig, p: i32, meta: &Meta) -> Result<PublishedAfter, KafkaError> {
+    let mut after = PublishedAfter::default();
+    let mine = |m: &OwnedMessage| header(m, PARTITION_HEADER).and_then(|v| v.parse::<i32>().ok()) == Some(p);
+    client::read_after(&k.brokers, &k.alerts_topic, &meta.alerts_end, |m| {
+        if !mine(m) {
+            return;
+        }
+        if let Some(rec) = m.payload().and_then(|b| serde_json::from_slice::<crate::alert::AlertRecord>(b).ok()) {
+            after.alerts.push(rec);
+        }
+    })?;
+    client::read_after(&k.brokers, &k.dead_letter_topic, &meta.dead_letter_end, |m| {
+        if header(m, "original_topic").as_deref() == Some(k.events_topic.as_str())
+            && header(m, "original_partition").and_then(|v| v.parse::<i32>().ok()) == Some(p)
+        {
+            if let Some(o) = header(m, "original_offset").and_then(|v| v.parse::<i64>().ok()) {
+                after.dead_done.insert(o);
+            }
+        }
+    })?;
+    Ok(after)
 }
 
 /// What a partition's sink publishes through.
