@@ -8,11 +8,17 @@
 //!    them from the start; events/s from its start to its last alert on
 //!    the broker (the alerts topic's end read every 100 ms) and until its
 //!    group's committed offsets reach the ends, beside the raw rate.
-//! 2. Alert latency: `--open` cases (default 1,000,000) accepted and left
-//!    open in wall-clock mode, 1,000 of them with a red card
-//!    (`unregistered_case`, grace 1 h) falling due over 20 s once all are
-//!    loaded; the delay from each card's instant to its record's broker
-//!    timestamp, p50 / p99 / max.
+//! 2. Alert latency under live traffic: `--open` cases (default 1,000,000)
+//!    accepted and left open in wall-clock mode, 1,000 of them with a red
+//!    card (`unregistered_case`, grace 1 h) falling due over `--minutes`
+//!    (default 10) once all are loaded, while 100 events/s of live traffic
+//!    (cases accepted and completed) keep checkpoints coming (interval
+//!    2 s); the delay from each card's instant to its record's broker
+//!    timestamp, p50 / p99 / max; the checkpoints taken meanwhile and how
+//!    long they held the consuming loop (its `/metrics` histogram, and the
+//!    longest, which it logs above 100 ms); the bytes it wrote per second
+//!    (`/proc/<pid>/io`: checkpoints and history) and the checkpoint
+//!    files' growth.
 //! 3. Restart: SIGTERM (final checkpoint), start again, and the seconds
 //!    until it has restored every partition's checkpoint.
 //!
@@ -30,10 +36,11 @@ struct Args {
     events: usize,
     open: usize,
     partitions: i32,
+    minutes: i64,
 }
 
 fn args() -> Args {
-    let mut a = Args { events: 1_000_000, open: 1_000_000, partitions: 4 };
+    let mut a = Args { events: 1_000_000, open: 1_000_000, partitions: 4, minutes: 10 };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
@@ -41,6 +48,7 @@ fn args() -> Args {
             "--events" => a.events = v().parse().expect("--events N"),
             "--open" => a.open = v().parse().expect("--open N"),
             "--partitions" => a.partitions = v().parse().expect("--partitions P"),
+            "--minutes" => a.minutes = v().parse().expect("--minutes M"),
             _ => {}
         }
     }
@@ -83,11 +91,12 @@ fn main() {
     let zone = jiancha::time::Zone::new("Asia/Shanghai").unwrap();
 
     let data = dir.path().join("data");
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let env = |group: &str, mode: &str| -> Vec<(String, String)> {
         let r = |s: &str| root.join("config").join(s).display().to_string();
         vec![
             ("JIANCHA__KAFKA__BROKERS".into(), brokers.clone()),
-            ("JIANCHA__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
+            ("JIANCHA__HTTP__LISTEN".into(), http.to_string()),
             ("JIANCHA__KAFKA__GROUP_ID".into(), group.into()),
             ("JIANCHA__KAFKA__EVENTS_TOPIC".into(), format!("{group}-in")),
             ("JIANCHA__KAFKA__ALERTS_TOPIC".into(), format!("{group}-alerts")),
@@ -194,7 +203,8 @@ fn main() {
     let now = chrono::Utc::now().timestamp_millis();
     let load_window = 60_000 + (a.open as i64) / 5; // time to load them all, generously
     let first_due = now + load_window;
-    let due: Vec<i64> = (0..1000).map(|i| first_due + i * 20).collect();
+    let spread = a.minutes * 60_000;
+    let due: Vec<i64> = (0..1000).map(|i| first_due + i * spread / 1000).collect();
     let tz = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
     let ts = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().with_timezone(&tz).to_rfc3339();
     let open_lines = (0..a.open).map(|i| {
@@ -215,7 +225,60 @@ fn main() {
     let loaded = chrono::Utc::now().timestamp_millis();
     println!("loaded {} open cases in {:.1} s", a.open, t.elapsed().as_secs_f64());
     assert!(loaded < first_due, "loading took longer than the window; raise load_window");
-    std::thread::sleep(Duration::from_millis((due[999] - loaded + 3000).max(0) as u64));
+    let pid = child.id();
+    let ckpt_dir = data.join(group).join("checkpoints");
+    let before = (written(pid), dir_bytes(&ckpt_dir), stalls(http), Instant::now());
+    let log_from = std::fs::metadata(dir.path().join("wall.log")).map_or(0, |m| m.len() as usize);
+    // Live traffic until the last card is due: cases accepted, then
+    // completed, at 100 events/s, stamped as they are sent.
+    let window_ms = (due[999] - loaded + 3000).max(0);
+    let live_n = (window_ms / 10) as usize;
+    let live = {
+        let (brokers, input) = (brokers.clone(), input.clone());
+        let parts = a.partitions;
+        std::thread::spawn(move || {
+            let lines = (0..live_n).map(move |k| {
+                let at = chrono::Utc::now().with_timezone(&tz).to_rfc3339();
+                let case = k / 2;
+                if k % 2 == 0 {
+                    format!(
+                        r#"{{"event_id":"l{k}","case_id":"L{case}","type":"accepted","occurred_at":"{at}","source":"center","region":"220421","department":"tax","item_code":"TAX-003","applicant":"l{case}"}}"#
+                    )
+                } else {
+                    format!(
+                        r#"{{"event_id":"l{k}","case_id":"L{case}","type":"completed","occurred_at":"{at}","source":"center","result":"approved"}}"#
+                    )
+                }
+            });
+            jiancha::kafka::publish::lines(&brokers, &input, parts, Some(100.0), lines).unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(window_ms as u64));
+    let sent = live.join().unwrap();
+    let after = (written(pid), dir_bytes(&ckpt_dir), stalls(http), Instant::now());
+    let secs = (after.3 - before.3).as_secs_f64();
+    let (n0, sum0, over0) = before.2;
+    let (n1, sum1, over1) = after.2;
+    // The checkpoints of the window only (the log's lines after its start).
+    let longest = std::fs::read(dir.path().join("wall.log"))
+        .map(|b| String::from_utf8_lossy(b.get(log_from..).unwrap_or_default()).into_owned())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split("held the loop ").nth(1)?.split(" ms").next()?.parse::<f64>().ok())
+        .fold(0.0f64, f64::max);
+    println!(
+        "RESULT checkpoints over {secs:.0} s of {sent} live events: {} taken, holding the loop {:.1} ms on average, {} over 100 ms (longest {})",
+        n1 - n0,
+        (sum1 - sum0) * 1000.0 / (n1 - n0).max(1) as f64,
+        over1 - over0,
+        if longest > 0.0 { format!("{longest:.0} ms") } else { "none logged, so ≤ 100 ms".into() },
+    );
+    println!(
+        "RESULT bytes written at 100 events/s over {} open cases: {:.0} KB/s by the process (checkpoints and history), checkpoint files grew {:.0} KB/s",
+        a.open,
+        (after.0 - before.0) as f64 / secs / 1000.0,
+        (after.1 as f64 - before.1 as f64) / secs / 1000.0,
+    );
     let mut lat: Vec<i64> = Vec::new();
     client::read_after(&brokers, &format!("{group}-alerts"), &Default::default(), |m| {
         let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or(b"{}")).unwrap_or_default();
@@ -259,8 +322,49 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     stop(child);
+    // The service's logs, for a look at what a figure hides.
+    for f in ["wall.log", "wall2.log"] {
+        let _ = std::fs::copy(dir.path().join(f), std::env::temp_dir().join(format!("kafka_e2e-{f}")));
+    }
     let _ = broker.kill();
     let _ = broker.wait();
+}
+
+/// Bytes a process has written to storage (`/proc/<pid>/io`).
+fn written(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Bytes of the files under a folder.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The checkpoint stall histogram of a `/metrics` scrape: (count, sum in
+/// seconds, checkpoints over 100 ms).
+fn stalls(http: std::net::SocketAddr) -> (u64, f64, u64) {
+    use std::io::{Read, Write};
+    let mut text = String::new();
+    if let Ok(mut c) = std::net::TcpStream::connect(http) {
+        let _ = write!(c, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+        let _ = c.read_to_string(&mut text);
+    }
+    let value =
+        |name: &str| -> f64 { text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0) };
+    let count = value("jiancha_checkpoint_stall_seconds_count") as u64;
+    let within = value("jiancha_checkpoint_stall_seconds_bucket{le=\"0.1\"}") as u64;
+    (count, value("jiancha_checkpoint_stall_seconds_sum"), count - within.min(count))
 }
 
 fn start(env: &[(String, String)], log: PathBuf) -> Child {
