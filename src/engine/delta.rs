@@ -15,7 +15,7 @@
 //! are not in deltas: they follow from the cases (their wake-up, their
 //! events' ids) and are updated from the cases a delta replaces.
 
-use super::dual::{Acceptance, GroupChanges};
+use super::dual::GroupChanges;
 use super::state::{read_framed, write_framed, Case, Departed, SnapshotError, State, Stats, NO_WAKE};
 use super::tracked::Changes;
 use super::Engine;
@@ -43,7 +43,7 @@ pub struct Delta {
     remote: Changes<Arc<str>, NonZeroU64>,
     remote_center: Changes<Arc<str>, Vec<Instant>>,
     shared_center: Changes<Arc<str>, Vec<Instant>>,
-    dual: Vec<(NonZeroU64, Option<Box<[Acceptance]>>)>,
+    dual: GroupChanges,
     /// Number of strings interned before `strings`.
     strings_from: u64,
     /// Strings interned since the last cut.
@@ -111,7 +111,7 @@ impl Delta {
         st.remote.apply(self.remote);
         st.remote_center.apply(self.remote_center);
         st.shared_center.apply(self.shared_center);
-        st.dual.apply(self.dual as GroupChanges);
+        st.dual.apply(self.dual);
         st.watermark = self.watermark;
         st.calendar = self.calendar;
         st.stats = self.stats;

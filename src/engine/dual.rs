@@ -183,9 +183,7 @@ impl DualIndex {
         }
         let group = new.map(|new| {
             let h = group_of(&new.attrs);
-            if let Some(d) = &mut self.dirty {
-                d.insert(h);
-            }
+            self.mark(h);
             let g = self.groups.entry(h).or_insert_with(|| Box::new([]));
             if old_attrs.is_none_or(|o| !same_key(&o, &new.attrs)) {
                 touched.extend(g.iter().filter(|a| same_key(&a.sig.attrs, &new.attrs)).map(|a| a.case.clone()));

@@ -183,7 +183,14 @@ impl<K: Hash + Eq + Clone, V> Tracked<K, V> {
         K: Ord,
     {
         let Some(d) = &mut self.dirty else { return Vec::new() };
-        let mut v: Changes<K, V> = d.drain().map(|k| (self.map.get(&k).map(&copy), k)).map(|(v, k)| (k, v)).collect();
+        let map = &self.map;
+        let mut v: Changes<K, V> = d
+            .drain()
+            .map(|k| {
+                let value = map.get(&k).map(&copy);
+                (k, value)
+            })
+            .collect();
         v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         v
     }

@@ -188,11 +188,8 @@ pub fn load(path: &Path) -> Result<Option<Loaded>, CheckpointError> {
     Ok(Some(Loaded { meta, base, deltas, base_len, log_len: at as u64, cut, took: Default::default() }))
 }
 
-/// Reads a checkpoint's base, if there is one.
-pub fn read(path: &Path) -> Result<Option<(Meta, Vec<u8>)>, CheckpointError> {
-    Ok(read_base(path)?.map(|(m, b, _)| (m, b)))
-}
-
+/// Reads a checkpoint's base, if there is one: its meta, its snapshot and
+/// the file's length.
 fn read_base(path: &Path) -> Result<Option<(Meta, Vec<u8>, u64)>, CheckpointError> {
     let err = |cause: CheckpointCause| CheckpointError { path: path.to_path_buf(), cause };
     let bytes = match std::fs::read(path) {

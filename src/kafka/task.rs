@@ -375,7 +375,7 @@ impl Service {
         let writer = format!("p{p}");
         let rules = self.cfg.rules.clone();
         let (mut meta, mut engine, mut base_len, log_len, after) = match restored {
-            Some(Restored { checkpoint: c, engine, after }) => {
+            Some(Restored { checkpoint: c, deltas, engine, after }) => {
                 let meta = c.meta;
                 let removed = crate::history::discard_parts_from(data, &writer, meta.next_part)?;
                 log(&format!(
@@ -384,7 +384,7 @@ impl Service {
                     meta.offset,
                     engine.cases_in_memory(),
                     c.base_len,
-                    c.deltas.len(),
+                    deltas,
                     c.log_len,
                     c.took.as_secs_f64(),
                 ));
@@ -925,6 +925,8 @@ impl Service {
 struct Restored {
     /// The checkpoint (its base and deltas dropped once applied).
     checkpoint: checkpoint::Loaded,
+    /// How many deltas followed its base.
+    deltas: usize,
     engine: Engine,
     /// What was published for the partition after the checkpoint.
     after: PublishedAfter,
@@ -960,10 +962,10 @@ fn restore(
     let engine = engine?;
     let after = after.unwrap_or_else(|_| Err(KafkaError::Checkpoint(lost_reader(path))))?;
     c.took = started.elapsed();
-    let n = c.deltas.len();
+    let deltas = c.deltas.len();
     c.base = Vec::new();
-    c.deltas = vec![Vec::new(); n];
-    Ok(Some(Restored { checkpoint: c, engine, after }))
+    c.deltas = Vec::new();
+    Ok(Some(Restored { checkpoint: c, deltas, engine, after }))
 }
 
 fn lost_reader(path: &std::path::Path) -> checkpoint::CheckpointError {
