@@ -120,6 +120,10 @@ pub struct KafkaConfig {
     /// and joint cases need across them (compacted; read whole by every
     /// instance).
     pub facts_topic: String,
+    /// Internal topic carrying each partition's checkpoints (compacted; as
+    /// many partitions as the events topic), from which an instance that
+    /// shares no volume with the last owner takes a partition up.
+    pub changelog_topic: String,
 }
 
 impl Default for KafkaConfig {
@@ -131,6 +135,7 @@ impl Default for KafkaConfig {
             alerts_topic: "supervision-alerts".into(),
             dead_letter_topic: "case-events.dlq".into(),
             facts_topic: "case-events.facts".into(),
+            changelog_topic: "case-events.changelog".into(),
         }
     }
 }

@@ -19,8 +19,10 @@
 //!
 //! The log is folded into a new base (the next generation) by the thread
 //! that writes it ([`super::saver`]) once it outgrows the base.
-//! Instances of one group share the data folder, so a partition's state
-//! moves with the partition.
+//! The same bytes go to the partition's changelog ([`super::changelog`]),
+//! through which the state moves with the partition to an instance that
+//! shares no volume with this one; the local files make a restart on the
+//! same host fast.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -100,6 +102,9 @@ pub enum CheckpointCause {
     /// Folding the delta log into a new base failed.
     #[error(transparent)]
     Compact(#[from] crate::engine::delta::CompactError),
+    /// The changelog did not take it.
+    #[error(transparent)]
+    Changelog(#[from] super::changelog::ChangelogError),
 }
 
 fn safe(s: &str) -> String {
@@ -130,15 +135,60 @@ pub struct Loaded {
     pub log_len: u64,
     /// Bytes cut off the end of the log: a frame cut short or damaged.
     pub cut: u64,
+    /// The base's own [`Meta`].
+    pub base_meta: Meta,
+    /// XXH3-64 of the base file.
+    pub base_sum: u64,
+    /// Each frame of the log: where it ends, its checksum and its meta.
+    pub frames: Vec<FrameAt>,
     /// How long reading (and restoring, for the caller) took.
     pub took: std::time::Duration,
+}
+
+/// A frame of a delta log as read.
+#[derive(Clone, Debug)]
+pub struct FrameAt {
+    /// Where it ends in the log.
+    pub end: u64,
+    /// Its checksum (as its header has it).
+    pub sum: u64,
+    /// Its meta.
+    pub meta: Meta,
+}
+
+impl Loaded {
+    /// Keeps the base and the first `n` frames: the log is cut after them,
+    /// on disk too (the checkpoint at `path`).
+    pub fn keep_frames(&mut self, path: &Path, n: usize) -> Result<(), CheckpointError> {
+        if n >= self.frames.len() {
+            return Ok(());
+        }
+        let end = if n == 0 { 0 } else { self.frames[n - 1].end };
+        let log = log_path(path, self.base_meta.generation);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .and_then(|f| f.set_len(end).and_then(|_| f.sync_all()))
+            .map_err(|e| CheckpointError { path: log.clone(), cause: e.into() });
+        f?;
+        self.frames.truncate(n);
+        self.deltas.truncate(n);
+        self.meta = self.frames.last().map_or_else(|| self.base_meta.clone(), |f| f.meta.clone());
+        self.log_len = end;
+        Ok(())
+    }
+
+    /// The checksum of the last frame kept (0 with none).
+    pub fn last_sum(&self) -> u64 {
+        self.frames.last().map_or(0, |f| f.sum)
+    }
 }
 
 /// Frame header: length (u32) and checksum (u64), little-endian.
 const FRAME_HEADER: usize = 12;
 
-/// Appends a frame of `meta` and `delta` to `out`.
-pub fn frame(meta: &Meta, delta: &[u8], out: &mut Vec<u8>) {
+/// Appends a frame of `meta` and `delta` to `out`; returns its checksum.
+pub fn frame(meta: &Meta, delta: &[u8], out: &mut Vec<u8>) -> u64 {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER]);
     serde_json::to_writer(&mut *out, meta).expect("meta serializes");
@@ -148,12 +198,27 @@ pub fn frame(meta: &Meta, delta: &[u8], out: &mut Vec<u8>) {
     let (len, sum) = (body.len() as u32, xxhash_rust::xxh3::xxh3_64(body));
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + FRAME_HEADER].copy_from_slice(&sum.to_le_bytes());
+    sum
+}
+
+/// The checksum of the last whole frame of a delta log (0 with none).
+pub fn last_frame_sum(log: &[u8]) -> u64 {
+    let (mut at, mut sum) = (0usize, 0u64);
+    while let Some(head) = log.get(at..at + FRAME_HEADER) {
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        if log.len() < at + FRAME_HEADER + len {
+            break;
+        }
+        sum = u64::from_le_bytes(head[4..].try_into().expect("8 bytes"));
+        at += FRAME_HEADER + len;
+    }
+    sum
 }
 
 /// Reads a checkpoint — its base and the whole frames of its delta log —
 /// if there is one; a torn end of the log is cut off.
 pub fn load(path: &Path) -> Result<Option<Loaded>, CheckpointError> {
-    let Some((base_meta, base, base_len)) = read_base(path)? else { return Ok(None) };
+    let Some((base_meta, base, base_len, base_sum)) = read_base(path)? else { return Ok(None) };
     let log = log_path(path, base_meta.generation);
     let err = |cause: CheckpointCause| CheckpointError { path: log.clone(), cause };
     let bytes = match std::fs::read(&log) {
@@ -162,8 +227,9 @@ pub fn load(path: &Path) -> Result<Option<Loaded>, CheckpointError> {
         Err(e) => return Err(err(e.into())),
     };
     let generation = base_meta.generation;
-    let mut meta = base_meta;
+    let mut meta = base_meta.clone();
     let mut deltas = Vec::new();
+    let mut frames = Vec::new();
     let mut at = 0usize;
     while let Some(head) = bytes.get(at..at + FRAME_HEADER) {
         let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
@@ -179,18 +245,33 @@ pub fn load(path: &Path) -> Result<Option<Loaded>, CheckpointError> {
         meta.generation = generation;
         deltas.push(body[nl + 1..].to_vec());
         at += FRAME_HEADER + len;
+        frames.push(FrameAt { end: at as u64, sum, meta: meta.clone() });
     }
     let cut = (bytes.len() - at) as u64;
     if cut > 0 {
         let f = std::fs::OpenOptions::new().write(true).open(&log).map_err(|e| err(e.into()))?;
         f.set_len(at as u64).and_then(|_| f.sync_all()).map_err(|e| err(e.into()))?;
     }
-    Ok(Some(Loaded { meta, base, deltas, base_len, log_len: at as u64, cut, took: Default::default() }))
+    Ok(Some(Loaded {
+        meta,
+        base,
+        deltas,
+        base_len,
+        log_len: at as u64,
+        cut,
+        took: Default::default(),
+        base_meta,
+        base_sum,
+        frames,
+    }))
 }
 
-/// Reads a checkpoint's base, if there is one: its meta, its snapshot and
-/// the file's length.
-fn read_base(path: &Path) -> Result<Option<(Meta, Vec<u8>, u64)>, CheckpointError> {
+/// A base as read: its meta, its snapshot, the file's length and its
+/// checksum.
+type Base = (Meta, Vec<u8>, u64, u64);
+
+/// Reads a checkpoint's base, if there is one.
+fn read_base(path: &Path) -> Result<Option<Base>, CheckpointError> {
     let err = |cause: CheckpointCause| CheckpointError { path: path.to_path_buf(), cause };
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -203,9 +284,42 @@ fn read_base(path: &Path) -> Result<Option<(Meta, Vec<u8>, u64)>, CheckpointErro
         return Err(err(CheckpointCause::Version(meta.version)));
     }
     let len = bytes.len() as u64;
+    let sum = xxhash_rust::xxh3::xxh3_64(&bytes);
     let mut bytes = bytes;
     bytes.drain(..nl + 1);
-    Ok(Some((meta, bytes, len)))
+    Ok(Some((meta, bytes, len, sum)))
+}
+
+/// Puts a checkpoint read from elsewhere (the changelog) in place of the
+/// one at `path`: its base file and the delta log of its `generation`,
+/// each written whole or not at all. Logs of other generations go when
+/// the partition's writer starts.
+pub fn install(path: &Path, generation: u64, base: &[u8], log: &[u8]) -> Result<(), CheckpointError> {
+    let log_file = log_path(path, generation);
+    let put = |to: &Path, bytes: &[u8]| -> Result<(), CheckpointError> {
+        let err = |cause: std::io::Error| CheckpointError { path: to.to_path_buf(), cause: cause.into() };
+        let dir = to.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let tmp = to.with_extension("install.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(err)?;
+        std::fs::rename(&tmp, to).map_err(err)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    // The old base goes first: should the process die before the new one
+    // is in place, the partition has no local checkpoint (and is read from
+    // the changelog again), never an old base followed by a new log of the
+    // same generation.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(CheckpointError { path: path.to_path_buf(), cause: e.into() }),
+    }
+    put(&log_file, log)?;
+    put(path, base)
 }
 
 /// Writes a checkpoint atomically and durably.

@@ -42,6 +42,14 @@ pub enum TopicError {
     /// The brokers' metadata does not list it.
     #[error("absent")]
     Absent,
+    /// It has fewer partitions than it must.
+    #[error("it has {have} partitions; it needs as many as the events topic, {need}")]
+    TooFew {
+        /// Partitions it has.
+        have: usize,
+        /// Partitions it needs.
+        need: usize,
+    },
     /// Reading it back made no progress for a minute.
     #[error("no progress reading it back for 60 s")]
     Stalled,
@@ -184,6 +192,26 @@ pub fn ensure_topics(brokers: &str, topics: &[(&str, i32)], stop: &dyn Fn() -> b
             }
         }
     }
+}
+
+/// Creates a compacted topic of `partitions` partitions unless it exists,
+/// and checks that it has at least that many.
+pub fn ensure_compacted(brokers: &str, topic: &str, partitions: usize) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = base(brokers).create().map_err(KafkaError::client)?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+    for r in futures_block(admin.create_topics(&[new], &opts)).map_err(KafkaError::client)? {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(KafkaError::Topic { topic, cause: TopicError::Broker(code) }),
+        }
+    }
+    let c: BaseConsumer = reader(brokers).create().map_err(KafkaError::client)?;
+    let have = self::partitions(&c, topic)?.len();
+    if have < partitions {
+        return Err(KafkaError::Topic { topic: topic.into(), cause: TopicError::TooFew { have, need: partitions } });
+    }
+    Ok(())
 }
 
 /// Runs a future to completion on this thread (the admin client's futures

@@ -4,7 +4,7 @@
 //! partition it is assigned gets a [`task::Task`] with an engine and a
 //! history writer of its own, restored from that partition's checkpoint,
 //! so that instances of one group share the partitions and a partition's
-//! state moves with it. Alert records go to the alerts topic (key
+//! state moves with it (through its changelog, [`changelog`]). Alert records go to the alerts topic (key
 //! `case_id`), bad events to the dead-letter topic (the original bytes,
 //! with the reason and the original topic, partition and offset in
 //! headers). What one partition's cases mean to another's — acceptances for
@@ -28,6 +28,7 @@
 //! letters remembered by original offset, so that processing the events
 //! after the checkpoint again publishes nothing twice.
 
+pub mod changelog;
 pub mod checkpoint;
 pub mod client;
 pub mod disposition;
@@ -91,6 +92,9 @@ pub enum KafkaError {
     /// Checkpoint file.
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
+    /// A partition's changelog could not be read back.
+    #[error(transparent)]
+    Changelog(#[from] changelog::ChangelogError),
     /// Engine state in a checkpoint.
     #[error(transparent)]
     Snapshot(#[from] crate::engine::SnapshotError),

@@ -6,7 +6,10 @@
 //! ([`Saver::save`]). This thread encodes the delta, appends it to the
 //! delta log as a frame, syncs the log, and reports the checkpoint durable
 //! ([`Saver::durable`]): only then does the loop commit its offset. Cuts
-//! queued while it syncs are written together, with one sync.
+//! queued while it syncs are written together, with one sync. With a
+//! changelog ([`Mirror`]), the frames (and every new base) are published
+//! there too, and a checkpoint is durable once the brokers acknowledged
+//! them as well.
 //!
 //! Once the log is larger than its base (and than [`FOLD_FROM`]), the
 //! thread folds the two into a new base, of the next generation, and
@@ -16,6 +19,7 @@
 //! the base's size. Folding reads the base and the log back and holds a
 //! copy of the state meanwhile: memory, not loop time.
 
+use super::changelog::{Changelog, Head};
 use super::checkpoint::{self, CheckpointCause, CheckpointError, Meta};
 use crate::engine::delta::Delta;
 use std::io::Write;
@@ -61,6 +65,20 @@ struct Writer {
     fold_from: u64,
     /// Frames being written.
     buf: Vec<u8>,
+    /// The changelog kept in step with the files, and its head.
+    mirror: Option<(Changelog, Head)>,
+}
+
+/// The changelog a writer keeps in step with the local checkpoint.
+pub struct Mirror {
+    /// The partition's changelog.
+    pub changelog: Changelog,
+    /// Its head, when it holds exactly the local checkpoint; `None` when
+    /// it does not (empty, or written before): the writer then publishes
+    /// the local base and log before anything else.
+    pub head: Option<Head>,
+    /// Keys the head does not use: the writer gives them tombstones.
+    pub stale: Vec<String>,
 }
 
 impl Saver {
@@ -70,14 +88,41 @@ impl Saver {
     /// ([`FOLD_FROM`] but in tests). Logs of other generations (left by a
     /// fold cut short) go.
     pub fn start(path: &Path, generation: u64, base_len: u64, log_len: u64, fold_from: u64) -> Saver {
+        Saver::start_with(path, generation, base_len, log_len, fold_from, None)
+    }
+
+    /// [`Saver::start`], keeping `mirror`'s changelog in step with the
+    /// files: a checkpoint is durable once both have it.
+    pub fn start_with(
+        path: &Path,
+        generation: u64,
+        base_len: u64,
+        log_len: u64,
+        fold_from: u64,
+        mirror: Option<Mirror>,
+    ) -> Saver {
         let (jobs, rx) = channel::<Job>();
         let (tx, reports) = channel::<Report>();
-        let mut w =
-            Writer { path: path.to_path_buf(), generation, base_len, log: None, log_len, fold_from, buf: Vec::new() };
+        let mut w = Writer {
+            path: path.to_path_buf(),
+            generation,
+            base_len,
+            log: None,
+            log_len,
+            fold_from,
+            buf: Vec::new(),
+            mirror: None,
+        };
         w.remove_other_logs();
         let thread = std::thread::Builder::new()
             .name("jiancha-checkpoint".into())
             .spawn(move || {
+                if let Some(m) = mirror {
+                    if let Err(e) = w.start_mirror(m) {
+                        let _ = tx.send(Report::Failed(e));
+                        return;
+                    }
+                }
                 while let Ok(job) = rx.recv() {
                     // Every cut waiting goes in this write.
                     let mut batch = Vec::new();
@@ -173,18 +218,46 @@ impl Writer {
         move |e| CheckpointError { path: path.clone(), cause: e.into() }
     }
 
-    /// Appends the cuts to the log as frames and syncs it; folds the log
-    /// into a new base once it outgrows the base.
+    /// Brings the changelog in step with the files: publishes the base and
+    /// the log unless it has them, and tombstones what it holds besides.
+    fn start_mirror(&mut self, m: Mirror) -> Result<(), CheckpointError> {
+        let err = |e: super::changelog::ChangelogError| CheckpointError { path: self.path.clone(), cause: e.into() };
+        let head = match m.head {
+            Some(h) => h,
+            None => {
+                let base = std::fs::read(&self.path).map_err(self.err(&self.path))?;
+                let log_file = checkpoint::log_path(&self.path, self.generation);
+                let mut log = match std::fs::read(&log_file) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(self.err(&log_file)(e)),
+                };
+                log.truncate(self.log_len as usize);
+                let mut head = Head { generation: self.generation, ..Head::default() };
+                m.changelog.publish_base(&mut head, &base).map_err(err)?;
+                m.changelog.publish_log(&mut head, &log, checkpoint::last_frame_sum(&log)).map_err(err)?;
+                head
+            }
+        };
+        m.changelog.retire(None, &m.stale, &head).map_err(err)?;
+        self.mirror = Some((m.changelog, head));
+        Ok(())
+    }
+
+    /// Appends the cuts to the log as frames and syncs it (and publishes
+    /// them to the changelog); folds the log into a new base once it
+    /// outgrows the base.
     fn append(&mut self, batch: Vec<(Box<Meta>, Box<Delta>)>) -> Result<(), CheckpointError> {
         let log = checkpoint::log_path(&self.path, self.generation);
         let err = self.err(&log);
         self.buf.clear();
         let mut bytes = Vec::new();
         let mut last = None;
+        let mut last_sum = 0;
         for (meta, delta) in batch {
             bytes.clear();
             delta.write_to(&mut bytes).map_err(&err)?;
-            checkpoint::frame(&meta, &bytes, &mut self.buf);
+            last_sum = checkpoint::frame(&meta, &bytes, &mut self.buf);
             last = Some(meta);
         }
         if self.log.is_none() {
@@ -194,6 +267,11 @@ impl Writer {
         let f = self.log.as_mut().expect("opened");
         f.write_all(&self.buf).and_then(|_| f.sync_data()).map_err(&err)?;
         self.log_len += self.buf.len() as u64;
+        if let Some((changelog, head)) = &mut self.mirror {
+            changelog
+                .publish_log(head, &self.buf, last_sum)
+                .map_err(|e| CheckpointError { path: log.clone(), cause: e.into() })?;
+        }
         if self.log_len > self.base_len.max(self.fold_from) {
             if let Some(meta) = last {
                 self.fold(*meta)?;
@@ -240,6 +318,15 @@ impl Writer {
         self.log = None;
         self.log_len = 0;
         let _ = std::fs::remove_file(old);
+        let path = self.path.clone();
+        if let Some((changelog, head)) = &mut self.mirror {
+            let base = std::fs::read(&path).map_err(|e| CheckpointError { path: path.clone(), cause: e.into() })?;
+            let err = |e: super::changelog::ChangelogError| CheckpointError { path: path.clone(), cause: e.into() };
+            let old = head.clone();
+            head.generation = self.generation;
+            changelog.publish_base(head, &base).map_err(err)?;
+            changelog.retire(Some(&old), &[], head).map_err(err)?;
+        }
         Ok(())
     }
 

@@ -2,9 +2,10 @@
 //! history writer and checkpoint), the producer, and the reader of the
 //! facts topic.
 
+use super::changelog::{self, Changelog, Head};
 use super::checkpoint::{self, Meta};
 use super::client::{self, DeliveryWatch};
-use super::saver::{Report, Saver};
+use super::saver::{Mirror, Report, Saver};
 use super::{log, KafkaError, RunStats};
 use crate::config::{Config, WatermarkMode};
 use crate::engine::{Engine, SharedFact};
@@ -92,6 +93,10 @@ pub struct Service {
     refdata: Arc<RefData>,
     zone: Zone,
     producer: BaseProducer<DeliveryWatch>,
+    /// Publishes the partitions' checkpoints to the changelog topic.
+    changelog: changelog::Producer,
+    /// The changelog topic was found (or made) with enough partitions.
+    changelog_ready: bool,
     tasks: BTreeMap<i32, Task>,
     /// Reader of the whole facts topic, and the next offset it will give,
     /// by facts partition.
@@ -158,6 +163,7 @@ impl Service {
         let facts: BaseConsumer =
             client::reader(&k.brokers).set("auto.offset.reset", "earliest").create().map_err(KafkaError::client)?;
         let raw = client::one_reader(&k.brokers)?;
+        let changelog = changelog::producer(&k.brokers)?;
         let dir = &cfg.reference.calendar;
         let calendar = dir.is_dir().then(|| {
             crate::calendar::watch::Watch::new(dir.clone(), cfg.time.provisional_calendar.then(|| zone.clone()))
@@ -169,6 +175,8 @@ impl Service {
             refdata,
             zone,
             producer,
+            changelog,
+            changelog_ready: false,
             tasks: BTreeMap::new(),
             facts,
             facts_next: BTreeMap::new(),
@@ -199,6 +207,18 @@ impl Service {
     pub fn assign(&mut self, parts: &[i32]) -> Vec<(i32, Offset)> {
         let mut out = Vec::new();
         let new: Vec<i32> = parts.iter().copied().filter(|p| !self.tasks.contains_key(p)).collect();
+        if !new.is_empty() && !self.changelog_ready {
+            let k = &self.cfg.kafka;
+            let made = client::partitions(&self.facts, &k.events_topic)
+                .and_then(|ps| client::ensure_compacted(&k.brokers, &k.changelog_topic, ps.len()));
+            match made {
+                Ok(()) => self.changelog_ready = true,
+                Err(e) => {
+                    self.fail(e);
+                    return out;
+                }
+            }
+        }
         let mut restored = self.restore_all(&new);
         for &p in parts {
             if let Some(t) = self.tasks.get(&p) {
@@ -374,12 +394,20 @@ impl Service {
         let path = checkpoint::path(data, &k.group_id, &k.events_topic, p);
         let writer = format!("p{p}");
         let rules = self.cfg.rules.clone();
+        let mut mirror = Mirror {
+            changelog: Changelog::new(self.changelog.clone(), &k.changelog_topic, p),
+            head: None,
+            stale: Vec::new(),
+        };
         let (mut meta, mut engine, mut base_len, log_len, after) = match restored {
-            Some(Restored { checkpoint: c, deltas, engine, after }) => {
+            Some(Restored { checkpoint: c, deltas, engine, after, head, stale, from_changelog }) => {
                 let meta = c.meta;
+                mirror.head = head;
+                mirror.stale = stale;
                 let removed = crate::history::discard_parts_from(data, &writer, meta.next_part)?;
+                let source = if from_changelog { "from the changelog" } else { "from the local store" };
                 log(&format!(
-                    "partition {p}: restored checkpoint of {} at offset {} ({} cases in memory; a base of {} bytes and {} deltas ({} bytes) read in {:.2} s; {removed} history parts after it removed)",
+                    "partition {p}: restored checkpoint of {} at offset {} {source} ({} cases in memory; a base of {} bytes and {} deltas ({} bytes) read in {:.2} s; {removed} history parts after it removed)",
                     meta.written_at,
                     meta.offset,
                     engine.cases_in_memory(),
@@ -454,7 +482,7 @@ impl Service {
         }
         // Checkpoints from here on are deltas of this state.
         engine.track_changes();
-        let saver = Saver::start(&path, meta.generation, base_len, log_len, super::saver::FOLD_FROM);
+        let saver = Saver::start_with(&path, meta.generation, base_len, log_len, super::saver::FOLD_FROM, Some(mirror));
         let now = std::time::Instant::now();
         let mut core = Core::new(engine, history);
         if core.engine.judged_on_another_calendar() {
@@ -930,6 +958,13 @@ struct Restored {
     engine: Engine,
     /// What was published for the partition after the checkpoint.
     after: PublishedAfter,
+    /// The changelog's head, when the changelog holds exactly this
+    /// checkpoint (else the checkpoint is published to it first).
+    head: Option<Head>,
+    /// Changelog keys the head does not use.
+    stale: Vec<String>,
+    /// The checkpoint came from the changelog, not the local store.
+    from_changelog: bool,
 }
 
 /// The records published for a partition after its checkpoint.
@@ -939,6 +974,67 @@ struct PublishedAfter {
     alerts: Vec<crate::alert::AlertRecord>,
     /// The original offsets of its dead letters.
     dead_done: HashSet<i64>,
+}
+
+/// A partition's checkpoint as found when it is taken up, and whether the
+/// changelog holds it.
+struct Found {
+    checkpoint: checkpoint::Loaded,
+    head: Option<Head>,
+    stale: Vec<String>,
+    from_changelog: bool,
+}
+
+/// Finds a partition's checkpoint: the local one when the changelog's head
+/// describes it, or a prefix of it (frames the changelog never
+/// acknowledged are cut off); else the changelog's, put in place of the
+/// local one first; the local one when the changelog is empty (it is then
+/// published to it); none when neither has one.
+fn find(path: &std::path::Path, k: &crate::config::KafkaConfig, p: i32) -> Result<Option<Found>, KafkaError> {
+    let head = changelog::read_head(&k.brokers, &k.changelog_topic, p)?;
+    let local = checkpoint::load(path)?;
+    let Some(head) = head else {
+        return Ok(local.map(|c| Found { checkpoint: c, head: None, stale: Vec::new(), from_changelog: false }));
+    };
+    if let Some(mut c) = local {
+        let same_base =
+            c.base_meta.generation == head.generation && c.base_len == head.base_len && c.base_sum == head.base_sum;
+        let frames = if head.log_len == 0 {
+            Some(0)
+        } else {
+            c.frames.iter().position(|f| f.end == head.log_len && f.sum == head.last_sum).map(|i| i + 1)
+        };
+        if let (true, Some(n)) = (same_base, frames) {
+            c.keep_frames(path, n)?;
+            return Ok(Some(Found { checkpoint: c, head: Some(head), stale: Vec::new(), from_changelog: false }));
+        }
+    }
+    let Some(image) = changelog::read_image(&k.brokers, &k.changelog_topic, p)? else {
+        return Err(KafkaError::Changelog(changelog::ChangelogError {
+            topic: k.changelog_topic.clone(),
+            partition: p,
+            why: "its head is gone on a second read".into(),
+        }));
+    };
+    checkpoint::install(path, image.head.generation, &image.base, &image.log)?;
+    drop(image.base);
+    let c = checkpoint::load(path)?.ok_or_else(|| {
+        KafkaError::Checkpoint(checkpoint::CheckpointError {
+            path: path.to_path_buf(),
+            cause: std::io::Error::other("the checkpoint installed from the changelog is gone").into(),
+        })
+    })?;
+    if c.base_meta.generation != image.head.generation || c.log_len != image.head.log_len {
+        return Err(KafkaError::Changelog(changelog::ChangelogError {
+            topic: k.changelog_topic.clone(),
+            partition: p,
+            why: format!(
+                "its checkpoint does not read as its head says (generation {}, log {} bytes)",
+                image.head.generation, image.head.log_len
+            ),
+        }));
+    }
+    Ok(Some(Found { checkpoint: c, head: Some(image.head), stale: image.stale, from_changelog: true }))
 }
 
 /// Reads a partition's checkpoint, if it has one, and restores its engine;
@@ -952,7 +1048,7 @@ fn restore(
     p: i32,
 ) -> Result<Option<Restored>, KafkaError> {
     let started = std::time::Instant::now();
-    let Some(mut c) = checkpoint::load(path)? else { return Ok(None) };
+    let Some(Found { checkpoint: mut c, head, stale, from_changelog }) = find(path, k, p)? else { return Ok(None) };
     let (engine, after) = std::thread::scope(|s| {
         let after = s.spawn(|| published_after(k, p, &c.meta));
         let deltas = c.deltas.iter().map(|d| d.as_slice());
@@ -965,7 +1061,7 @@ fn restore(
     let deltas = c.deltas.len();
     c.base = Vec::new();
     c.deltas = Vec::new();
-    Ok(Some(Restored { checkpoint: c, deltas, engine, after }))
+    Ok(Some(Restored { checkpoint: c, deltas, engine, after, head, stale, from_changelog }))
 }
 
 fn lost_reader(path: &std::path::Path) -> checkpoint::CheckpointError {

@@ -127,6 +127,30 @@ impl Setup {
         child
     }
 
+    /// Starts `jiancha run` with a data folder of its own, `data`, shared
+    /// with no other instance.
+    fn start_in(&self, data: &Path) -> Child {
+        std::fs::create_dir_all(data).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.parent().unwrap().join("run.log"))
+            .unwrap();
+        let http = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+            .arg("run")
+            .envs(self.envs())
+            .env("JIANCHA__STORAGE__DATA_DIR", data)
+            .env("JIANCHA__HTTP__LISTEN", &http)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.started.borrow_mut().push(child.id());
+        self.http.borrow_mut().insert(child.id(), http);
+        child
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.data.parent().unwrap().join("run.log")).unwrap_or_default()
     }
@@ -891,6 +915,69 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
     same_live(&want, &got, &s.log());
     assert_eq!(dual(&got), dual(&want));
     assert!(s.log().contains("restored checkpoint"), "the second instance took over from checkpoints\n{}", s.log());
+}
+
+#[test]
+fn instances_with_separate_data_folders_move_partitions_through_the_changelog() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new(&b, "apart", dir.path(), &root().join("config"));
+    b.topic(&s.topic, 4);
+    let lines = simulated(1500, 29);
+    let end = |p: i32| {
+        format!(
+            r#"{{"event_id":"end-{p}","case_id":"END-{p}","type":"submitted","occurred_at":"2026-08-03T09:00:00+08:00","source":"center","region":"220421","department":"tax","item_code":"TAX-001","applicant":"end"}}"#
+        )
+    };
+    let mut all = lines.clone();
+    all.extend((0..4).map(end));
+    let (want, _) = s.replay(&all);
+    let publisher = publish_in_background(&b, &s.topic, lines.clone(), 150.0);
+    // Three hosts: no folder is shared.
+    let folder = |name: &str| dir.path().join(name).join("data");
+    let mut first = s.start_in(&folder("a"));
+    let second = s.start_in(&folder("b"));
+    let owners = |log: &str| -> BTreeSet<String> {
+        log.lines()
+            .filter(|l| l.contains("no checkpoint; starting") || l.contains("restored checkpoint"))
+            .filter_map(|l| l.split("pid=").nth(1)?.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    wait_until("both instances to take partitions and raise alerts", Duration::from_secs(120), || {
+        owners(&s.log()).len() == 2 && b.read(&s.alerts(), 10, Duration::ZERO).len() >= 10
+    });
+    eprintln!("killing the first instance after {} alert records", b.read(&s.alerts(), 0, Duration::ZERO).len());
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(!publisher.is_finished(), "the input was over before the kill; slow the publisher down");
+    // No observable event: tansu shows the dead member in the group until a new one joins.
+    std::thread::sleep(SESSION_TIMEOUT);
+    // A replacement on a host of its own, with an empty data folder.
+    let third = s.start_in(&folder("c"));
+    assert_eq!(publisher.join().unwrap(), lines.len() as u64);
+    for p in 0..4 {
+        b.publish_to(&s.topic, p, &end(p));
+    }
+    s.wait_caught_up(&b, 4, all.len(), Duration::from_secs(240));
+    for child in [&second, &third] {
+        s.wait_watermark(child.id(), end_of(&all), Duration::from_secs(60));
+    }
+    // No observable event: nothing shows that each instance has read the facts the other published last.
+    std::thread::sleep(Duration::from_secs(3));
+    let third_pid = third.id();
+    terminate(second, &s);
+    terminate(third, &s);
+    let log = s.log();
+    let from_changelog = log.lines().filter(|l| l.contains("restored checkpoint") && l.contains("from the changelog"));
+    let third_took: Vec<&str> = from_changelog.filter(|l| l.contains(&format!("pid={third_pid}"))).collect();
+    assert!(!third_took.is_empty(), "the replacement, with an empty folder, took partitions from the changelog\n{log}");
+    assert!(
+        !folder("c").join("checkpoints").read_dir().map_or(true, |mut d| d.next().is_none()),
+        "the replacement keeps a local store of what it took up"
+    );
+    let got = records(&b, &s.alerts(), 0, Duration::ZERO);
+    unique_ids(&got);
+    same_live(&want, &got, &log);
 }
 
 /// An event dated `at` (ms since the epoch) with `extra` fields.
