@@ -439,7 +439,12 @@ pub fn run(cli: Cli) -> Result<()> {
             let users = crate::serve::users::Users::new(&cfg.users, &refdata)?;
             let data = cfg.storage.data_dir.clone();
             std::fs::create_dir_all(&data).with_context(|| format!("{}", data.display()))?;
-            let live = Arc::new(crate::pipeline::live::Live::new(&cfg, refdata.clone(), users, &data));
+            // SQL reads history where the partitions' writers put it.
+            let history = match cfg.storage.history_url.as_str() {
+                "" => data.clone(),
+                url => std::path::PathBuf::from(url),
+            };
+            let live = Arc::new(crate::pipeline::live::Live::new(&cfg, refdata.clone(), users, &history));
             let servers = crate::serve::start(&cfg, live.clone())?;
             crate::kafka::log(&format!(
                 "http on {} (/metrics, /healthz, /readyz, /api/alerts, board at /); SQL {}",

@@ -233,6 +233,11 @@ impl Default for ReferenceConfig {
 pub struct StorageConfig {
     /// Data directory for history and checkpoints.
     pub data_dir: PathBuf,
+    /// `run`: the object store history parts are moved to once complete,
+    /// for instances that share no volume (`s3://bucket/prefix`, with the
+    /// `AWS_*` environment variables, or `file:///path`); SQL reads history
+    /// there. Empty: history stays in `data_dir`.
+    pub history_url: String,
     /// `run`: how often the open cases, their timers and the input offsets
     /// are checkpointed (and the offsets committed). A crash loses no event;
     /// what came after the last checkpoint is read again on restart.
@@ -242,7 +247,11 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: "data".into(), checkpoint_interval: Duration::from_secs(5) }
+        StorageConfig {
+            data_dir: "data".into(),
+            history_url: String::new(),
+            checkpoint_interval: Duration::from_secs(5),
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 mod parts;
 pub mod pending;
 pub mod schema;
+pub mod store;
 
 use crate::alert::AlertRecord;
 use crate::engine::CaseView;
@@ -84,6 +85,14 @@ pub enum HistoryError {
         #[source]
         cause: parquet::errors::ParquetError,
     },
+    /// The object store of `storage.history_url`.
+    #[error("history store {url}: {why}")]
+    Store {
+        /// Its URL.
+        url: String,
+        /// What went wrong.
+        why: String,
+    },
 }
 
 /// The history writer.
@@ -131,15 +140,30 @@ fn table_files(dir: &Path) -> Vec<std::fs::DirEntry> {
 }
 
 /// Removes every part of writer `writer` numbered `next` or above, in every
-/// table: what it wrote after a checkpoint that recorded `next`, and will
-/// write again when the input after that checkpoint is processed again.
-pub fn discard_parts_from(dir: &Path, writer: &str, next: u64) -> Result<usize, HistoryError> {
+/// table, here and in the history's object store if it has one: what it
+/// wrote after a checkpoint that recorded `next`, and will write again when
+/// the input after that checkpoint is processed again.
+pub fn discard_parts_from(
+    dir: &Path,
+    writer: &str,
+    next: u64,
+    remote: Option<&store::Remote>,
+) -> Result<usize, HistoryError> {
     let mut removed = 0;
     for f in table_files(dir) {
         let name = f.file_name().to_string_lossy().to_string();
         if part_number(&name, writer).is_some_and(|n| n >= next) {
             std::fs::remove_file(f.path()).map_err(|cause| HistoryError::Io { path: f.path(), cause })?;
             removed += 1;
+        }
+    }
+    if let Some(r) = remote {
+        for rel in r.list()? {
+            let name = rel.rsplit('/').next().unwrap_or_default();
+            if part_number(name, writer).is_some_and(|n| n >= next) {
+                r.delete(&rel)?;
+                removed += 1;
+            }
         }
     }
     Ok(removed)
@@ -172,23 +196,31 @@ impl History {
     /// Opens (creating) the history under `dir`; new parts are numbered
     /// after the existing ones.
     pub fn open(dir: &Path, zone: Zone, refdata: Arc<RefData>) -> Result<History, HistoryError> {
-        History::open_as(dir, zone, refdata, "")
+        History::open_as(dir, zone, refdata, "", None)
     }
 
     /// Opens the history under `dir` for a named writer: its parts are
     /// `part-WRITER-NNNNNNNN.parquet`, numbered after its existing ones, so
-    /// several writers (one per Kafka partition) share the folders.
-    pub fn open_as(dir: &Path, zone: Zone, refdata: Arc<RefData>, writer: &str) -> Result<History, HistoryError> {
+    /// several writers (one per Kafka partition) share the folders. With a
+    /// `remote` store, each part is moved there once complete (and
+    /// numbered after the writer's parts there too).
+    pub fn open_as(
+        dir: &Path,
+        zone: Zone,
+        refdata: Arc<RefData>,
+        writer: &str,
+        remote: Option<Arc<store::Remote>>,
+    ) -> Result<History, HistoryError> {
         for t in TABLES {
             let td = dir.join(t);
             std::fs::create_dir_all(&td).map_err(|cause| HistoryError::Io { path: td.clone(), cause })?;
         }
-        let part = table_files(dir)
-            .iter()
-            .filter_map(|f| part_number(&f.file_name().to_string_lossy(), writer))
-            .map(|n| n + 1)
-            .max()
-            .unwrap_or(0);
+        let mut names: Vec<String> =
+            table_files(dir).iter().map(|f| f.file_name().to_string_lossy().into_owned()).collect();
+        if let Some(r) = &remote {
+            names.extend(r.list()?.into_iter().map(|rel| rel.rsplit('/').next().unwrap_or_default().to_string()));
+        }
+        let part = names.iter().filter_map(|n| part_number(n, writer)).map(|n| n + 1).max().unwrap_or(0);
         Ok(History {
             zone_name: zone.name().to_string(),
             zone,
@@ -198,7 +230,11 @@ impl History {
             cases: BTreeMap::new(),
             notices: BTreeMap::new(),
             rejected: Vec::new(),
-            parts: parts::Parts::start(dir, &if writer.is_empty() { String::new() } else { format!("{writer}-") }),
+            parts: parts::Parts::start(
+                dir,
+                &if writer.is_empty() { String::new() } else { format!("{writer}-") },
+                remote,
+            ),
             encoded: 0,
             run: part,
             part,

@@ -13,6 +13,7 @@ use parquet::schema::types::ColumnPath;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 
 /// Batches waiting for the writer thread at most.
 const QUEUE: usize = 4;
@@ -58,14 +59,19 @@ struct Writer {
     /// Encoding failed: reported at the next finish, nothing more encoded
     /// until then.
     failed: Option<HistoryError>,
+    /// Where complete parts are moved, if anywhere.
+    remote: Option<Arc<super::store::Remote>>,
 }
 
 impl Parts {
     /// Starts the writer thread for parts under `dir` named with `prefix`.
-    pub(super) fn start(dir: &Path, prefix: &str) -> Parts {
+    /// Starts the writer thread for parts under `dir` named with `prefix`,
+    /// moving each to `remote` once complete.
+    pub(super) fn start(dir: &Path, prefix: &str, remote: Option<Arc<super::store::Remote>>) -> Parts {
         let (jobs, rx) = sync_channel::<Job>(QUEUE);
         let (tx, done) = sync_channel::<Finished>(1);
-        let mut w = Writer { dir: dir.to_path_buf(), prefix: prefix.to_string(), open: BTreeMap::new(), failed: None };
+        let mut w =
+            Writer { dir: dir.to_path_buf(), prefix: prefix.to_string(), open: BTreeMap::new(), failed: None, remote };
         let thread = std::thread::Builder::new()
             .name("jiancha-history".into())
             .spawn(move || {
@@ -167,10 +173,22 @@ impl Writer {
         if self.open.is_empty() {
             return Finished::Nothing;
         }
+        let (dir, remote) = (&self.dir, &self.remote);
         let complete = |p: OpenPart| {
             let pq = |cause| HistoryError::Parquet { path: p.path.clone(), cause };
             p.writer.close().map_err(pq)?;
-            std::fs::rename(&p.tmp, &p.path).map_err(|cause| HistoryError::Io { path: p.path.clone(), cause })
+            let io = |cause| HistoryError::Io { path: p.path.clone(), cause };
+            std::fs::rename(&p.tmp, &p.path).map_err(io)?;
+            if let Some(r) = remote {
+                // Complete here first: a crash before the copy leaves it
+                // local, numbered past the checkpoint, and removed when
+                // the partition is taken up again.
+                let rel = p.path.strip_prefix(dir).unwrap_or(&p.path);
+                let rel: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+                r.put_file(&p.path, &rel.join("/"))?;
+                std::fs::remove_file(&p.path).map_err(io)?;
+            }
+            Ok(())
         };
         let mut result = Ok(());
         for (_, p) in std::mem::take(&mut self.open) {

@@ -97,6 +97,8 @@ pub struct Service {
     changelog: changelog::Producer,
     /// The changelog topic was found (or made) with enough partitions.
     changelog_ready: bool,
+    /// The object store history parts are moved to (`storage.history_url`).
+    history_store: Option<Arc<crate::history::store::Remote>>,
     tasks: BTreeMap<i32, Task>,
     /// Reader of the whole facts topic, and the next offset it will give,
     /// by facts partition.
@@ -164,6 +166,10 @@ impl Service {
             client::reader(&k.brokers).set("auto.offset.reset", "earliest").create().map_err(KafkaError::client)?;
         let raw = client::one_reader(&k.brokers)?;
         let changelog = changelog::producer(&k.brokers)?;
+        let history_store = match cfg.storage.history_url.as_str() {
+            "" => None,
+            url => Some(Arc::new(crate::history::store::Remote::open(url)?)),
+        };
         let dir = &cfg.reference.calendar;
         let calendar = dir.is_dir().then(|| {
             crate::calendar::watch::Watch::new(dir.clone(), cfg.time.provisional_calendar.then(|| zone.clone()))
@@ -177,6 +183,7 @@ impl Service {
             producer,
             changelog,
             changelog_ready: false,
+            history_store,
             tasks: BTreeMap::new(),
             facts,
             facts_next: BTreeMap::new(),
@@ -404,7 +411,8 @@ impl Service {
                 let meta = c.meta;
                 mirror.head = head;
                 mirror.stale = stale;
-                let removed = crate::history::discard_parts_from(data, &writer, meta.next_part)?;
+                let removed =
+                    crate::history::discard_parts_from(data, &writer, meta.next_part, self.history_store.as_deref())?;
                 let source = if from_changelog { "from the changelog" } else { "from the local store" };
                 log(&format!(
                     "partition {p}: restored checkpoint of {} at offset {} {source} ({} cases in memory; a base of {} bytes and {} deltas ({} bytes) read in {:.2} s; {removed} history parts after it removed)",
@@ -439,7 +447,8 @@ impl Service {
             }
         };
         engine.share_facts();
-        let mut history = History::open_as(data, self.zone.clone(), self.refdata.clone(), &writer)?;
+        let mut history =
+            History::open_as(data, self.zone.clone(), self.refdata.clone(), &writer, self.history_store.clone())?;
         history.set_run(meta.run);
         let mut dead_done = HashSet::new();
         let mut settling = false;

@@ -153,6 +153,17 @@ pub async fn session_with(
     pending: Option<Arc<crate::history::pending::PendingCases>>,
 ) -> Result<SessionContext, SqlError> {
     let ctx = context()?;
+    // A URL is the object store of `storage.history_url`.
+    let remote = match crate::history::store::is_url(data) {
+        true => {
+            let r = crate::history::store::Remote::open(&data.to_string_lossy())
+                .map_err(|e| SqlError::Io(std::io::Error::other(e.to_string())))?;
+            let (at, store) = r.registration();
+            ctx.register_object_store(at.as_ref(), store);
+            Some(r)
+        }
+        false => None,
+    };
     let stored = [
         ("event_log", "events", schema::events(zone), true),
         ("alert_records", "alert_records", schema::alert_records(zone), true),
@@ -161,9 +172,14 @@ pub async fn session_with(
         ("notice_versions", "notice_versions", schema::notice_versions(zone), true),
     ];
     for (name, folder, schema, by_month) in stored {
-        let dir = data.join(folder);
-        std::fs::create_dir_all(&dir)?;
-        let url = ListingTableUrl::parse(format!("{}/", dir.canonicalize()?.display()))?;
+        let url = match &remote {
+            Some(r) => ListingTableUrl::parse(r.table_url(folder))?,
+            None => {
+                let dir = data.join(folder);
+                std::fs::create_dir_all(&dir)?;
+                ListingTableUrl::parse(format!("{}/", dir.canonicalize()?.display()))?
+            }
+        };
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(if by_month { vec![("month".to_string(), DataType::Utf8)] } else { vec![] });

@@ -921,7 +921,11 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
 fn instances_with_separate_data_folders_move_partitions_through_the_changelog() {
     let b = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let s = Setup::new(&b, "apart", dir.path(), &root().join("config"));
+    let mut s = Setup::new(&b, "apart", dir.path(), &root().join("config"));
+    // History goes to an object store all of them reach (a folder standing
+    // in for an S3 bucket), not to a shared volume.
+    let store = format!("file://{}", dir.path().join("bucket/history").display());
+    s.env.push(("JIANCHA__STORAGE__HISTORY_URL".into(), store.clone()));
     b.topic(&s.topic, 4);
     let lines = simulated(1500, 29);
     let end = |p: i32| {
@@ -931,7 +935,7 @@ fn instances_with_separate_data_folders_move_partitions_through_the_changelog() 
     };
     let mut all = lines.clone();
     all.extend((0..4).map(end));
-    let (want, _) = s.replay(&all);
+    let (want, dead) = s.replay(&all);
     let publisher = publish_in_background(&b, &s.topic, lines.clone(), 150.0);
     // Three hosts: no folder is shared.
     let folder = |name: &str| dir.path().join(name).join("data");
@@ -978,6 +982,34 @@ fn instances_with_separate_data_folders_move_partitions_through_the_changelog() 
     let got = records(&b, &s.alerts(), 0, Duration::ZERO);
     unique_ids(&got);
     same_live(&want, &got, &log);
+    assert_eq!(b.read(&s.dlq(), 0, Duration::from_secs(5)).len(), dead.len());
+    // History: in the store, every event in effect once, as replay's; the
+    // parts the killed instance wrote after its last checkpoint were
+    // removed by whoever took its partitions up.
+    let replayed = s.data.parent().unwrap().join("replay/out");
+    let n = "SELECT count(*) FROM events";
+    assert_eq!(history_count(Path::new(&store), n), history_count(&replayed, n), "{log}");
+    let distinct = "SELECT count(DISTINCT CAST(\"partition\" AS BIGINT) * 1000000000 + \"offset\") FROM events";
+    assert_eq!(history_count(Path::new(&store), distinct), history_count(&replayed, n), "an event in history twice");
+    for host in ["a", "b", "c"] {
+        let left: Vec<_> =
+            walk(&folder(host)).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).collect();
+        assert!(left.is_empty(), "history parts left on host {host}: {left:?}");
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// An event dated `at` (ms since the epoch) with `extra` fields.
