@@ -458,6 +458,19 @@ fn compose_publishes_the_default_ports_creates_the_topics_and_sets_valid_overrid
     let facts =
         script.lines().find(|l| l.contains("--create") && l.contains(&format!("--topic {} ", k.facts_topic))).unwrap();
     assert!(facts.contains("cleanup.policy=compact"), "the facts topic must be created compacted: {facts}");
+    // The changelog: compacted, with as many partitions as the events topic.
+    let created = |topic: &str| {
+        script
+            .lines()
+            .find(|l| l.contains("--create") && l.contains(&format!("--topic {topic} ")))
+            .unwrap_or_else(|| panic!("kafka-init does not create topic {topic}"))
+            .to_string()
+    };
+    let partitions =
+        |line: &str| line.split("--partitions ").nth(1).and_then(|r| r.split_whitespace().next()).map(str::to_string);
+    let changelog = created(&k.changelog_topic);
+    assert!(changelog.contains("cleanup.policy=compact"), "the changelog must be created compacted: {changelog}");
+    assert_eq!(partitions(&changelog), partitions(&created(&k.events_topic)), "changelog and events partitions");
 }
 
 /// Every document of every manifest in deploy/k8s.
@@ -539,16 +552,44 @@ fn kubernetes_manifests_use_the_default_ports_probes_and_valid_configuration() {
         "the applicant key should come from the Secret through JIANCHA__PRIVACY__APPLICANT_KEY"
     );
 
-    // The data volume is shared between the replicas.
+    // No volume is shared between the replicas: state moves through the
+    // changelog topic, history through object storage.
+    for (p, d) in &docs {
+        let modes: Vec<String> = d["spec"]["accessModes"].as_sequence().into_iter().flatten().map(scalar).collect();
+        assert!(
+            !(d["kind"] == "PersistentVolumeClaim" && modes.iter().any(|m| m == "ReadWriteMany")),
+            "{}: a ReadWriteMany volume",
+            p.display()
+        );
+    }
     let volumes = pod["spec"]["volumes"].as_sequence().expect("volumes");
-    let claim = volumes
+    assert!(
+        volumes.iter().all(|v| v["persistentVolumeClaim"].is_null()),
+        "the pod mounts a claim every replica shares: {volumes:?}"
+    );
+    let data_mount = container["volumeMounts"]
+        .as_sequence()
+        .expect("volumeMounts")
         .iter()
-        .find_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
-        .expect("a PersistentVolumeClaim volume for the data dir");
-    let pvc = k8s_find(&docs, "PersistentVolumeClaim", claim);
-    let modes: Vec<String> =
-        pvc["spec"]["accessModes"].as_sequence().expect("accessModes").iter().map(scalar).collect();
-    assert!(modes.iter().any(|m| m == "ReadWriteMany"), "PVC {claim} must be ReadWriteMany, is {modes:?}");
+        .find(|m| m["mountPath"] == "/var/lib/jiancha")
+        .map(|m| scalar(&m["name"]))
+        .expect("a volume at the data dir, /var/lib/jiancha");
+    let per_pod = workload["spec"]["volumeClaimTemplates"].as_sequence().into_iter().flatten().any(|t| {
+        scalar(&t["metadata"]["name"]) == data_mount
+            && t["spec"]["accessModes"].as_sequence().is_some_and(|m| m.iter().all(|m| m == "ReadWriteOnce"))
+    });
+    let empty = volumes.iter().any(|v| scalar(&v["name"]) == data_mount && v["emptyDir"].is_mapping());
+    assert!(per_pod || empty, "the data dir should be each pod's own (a ReadWriteOnce claim template or an emptyDir)");
+    let cm = k8s_find(&docs, "ConfigMap", "jiancha-config");
+    let toml_text = scalar(&cm["data"]["jiancha.toml"]);
+    let cfg: toml::Value = toml::from_str(&toml_text).expect("the ConfigMap's jiancha.toml parses");
+    let history_url = cfg["storage"]["history_url"].as_str().unwrap_or_default();
+    assert!(history_url.starts_with("s3://"), "storage.history_url should be an object store, is {history_url:?}");
+    assert!(cfg["kafka"]["changelog_topic"].as_str().is_some_and(|t| !t.is_empty()), "kafka.changelog_topic");
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        let e = container["env"].as_sequence().into_iter().flatten().find(|e| e["name"] == key);
+        assert!(e.is_some_and(|e| e["valueFrom"]["secretKeyRef"].is_mapping()), "{key} from the Secret");
+    }
 
     // The Service exposes both ports.
     let service = docs.iter().map(|(_, d)| d).find(|d| d["kind"] == "Service").expect("a Service");
