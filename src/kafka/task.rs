@@ -83,7 +83,25 @@ pub struct Task {
     checkpoint_cost: Duration,
     /// Writes its checkpoints on a thread of its own.
     saver: Saver,
+    /// Its event time as last published to the facts topic (event mode),
+    /// and when.
+    time_sent: Option<(TimeRecord, std::time::Instant)>,
 }
+
+/// A partition's event time as its owner publishes it to the facts topic
+/// (key `t/<partition>`), after the facts its events gave up to then: an
+/// instance whose watermark waits for it has read those facts first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeRecord {
+    /// The largest `occurred_at` applied.
+    max_at: Option<Instant>,
+    /// Read to its end with nothing new for `time.idle_timeout`.
+    idle: bool,
+}
+
+/// Key prefix of [`TimeRecord`]s in the facts topic.
+const TIME_KEY: &str = "t/";
 
 /// Everything the consumer loop and the rebalance callback share.
 pub struct Service {
@@ -127,6 +145,12 @@ pub struct Service {
     /// Reading the facts topic up to where it ended when partitions were
     /// taken up.
     catch_up: Option<CatchUp>,
+    /// The events topic's partitions (event mode: the watermark is the
+    /// group's, over all of them).
+    events_partitions: Vec<i32>,
+    /// The event time of partitions other instances hold, as they publish
+    /// it.
+    remote_times: BTreeMap<i32, TimeRecord>,
     /// The calendar folder, watched for a new or corrected `YYYY.json`.
     calendar: Option<crate::calendar::watch::Watch>,
 }
@@ -197,6 +221,8 @@ impl Service {
             fact_seq: 0,
             outbox: Vec::new(),
             catch_up: None,
+            events_partitions: Vec::new(),
+            remote_times: BTreeMap::new(),
         })
     }
 
@@ -216,10 +242,15 @@ impl Service {
         let new: Vec<i32> = parts.iter().copied().filter(|p| !self.tasks.contains_key(p)).collect();
         if !new.is_empty() && !self.changelog_ready {
             let k = &self.cfg.kafka;
-            let made = client::partitions(&self.facts, &k.events_topic)
-                .and_then(|ps| client::ensure_compacted(&k.brokers, &k.changelog_topic, ps.len()));
+            let made = client::partitions(&self.facts, &k.events_topic).and_then(|ps| {
+                client::ensure_compacted(&k.brokers, &k.changelog_topic, ps.len())?;
+                Ok(ps)
+            });
             match made {
-                Ok(()) => self.changelog_ready = true,
+                Ok(ps) => {
+                    self.events_partitions = ps;
+                    self.changelog_ready = true;
+                }
                 Err(e) => {
                     self.fail(e);
                     return out;
@@ -520,6 +551,7 @@ impl Service {
             gap: None,
             held_raw: BTreeMap::new(),
             saver,
+            time_sent: None,
         })
     }
 
@@ -770,9 +802,22 @@ impl Service {
 
     /// The event-time watermark over this instance's partitions (see
     /// [`event_watermark`]).
+    /// The group's event-time watermark: over this instance's partitions
+    /// and, as their owners last published them, every other partition of
+    /// the events topic (one never published holds it back).
     fn event_watermark(&self) -> Option<Instant> {
         let idle = self.cfg.time.idle_timeout;
-        event_watermark(self.tasks.values().map(Task::time), idle)
+        let others = self.events_partitions.iter().filter(|p| !self.tasks.contains_key(p)).map(|p| {
+            match self.remote_times.get(p) {
+                Some(r) => PartitionTime {
+                    max_at: r.max_at,
+                    at_end: r.idle,
+                    quiet_for: if r.idle { Duration::MAX } else { Duration::ZERO },
+                },
+                None => PartitionTime { max_at: None, at_end: false, quiet_for: Duration::ZERO },
+            }
+        });
+        event_watermark(self.tasks.values().map(Task::time).chain(others), idle)
     }
 
     /// Facts the other partitions published, told to every task but the
@@ -805,7 +850,18 @@ impl Service {
                 None
             };
             let from = header(&m, PARTITION_HEADER).and_then(|v| v.parse::<i32>().ok());
-            let Some(fact) = m.payload().and_then(|b| serde_json::from_slice::<SharedFact>(b).ok()) else { continue };
+            // A partition's event time, or a fact; either way each task's
+            // position moves past it (a task left behind would have the
+            // reader pointed back here again and again).
+            let fact = if m.key().is_some_and(|k| k.starts_with(TIME_KEY.as_bytes())) {
+                let rec = m.payload().and_then(|b| serde_json::from_slice::<TimeRecord>(b).ok());
+                if let (Some(p), Some(rec)) = (from, rec) {
+                    self.remote_times.insert(p, rec);
+                }
+                None
+            } else {
+                m.payload().and_then(|b| serde_json::from_slice::<SharedFact>(b).ok())
+            };
             for t in self.tasks.values_mut() {
                 let need = t.meta.facts_next.get(&fp).copied().unwrap_or(0);
                 if off < need {
@@ -816,8 +872,9 @@ impl Service {
                     continue;
                 }
                 t.meta.facts_next.insert(fp, off + 1);
+                let Some(fact) = &fact else { continue };
                 if from != Some(t.partition) && own.is_none_or(|seq| seq <= t.since_seq) {
-                    t.pipeline.core_mut().remote_fact(&fact);
+                    t.pipeline.core_mut().remote_fact(fact);
                     t.dirty = true;
                     self.stats.facts += 1;
                 }
@@ -846,6 +903,9 @@ impl Service {
             };
             self.send(&self.cfg.kafka.facts_topic, Some(key.as_bytes()), &json, h)?;
         }
+        if self.cfg.time.watermark == WatermarkMode::Event {
+            self.publish_times()?;
+        }
         let Service { tasks, producer, cfg, live, raw, stats, .. } = self;
         for (&p, t) in tasks.iter_mut() {
             let Task { pipeline, dead_done, held_raw, .. } = t;
@@ -854,6 +914,42 @@ impl Service {
             pipeline.drain(&mut sink)?;
         }
         self.producer.poll(Duration::ZERO);
+        Ok(())
+    }
+
+    /// Publishes each task's event time to the facts topic, after the facts
+    /// (event mode; see [`TimeRecord`]): when it changed, at most every
+    /// 50 ms (at once when it turns idle or active), and every second.
+    fn publish_times(&mut self) -> Result<(), KafkaError> {
+        let idle = self.cfg.time.idle_timeout;
+        let mut due = Vec::new();
+        for (&p, t) in self.tasks.iter() {
+            let rec = TimeRecord { max_at: t.meta.max_at, idle: t.time().idle(idle) };
+            let send = match t.time_sent {
+                None => true,
+                Some((sent, at)) => {
+                    let since = at.elapsed();
+                    sent.idle != rec.idle
+                        || (sent != rec && since >= Duration::from_millis(50))
+                        || since >= Duration::from_secs(1)
+                }
+            };
+            if send {
+                due.push((p, rec));
+            }
+        }
+        for (p, rec) in due {
+            let json = serde_json::to_vec(&rec).expect("a time record serializes");
+            let ps = p.to_string();
+            let h = OwnedHeaders::new()
+                .insert(Header { key: PARTITION_HEADER, value: Some(ps.as_str()) })
+                .insert(Header { key: INSTANCE_HEADER, value: Some(self.instance.as_str()) });
+            let key = format!("{TIME_KEY}{p}");
+            self.send(&self.cfg.kafka.facts_topic, Some(key.as_bytes()), &json, h)?;
+            if let Some(t) = self.tasks.get_mut(&p) {
+                t.time_sent = Some((rec, std::time::Instant::now()));
+            }
+        }
         Ok(())
     }
 

@@ -594,6 +594,76 @@ fn regression_a_fact_reaches_the_other_partitions_before_the_watermark_moves_on(
     assert_eq!(text(&got), text(&want), "{}", s.log());
 }
 
+/// Regression: in event mode each instance's watermark was the smallest
+/// time over its own partitions only. The instance holding the sub-case's
+/// partition, read to three days later, judged S1's grace passed while the
+/// other instance's partition still waited for the joint case's `center`
+/// events (here: not published yet), and fired an `unregistered_case` card
+/// that replay never raises (retracted once the fact came). The watermark
+/// is now the group's: the owners publish each partition's event time to
+/// the facts topic, after its facts.
+#[test]
+fn regression_another_instances_partition_holds_the_event_time_watermark_back() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Setup::new(&b, "group-watermark", dir.path(), &root().join("config"));
+    // Partitions with events still to come stay active throughout.
+    for (k, v) in s.env.iter_mut() {
+        if k == "JIANCHA__TIME__IDLE_TIMEOUT" {
+            *v = "300s".into();
+        }
+    }
+    b.topic(&s.topic, 2);
+    let p1_accepted = march(
+        "p1",
+        "P1",
+        "accepted",
+        "02T09:00",
+        r#","source":"center","region":"220421","department":"market","item_code":"MKT-027","applicant":"a""#,
+    );
+    let p1_step = march("p2", "P1", "step_completed", "02T10:00", r#","source":"center","step":"联审分发""#);
+    // Partition 1 starts with an earlier, unrelated case: its time stands
+    // before S1's, and the joint case comes later.
+    let extra = r#","source":"center","region":"220421","department":"tax","item_code":"TAX-001","applicant":"e""#;
+    let early = march("e1", "E1", "submitted", "02T08:00", extra);
+    let all = vec![early.clone(), p1_accepted.clone(), sub_case_s1(), p1_step.clone(), later_case(0), later_case(1)];
+    let (want, _) = s.replay(&all);
+    assert!(!want.iter().any(|r| r["case_id"] == "S1" && r["rule"] == "unregistered_case"), "{want:?}");
+    b.publish_to(&s.topic, 0, &sub_case_s1());
+    b.publish_to(&s.topic, 0, &later_case(0));
+    b.publish_to(&s.topic, 1, &early);
+    let first = s.start();
+    let second = s.start();
+    let owners = |log: &str| -> BTreeSet<String> {
+        log.lines()
+            .filter(|l| l.contains("no checkpoint; starting") || l.contains("restored checkpoint"))
+            .filter_map(|l| l.split("pid=").nth(1)?.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    wait_until("both instances to take a partition", Duration::from_secs(120), || owners(&s.log()).len() == 2);
+    // No observable event: each instance now reads one partition, and the
+    // one with the sub-case has read it to three days past its grace.
+    std::thread::sleep(Duration::from_secs(5));
+    let early = records(&b, &s.alerts(), 0, Duration::ZERO);
+    assert!(
+        !early.iter().any(|r| r["case_id"] == "S1" && r["rule"] == "unregistered_case"),
+        "S1's card fired while the joint case's partition was behind: {early:?}\n{}",
+        s.log()
+    );
+    b.publish_to(&s.topic, 1, &p1_accepted);
+    b.publish_to(&s.topic, 1, &p1_step);
+    b.publish_to(&s.topic, 1, &later_case(1));
+    s.wait_caught_up(&b, 2, all.len(), Duration::from_secs(60));
+    for child in [&first, &second] {
+        s.wait_watermark(child.id(), end_of(&all), Duration::from_secs(30));
+    }
+    terminate(first, &s);
+    terminate(second, &s);
+    let got = records(&b, &s.alerts(), 0, Duration::ZERO);
+    let text = |v: &[Value]| sorted(v.iter().map(Value::to_string).collect());
+    assert_eq!(text(&got), text(&want), "{}", s.log());
+}
+
 /// A partition taken up applies no event before the facts topic has been
 /// read to where it ended then: here the `center` events of joint case P1,
 /// published by the instance that owned P1's partition, must be known
