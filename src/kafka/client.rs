@@ -50,6 +50,9 @@ pub enum TopicError {
         /// Partitions it needs.
         need: usize,
     },
+    /// The thread reading it back panicked.
+    #[error("reading it back panicked")]
+    ReaderLost,
     /// Reading it back made no progress for a minute.
     #[error("no progress reading it back for 60 s")]
     Stalled,
@@ -270,7 +273,11 @@ pub fn read_after(
     from: &BTreeMap<i32, i64>,
     mut each: impl FnMut(&OwnedMessage),
 ) -> Result<u64, KafkaError> {
-    let c: BaseConsumer = reader(brokers).set("enable.partition.eof", "true").create().map_err(KafkaError::client)?;
+    let c: BaseConsumer = reader(brokers)
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", READ_BACK_WAIT_MS)
+        .create()
+        .map_err(KafkaError::client)?;
     let mut tpl = TopicPartitionList::new();
     let mut open: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
     for p in partitions(&c, topic)? {
@@ -344,9 +351,19 @@ pub fn fetched_end<X: rdkafka::consumer::ConsumerContext>(
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
+/// How long a read-back's fetch waits at the broker for records to come
+/// (librdkafka's default, 500 ms, suits a consumer that follows a topic;
+/// a read-back that reaches the end waits it out before it is told so, and
+/// a restart of a small state was mostly such waits).
+const READ_BACK_WAIT_MS: &str = "10";
+
 /// A reader for [`read_at`], to keep and use again.
 pub fn one_reader(brokers: &str) -> Result<BaseConsumer, KafkaError> {
-    reader(brokers).set("enable.partition.eof", "true").create().map_err(KafkaError::client)
+    reader(brokers)
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", READ_BACK_WAIT_MS)
+        .create()
+        .map_err(KafkaError::client)
 }
 
 /// How far before an offset a partition is read again, try by try, when a

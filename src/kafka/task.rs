@@ -1179,26 +1179,38 @@ fn lost_reader(path: &std::path::Path) -> checkpoint::CheckpointError {
 /// Reads the alert records and dead letters published for partition `p`
 /// after its checkpoint of `meta`.
 fn published_after(k: &crate::config::KafkaConfig, p: i32, meta: &Meta) -> Result<PublishedAfter, KafkaError> {
-    let mut after = PublishedAfter::default();
     let mine = |m: &OwnedMessage| header(m, PARTITION_HEADER).and_then(|v| v.parse::<i32>().ok()) == Some(p);
-    client::read_after(&k.brokers, &k.alerts_topic, &meta.alerts_end, |m| {
-        if !mine(m) {
-            return;
-        }
-        if let Some(rec) = m.payload().and_then(|b| serde_json::from_slice::<crate::alert::AlertRecord>(b).ok()) {
-            after.alerts.push(rec);
-        }
-    })?;
-    client::read_after(&k.brokers, &k.dead_letter_topic, &meta.dead_letter_end, |m| {
-        if header(m, "original_topic").as_deref() == Some(k.events_topic.as_str())
-            && header(m, "original_partition").and_then(|v| v.parse::<i32>().ok()) == Some(p)
-        {
-            if let Some(o) = header(m, "original_offset").and_then(|v| v.parse::<i64>().ok()) {
-                after.dead_done.insert(o);
+    // The two topics at once: each read-back is mostly waiting on the broker.
+    let (alerts, dead_done) = std::thread::scope(|s| {
+        let alerts = s.spawn(|| {
+            let mut alerts = Vec::new();
+            client::read_after(&k.brokers, &k.alerts_topic, &meta.alerts_end, |m| {
+                if !mine(m) {
+                    return;
+                }
+                if let Some(rec) = m.payload().and_then(|b| serde_json::from_slice::<crate::alert::AlertRecord>(b).ok())
+                {
+                    alerts.push(rec);
+                }
+            })
+            .map(|_| alerts)
+        });
+        let mut dead_done = HashSet::new();
+        let dead = client::read_after(&k.brokers, &k.dead_letter_topic, &meta.dead_letter_end, |m| {
+            if header(m, "original_topic").as_deref() == Some(k.events_topic.as_str())
+                && header(m, "original_partition").and_then(|v| v.parse::<i32>().ok()) == Some(p)
+            {
+                if let Some(o) = header(m, "original_offset").and_then(|v| v.parse::<i64>().ok()) {
+                    dead_done.insert(o);
+                }
             }
-        }
-    })?;
-    Ok(after)
+        });
+        let alerts = alerts.join().unwrap_or_else(|_| {
+            Err(KafkaError::Topic { topic: k.alerts_topic.clone(), cause: client::TopicError::ReaderLost })
+        });
+        (alerts, dead.map(|_| dead_done))
+    });
+    Ok(PublishedAfter { alerts: alerts?, dead_done: dead_done? })
 }
 
 /// What a partition's sink publishes through.
