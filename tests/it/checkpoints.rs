@@ -168,3 +168,60 @@ fn a_log_that_cannot_be_written_is_reported_not_dropped() {
         assert!(err.to_string().contains("events-0.0.log"), "{err}");
     }
 }
+
+/// What taking a partition up does with the changelog's head: the local
+/// log cut back to the head's last frame (frames after it never reached
+/// the changelog), and a checkpoint from the changelog installed over a
+/// local one of the same generation but another history.
+#[test]
+fn a_log_kept_up_to_a_frame_and_a_checkpoint_installed_over_another_restore_their_states() {
+    let rd = shipped();
+    let lines = lines(11);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events-1.ckpt");
+    let mut e = Engine::new(rd.clone(), zone(), RulesConfig::default());
+    feed(&mut e, &rd, &lines[..50], 0);
+    checkpoint::write(&path, &Meta { version: 1, ..Meta::default() }, |w| e.write_snapshot(w)).unwrap();
+    e.track_changes();
+    let base_len = std::fs::metadata(&path).unwrap().len();
+    let mut s = Saver::start(&path, 0, base_len, 0, u64::MAX);
+    let half = lines.len() / 2;
+    feed(&mut e, &rd, &lines[50..half], 50);
+    save(&mut s, &mut e, half as i64);
+    let at_first = e.snapshot();
+    feed(&mut e, &rd, &lines[half..], half);
+    save(&mut s, &mut e, lines.len() as i64);
+    drop(s);
+
+    // Kept up to the first frame: its state, and the log cut on disk.
+    let mut c = checkpoint::load(&path).unwrap().unwrap();
+    assert_eq!(c.frames.len(), 2);
+    let (first_end, first_sum) = (c.frames[0].end, c.frames[0].sum);
+    c.keep_frames(&path, 1).unwrap();
+    assert_eq!((c.meta.offset, c.log_len, c.last_sum()), (half as i64, first_end, first_sum));
+    let deltas = c.deltas.iter().map(|d| d.as_slice());
+    let back = Engine::restore_with_deltas(rd.clone(), zone(), RulesConfig::default(), &c.base, deltas).unwrap();
+    assert!(back.snapshot() == at_first, "the state of the first frame");
+    assert_eq!(std::fs::metadata(checkpoint::log_path(&path, 0)).unwrap().len(), first_end);
+    let (again, c) = restore(&rd, &path);
+    assert_eq!(c.frames.len(), 1);
+    assert!(again.snapshot() == at_first);
+
+    // Installed over another checkpoint of generation 0 (an empty engine
+    // and a log of its own): the installed one is what loads.
+    let base = std::fs::read(&path).unwrap();
+    let log = std::fs::read(checkpoint::log_path(&path, 0)).unwrap();
+    let elsewhere = dir.path().join("elsewhere").join("events-1.ckpt");
+    let mut other = Engine::new(rd.clone(), zone(), RulesConfig::default());
+    checkpoint::write(&elsewhere, &Meta { version: 1, ..Meta::default() }, |w| other.write_snapshot(w)).unwrap();
+    other.track_changes();
+    let mut s = Saver::start(&elsewhere, 0, 1, 0, u64::MAX);
+    feed(&mut other, &rd, &lines[..10], 0);
+    save(&mut s, &mut other, 10);
+    drop(s);
+    checkpoint::install(&elsewhere, 0, &base, &log).unwrap();
+    let (installed, c) = restore(&rd, &elsewhere);
+    assert_eq!((c.meta.offset, c.frames.len()), (half as i64, 1));
+    assert!(installed.snapshot() == at_first, "the installed checkpoint, not the one it replaced");
+    assert_eq!(checkpoint::last_frame_sum(&log), first_sum);
+}
