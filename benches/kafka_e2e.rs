@@ -310,14 +310,7 @@ fn main() {
     let log = dir.path().join("wall2.log");
     let t = Instant::now();
     let child = start(&env(group, "wall"), log.clone());
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.matches("restored checkpoint").count() >= a.partitions as usize {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(1800), "no restore within 30 min");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_restored(&log, "restored checkpoint", a.partitions, t);
     println!(
         "RESULT restart with {} open cases: every partition restored {:.2} s after start",
         a.open,
@@ -337,15 +330,7 @@ fn main() {
     let log = dir.path().join("wall3.log");
     let t = Instant::now();
     let child = start(&fresh, log.clone());
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.matches("from the changelog").count() >= a.partitions as usize {
-            break;
-        }
-        assert!(!text.contains("no checkpoint; starting"), "a partition found no state on the fresh host:\n{text}");
-        assert!(t.elapsed() < Duration::from_secs(1800), "no restore within 30 min");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_restored(&log, "from the changelog", a.partitions, t);
     println!(
         "RESULT restart on a fresh host (empty data folder) with {} open cases: every partition restored from the changelog {:.2} s after start",
         a.open,
@@ -423,6 +408,20 @@ fn cpu_seconds(pid: u32) -> f64 {
 fn peak_memory(pid: u32) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map_or("unknown".into(), |v| v.trim().to_string())
+}
+
+/// Waits until `log` has `partitions` lines saying `restored` (no more
+/// than 30 min from `t`); a partition that found no state fails the bench.
+fn wait_restored(log: &Path, restored: &str, partitions: i32, t: Instant) {
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches(restored).count() >= partitions as usize {
+            return;
+        }
+        assert!(!text.contains("no checkpoint; starting"), "a partition found no state:\n{text}");
+        assert!(t.elapsed() < Duration::from_secs(1800), "no restore within 30 min");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn stop(mut child: Child) {

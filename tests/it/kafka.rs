@@ -634,12 +634,6 @@ fn regression_another_instances_partition_holds_the_event_time_watermark_back() 
     b.publish_to(&s.topic, 1, &early);
     let first = s.start();
     let second = s.start();
-    let owners = |log: &str| -> BTreeSet<String> {
-        log.lines()
-            .filter(|l| l.contains("no checkpoint; starting") || l.contains("restored checkpoint"))
-            .filter_map(|l| l.split("pid=").nth(1)?.split_whitespace().next().map(str::to_string))
-            .collect()
-    };
     wait_until("both instances to take a partition", Duration::from_secs(120), || owners(&s.log()).len() == 2);
     // No observable event: each instance now reads one partition, and the
     // one with the sub-case has read it to three days past its grace.
@@ -919,6 +913,21 @@ fn a_calendar_notice_dropped_into_the_folder_is_read_and_the_cases_judged_again(
     assert_eq!(q_row(), "2027-02-15,false");
 }
 
+/// The last event of partition `p` in the tests of several instances.
+fn end(p: i32) -> String {
+    format!(
+        r#"{{"event_id":"end-{p}","case_id":"END-{p}","type":"submitted","occurred_at":"2026-08-03T09:00:00+08:00","source":"center","region":"220421","department":"tax","item_code":"TAX-001","applicant":"end"}}"#
+    )
+}
+
+/// The process ids that have taken up a partition, by the log.
+fn owners(log: &str) -> BTreeSet<String> {
+    log.lines()
+        .filter(|l| l.contains("no checkpoint; starting") || l.contains("restored checkpoint"))
+        .filter_map(|l| l.split("pid=").nth(1)?.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
 #[test]
 fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
     let b = Broker::start();
@@ -926,14 +935,8 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
     let s = Setup::new(&b, "pair", dir.path(), &root().join("config"));
     b.topic(&s.topic, 4);
     let lines = simulated(1500, 23);
-    // The event-time watermark is each instance's own (the partitions it
-    // reads): one event per partition at the end brings every instance to
-    // the same final watermark as replay.
-    let end = |p: i32| {
-        format!(
-            r#"{{"event_id":"end-{p}","case_id":"END-{p}","type":"submitted","occurred_at":"2026-08-03T09:00:00+08:00","source":"center","region":"220421","department":"tax","item_code":"TAX-001","applicant":"end"}}"#
-        )
-    };
+    // One event per partition at the end: every partition ends at the same
+    // time, replay's last.
     let mut all = lines.clone();
     all.extend((0..4).map(end));
     let (want, _) = s.replay(&all);
@@ -942,12 +945,6 @@ fn two_instances_share_the_partitions_and_one_killed_midway_changes_no_alert() {
     let publisher = publish_in_background(&b, &s.topic, lines.clone(), 150.0);
     let mut first = s.start();
     let second = s.start();
-    let owners = |log: &str| -> BTreeSet<String> {
-        log.lines()
-            .filter(|l| l.contains("no checkpoint; starting") || l.contains("restored checkpoint"))
-            .filter_map(|l| l.split("pid=").nth(1)?.split_whitespace().next().map(str::to_string))
-            .collect()
-    };
     wait_until("both instances to take partitions and raise alerts", Duration::from_secs(120), || {
         owners(&s.log()).len() == 2 && b.read(&s.alerts(), 10, Duration::ZERO).len() >= 10
     });
@@ -998,11 +995,6 @@ fn instances_with_separate_data_folders_move_partitions_through_the_changelog() 
     s.env.push(("JIANCHA__STORAGE__HISTORY_URL".into(), store.clone()));
     b.topic(&s.topic, 4);
     let lines = simulated(1500, 29);
-    let end = |p: i32| {
-        format!(
-            r#"{{"event_id":"end-{p}","case_id":"END-{p}","type":"submitted","occurred_at":"2026-08-03T09:00:00+08:00","source":"center","region":"220421","department":"tax","item_code":"TAX-001","applicant":"end"}}"#
-        )
-    };
     let mut all = lines.clone();
     all.extend((0..4).map(end));
     let (want, dead) = s.replay(&all);
@@ -1011,12 +1003,6 @@ fn instances_with_separate_data_folders_move_partitions_through_the_changelog() 
     let folder = |name: &str| dir.path().join(name).join("data");
     let mut first = s.start_in(&folder("a"));
     let second = s.start_in(&folder("b"));
-    let owners = |log: &str| -> BTreeSet<String> {
-        log.lines()
-            .filter(|l| l.contains("no checkpoint; starting") || l.contains("restored checkpoint"))
-            .filter_map(|l| l.split("pid=").nth(1)?.split_whitespace().next().map(str::to_string))
-            .collect()
-    };
     wait_until("both instances to take partitions and raise alerts", Duration::from_secs(120), || {
         owners(&s.log()).len() == 2 && b.read(&s.alerts(), 10, Duration::ZERO).len() >= 10
     });
