@@ -29,6 +29,11 @@ use std::time::Duration;
 /// letters (about 300 bytes each).
 const HELD_RAW_MAX: usize = 100_000;
 
+/// Changes pending in a partition's state that make a checkpoint due
+/// whatever its spacing: a cut copies about 2 µs of state and flushes about
+/// 4 µs of history per changed case, so about 100 ms of the loop's time.
+const CUT_CHANGES: usize = 20_000;
+
 /// Header naming the events partition a record or fact comes from.
 const PARTITION_HEADER: &str = "jiancha_partition";
 
@@ -784,10 +789,17 @@ impl Service {
         let quiet = self.tasks.values().all(|t| t.time().idle(interval));
         let round: Duration = self.tasks.values().map(|t| t.checkpoint_cost).sum();
         let spacing = if quiet { interval } else { interval.max(round * 20) };
+        // A partition whose state has CUT_CHANGES changes pending (a bulk
+        // load) is checkpointed at once: what a checkpoint holds the loop
+        // for follows the changes it cuts.
         let due: Vec<i32> = self
             .tasks
             .values()
-            .filter(|t| t.dirty && t.last_checkpoint.elapsed() >= spacing)
+            .filter(|t| {
+                t.dirty
+                    && (t.last_checkpoint.elapsed() >= spacing
+                        || t.pipeline.core().engine.changes_pending() >= CUT_CHANGES)
+            })
             .map(|t| t.partition)
             .collect();
         for p in due {
@@ -800,9 +812,7 @@ impl Service {
         Ok(())
     }
 
-    /// The event-time watermark over this instance's partitions (see
-    /// [`event_watermark`]).
-    /// The group's event-time watermark: over this instance's partitions
+    /// The group's event-time watermark (see [`event_watermark`]): over this instance's partitions
     /// and, as their owners last published them, every other partition of
     /// the events topic (one never published holds it back).
     fn event_watermark(&self) -> Option<Instant> {
