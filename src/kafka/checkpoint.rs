@@ -296,19 +296,6 @@ fn read_base(path: &Path) -> Result<Option<Base>, CheckpointError> {
 /// the partition's writer starts.
 pub fn install(path: &Path, generation: u64, base: &[u8], log: &[u8]) -> Result<(), CheckpointError> {
     let log_file = log_path(path, generation);
-    let put = |to: &Path, bytes: &[u8]| -> Result<(), CheckpointError> {
-        let err = |cause: std::io::Error| CheckpointError { path: to.to_path_buf(), cause: cause.into() };
-        let dir = to.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = to.with_extension("install.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(err)?;
-        std::fs::rename(&tmp, to).map_err(err)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    };
     // The old base goes first: should the process die before the new one
     // is in place, the partition has no local checkpoint (and is read from
     // the changelog again), never an old base followed by a new log of the
@@ -318,8 +305,8 @@ pub fn install(path: &Path, generation: u64, base: &[u8], log: &[u8]) -> Result<
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(CheckpointError { path: path.to_path_buf(), cause: e.into() }),
     }
-    put(&log_file, log)?;
-    put(path, base)
+    write_whole(&log_file, "install.tmp", |f| f.write_all(log))?;
+    write_whole(path, "install.tmp", |f| f.write_all(base))
 }
 
 /// Writes a checkpoint atomically and durably.
@@ -328,15 +315,28 @@ pub fn write(
     meta: &Meta,
     snapshot: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), CheckpointError> {
+    write_whole(path, "ckpt.tmp", |f| {
+        serde_json::to_writer(&mut *f, meta).map_err(std::io::Error::from)?;
+        f.write_all(b"\n")?;
+        snapshot(f)
+    })
+}
+
+/// Writes a file whole or not at all: `fill` writes it under a temporary
+/// name (`path` with the extension `tmp_ext`), which is synced and renamed
+/// over `path`, and the folder synced.
+fn write_whole(
+    path: &Path,
+    tmp_ext: &str,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), CheckpointError> {
     let err = |cause: std::io::Error| CheckpointError { path: path.to_path_buf(), cause: cause.into() };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
-    let tmp = path.with_extension("ckpt.tmp");
+    let tmp = path.with_extension(tmp_ext);
     {
         let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(err)?);
-        serde_json::to_writer(&mut f, meta).map_err(|e| err(e.into()))?;
-        f.write_all(b"\n").map_err(err)?;
-        snapshot(&mut f).map_err(err)?;
+        fill(&mut f).map_err(err)?;
         let f = f.into_inner().map_err(|e| err(e.into_error()))?;
         f.sync_all().map_err(err)?;
     }
