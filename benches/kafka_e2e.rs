@@ -7,7 +7,8 @@
 //!    consumer reading them all), then `jiancha run` (event time) consumes
 //!    them from the start; events/s from its start to its last alert on
 //!    the broker (the alerts topic's end read every 100 ms) and until its
-//!    group's committed offsets reach the ends, beside the raw rate.
+//!    group's committed offsets reach the ends, beside the raw rate; its
+//!    CPU per event beside `jiancha replay`'s on the same events.
 //! 2. Alert latency under live traffic: `--open` cases (default 1,000,000)
 //!    accepted and left open in wall-clock mode, 1,000 of them with a red
 //!    card (`unregistered_case`, grace 1 h) falling due over `--minutes`
@@ -134,6 +135,9 @@ fn main() {
             .take(a.events)
             .collect();
         let n = lines.len();
+        // The same events in a file, for replay's CPU per event beside run's.
+        let file = dir.path().join("tput.jsonl");
+        std::fs::write(&file, lines.iter().flat_map(|l| [l.as_str(), "\n"]).collect::<String>()).unwrap();
         let t = Instant::now();
         jiancha::kafka::publish::lines(&brokers, topic, a.partitions, None, lines.into_iter()).unwrap();
         println!("published {n} events in {:.1} s", t.elapsed().as_secs_f64());
@@ -191,6 +195,27 @@ fn main() {
             }
             None => println!("RESULT throughput: the alerts topic's end could not be read"),
         }
+        // Replay of the same events, with the same configuration.
+        let before = children_cpu();
+        let t = Instant::now();
+        let status = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+            .args(["replay", "--out"])
+            .arg(dir.path().join("tput-replay"))
+            .arg(&file)
+            .envs(env(group, "event"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "jiancha replay failed");
+        let replay_cpu = children_cpu() - before;
+        println!(
+            "RESULT CPU per event: jiancha run {:.2} µs, jiancha replay {:.2} µs ({:.2} s wall) on the same {n} events: run/replay = {:.2} (target ≤ 1.5)",
+            cpu * 1e6 / n as f64,
+            replay_cpu * 1e6 / n as f64,
+            t.elapsed().as_secs_f64(),
+            cpu / replay_cpu
+        );
     }
 
     if a.open == 0 {
@@ -402,6 +427,16 @@ fn cpu_seconds(pid: u32) -> f64 {
     // utime and stime are fields 14 and 15 of the line: 11 and 12 here,
     // in clock ticks (USER_HZ, 100 on Linux).
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// User + system CPU seconds used by the children this process has waited
+/// for (`getrusage(RUSAGE_CHILDREN)`).
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(u.ru_utime) + s(u.ru_stime)
 }
 
 /// A process's peak resident memory, as `/proc` gives it.
