@@ -359,6 +359,11 @@ impl History {
     /// temporary names, which the next writer of the same name removes
     /// ([`discard_parts_from`]) or numbers after.
     pub fn flush(&mut self) -> Result<(), HistoryError> {
+        self.flush_in_background().wait()
+    }
+
+    /// Hands every collected row to the parts being written.
+    fn encode_collected(&mut self) {
         let rejected = std::mem::take(&mut self.rejected);
         if !rejected.is_empty() {
             let n = rejected.len();
@@ -382,16 +387,41 @@ impl History {
         for (m, mut rows) in std::mem::take(&mut self.notices) {
             self.encode("notice_versions", Some(m), rows.finish());
         }
-        self.encoded = 0;
-        match self.parts.finish() {
+    }
+
+    /// [`History::flush`], but the parts complete on the writer thread
+    /// while the caller goes on: rows handed in from now on go to parts of
+    /// the next number ([`History::next_part`]). The returned [`Flushing`]
+    /// says when this flush's parts are complete. A failure is reported
+    /// there, and by every later flush (nothing more is written).
+    pub fn flush_in_background(&mut self) -> Flushing {
+        self.encode_collected();
+        // Rows handed over since the last flush mean a part is open (or
+        // failed to open): it completes, and the next flush numbers on.
+        // Numbered on whether they are completed or abandoned: should one
+        // fail, the next flush cannot write over the parts completed
+        // before it, and numbers after the abandoned ones.
+        let open = std::mem::take(&mut self.encoded) > 0;
+        let finishing = self.parts.finish();
+        if open {
+            self.part += 1;
+        }
+        Flushing { finishing: parts::Finishing::new(finishing) }
+    }
+}
+
+/// The parts of one flush, completing on the writer thread.
+pub struct Flushing {
+    finishing: parts::Finishing,
+}
+
+impl Flushing {
+    /// Waits until they are complete (under their final names, and in the
+    /// object store if there is one).
+    pub fn wait(self) -> Result<(), HistoryError> {
+        match self.finishing.wait() {
             parts::Finished::Nothing => Ok(()),
-            // Numbered on, whether they were completed or abandoned: should
-            // one fail, the next flush cannot write over the parts
-            // completed before it, and numbers after the abandoned ones.
-            parts::Finished::Parts(result) => {
-                self.part += 1;
-                result
-            }
+            parts::Finished::Parts(result) => result,
         }
     }
 }

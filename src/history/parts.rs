@@ -2,7 +2,8 @@
 //! Parquet and compressing them was about an eighth of a replay's time,
 //! and it needs nothing from the loop but the rows. The loop hands batches
 //! over a short queue (it waits only when the writer is that far behind)
-//! and, at a flush, waits until every part is complete.
+//! and, at a flush, either waits until every part is complete or takes a
+//! [`Finishing`] to wait on elsewhere (the checkpoint writer of `run`).
 
 use super::{HistoryError, Month, ROW_GROUP_ROWS, UNIQUE_COLUMNS};
 use arrow::record_batch::RecordBatch;
@@ -22,8 +23,8 @@ enum Job {
     /// Encode rows into the open part of a table and month (opening it,
     /// numbered `part`).
     Encode { table: &'static str, month: Option<Month>, part: u64, batch: RecordBatch },
-    /// Complete every open part.
-    Finish,
+    /// Complete every open part, and say so here.
+    Finish(SyncSender<Finished>),
 }
 
 /// What a [`Job::Finish`] did.
@@ -38,7 +39,6 @@ pub(super) enum Finished {
 /// The handle on the writer thread.
 pub(super) struct Parts {
     jobs: Option<SyncSender<Job>>,
-    done: Receiver<Finished>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// The thread is gone (it can only panic): what to report.
     lost: bool,
@@ -69,7 +69,6 @@ impl Parts {
     /// moving each to `remote` once complete.
     pub(super) fn start(dir: &Path, prefix: &str, remote: Option<Arc<super::store::Remote>>) -> Parts {
         let (jobs, rx) = sync_channel::<Job>(QUEUE);
-        let (tx, done) = sync_channel::<Finished>(1);
         let mut w =
             Writer { dir: dir.to_path_buf(), prefix: prefix.to_string(), open: BTreeMap::new(), failed: None, remote };
         let thread = std::thread::Builder::new()
@@ -78,16 +77,13 @@ impl Parts {
                 for job in rx {
                     match job {
                         Job::Encode { table, month, part, batch } => w.encode(table, month, part, &batch),
-                        Job::Finish => {
-                            if tx.send(w.finish()).is_err() {
-                                return;
-                            }
-                        }
+                        // Nobody waiting for it is no reason to stop.
+                        Job::Finish(tx) => drop(tx.send(w.finish())),
                     }
                 }
             })
             .ok();
-        Parts { jobs: thread.as_ref().map(|_| jobs), done, lost: thread.is_none(), thread }
+        Parts { jobs: thread.as_ref().map(|_| jobs), lost: thread.is_none(), thread }
     }
 
     /// Hands rows to the writer thread.
@@ -96,19 +92,35 @@ impl Parts {
         self.lost |= !sent;
     }
 
-    /// Completes every open part, once every batch handed over is in it.
-    pub(super) fn finish(&mut self) -> Finished {
-        let sent = self.jobs.as_ref().is_some_and(|j| j.send(Job::Finish).is_ok());
-        match sent.then(|| self.done.recv().ok()).flatten() {
-            Some(f) if !self.lost => f,
-            _ => {
-                self.lost = true;
-                Finished::Parts(Err(HistoryError::Io {
-                    path: PathBuf::from("history writer thread"),
-                    cause: std::io::Error::other("the history writer thread stopped"),
-                }))
-            }
-        }
+    /// Asks the thread to complete every open part, once every batch
+    /// handed over is in it; the answer comes through the receiver.
+    pub(super) fn finish(&mut self) -> Receiver<Finished> {
+        let (tx, rx) = sync_channel(1);
+        let sent = !self.lost && self.jobs.as_ref().is_some_and(|j| j.send(Job::Finish(tx)).is_ok());
+        self.lost |= !sent;
+        rx
+    }
+}
+
+/// The completion of the parts of one flush, handed to the writer thread.
+pub(super) struct Finishing(Receiver<Finished>);
+
+impl Finishing {
+    pub(super) fn new(rx: Receiver<Finished>) -> Finishing {
+        Finishing(rx)
+    }
+
+    /// Waits until the thread completed (or abandoned) them. A thread gone
+    /// (it can only panic), or that lost a batch of this flush, fails.
+    pub(super) fn wait(self) -> Finished {
+        self.0.recv().unwrap_or_else(|_| Finished::Parts(Err(lost())))
+    }
+}
+
+fn lost() -> HistoryError {
+    HistoryError::Io {
+        path: PathBuf::from("history writer thread"),
+        cause: std::io::Error::other("the history writer thread stopped"),
     }
 }
 

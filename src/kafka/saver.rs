@@ -3,7 +3,10 @@
 //!
 //! The loop takes a consistent cut — the engine's delta (a copy of what
 //! changed) and the checkpoint's [`Meta`] — and hands it over
-//! ([`Saver::save`]). This thread encodes the delta, appends it to the
+//! ([`Saver::save`]), with the history flush of the same cut, whose parts
+//! complete on the history writer's thread meanwhile
+//! ([`Saver::save_after`]). This thread waits until those parts are
+//! complete (the checkpoint's `next_part` counts them), encodes the delta, appends it to the
 //! delta log as a frame, syncs the log, and reports the checkpoint durable
 //! ([`Saver::durable`]): only then does the loop commit its offset. Cuts
 //! queued while it syncs are written together, with one sync. With a
@@ -22,6 +25,7 @@
 use super::changelog::{Changelog, Head};
 use super::checkpoint::{self, CheckpointCause, CheckpointError, Meta};
 use crate::engine::delta::Delta;
+use crate::history::{Flushing, HistoryError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -30,8 +34,9 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 pub const FOLD_FROM: u64 = 4 << 20;
 
 enum Job {
-    /// Append a checkpoint to the log.
-    Save(Box<Meta>, Box<Delta>),
+    /// Append a checkpoint to the log, once the history flush of its cut
+    /// is complete.
+    Save(Box<Meta>, Box<Delta>, Option<Flushing>),
     /// Answer once everything before is durable.
     Sync(Sender<()>),
 }
@@ -42,6 +47,9 @@ pub enum Report {
     Durable(Box<Meta>),
     /// Writing failed: the checkpoints after the last durable one are not.
     Failed(CheckpointError),
+    /// The history flush of a cut failed: that checkpoint and those after
+    /// it are not written.
+    HistoryFailed(HistoryError),
 }
 
 /// The handle on a partition's checkpoint writer.
@@ -129,7 +137,13 @@ impl Saver {
                     let mut syncs = Vec::new();
                     for job in std::iter::once(job).chain(rx.try_iter()) {
                         match job {
-                            Job::Save(meta, delta) => batch.push((meta, delta)),
+                            Job::Save(meta, delta, history) => {
+                                if let Some(Err(e)) = history.map(Flushing::wait) {
+                                    let _ = tx.send(Report::HistoryFailed(e));
+                                    return;
+                                }
+                                batch.push((meta, delta))
+                            }
                             Job::Sync(s) => syncs.push(s),
                         }
                     }
@@ -158,8 +172,18 @@ impl Saver {
 
     /// Hands a cut over to be made durable.
     pub fn save(&mut self, meta: Meta, delta: Delta) {
+        self.send(meta, delta, None)
+    }
+
+    /// Hands a cut over to be made durable once `history` (its history
+    /// flush) is.
+    pub fn save_after(&mut self, meta: Meta, delta: Delta, history: Flushing) {
+        self.send(meta, delta, Some(history))
+    }
+
+    fn send(&mut self, meta: Meta, delta: Delta, history: Option<Flushing>) {
         if let Some(j) = &self.jobs {
-            if j.send(Job::Save(Box::new(meta), Box::new(delta))).is_ok() {
+            if j.send(Job::Save(Box::new(meta), Box::new(delta), history)).is_ok() {
                 self.pending += 1;
             }
         }
@@ -177,7 +201,7 @@ impl Saver {
         self.pending -= out.len().min(self.pending);
         if self.pending > 0 && self.thread.as_ref().is_none_or(|t| t.is_finished()) {
             out.extend(self.reports.try_iter());
-            if !out.iter().any(|r| matches!(r, Report::Failed(_))) {
+            if !out.iter().any(|r| matches!(r, Report::Failed(_) | Report::HistoryFailed(_))) {
                 out.push(Report::Failed(lost()));
             }
             self.pending = 0;

@@ -8,6 +8,7 @@ use super::client::{self, DeliveryWatch};
 use super::saver::{Mirror, Report, Saver};
 use super::{log, KafkaError, RunStats};
 use crate::config::{Config, WatermarkMode};
+use crate::engine::CaseView;
 use crate::engine::{Engine, SharedFact};
 use crate::event::Decoder;
 use crate::history::History;
@@ -20,7 +21,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,10 +32,11 @@ const HELD_RAW_MAX: usize = 100_000;
 
 /// Changes pending in a partition's state that make a checkpoint due
 /// whatever its spacing, so a cut's hold on the loop follows this bound,
-/// not the backlog. A cut copies about 2 µs of state per changed case and
-/// flushes its history row: 4 µs a case while open cases load (longest
-/// hold 148 ms), up to about 25 µs in a backfill of the simulator's
-/// stream (longest 262 ms).
+/// not the backlog. Per changed case, a cut copies its state (2-4 µs) and
+/// makes its history row (about 10 µs in a backfill of the simulator's
+/// stream, on 2 busy cores); the history parts complete off the loop. In
+/// such a backfill a cut holds 6-11 thousand cases, and 5 of its
+/// checkpoints held the loop over 100 ms (longest 118-221 ms).
 const CUT_CHANGES: usize = 20_000;
 
 /// Header naming the events partition a record or fact comes from.
@@ -91,6 +93,10 @@ pub struct Task {
     checkpoint_cost: Duration,
     /// Writes its checkpoints on a thread of its own.
     saver: Saver,
+    /// With SQL users: the cases whose rows went to history parts not yet
+    /// known complete (checkpoints not yet durable), by the offset of that
+    /// checkpoint, for SQL to see as pending meanwhile.
+    flushing_views: VecDeque<(i64, Vec<CaseView>)>,
     /// Its event time as last published to the facts topic (event mode),
     /// and when.
     time_sent: Option<(TimeRecord, std::time::Instant)>,
@@ -559,6 +565,7 @@ impl Service {
             gap: None,
             held_raw: BTreeMap::new(),
             saver,
+            flushing_views: VecDeque::new(),
             time_sent: None,
         })
     }
@@ -765,7 +772,8 @@ impl Service {
                 // SQL sees the cases changed since each partition's last
                 // flush (at most a second old).
                 for t in self.tasks.values() {
-                    self.live.pending.set(&format!("p{}", t.partition), t.pipeline.core().engine.pending_views());
+                    let views = with_flushing(t.pipeline.core().engine.pending_views(), &t.flushing_views);
+                    self.live.pending.set(&format!("p{}", t.partition), views);
                 }
             }
             if self.facts_stale {
@@ -1007,11 +1015,22 @@ impl Service {
         }
         let k = self.cfg.kafka.clone();
         let Some(t) = self.tasks.get_mut(&p) else { return Ok(()) };
-        // What the loop waits for: history, and the cut of the state.
+        // What the loop waits for: the case rows, and the cut of the
+        // state. The history parts complete on the history writer's
+        // thread; the checkpoint writer waits for them.
         let started = std::time::Instant::now();
-        t.pipeline.core_mut().flush()?;
+        let sql = !self.live.users.is_empty();
+        let mut views = Vec::new();
+        let flushing = t.pipeline.core_mut().flush_in_background(sql.then_some(&mut views));
         let history = started.elapsed();
-        self.live.pending.clear(&format!("p{p}"));
+        if sql {
+            // SQL sees these rows as pending until their parts are
+            // complete and the checkpoint durable.
+            t.flushing_views.push_back((t.meta.offset, views));
+            self.live.pending.set(&format!("p{p}"), with_flushing(Vec::new(), &t.flushing_views));
+        } else {
+            self.live.pending.clear(&format!("p{p}"));
+        }
         // Every record this process published is acknowledged: the output
         // topics' ends for this partition are past them.
         let watch = self.producer.context();
@@ -1020,9 +1039,12 @@ impl Service {
         t.meta.next_part = t.pipeline.core().history.next_part();
         t.meta.written_at = chrono::Local::now().to_rfc3339();
         let mut cut = 0;
-        if let Some(delta) = t.pipeline.core_mut().engine.take_delta() {
-            cut = delta.cases();
-            t.saver.save(t.meta.clone(), delta);
+        match t.pipeline.core_mut().engine.take_delta() {
+            Some(delta) => {
+                cut = delta.cases();
+                t.saver.save_after(t.meta.clone(), delta, flushing);
+            }
+            None => flushing.wait()?,
         }
         t.dirty = false;
         t.last_checkpoint = std::time::Instant::now();
@@ -1031,7 +1053,7 @@ impl Service {
             let ms = t.checkpoint_cost.as_secs_f64() * 1000.0;
             let h = history.as_secs_f64() * 1000.0;
             log(&format!(
-                "partition {p}: a checkpoint held the loop {ms:.0} ms (history {h:.0} ms; {cut} cases changed since the last)"
+                "partition {p}: a checkpoint held the loop {ms:.0} ms (history rows {h:.0} ms; {cut} cases changed since the last)"
             ));
         }
         self.live.metrics.checkpoint_stall.observe(t.checkpoint_cost.as_secs_f64());
@@ -1050,9 +1072,15 @@ impl Service {
             match r {
                 Report::Durable(meta) => {
                     offset = Some(meta.offset);
+                    // Their rows are in complete parts now; the next
+                    // refresh of the pending rows leaves them out.
+                    while t.flushing_views.front().is_some_and(|(o, _)| *o <= meta.offset) {
+                        t.flushing_views.pop_front();
+                    }
                     self.stats.checkpoints += 1;
                 }
                 Report::Failed(e) => return Err(e.into()),
+                Report::HistoryFailed(e) => return Err(e.into()),
             }
         }
         let Some(offset) = offset else { return Ok(()) };
@@ -1065,6 +1093,27 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The pending case rows SQL sees: `newer` (changed since the last flush),
+/// then those of flushes whose parts may not be complete yet, the latest
+/// view of each case only.
+fn with_flushing(newer: Vec<CaseView>, flushing: &VecDeque<(i64, Vec<CaseView>)>) -> Vec<CaseView> {
+    latest_first(newer, flushing, |v| &v.case_id)
+}
+
+/// `newer`, then the items of `older` (latest batch first) whose id is
+/// not given yet.
+fn latest_first<T: Clone>(mut newer: Vec<T>, older: &VecDeque<(i64, Vec<T>)>, id: impl Fn(&T) -> &str) -> Vec<T> {
+    let mut seen: HashSet<String> = newer.iter().map(|v| id(v).to_string()).collect();
+    for (_, batch) in older.iter().rev() {
+        for v in batch {
+            if seen.insert(id(v).to_string()) {
+                newer.push(v.clone());
+            }
+        }
+    }
+    newer
 }
 
 /// A partition's engine restored from its checkpoint.
@@ -1372,6 +1421,17 @@ fn header(m: &OwnedMessage, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SQL's pending rows while checkpoints are not durable yet: the view
+    /// changed since the last flush wins, then the latest flush's.
+    #[test]
+    fn pending_rows_take_the_latest_view_of_each_case() {
+        let older: VecDeque<(i64, Vec<(&str, u32)>)> =
+            VecDeque::from(vec![(10, vec![("a", 1), ("b", 1)]), (20, vec![("b", 2), ("c", 2)])]);
+        let got = latest_first(vec![("c", 3)], &older, |v| v.0);
+        assert_eq!(got, vec![("c", 3), ("b", 2), ("a", 1)]);
+        assert_eq!(latest_first(Vec::new(), &VecDeque::new(), |v: &(&str, u32)| v.0), vec![]);
+    }
 
     fn part(max_at: i64, at_end: bool, quiet_secs: u64) -> PartitionTime {
         PartitionTime { max_at: Some(max_at), at_end, quiet_for: Duration::from_secs(quiet_secs) }

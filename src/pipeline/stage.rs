@@ -3,9 +3,9 @@
 //! recorded in history (alert records, events found not in effect) before
 //! the driver hands them to the sinks.
 
-use crate::engine::{Effect, Engine, Outcome};
+use crate::engine::{CaseView, Effect, Engine, Outcome};
 use crate::event::Event;
-use crate::history::{History, HistoryError};
+use crate::history::{Flushing, History, HistoryError};
 use crate::time::Instant;
 
 /// Engine and history, kept in step.
@@ -99,8 +99,20 @@ impl Core {
 
     /// Writes the changed cases' rows and every buffered history row.
     pub fn flush(&mut self) -> Result<(), HistoryError> {
+        self.flush_in_background(None).wait()
+    }
+
+    /// [`Core::flush`], the parts completing in the background (see
+    /// [`History::flush_in_background`]); the views of the cases written
+    /// are added to `views` if given.
+    pub fn flush_in_background(&mut self, mut views: Option<&mut Vec<CaseView>>) -> Flushing {
         let h = &mut self.history;
-        self.engine.take_changed_with(|v| h.case(v));
-        self.history.flush()
+        self.engine.take_changed_with(|v| {
+            h.case(v);
+            if let Some(views) = views.as_mut() {
+                views.push(v.clone());
+            }
+        });
+        self.history.flush_in_background()
     }
 }

@@ -225,3 +225,108 @@ fn a_log_kept_up_to_a_frame_and_a_checkpoint_installed_over_another_restore_thei
     assert!(installed.snapshot() == at_first, "the installed checkpoint, not the one it replaced");
     assert_eq!(checkpoint::last_frame_sum(&log), first_sum);
 }
+
+/// A core over a fresh engine (tracking changes) and a history under `dir`,
+/// fed `lines`.
+fn core_fed(dir: &Path, rd: &Arc<RefData>, lines: &[String]) -> jiancha::pipeline::Core {
+    let mut e = Engine::new(rd.clone(), zone(), RulesConfig::default());
+    e.track_changes();
+    let h = jiancha::history::History::open(dir, zone(), rd.clone()).unwrap();
+    let mut core = jiancha::pipeline::Core::new(e, h);
+    let decoder = Decoder::new(rd.clone(), zone(), "k");
+    for (i, l) in lines.iter().enumerate() {
+        if let Ok(ev) = decoder.decode(l.as_bytes()) {
+            core.apply(ev, None, i as u64);
+        }
+    }
+    core
+}
+
+/// A core fed `lines` over a history under `hist`, the base of its state
+/// written under `ckpt`, and the writer of its checkpoint's log.
+fn fed_and_saved(
+    hist: &Path,
+    ckpt: &Path,
+    rd: &Arc<RefData>,
+    lines: &[String],
+) -> (jiancha::pipeline::Core, Saver, std::path::PathBuf) {
+    let path = ckpt.join("events-0.ckpt");
+    let core = core_fed(hist, rd, lines);
+    checkpoint::write(&path, &Meta { version: 1, ..Meta::default() }, |w| core.engine.write_snapshot(w)).unwrap();
+    (core, Saver::start(&path, 0, 1, 0, u64::MAX), path)
+}
+
+/// The `.parquet` files under `dir`, by name relative to it.
+fn parts_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A checkpoint no longer waits on the loop for its history parts: the
+/// flush hands them to the history thread, the rows that follow go to
+/// parts of the next number, and the checkpoint writer reports the
+/// checkpoint durable only once its parts are complete.
+#[test]
+fn history_parts_complete_in_the_background_before_their_checkpoint_is_durable() {
+    let rd = shipped();
+    let lines = lines(13);
+    let (hist, ckpt) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut core, mut s, _) = fed_and_saved(hist.path(), ckpt.path(), &rd, &lines[..200]);
+    assert_eq!(core.history.next_part(), 0);
+    let first = core.flush_in_background(None);
+    assert_eq!(core.history.next_part(), 1, "rows handed in from now on go to the next part");
+    let meta = Meta { version: 1, offset: 200, next_part: 1, ..Meta::default() };
+    s.save_after(meta, core.engine.take_delta().unwrap(), first);
+    let decoder = Decoder::new(rd.clone(), zone(), "k");
+    for (i, l) in lines[200..400].iter().enumerate() {
+        if let Ok(ev) = decoder.decode(l.as_bytes()) {
+            core.apply(ev, None, 200 + i as u64);
+        }
+    }
+    s.sync();
+    let r = s.durable();
+    assert!(matches!(r.as_slice(), [Report::Durable(m)] if m.offset == 200));
+    let complete = parts_under(hist.path());
+    assert!(complete.iter().any(|p| p.starts_with("events/") && p.ends_with("part-00000000.parquet")), "{complete:?}");
+    assert!(complete.iter().any(|p| p.starts_with("case_versions/")), "{complete:?}");
+    assert!(!complete.iter().any(|p| p.contains("part-00000001")), "the second flush has not happened: {complete:?}");
+    core.flush().unwrap();
+    let complete = parts_under(hist.path());
+    assert!(complete.iter().any(|p| p.starts_with("events/") && p.ends_with("part-00000001.parquet")), "{complete:?}");
+}
+
+/// A history flush that fails fails its checkpoint: it is reported, and
+/// no frame reaches the log (the offset is not committed past rows that
+/// were never written).
+#[test]
+fn a_history_flush_that_fails_fails_its_checkpoint() {
+    let rd = shipped();
+    let lines = lines(13);
+    let (hist, ckpt) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut core, mut s, path) = fed_and_saved(hist.path(), ckpt.path(), &rd, &lines[..200]);
+    // Where the case rows' month folders would go is taken by a file.
+    std::fs::remove_dir_all(hist.path().join("case_versions")).unwrap();
+    std::fs::write(hist.path().join("case_versions"), b"in the way").unwrap();
+    let flushing = core.flush_in_background(None);
+    s.save_after(Meta { version: 1, offset: 200, ..Meta::default() }, core.engine.take_delta().unwrap(), flushing);
+    s.sync();
+    let r = s.durable();
+    match r.as_slice() {
+        [Report::HistoryFailed(e)] => assert!(e.to_string().contains("case_versions"), "{e}"),
+        _ => panic!("the history failure is reported, and nothing is durable"),
+    }
+    let c = checkpoint::load(&path).unwrap().expect("the base");
+    assert!(c.deltas.is_empty(), "no frame was written");
+}
