@@ -242,6 +242,12 @@ impl History {
         })
     }
 
+    /// How long handing rows to the writer thread has waited for it (its
+    /// queue full), in all.
+    pub fn waited(&self) -> std::time::Duration {
+        self.parts.waited()
+    }
+
     /// The number the next part will carry: every part numbered from it on
     /// was written after this instant (see [`discard_parts_from`]).
     pub fn next_part(&self) -> u64 {

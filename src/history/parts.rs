@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
-/// Batches waiting for the writer thread at most.
-const QUEUE: usize = 4;
+/// Batches waiting for the writer thread at most (each up to
+/// [`super::BATCH_ROWS`] rows, a few MB): enough that a checkpoint's flush,
+/// which hands over a batch per table and month at once, seldom waits for
+/// a writer that is behind (in a backfill it waited 23-65 ms with 4).
+const QUEUE: usize = 16;
 
 enum Job {
     /// Encode rows into the open part of a table and month (opening it,
@@ -42,6 +45,8 @@ pub(super) struct Parts {
     thread: Option<std::thread::JoinHandle<()>>,
     /// The thread is gone (it can only panic): what to report.
     lost: bool,
+    /// How long handing batches over waited for room in the queue.
+    waited: std::time::Duration,
 }
 
 struct OpenPart {
@@ -83,13 +88,31 @@ impl Parts {
                 }
             })
             .ok();
-        Parts { jobs: thread.as_ref().map(|_| jobs), lost: thread.is_none(), thread }
+        Parts { jobs: thread.as_ref().map(|_| jobs), lost: thread.is_none(), thread, waited: Default::default() }
     }
 
     /// Hands rows to the writer thread.
     pub(super) fn encode(&mut self, table: &'static str, month: Option<Month>, part: u64, batch: RecordBatch) {
-        let sent = self.jobs.as_ref().is_some_and(|j| j.send(Job::Encode { table, month, part, batch }).is_ok());
+        let Some(j) = self.jobs.as_ref() else {
+            self.lost = true;
+            return;
+        };
+        let sent = match j.try_send(Job::Encode { table, month, part, batch }) {
+            Ok(()) => true,
+            Err(std::sync::mpsc::TrySendError::Full(job)) => {
+                let started = std::time::Instant::now();
+                let sent = j.send(job).is_ok();
+                self.waited += started.elapsed();
+                sent
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => false,
+        };
         self.lost |= !sent;
+    }
+
+    /// How long handing batches over has waited for the thread, in all.
+    pub(super) fn waited(&self) -> std::time::Duration {
+        self.waited
     }
 
     /// Asks the thread to complete every open part, once every batch

@@ -33,10 +33,11 @@ const HELD_RAW_MAX: usize = 100_000;
 /// Changes pending in a partition's state that make a checkpoint due
 /// whatever its spacing, so a cut's hold on the loop follows this bound,
 /// not the backlog. Per changed case, a cut copies its state (2-4 µs) and
-/// makes its history row (about 10 µs in a backfill of the simulator's
-/// stream, on 2 busy cores); the history parts complete off the loop. In
-/// such a backfill a cut holds 6-11 thousand cases, and 5 of its
-/// checkpoints held the loop over 100 ms (longest 118-221 ms).
+/// makes its history row (6-11 µs in a backfill of the simulator's stream,
+/// on 2 busy cores); the history parts complete off the loop. In such a
+/// backfill a cut holds 9-11 thousand cases, and 3 of its checkpoints
+/// held the loop over 100 ms (longest 132-152 ms). 12,000 brought that to
+/// 1-2 (longest 108-115 ms) but cost a fifth of the throughput.
 const CUT_CHANGES: usize = 20_000;
 
 /// Header naming the events partition a record or fact comes from.
@@ -1019,10 +1020,12 @@ impl Service {
         // state. The history parts complete on the history writer's
         // thread; the checkpoint writer waits for them.
         let started = std::time::Instant::now();
+        let waited = t.pipeline.core().history.waited();
         let sql = !self.live.users.is_empty();
         let mut views = Vec::new();
         let flushing = t.pipeline.core_mut().flush_in_background(sql.then_some(&mut views));
         let history = started.elapsed();
+        let waited = t.pipeline.core().history.waited() - waited;
         if sql {
             // SQL sees these rows as pending until their parts are
             // complete and the checkpoint durable.
@@ -1052,8 +1055,9 @@ impl Service {
         if t.checkpoint_cost > Duration::from_millis(100) {
             let ms = t.checkpoint_cost.as_secs_f64() * 1000.0;
             let h = history.as_secs_f64() * 1000.0;
+            let w = waited.as_secs_f64() * 1000.0;
             log(&format!(
-                "partition {p}: a checkpoint held the loop {ms:.0} ms (history rows {h:.0} ms; {cut} cases changed since the last)"
+                "partition {p}: a checkpoint held the loop {ms:.0} ms (history rows {h:.0} ms, of which {w:.0} ms waiting for the history writer; {cut} cases changed since the last)"
             ));
         }
         self.live.metrics.checkpoint_stall.observe(t.checkpoint_cost.as_secs_f64());
