@@ -15,6 +15,7 @@
 //! bounded however long the writer goes between flushes.
 
 mod parts;
+pub use parts::Flushing;
 pub mod pending;
 pub mod schema;
 pub mod store;
@@ -408,26 +409,10 @@ impl History {
         // fail, the next flush cannot write over the parts completed
         // before it, and numbers after the abandoned ones.
         let open = std::mem::take(&mut self.encoded) > 0;
-        let finishing = self.parts.finish();
+        let flushing = self.parts.finish();
         if open {
             self.part += 1;
         }
-        Flushing { finishing: parts::Finishing::new(finishing) }
-    }
-}
-
-/// The parts of one flush, completing on the writer thread.
-pub struct Flushing {
-    finishing: parts::Finishing,
-}
-
-impl Flushing {
-    /// Waits until they are complete (under their final names, and in the
-    /// object store if there is one).
-    pub fn wait(self) -> Result<(), HistoryError> {
-        match self.finishing.wait() {
-            parts::Finished::Nothing => Ok(()),
-            parts::Finished::Parts(result) => result,
-        }
+        flushing
     }
 }

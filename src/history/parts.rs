@@ -3,7 +3,7 @@
 //! and it needs nothing from the loop but the rows. The loop hands batches
 //! over a short queue (it waits only when the writer is that far behind)
 //! and, at a flush, either waits until every part is complete or takes a
-//! [`Finishing`] to wait on elsewhere (the checkpoint writer of `run`).
+//! [`Flushing`] to wait on elsewhere (the checkpoint writer of `run`).
 
 use super::{HistoryError, Month, ROW_GROUP_ROWS, UNIQUE_COLUMNS};
 use arrow::record_batch::RecordBatch;
@@ -116,27 +116,27 @@ impl Parts {
     }
 
     /// Asks the thread to complete every open part, once every batch
-    /// handed over is in it; the answer comes through the receiver.
-    pub(super) fn finish(&mut self) -> Receiver<Finished> {
+    /// handed over is in it.
+    pub(super) fn finish(&mut self) -> Flushing {
         let (tx, rx) = sync_channel(1);
         let sent = !self.lost && self.jobs.as_ref().is_some_and(|j| j.send(Job::Finish(tx)).is_ok());
         self.lost |= !sent;
-        rx
+        Flushing(rx)
     }
 }
 
-/// The completion of the parts of one flush, handed to the writer thread.
-pub(super) struct Finishing(Receiver<Finished>);
+/// The parts of one flush, completing on the writer thread.
+pub struct Flushing(Receiver<Finished>);
 
-impl Finishing {
-    pub(super) fn new(rx: Receiver<Finished>) -> Finishing {
-        Finishing(rx)
-    }
-
-    /// Waits until the thread completed (or abandoned) them. A thread gone
-    /// (it can only panic), or that lost a batch of this flush, fails.
-    pub(super) fn wait(self) -> Finished {
-        self.0.recv().unwrap_or_else(|_| Finished::Parts(Err(lost())))
+impl Flushing {
+    /// Waits until they are complete (under their final names, and in the
+    /// object store if there is one). A thread gone (it can only panic),
+    /// or that lost a batch of this flush, fails.
+    pub fn wait(self) -> Result<(), HistoryError> {
+        match self.0.recv().unwrap_or_else(|_| Finished::Parts(Err(lost()))) {
+            Finished::Nothing => Ok(()),
+            Finished::Parts(result) => result,
+        }
     }
 }
 
