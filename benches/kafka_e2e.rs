@@ -175,6 +175,14 @@ fn main() {
         stop(child);
         // Kept for a look at its checkpoints and rebalances.
         let _ = std::fs::copy(dir.path().join("tput.log"), root.join("target/kafka_e2e-tput.log"));
+        let log = std::fs::read_to_string(dir.path().join("tput.log")).unwrap_or_default();
+        let holds = log.lines().filter(|l| l.contains("a checkpoint held the loop")).count();
+        match log.lines().find_map(|l| l.split("the longest held the loop ").nth(1)?.split(" ms").next()) {
+            Some(ms) => println!(
+                "RESULT checkpoint stalls: the longest held the loop {ms} ms; {holds} held it over 100 ms (target: ~100 ms)"
+            ),
+            None => println!("RESULT checkpoint stalls: the run did not say (see target/kafka_e2e-tput.log)"),
+        }
         println!("jiancha run used {cpu:.1} s of CPU: {:.1} µs an event", cpu * 1e6 / n as f64);
         println!("  its peak resident memory: {peak}");
         println!("  the broker used {broker_cpu:.1} s of CPU meanwhile");

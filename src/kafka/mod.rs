@@ -141,6 +141,9 @@ pub struct RunStats {
     pub facts: u64,
     /// Checkpoints written.
     pub checkpoints: u64,
+    /// The longest a checkpoint taken while consuming (not the final ones
+    /// of a revoke or a stop, which wait for everything) held the loop.
+    pub longest_hold: std::time::Duration,
 }
 
 /// The consumer's context: partitions assigned and revoked are taken up
@@ -298,8 +301,15 @@ pub fn run(
     s.stop();
     drop(s);
     log(&format!(
-        "stopped: {} read, {} applied, {} dead-lettered at decode, {} alert records, {} facts learnt, {} checkpoints",
-        st.read, st.applied, st.bad, st.alerts, st.facts, st.checkpoints
+        "stopped: {} read, {} applied, {} dead-lettered at decode, {} alert records, {} facts learnt, {} checkpoints \
+         (the longest held the loop {:.0} ms)",
+        st.read,
+        st.applied,
+        st.bad,
+        st.alerts,
+        st.facts,
+        st.checkpoints,
+        st.longest_hold.as_secs_f64() * 1000.0
     ));
     Ok(st)
 }

@@ -1061,6 +1061,9 @@ impl Service {
             ));
         }
         self.live.metrics.checkpoint_stall.observe(t.checkpoint_cost.as_secs_f64());
+        if !wait {
+            self.stats.longest_hold = self.stats.longest_hold.max(t.checkpoint_cost);
+        }
         if wait {
             t.saver.sync();
             self.durable(p, commit)?;
