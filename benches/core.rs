@@ -6,6 +6,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use jiancha::config::RulesConfig;
 use jiancha::engine::{Engine, Outcome};
 use jiancha::event::Decoder;
+use jiancha::history::History;
 use jiancha::reference::RefData;
 use jiancha::synth::{generate, SynthOptions};
 use jiancha::time::Zone;
@@ -79,6 +80,40 @@ fn bench(c: &mut Criterion) {
             }
             engine
         })
+    });
+
+    // What a checkpoint holds the loop for per changed case: its view
+    // (judgement concluded with figures, names resolved), then its history
+    // row. The engine is left with the cases still in memory at the end of
+    // the stream, all judged since history last took them.
+    let mut engine = Engine::new(rd.clone(), zone.clone(), RulesConfig::default());
+    let mut eff = Vec::new();
+    for (i, ev) in events.iter().cloned().enumerate() {
+        let at = ev.occurred_at;
+        if engine.apply(ev, i as u64, &mut eff) == Outcome::Applied {
+            engine.advance_watermark(at, &mut eff);
+        }
+        eff.clear();
+    }
+    engine.take_evicted(|_| {});
+    let views = engine.pending_views();
+    g.throughput(Throughput::Elements(views.len() as u64));
+    g.bench_function("case views", |b| b.iter(|| engine.pending_views().len()));
+    // Each iteration fills a new history with fewer rows than a batch, so
+    // the figure is the loop's share only (the Parquet encoding happens on
+    // the history thread).
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    g.bench_function("case rows", |b| {
+        b.iter_batched(
+            || History::open(dir.path(), zone.clone(), rd.clone()).expect("history opens"),
+            |mut history| {
+                for v in &views {
+                    history.case(v);
+                }
+                history
+            },
+            BatchSize::PerIteration,
+        )
     });
     g.finish();
 }
