@@ -166,6 +166,10 @@ pub struct Engine {
     /// While changes are tracked for deltas, the number of strings interned
     /// at the last cut (see [`delta`]).
     strings_saved: Option<usize>,
+    /// Cases judged before the last [`Engine::defer_changed`], for
+    /// [`Engine::take_deferred_with`] to take a few at a time (those no
+    /// longer among the changed ones were taken meanwhile).
+    deferred: Vec<Arc<str>>,
 }
 
 impl Engine {
@@ -194,6 +198,7 @@ impl Engine {
             incremental: true,
             walked: 0,
             strings_saved: None,
+            deferred: Vec::new(),
         }
     }
 
@@ -254,6 +259,7 @@ impl Engine {
     /// The views are made one at a time, not collected.
     pub fn take_changed_with(&mut self, mut f: impl FnMut(&CaseView)) {
         self.take_evicted(&mut f);
+        self.deferred.clear();
         let mut ids: Vec<Arc<str>> = self.st.changed.drain().collect();
         ids.sort();
         for id in &ids {
@@ -261,6 +267,45 @@ impl Engine {
                 f(&v);
             }
         }
+    }
+
+    /// Leaves the cases judged so far for [`Engine::take_deferred_with`] to
+    /// take a few at a time, instead of all at once at the next
+    /// [`Engine::take_changed_with`]: a shell that writes history while it
+    /// goes on consuming spreads the cost of the views over the time
+    /// between its checkpoints. Until taken they stay among the changed
+    /// cases, so a cut of the state still has them (see
+    /// [`Engine::take_delta`]) and SQL's pending rows too.
+    pub fn defer_changed(&mut self) {
+        self.deferred.clear();
+        self.deferred.extend(self.st.changed.iter().cloned());
+    }
+
+    /// Gives `f` the final views of the cases that left memory since the
+    /// last call, then the current views of up to `max` cases left by
+    /// [`Engine::defer_changed`] and not taken since (each leaves the
+    /// changed cases: it is judged again before its next view). Returns
+    /// how many of those it took.
+    pub fn take_deferred_with(&mut self, max: usize, mut f: impl FnMut(&CaseView)) -> usize {
+        self.take_evicted(&mut f);
+        let mut taken = 0;
+        while taken < max {
+            let Some(id) = self.deferred.pop() else { break };
+            if !self.st.changed.remove(&id) {
+                continue;
+            }
+            if let Some(v) = self.case_view(&id) {
+                f(&v);
+            }
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Cases left by [`Engine::defer_changed`] not taken yet (some may have
+    /// been taken another way meanwhile).
+    pub fn deferred(&self) -> usize {
+        self.deferred.len()
     }
 
     /// The views [`Engine::take_changed_with`] gives, collected.

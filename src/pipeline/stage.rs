@@ -107,12 +107,36 @@ impl Core {
     /// are added to `views` if given.
     pub fn flush_in_background(&mut self, mut views: Option<&mut Vec<CaseView>>) -> Flushing {
         let h = &mut self.history;
-        self.engine.take_changed_with(|v| {
-            h.case(v);
-            if let Some(views) = views.as_mut() {
-                views.push(v.clone());
-            }
-        });
+        self.engine.take_changed_with(|v| take_row(h, v, &mut views));
         self.history.flush_in_background()
+    }
+
+    /// [`Core::flush_in_background`] without the rows of the cases judged
+    /// since the last flush: those are left for [`Core::take_deferred`]
+    /// to write a few at a time until the next flush (see
+    /// [`Engine::defer_changed`]). The rows of cases that left memory are
+    /// written; the views written are added to `views` if given.
+    pub fn flush_deferring_cases(&mut self, mut views: Option<&mut Vec<CaseView>>) -> Flushing {
+        let h = &mut self.history;
+        self.engine.take_deferred_with(0, |v| take_row(h, v, &mut views));
+        self.engine.defer_changed();
+        self.history.flush_in_background()
+    }
+
+    /// Writes the rows of up to `max` of the cases left by
+    /// [`Core::flush_deferring_cases`] (and of the cases that left memory
+    /// since); the views written are added to `views` if given. Returns how
+    /// many deferred cases it wrote.
+    pub fn take_deferred(&mut self, max: usize, mut views: Option<&mut Vec<CaseView>>) -> usize {
+        let h = &mut self.history;
+        self.engine.take_deferred_with(max, |v| take_row(h, v, &mut views))
+    }
+}
+
+/// Writes a case's row, keeping its view in `views` if given.
+fn take_row(h: &mut History, v: &CaseView, views: &mut Option<&mut Vec<CaseView>>) {
+    h.case(v);
+    if let Some(views) = views.as_mut() {
+        views.push(v.clone());
     }
 }

@@ -233,13 +233,18 @@ fn core_fed(dir: &Path, rd: &Arc<RefData>, lines: &[String]) -> jiancha::pipelin
     e.track_changes();
     let h = jiancha::history::History::open(dir, zone(), rd.clone()).unwrap();
     let mut core = jiancha::pipeline::Core::new(e, h);
+    feed_core(&mut core, rd, lines, 0);
+    core
+}
+
+/// Hands `lines` (numbered from `from`) to the core.
+fn feed_core(core: &mut jiancha::pipeline::Core, rd: &Arc<RefData>, lines: &[String], from: usize) {
     let decoder = Decoder::new(rd.clone(), zone(), "k");
     for (i, l) in lines.iter().enumerate() {
         if let Ok(ev) = decoder.decode(l.as_bytes()) {
-            core.apply(ev, None, i as u64);
+            core.apply(ev, None, (from + i) as u64);
         }
     }
-    core
 }
 
 /// A core fed `lines` over a history under `hist`, the base of its state
@@ -251,8 +256,10 @@ fn fed_and_saved(
     lines: &[String],
 ) -> (jiancha::pipeline::Core, Saver, std::path::PathBuf) {
     let path = ckpt.join("events-0.ckpt");
-    let core = core_fed(hist, rd, lines);
+    let mut core = core_fed(hist, rd, lines);
     checkpoint::write(&path, &Meta { version: 1, ..Meta::default() }, |w| core.engine.write_snapshot(w)).unwrap();
+    // The deltas from here on follow this base.
+    core.engine.track_changes();
     (core, Saver::start(&path, 0, 1, 0, u64::MAX), path)
 }
 
@@ -289,12 +296,7 @@ fn history_parts_complete_in_the_background_before_their_checkpoint_is_durable()
     assert_eq!(core.history.next_part(), 1, "rows handed in from now on go to the next part");
     let meta = Meta { version: 1, offset: 200, next_part: 1, ..Meta::default() };
     s.save_after(meta, core.engine.take_delta().unwrap(), first);
-    let decoder = Decoder::new(rd.clone(), zone(), "k");
-    for (i, l) in lines[200..400].iter().enumerate() {
-        if let Ok(ev) = decoder.decode(l.as_bytes()) {
-            core.apply(ev, None, 200 + i as u64);
-        }
-    }
+    feed_core(&mut core, &rd, &lines[200..400], 200);
     s.sync();
     let r = s.durable();
     assert!(matches!(r.as_slice(), [Report::Durable(m)] if m.offset == 200));
@@ -329,4 +331,73 @@ fn a_history_flush_that_fails_fails_its_checkpoint() {
     }
     let c = checkpoint::load(&path).unwrap().expect("the base");
     assert!(c.deltas.is_empty(), "no frame was written");
+}
+
+/// A checkpoint of `run` leaves the rows of the cases judged since the
+/// last one for the ticks that follow (so it holds the loop for the cut of
+/// the state, not for thousands of views): its cut keeps them among the
+/// changed cases, so a restart from it writes them; the ticks write each
+/// once, as it stands when taken.
+#[test]
+fn a_checkpoint_leaves_the_case_rows_to_the_ticks_and_its_cut_keeps_them() {
+    let rd = shipped();
+    let lines = lines(17);
+    let (hist, ckpt) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut core, mut s, path) = fed_and_saved(hist.path(), ckpt.path(), &rd, &lines[..200]);
+    let flushed = core.flush_in_background(None);
+    s.save_after(
+        Meta { version: 1, offset: 200, next_part: 1, ..Meta::default() },
+        core.engine.take_delta().unwrap(),
+        flushed,
+    );
+    feed_core(&mut core, &rd, &lines[200..400], 200);
+    let at_first: std::collections::HashMap<String, String> =
+        core.engine.pending_views().into_iter().map(|v| (v.case_id, format!("{:?}", v.summary))).collect();
+    let mut changed: Vec<String> = at_first.keys().cloned().collect();
+    changed.sort();
+    assert!(changed.len() > 100, "{} cases changed", changed.len());
+    let mut at_cut = Vec::new();
+    let flushing = core.flush_deferring_cases(Some(&mut at_cut));
+    assert!(at_cut.is_empty(), "no case left memory in 25 days: no row at the cut");
+    assert_eq!(core.engine.deferred(), changed.len());
+    s.save_after(
+        Meta { version: 1, offset: 400, next_part: 2, ..Meta::default() },
+        core.engine.take_delta().unwrap(),
+        flushing,
+    );
+    s.sync();
+    assert!(
+        matches!(s.durable().as_slice(), [Report::Durable(a), Report::Durable(b)] if a.offset == 200 && b.offset == 400)
+    );
+
+    // A crash now: the restored state still has every one of them to write.
+    let (restored, _) = restore(&rd, &path);
+    let mut pending: Vec<String> = restored.pending_views().into_iter().map(|v| v.case_id).collect();
+    pending.sort();
+    assert_eq!(pending, changed);
+
+    // Without one: the ticks write them, a slice at a time, while events go on.
+    let mut taken = Vec::new();
+    assert_eq!(core.take_deferred(50, Some(&mut taken)), 50);
+    assert_eq!(taken.len(), 50);
+    feed_core(&mut core, &rd, &lines[400..600], 400);
+    let rest = core.take_deferred(usize::MAX, Some(&mut taken));
+    assert_eq!(core.engine.deferred(), 0);
+    let mut ids: Vec<String> = taken.iter().map(|v| v.case_id.clone()).collect();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "each case written once");
+    assert!(changed.iter().all(|c| ids.binary_search(c).is_ok()), "every case left at the cut is written");
+    assert!(50 + rest <= changed.len(), "{rest}");
+    // Each as it stands when taken, the events after the cut included.
+    let mut moved_on = 0;
+    for v in &taken[50..] {
+        let now = format!("{:?}", v.summary);
+        if let Some(current) = core.engine.case_view(&v.case_id) {
+            assert_eq!(now, format!("{:?}", current.summary), "{}", v.case_id);
+        }
+        moved_on += usize::from(at_first.get(&v.case_id).is_some_and(|cut| *cut != now));
+    }
+    assert!(moved_on > 0, "some cases changed after the cut, and their rows show it");
 }
