@@ -118,7 +118,7 @@ impl Core {
     /// written; the views written are added to `views` if given.
     pub fn flush_deferring_cases(&mut self, mut views: Option<&mut Vec<CaseView>>) -> Flushing {
         let h = &mut self.history;
-        self.engine.take_deferred_with(0, |v| take_row(h, v, &mut views));
+        self.engine.take_evicted(|v| take_row(h, v, &mut views));
         self.engine.defer_changed();
         self.history.flush_in_background()
     }
