@@ -5,7 +5,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use jiancha::config::RulesConfig;
 use jiancha::engine::{Engine, Outcome};
-use jiancha::event::Decoder;
+use jiancha::event::{Decoder, Event};
 use jiancha::history::History;
 use jiancha::reference::RefData;
 use jiancha::synth::{generate, SynthOptions};
@@ -34,6 +34,21 @@ fn setup() -> (Arc<RefData>, Zone, Vec<String>) {
     (rd, zone, lines)
 }
 
+/// A fresh engine that applied `events` (each with its input position),
+/// the watermark following each one applied.
+fn judged(rd: &Arc<RefData>, zone: &Zone, events: impl IntoIterator<Item = (usize, Event)>) -> Engine {
+    let mut engine = Engine::new(rd.clone(), zone.clone(), RulesConfig::default());
+    let mut eff = Vec::new();
+    for (i, ev) in events {
+        let at = ev.occurred_at;
+        if engine.apply(ev, i as u64, &mut eff) == Outcome::Applied {
+            engine.advance_watermark(at, &mut eff);
+        }
+        eff.clear();
+    }
+    engine
+}
+
 fn bench(c: &mut Criterion) {
     let (rd, zone, lines) = setup();
     let decoder = Decoder::new(rd.clone(), zone.clone(), "bench-key");
@@ -48,18 +63,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("rules", |b| {
         b.iter_batched(
             || events.clone(),
-            |events| {
-                let mut engine = Engine::new(rd.clone(), zone.clone(), RulesConfig::default());
-                let mut eff = Vec::new();
-                for (i, ev) in events.into_iter().enumerate() {
-                    let at = ev.occurred_at;
-                    if engine.apply(ev, i as u64, &mut eff) == Outcome::Applied {
-                        engine.advance_watermark(at, &mut eff);
-                    }
-                    eff.clear();
-                }
-                engine
-            },
+            |events| judged(&rd, &zone, events.into_iter().enumerate()),
             BatchSize::LargeInput,
         )
     });
@@ -67,18 +71,8 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(lines.len() as u64));
     g.bench_function("decode+rules", |b| {
         b.iter(|| {
-            let mut engine = Engine::new(rd.clone(), zone.clone(), RulesConfig::default());
-            let mut eff = Vec::new();
-            for (i, l) in lines.iter().enumerate() {
-                if let Ok(ev) = decoder.decode(l.as_bytes()) {
-                    let at = ev.occurred_at;
-                    if engine.apply(ev, i as u64, &mut eff) == Outcome::Applied {
-                        engine.advance_watermark(at, &mut eff);
-                    }
-                }
-                eff.clear();
-            }
-            engine
+            let decoded = lines.iter().enumerate().filter_map(|(i, l)| Some((i, decoder.decode(l.as_bytes()).ok()?)));
+            judged(&rd, &zone, decoded)
         })
     });
 
@@ -86,15 +80,7 @@ fn bench(c: &mut Criterion) {
     // (judgement concluded with figures, names resolved), then its history
     // row. The engine is left with the cases still in memory at the end of
     // the stream, all judged since history last took them.
-    let mut engine = Engine::new(rd.clone(), zone.clone(), RulesConfig::default());
-    let mut eff = Vec::new();
-    for (i, ev) in events.iter().cloned().enumerate() {
-        let at = ev.occurred_at;
-        if engine.apply(ev, i as u64, &mut eff) == Outcome::Applied {
-            engine.advance_watermark(at, &mut eff);
-        }
-        eff.clear();
-    }
+    let mut engine = judged(&rd, &zone, events.iter().cloned().enumerate());
     engine.take_evicted(|_| {});
     let views = engine.pending_views();
     g.throughput(Throughput::Elements(views.len() as u64));
