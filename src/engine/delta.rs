@@ -2,12 +2,14 @@
 //!
 //! Once [`Engine::track_changes`] is called, the state's maps remember the
 //! keys that change (see `super::tracked`) and the acceptance index its
-//! groups. [`Engine::take_delta`] copies the current value of each (or its
+//! groups. [`Engine::take_delta`] takes the current value of each (or its
 //! absence), the strings interned since, and the few small globals
 //! (watermark, counters) — a consistent cut whose cost follows what
-//! changed, not the state's size — and tracking goes on. The copy owns its
-//! data, so it is encoded and written on another thread while the engine
-//! goes on.
+//! changed, not the state's size — and tracking goes on. A case in the cut
+//! is shared with the state, not copied (`super::tracked::Shared`): the
+//! engine copies it only if it changes the case before the cut is written.
+//! The cut owns or shares its data, so it is encoded and written on
+//! another thread while the engine goes on.
 //!
 //! A snapshot followed by the deltas taken after it, applied in order
 //! ([`Engine::restore_with_deltas`], or [`compact`] into a new snapshot),
@@ -17,7 +19,7 @@
 
 use super::dual::GroupChanges;
 use super::state::{read_framed, write_framed, Case, Departed, SnapshotError, State, Stats, NO_WAKE};
-use super::tracked::Changes;
+use super::tracked::{Changes, Shared};
 use super::Engine;
 use crate::alert::AlertRecord;
 use crate::config::RulesConfig;
@@ -36,7 +38,7 @@ pub const DELTA_FORMAT: u32 = 1;
 /// What changed in an engine's state between two cuts.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Delta {
-    cases: Changes<Arc<str>, Box<Case>>,
+    cases: Changes<Arc<str>, Shared<Case>>,
     children: Changes<Arc<str>, Vec<Arc<str>>>,
     departed: Changes<Arc<str>, Vec<Departed>>,
     recovered: Changes<Arc<str>, Vec<AlertRecord>>,
@@ -161,7 +163,7 @@ impl Engine {
         let mut changed: Vec<Arc<str>> = st.changed.iter().cloned().collect();
         changed.sort_unstable();
         Some(Delta {
-            cases: st.cases.take_changes(|c| c.cut()),
+            cases: st.cases.take_changes(Shared::clone),
             children: st.children.take_changes(Clone::clone),
             departed: st.departed.take_changes(Clone::clone),
             recovered: st.recovered.take_changes(Clone::clone),

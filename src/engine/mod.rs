@@ -38,6 +38,7 @@ pub use facts::{AcceptanceFact, SharedFact};
 use published::{merge_published, reconcile};
 use state::{Case, Departed, State, NO_WAKE};
 pub use state::{SnapshotError, Stats};
+use tracked::Shared;
 
 use crate::alert::AlertRecord;
 use crate::config::RulesConfig;
@@ -452,7 +453,7 @@ impl Engine {
             channel: crate::event::Channel::code(ev.channel),
             staff: ev.staff.as_deref().map_or(case::NO_STAFF, |s| self.st.strings.intern(s)),
         };
-        let case = self.st.cases.entry(key.clone()).or_insert_with(|| Box::new(Case::new()));
+        let case = self.st.cases.entry(key.clone()).or_insert_with(|| Shared::new(Case::new()));
         case.insert(ce);
         if !self.st.recovered.is_empty() {
             if let Some(recs) = self.st.recovered.remove(&key) {

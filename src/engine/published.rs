@@ -26,6 +26,10 @@ impl Engine {
         let mut waiting = 0;
         let mut again = Vec::new();
         for (key, case) in self.st.cases.iter_mut_untracked() {
+            // Looked at shared first: changing a case a cut holds copies it.
+            if !case.published.iter().any(|p| p.recovered) {
+                continue;
+            }
             let mut touched = false;
             for p in case.published.iter_mut().filter(|p| p.recovered) {
                 if p.at <= wm && p.resolved.is_none_or(|(r, _)| r <= wm) {

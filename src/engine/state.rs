@@ -5,7 +5,7 @@
 use super::case::{CaseEvent, Interner, Published};
 use super::dual::DualIndex;
 use super::judgement::Resume;
-use super::tracked::Tracked;
+use super::tracked::{Shared, Tracked};
 use super::{Engine, Set};
 use crate::alert::AlertRecord;
 use crate::config::RulesConfig;
@@ -85,7 +85,7 @@ pub(crate) mod sorted {
 /// The engine's whole mutable state (what a snapshot holds).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct State {
-    pub(super) cases: Tracked<Arc<str>, Box<Case>>,
+    pub(super) cases: Tracked<Arc<str>, Shared<Case>>,
     pub(super) timers: BTreeSet<(Instant, Arc<str>)>,
     /// Hashes of the event ids of the events the cases hold (applied or held).
     #[serde(with = "sorted::set")]
@@ -348,19 +348,6 @@ impl Case {
         let e = v.remove(i);
         self.events = v.into_boxed_slice();
         e
-    }
-
-    /// A copy of what snapshots hold of it (not the walk kept to resume).
-    pub fn cut(&self) -> Box<Case> {
-        Box::new(Case {
-            events: self.events.clone(),
-            published: self.published.clone(),
-            wake: self.wake,
-            accept: self.accept,
-            parent: self.parent.clone(),
-            closed: self.closed,
-            resume: None,
-        })
     }
 
     /// The registered wake-up, if any.

@@ -13,6 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 /// A map whose changed keys are remembered while tracking is on. It is
 /// serialized as the plain map (sorted), never with its marks.
@@ -232,6 +234,53 @@ impl<'de, K: Eq + Hash + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de>
     }
 }
 
+/// A value shared by the map and the cuts taken of it until one side
+/// changes it (copy on write): a cut of a changed entry costs a reference
+/// count, and the map's value is copied only when it is changed while a
+/// cut not yet written still holds it. Changing it goes through
+/// [`DerefMut`], which makes the copy when needed. Serialized as the value.
+#[derive(Debug, Default)]
+pub(super) struct Shared<T>(Arc<T>);
+
+impl<T> Shared<T> {
+    pub(super) fn new(v: T) -> Shared<T> {
+        Shared(Arc::new(v))
+    }
+}
+
+impl<T> Clone for Shared<T> {
+    /// Shares the value (no copy until one side changes it).
+    fn clone(&self) -> Shared<T> {
+        Shared(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> DerefMut for Shared<T> {
+    /// The value, to change: copied first if a cut still shares it.
+    fn deref_mut(&mut self) -> &mut T {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Shared::new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +314,23 @@ mod tests {
         copy.apply(vec![("c".into(), Some(13)), ("untracked".into(), Some(11))]);
         copy.apply(t.take_changes(|v| *v));
         assert!(copy.is_empty());
+    }
+
+    #[test]
+    fn a_shared_value_is_copied_when_changed_while_a_cut_holds_it() {
+        let mut t: Tracked<String, Shared<Vec<u32>>> = Tracked::default();
+        t.insert("a".into(), Shared::new(vec![1]));
+        t.track();
+        t.get_mut("a").unwrap().push(2);
+        let cut = t.take_changes(Shared::clone);
+        let held = cut[0].1.as_ref().unwrap();
+        assert!(std::ptr::eq(&**held, &**t.get("a").unwrap()), "the cut shares the value");
+        t.get_mut("a").unwrap().push(3);
+        assert_eq!(**held, vec![1, 2], "the cut keeps the value as it was cut");
+        assert_eq!(**t.get("a").unwrap(), vec![1, 2, 3]);
+        drop(cut);
+        let before: *const Vec<u32> = &**t.get("a").unwrap();
+        t.get_mut("a").unwrap().push(4);
+        assert!(std::ptr::eq(before, &**t.get("a").unwrap()), "no copy once no cut holds it");
     }
 }
