@@ -25,7 +25,7 @@ use crate::alert::AlertRecord;
 use crate::config::RulesConfig;
 use crate::reference::RefData;
 use crate::time::{Instant, Zone};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
@@ -38,12 +38,19 @@ pub const DELTA_FORMAT: u32 = 1;
 /// What changed in an engine's state between two cuts.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Delta {
+    #[serde(serialize_with = "by_key")]
     cases: Changes<Arc<str>, Shared<Case>>,
+    #[serde(serialize_with = "by_key")]
     children: Changes<Arc<str>, Vec<Arc<str>>>,
+    #[serde(serialize_with = "by_key")]
     departed: Changes<Arc<str>, Vec<Departed>>,
+    #[serde(serialize_with = "by_key")]
     recovered: Changes<Arc<str>, Vec<AlertRecord>>,
+    #[serde(serialize_with = "by_key")]
     remote: Changes<Arc<str>, NonZeroU64>,
+    #[serde(serialize_with = "by_key")]
     remote_center: Changes<Arc<str>, Vec<Instant>>,
+    #[serde(serialize_with = "by_key")]
     shared_center: Changes<Arc<str>, Vec<Instant>>,
     dual: GroupChanges,
     /// Number of strings interned before `strings`.
@@ -53,8 +60,27 @@ pub struct Delta {
     watermark: Option<Instant>,
     calendar: u64,
     stats: Stats,
-    /// Cases judged and not yet taken for history (sorted).
+    /// Cases judged and not yet taken for history.
+    #[serde(serialize_with = "in_order")]
     changed: Vec<Arc<str>>,
+}
+
+// A delta is taken on the consuming loop and encoded on another thread:
+// its lists are taken as they come, and sorted when encoded, so that
+// equal deltas give equal bytes without the loop paying for the sort.
+
+/// Serializes changes sorted by key.
+fn by_key<K: Ord + Serialize, V: Serialize, S: Serializer>(v: &[(K, V)], s: S) -> Result<S::Ok, S::Error> {
+    let mut refs: Vec<&(K, V)> = v.iter().collect();
+    refs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    s.collect_seq(refs)
+}
+
+/// Serializes a list sorted.
+fn in_order<K: Ord + Serialize, S: Serializer>(v: &[K], s: S) -> Result<S::Ok, S::Error> {
+    let mut refs: Vec<&K> = v.iter().collect();
+    refs.sort_unstable();
+    s.collect_seq(refs)
 }
 
 impl Delta {
@@ -160,8 +186,7 @@ impl Engine {
         let st = &mut self.st;
         debug_assert!(st.cases.tracking());
         self.strings_saved = Some(st.strings.len());
-        let mut changed: Vec<Arc<str>> = st.changed.iter().cloned().collect();
-        changed.sort_unstable();
+        let changed: Vec<Arc<str>> = st.changed.iter().cloned().collect();
         Some(Delta {
             cases: st.cases.take_changes(Shared::clone),
             children: st.children.take_changes(Clone::clone),

@@ -33,7 +33,7 @@ impl<K, V> Default for Tracked<K, V> {
 }
 
 /// The changes of a map: each changed key with its value now, or `None`
-/// when it was removed; sorted by key.
+/// when it was removed; in no order (a delta sorts them when encoded).
 pub(super) type Changes<K, V> = Vec<(K, Option<V>)>;
 
 impl<K: Hash + Eq + Clone, V> Tracked<K, V> {
@@ -179,22 +179,16 @@ impl<K: Hash + Eq + Clone, V> Tracked<K, V> {
     }
 
     /// The changes since tracking began or since the last call, each value
-    /// copied by `copy`; sorted by key. Tracking goes on.
-    pub(super) fn take_changes(&mut self, copy: impl Fn(&V) -> V) -> Changes<K, V>
-    where
-        K: Ord,
-    {
+    /// copied by `copy`; in no order. Tracking goes on.
+    pub(super) fn take_changes(&mut self, copy: impl Fn(&V) -> V) -> Changes<K, V> {
         let Some(d) = &mut self.dirty else { return Vec::new() };
         let map = &self.map;
-        let mut v: Changes<K, V> = d
-            .drain()
+        d.drain()
             .map(|k| {
                 let value = map.get(&k).map(&copy);
                 (k, value)
             })
-            .collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        v
+            .collect()
     }
 
     /// Applies changes taken by [`Tracked::take_changes`] (marking nothing).
@@ -285,11 +279,18 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
 mod tests {
     use super::*;
 
+    /// The changes taken, sorted.
+    fn taken<V: Clone>(t: &mut Tracked<String, V>) -> Changes<String, V> {
+        let mut v = t.take_changes(V::clone);
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
     #[test]
     fn every_change_is_marked_and_taken_once() {
         let mut t: Tracked<String, u32> = Tracked::default();
         t.insert("untracked".into(), 0);
-        assert!(t.take_changes(|v| *v).is_empty());
+        assert!(taken(&mut t).is_empty());
         t.track();
         t.insert("a".into(), 1);
         t.insert("b".into(), 2);
@@ -298,21 +299,21 @@ mod tests {
         t.remove("b");
         let _ = t.get("a");
         assert_eq!(
-            t.take_changes(|v| *v),
+            taken(&mut t),
             vec![("a".into(), Some(1)), ("b".into(), None), ("c".into(), Some(3)), ("untracked".into(), Some(1))]
         );
-        assert!(t.take_changes(|v| *v).is_empty(), "taken once");
+        assert!(taken(&mut t).is_empty(), "taken once");
         t.retain(|k, _| k != "a");
         for (_, v) in t.iter_mut_untracked() {
             *v += 10;
         }
         t.mark("c");
-        assert_eq!(t.take_changes(|v| *v), vec![("a".into(), None), ("c".into(), Some(13))]);
+        assert_eq!(taken(&mut t), vec![("a".into(), None), ("c".into(), Some(13))]);
         t.clear();
         assert_eq!(t.changed_keys(), 2);
         let mut copy: Tracked<String, u32> = Tracked::default();
         copy.apply(vec![("c".into(), Some(13)), ("untracked".into(), Some(11))]);
-        copy.apply(t.take_changes(|v| *v));
+        copy.apply(taken(&mut t));
         assert!(copy.is_empty());
     }
 
