@@ -25,7 +25,9 @@
 //! 4. Restart on a fresh host: the same, with an empty data folder, every
 //!    partition restored from the changelog topic.
 //!
-//! `--events 0` skips 1, `--open 0` skips 2, 3 and 4.
+//! `--events 0` skips 1, `--open 0` skips 2, 3 and 4. `JIANCHA_BIN`
+//! names another `jiancha` binary to run instead of this build's (to
+//! compare two builds on the same machine, one run after the other).
 
 use jiancha::kafka::client;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -63,6 +65,11 @@ fn tansu() -> PathBuf {
         Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
             .join(".cache/jiancha/tansu-0.6.0/bin/tansu")
     })
+}
+
+/// The `jiancha` binary run: `JIANCHA_BIN`, else this build's.
+fn jiancha() -> PathBuf {
+    std::env::var_os("JIANCHA_BIN").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_jiancha").into())
 }
 
 fn main() {
@@ -206,7 +213,7 @@ fn main() {
         // Replay of the same events, with the same configuration.
         let before = children_cpu();
         let t = Instant::now();
-        let status = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+        let status = Command::new(jiancha())
             .args(["replay", "--out"])
             .arg(dir.path().join("tput-replay"))
             .arg(&file)
@@ -416,7 +423,7 @@ fn stalls(http: std::net::SocketAddr) -> (u64, f64, u64) {
 }
 
 fn start(env: &[(String, String)], log: PathBuf) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_jiancha"))
+    Command::new(jiancha())
         .arg("run")
         .envs(env.iter().cloned())
         .stdout(Stdio::null())
