@@ -161,6 +161,27 @@ pub fn send(
     }
 }
 
+/// Waits until the brokers have acknowledged every record queued, or until
+/// `timeout` passes (then the error `Producer::flush` gives). rdkafka's own
+/// `flush` (0.39) polls in steps of 100 ms, each waiting out its step, so
+/// it never returns sooner than 100 ms while a record is in flight: a
+/// checkpoint, which waits for the acknowledgements on the consuming loop,
+/// held the loop that long every time. This polls a millisecond at a time.
+pub fn flush(producer: &BaseProducer<DeliveryWatch>, timeout: Duration) -> rdkafka::error::KafkaResult<()> {
+    use rdkafka::producer::Producer;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match producer.flush(Duration::ZERO) {
+            Err(rdkafka::error::KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
+                if Instant::now() < deadline =>
+            {
+                producer.poll(Duration::from_millis(1))
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Creates the topics that do not exist (an existing one is left as it is).
 /// Retries while the brokers cannot be reached, saying so.
 pub fn ensure_topics(brokers: &str, topics: &[(&str, i32)], stop: &dyn Fn() -> bool) -> Result<(), KafkaError> {

@@ -32,12 +32,13 @@ const HELD_RAW_MAX: usize = 100_000;
 
 /// Changes pending in a partition's state that make a checkpoint due
 /// whatever its spacing, so a cut's hold on the loop follows this bound,
-/// not the backlog. Per changed case, a cut copies its state (2-4 µs) and
-/// makes its history row (6-11 µs in a backfill of the simulator's stream,
-/// on 2 busy cores); the history parts complete off the loop. In such a
-/// backfill a cut holds 9-11 thousand cases, and 3 of its checkpoints
-/// held the loop over 100 ms (longest 132-152 ms). 12,000 brought that to
-/// 1-2 (longest 108-115 ms) but cost a fifth of the throughput.
+/// not the backlog. When it was chosen, a cut copied each changed case
+/// (2-4 µs) and made its history row (6-11 µs in a backfill of the
+/// simulator's stream, on 2 busy cores): in such a backfill a cut holds
+/// 9-11 thousand cases, and 3 of its checkpoints held the loop over
+/// 100 ms (longest 132-152 ms); 12,000 brought that to 1-2 but cost a
+/// fifth of the throughput. A cut now shares the cases and leaves their
+/// rows to the ticks, so the bound matters less than it did.
 const CUT_CHANGES: usize = 20_000;
 
 /// How many of the case rows left by a checkpoint each tick writes, per
@@ -1022,9 +1023,11 @@ impl Service {
         commit: &impl Fn(&TopicPartitionList) -> KafkaResult<()>,
         wait: bool,
     ) -> Result<(), KafkaError> {
+        let started = std::time::Instant::now();
+        let cpu_started = thread_cpu();
         self.publish()?;
         let mut waited = 0;
-        while let Err(e) = self.producer.flush(Duration::from_secs(5)) {
+        while let Err(e) = client::flush(&self.producer, Duration::from_secs(5)) {
             waited += 5;
             if stop.load(Ordering::Relaxed) > 1 {
                 return Err(KafkaError::GaveUp { waited, source: e });
@@ -1039,20 +1042,21 @@ impl Service {
         }
         let k = self.cfg.kafka.clone();
         let Some(t) = self.tasks.get_mut(&p) else { return Ok(()) };
-        // What the loop waits for: the rows of the cases that left memory
+        // What the loop waits for: the brokers' acknowledgement of every
+        // record published (above), the rows of the cases that left memory
         // (and, at a final checkpoint, of every changed case), and the cut
         // of the state. The rows of the other changed cases are written by
         // the ticks until the next checkpoint; the history parts complete
         // on the history writer's thread; the checkpoint writer waits for
         // them.
-        let started = std::time::Instant::now();
-        let cpu_started = thread_cpu();
+        let acked = started.elapsed();
+        let rows_started = std::time::Instant::now();
         let waited = t.pipeline.core().history.waited();
         let sql = !self.live.users.is_empty();
         let views = sql.then(|| uncut(&mut t.flushing_views));
         let core = t.pipeline.core_mut();
         let flushing = if wait { core.flush_in_background(views) } else { core.flush_deferring_cases(views) };
-        let history = started.elapsed();
+        let history = rows_started.elapsed();
         let waited = t.pipeline.core().history.waited() - waited;
         // SQL sees the rows written since the last checkpoint as pending
         // until their parts are complete and this checkpoint durable. The
@@ -1073,6 +1077,7 @@ impl Service {
         t.meta.next_part = t.pipeline.core().history.next_part();
         t.meta.written_at = chrono::Local::now().to_rfc3339();
         let mut cut = 0;
+        let cut_started = std::time::Instant::now();
         match t.pipeline.core_mut().engine.take_delta() {
             Some(delta) => {
                 cut = delta.cases();
@@ -1080,16 +1085,20 @@ impl Service {
             }
             None => flushing.wait()?,
         }
+        let cut_cost = cut_started.elapsed();
         t.dirty = false;
         t.last_checkpoint = std::time::Instant::now();
         t.checkpoint_cost = started.elapsed();
         if t.checkpoint_cost > Duration::from_millis(100) {
-            let ms = t.checkpoint_cost.as_secs_f64() * 1000.0;
-            let cpu = thread_cpu().saturating_sub(cpu_started).as_secs_f64() * 1000.0;
-            let h = history.as_secs_f64() * 1000.0;
-            let w = waited.as_secs_f64() * 1000.0;
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            let cpu = ms(thread_cpu().saturating_sub(cpu_started));
             log(&format!(
-                "partition {p}: a checkpoint held the loop {ms:.0} ms, {cpu:.0} ms of it on a CPU (history rows {h:.0} ms, of which {w:.0} ms waiting for the history writer; {cut} cases changed since the last)"
+                "partition {p}: a checkpoint held the loop {:.0} ms, {cpu:.0} ms of it on a CPU (the brokers' acknowledgements {:.0} ms; history rows {:.0} ms, of which {:.0} ms waiting for the history writer; the cut of {cut} changed cases {:.0} ms)",
+                ms(t.checkpoint_cost),
+                ms(acked),
+                ms(history),
+                ms(waited),
+                ms(cut_cost),
             ));
         }
         self.live.metrics.checkpoint_stall.observe(t.checkpoint_cost.as_secs_f64());
