@@ -164,6 +164,11 @@ pub struct Engine {
     incremental: bool,
     /// Events walked by judgements so far (not in snapshots).
     walked: u64,
+    /// The walk of a case after its latest event, to continue its next
+    /// judgement from (not in snapshots: rebuilt at the case's next
+    /// judgement). Kept beside the cases, not in them, so that a case
+    /// copied while a checkpoint's cut shares it does not copy its walk.
+    walks: Map<Arc<str>, Box<Resume>>,
     /// While changes are tracked for deltas, the number of strings interned
     /// at the last cut (see [`delta`]).
     strings_saved: Option<usize>,
@@ -198,6 +203,7 @@ impl Engine {
             shared: Vec::new(),
             incremental: true,
             walked: 0,
+            walks: Map::default(),
             strings_saved: None,
             deferred: Vec::new(),
         }
@@ -224,10 +230,7 @@ impl Engine {
     pub fn set_incremental(&mut self, on: bool) {
         self.incremental = on;
         if !on {
-            // The kept walk is not in snapshots: nothing to track.
-            for (_, c) in self.st.cases.iter_mut_untracked() {
-                c.resume = None;
-            }
+            self.walks.clear();
         }
     }
 
@@ -454,7 +457,9 @@ impl Engine {
             staff: ev.staff.as_deref().map_or(case::NO_STAFF, |s| self.st.strings.intern(s)),
         };
         let case = self.st.cases.entry(key.clone()).or_insert_with(|| Shared::new(Case::new()));
-        case.insert(ce);
+        if case.insert(ce) + 1 < case.events.len() {
+            self.walks.remove(&key);
+        }
         if !self.st.recovered.is_empty() {
             if let Some(recs) = self.st.recovered.remove(&key) {
                 for r in &recs {
@@ -612,7 +617,7 @@ impl Engine {
     /// Judges a case as it stands, continuing its kept walk if it has one.
     fn judge(&self, case_id: &str, case: &Case, parent_center: &[Instant], figures: bool) -> Judgement {
         let ctx = self.ctx(case_id, parent_center, figures);
-        match case.resume.as_deref() {
+        match self.walks.get(case_id).map(|r| &**r) {
             Some(r) if r.walked() == case.events.len() => conclude(r, &ctx),
             _ => judge_case(&case.events, &ctx),
         }

@@ -11,11 +11,11 @@ impl Engine {
     /// again for decides whether its kept walk can be continued: not when
     /// something the walk read besides its own events changed.
     pub(super) fn rejudge(&mut self, key: &Arc<str>, cause: Cause, out: &mut Vec<Effect>) {
-        let Some(case) = self.st.cases.get_mut(key) else {
+        if !self.st.cases.contains_key(key) {
             return;
-        };
+        }
         // (A case keeps no walk while the engine is not incremental.)
-        let mut kept = case.resume.take().filter(|_| cause != Cause::Other);
+        let mut kept = self.walks.remove(key).filter(|_| cause != Cause::Other);
         if !self.st.changed.contains(key) {
             self.st.changed.insert(key.clone());
         }
@@ -44,7 +44,7 @@ impl Engine {
         // memory of a kept walk.
         if self.incremental && !j.summary.status.closed() && r.walked() >= KEEP_WALK_FROM {
             let keep = kept.unwrap_or_else(|| Box::new(fresh));
-            self.st.cases.get_mut(key).expect("case present").resume = Some(keep);
+            self.walks.insert(key.clone(), keep);
         }
         let wm = self.st.watermark.unwrap_or(i64::MIN);
         // A joint parent is judged again at 00:00 after its due date, when
@@ -72,6 +72,10 @@ impl Engine {
         }
         let zone = self.zone.clone();
         let keep_closed = self.keep_closed_ms();
+        if !expired.is_empty() {
+            // Removing events ends the kept walk.
+            self.walks.remove(key);
+        }
         let case = self.st.cases.get_mut(key).expect("case present");
         for &(i, why) in expired.iter().rev() {
             let e = case.remove(i);
@@ -183,6 +187,7 @@ impl Engine {
                 self.st.timers.remove(&(w, key.clone()));
             }
             self.st.cases.remove(key);
+            self.walks.remove(key);
             self.st.departed.remove(key);
         }
         if old_parent != new_parent {
@@ -264,6 +269,7 @@ impl Engine {
             self.st.departed.entry(p).or_default().push(d);
         }
         self.st.departed.remove(key);
+        self.walks.remove(key);
         let Some(case) = self.st.cases.remove(key) else { return };
         self.st.shared_center.remove(key);
         if let Some(w) = case.wake() {

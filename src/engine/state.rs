@@ -4,7 +4,6 @@
 
 use super::case::{CaseEvent, Interner, Published};
 use super::dual::DualIndex;
-use super::judgement::Resume;
 use super::tracked::{Shared, Tracked};
 use super::{Engine, Set};
 use crate::alert::AlertRecord;
@@ -301,10 +300,6 @@ pub struct Case {
     pub parent: Option<Arc<str>>,
     /// Whether the case is closed (completed, refused, withdrawn).
     pub closed: bool,
-    /// Its walk after its latest event, to continue from (not in snapshots:
-    /// rebuilt at the case's next judgement).
-    #[serde(skip)]
-    pub resume: Option<Box<Resume>>,
 }
 
 impl Default for Case {
@@ -316,24 +311,14 @@ impl Default for Case {
 impl Case {
     /// A case with no events yet.
     pub fn new() -> Case {
-        Case {
-            events: Box::new([]),
-            published: Box::new([]),
-            wake: NO_WAKE,
-            accept: None,
-            parent: None,
-            closed: false,
-            resume: None,
-        }
+        Case { events: Box::new([]), published: Box::new([]), wake: NO_WAKE, accept: None, parent: None, closed: false }
     }
 
     /// Inserts an event at its (`at`, `origin`) place; returns its index.
-    /// An event placed before the latest one ends the walk kept to resume.
+    /// (An event placed before the latest one ends the walk the engine
+    /// keeps to resume the case's judgement.)
     pub fn insert(&mut self, e: CaseEvent) -> usize {
         let pos = self.events.partition_point(|x| (x.at, x.origin) < (e.at, e.origin));
-        if pos < self.events.len() {
-            self.resume = None;
-        }
         let mut v = std::mem::take(&mut self.events).into_vec();
         v.reserve_exact(1);
         v.insert(pos, e);
@@ -341,9 +326,9 @@ impl Case {
         pos
     }
 
-    /// Removes the event at index `i` (and the walk kept to resume).
+    /// Removes the event at index `i` (which ends the walk the engine
+    /// keeps to resume the case's judgement).
     pub fn remove(&mut self, i: usize) -> CaseEvent {
-        self.resume = None;
         let mut v = std::mem::take(&mut self.events).into_vec();
         let e = v.remove(i);
         self.events = v.into_boxed_slice();

@@ -21,7 +21,7 @@ use crate::reference::{Catalog, Item, Step, Steps};
 use crate::time::{Day, Instant, Zone};
 use serde::Serialize;
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::cell::Cell;
 use std::sync::Arc;
 
 /// What a judgement reads besides the case's events.
@@ -203,44 +203,11 @@ pub struct Walk {
     pub step_limit: u32,
     /// Rules whose one-shot timer has run (bit [`Rule::index`]).
     raised: u16,
-    /// A year whose calendar was needed but missing (set through a shared
-    /// reference, so that the clocks can be read through one).
-    pub missing: MissingYear,
+    /// A year whose calendar was needed but missing (a cell, so that the
+    /// clocks can be read through a shared reference).
+    pub missing: Cell<Option<i32>>,
     /// Alerts as they stand.
     pub alerts: Vec<Spec>,
-}
-
-/// A year noted through a shared reference: a cell that can be shared
-/// between threads (a walk kept in a case goes with the case into a cut
-/// written on another thread), so an atomic, used by one thread at a time.
-#[derive(Debug)]
-pub struct MissingYear(AtomicI32);
-
-/// [`MissingYear`] holding none (no year is this one).
-const NO_YEAR: i32 = i32::MIN;
-
-impl MissingYear {
-    /// The year, if one was noted.
-    pub fn get(&self) -> Option<i32> {
-        Some(self.0.load(Ordering::Relaxed)).filter(|&y| y != NO_YEAR)
-    }
-
-    /// Notes a year, or none.
-    pub fn set(&self, y: Option<i32>) {
-        self.0.store(y.unwrap_or(NO_YEAR), Ordering::Relaxed)
-    }
-}
-
-impl Default for MissingYear {
-    fn default() -> MissingYear {
-        MissingYear(AtomicI32::new(NO_YEAR))
-    }
-}
-
-impl Clone for MissingYear {
-    fn clone(&self) -> MissingYear {
-        MissingYear(AtomicI32::new(self.0.load(Ordering::Relaxed)))
-    }
 }
 
 impl Walk {
