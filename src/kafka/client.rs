@@ -10,10 +10,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Settings shared by every client: the brokers, IPv4 for loopback names,
@@ -73,14 +74,97 @@ pub struct DeliveryFailure {
 /// never checkpoints past a record the broker did not take.
 /// It also keeps, by topic and partition, the offset after the last record
 /// delivered: where the records of this process end (ListOffsets answers
-/// are not needed, nor trusted, for that).
+/// are not needed, nor trusted, for that). And it numbers the records
+/// sent, so that another thread can wait until those sent before a point
+/// are reported ([`DeliveryWatch::mark`]).
 #[derive(Default)]
 pub struct DeliveryWatch {
     failed: Mutex<Option<DeliveryFailure>>,
     delivered: Mutex<std::collections::HashMap<(String, i32), i64>>,
+    in_flight: Mutex<InFlight>,
+    /// Signalled when the oldest record in flight is reported.
+    settled: Condvar,
+}
+
+/// The records sent whose delivery may not be reported yet, by number.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// Every record numbered below it is reported.
+    settled: u64,
+    /// Whether each record numbered from `settled` on is reported.
+    reported: VecDeque<bool>,
+    /// Threads waiting for records to settle (a record settling wakes
+    /// them; with none, it makes no system call).
+    waiting: usize,
+}
+
+impl InFlight {
+    /// The number of the next record sent.
+    fn next(&self) -> u64 {
+        self.settled + self.reported.len() as u64
+    }
+}
+
+/// The records a producer sent up to a point ([`DeliveryWatch::mark`]),
+/// to wait for on another thread.
+pub struct Acks {
+    watch: Arc<DeliveryWatch>,
+    upto: u64,
+}
+
+impl Acks {
+    /// Waits until every record sent before the mark is reported, or until
+    /// `give_up` says to (asked every 100 ms). Ok once they all were
+    /// delivered; the first failure if one was not; Err(None) on giving up.
+    pub fn wait(&self, give_up: &dyn Fn() -> bool) -> Result<(), Option<DeliveryFailure>> {
+        let mut f = self.watch.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        while f.settled < self.upto {
+            if give_up() {
+                return Err(None);
+            }
+            f.waiting += 1;
+            f = self.watch.settled.wait_timeout(f, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
+            f.waiting -= 1;
+        }
+        drop(f);
+        self.watch.failed().map_or(Ok(()), |e| Err(Some(e)))
+    }
 }
 
 impl DeliveryWatch {
+    /// A mark of the records sent so far, to wait for their delivery.
+    pub fn mark(self: &Arc<Self>) -> Acks {
+        let upto = self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).next();
+        Acks { watch: self.clone(), upto }
+    }
+
+    /// Numbers a record about to be sent.
+    fn sending(&self) -> u64 {
+        let mut f = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let n = f.next();
+        f.reported.push_back(false);
+        n
+    }
+
+    /// Notes that record `n` is reported (delivered, failed, or never
+    /// queued).
+    fn reported(&self, n: u64) {
+        let mut f = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = n.checked_sub(f.settled) else { return };
+        if let Some(r) = f.reported.get_mut(i as usize) {
+            *r = true;
+        }
+        if i == 0 {
+            while f.reported.front() == Some(&true) {
+                f.reported.pop_front();
+                f.settled += 1;
+            }
+            if f.waiting > 0 {
+                self.settled.notify_all();
+            }
+        }
+    }
+
     /// The first permanent delivery failure, if any.
     pub fn failed(&self) -> Option<DeliveryFailure> {
         self.failed.lock().ok().and_then(|f| f.clone())
@@ -103,8 +187,11 @@ impl DeliveryWatch {
 impl ClientContext for DeliveryWatch {}
 
 impl ProducerContext for DeliveryWatch {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, n: usize) {
+        // (Its failure, below, is recorded before the record counts as
+        // reported, so a wait for it sees the failure.)
+        let _reported = Reported(self, n as u64);
         match result {
             Ok(m) => {
                 if let Ok(mut d) = self.delivered.lock() {
@@ -118,6 +205,15 @@ impl ProducerContext for DeliveryWatch {
                 }
             }
         }
+    }
+}
+
+/// Marks a record reported when dropped, after what it was reported for.
+struct Reported<'a>(&'a DeliveryWatch, u64);
+
+impl Drop for Reported<'_> {
+    fn drop(&mut self) {
+        self.0.reported(self.1);
     }
 }
 
@@ -142,7 +238,10 @@ pub fn send(
     payload: &[u8],
     headers: Option<OwnedHeaders>,
 ) -> Result<(), KafkaError> {
-    let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload);
+    let n = producer.context().sending();
+    // A record that never gets queued is reported here, not by librdkafka.
+    let unsent = Reported(producer.context(), n);
+    let mut rec: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, n as usize).payload(payload);
     if let Some(k) = key {
         rec = rec.key(k);
     }
@@ -151,7 +250,10 @@ pub fn send(
     }
     loop {
         match producer.send(rec) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                std::mem::forget(unsent);
+                return Ok(());
+            }
             Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
                 producer.poll(Duration::from_millis(50));
                 rec = r;
@@ -161,17 +263,24 @@ pub fn send(
     }
 }
 
-/// Waits until the brokers have acknowledged every record queued, or until
-/// `timeout` passes (then the error `Producer::flush` gives). rdkafka's own
-/// `flush` (0.39) polls in steps of 100 ms, each waiting out its step, so
-/// it never returns sooner than 100 ms while a record is in flight: a
-/// checkpoint, which waits for the acknowledgements on the consuming loop,
-/// held the loop that long every time. This polls a millisecond at a time.
-pub fn flush(producer: &BaseProducer<DeliveryWatch>, timeout: Duration) -> rdkafka::error::KafkaResult<()> {
-    use rdkafka::producer::Producer;
+/// Waits until at most `most` records are in flight (0: the brokers have
+/// acknowledged every record queued), or until `timeout` passes (then the
+/// error `Producer::flush` gives). rdkafka's own `flush` (0.39) polls in
+/// steps of 100 ms, each waiting out its step, so it never returns sooner
+/// than 100 ms while a record is in flight: a checkpoint, which waited for
+/// the acknowledgements on the consuming loop, held the loop that long
+/// every time. This polls a millisecond at a time.
+pub fn flush(producer: &BaseProducer<DeliveryWatch>, most: i32, timeout: Duration) -> rdkafka::error::KafkaResult<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        match producer.flush(Duration::ZERO) {
+        let r = if most > 0 && producer.in_flight_count() > most {
+            Err(rdkafka::error::KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
+        } else if most > 0 {
+            Ok(())
+        } else {
+            producer.flush(Duration::ZERO)
+        };
+        match r {
             Err(rdkafka::error::KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
                 if Instant::now() < deadline =>
             {
@@ -427,4 +536,33 @@ fn read_from(c: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Resu
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_waits_for_the_records_sent_before_it_in_whatever_order_they_are_reported() {
+        let watch = Arc::new(DeliveryWatch::default());
+        let before: Vec<u64> = (0..3).map(|_| watch.sending()).collect();
+        let mark = watch.mark();
+        let after = watch.sending();
+        let never = || false;
+        let waiting = std::thread::spawn(move || mark.wait(&never).is_ok());
+        // Reported out of order, the one after the mark first: the mark
+        // holds until the first three are.
+        for n in [after, before[2], before[0]] {
+            watch.reported(n);
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(!waiting.is_finished(), "record 1 is still in flight");
+        watch.reported(before[1]);
+        assert!(waiting.join().unwrap(), "every record before the mark is delivered");
+        let mark = watch.mark();
+        assert!(mark.wait(&never).is_ok(), "nothing in flight: no wait");
+        let late = watch.sending();
+        let mark = watch.mark();
+        assert!(matches!(mark.wait(&|| true), Err(None)), "given up while record {late} is in flight");
+    }
 }

@@ -33,7 +33,7 @@ pub fn lines(
             }
         }
     }
-    while client::flush(&producer, Duration::from_secs(10)).is_err() {
+    while client::flush(&producer, 0, Duration::from_secs(10)).is_err() {
         super::log(&format!("waiting for the brokers to acknowledge {} events", producer.in_flight_count()));
     }
     if let Some(f) = producer.context().failed() {

@@ -5,8 +5,10 @@
 //! changed) and the checkpoint's [`Meta`] — and hands it over
 //! ([`Saver::save`]), with the history flush of the same cut, whose parts
 //! complete on the history writer's thread meanwhile
-//! ([`Saver::save_after`]). This thread waits until those parts are
-//! complete (the checkpoint's `next_part` counts them), encodes the delta, appends it to the
+//! ([`Saver::save_after_acks`]). This thread waits until those parts are
+//! complete (the checkpoint's `next_part` counts them) and the brokers have
+//! acknowledged the records published before the cut (the state must not
+//! claim a record they may not have), encodes the delta, appends it to the
 //! delta log as a frame, syncs the log, and reports the checkpoint durable
 //! ([`Saver::durable`]): only then does the loop commit its offset. Cuts
 //! queued while it syncs are written together, with one sync. With a
@@ -24,19 +26,23 @@
 
 use super::changelog::{Changelog, Head};
 use super::checkpoint::{self, CheckpointCause, CheckpointError, Meta};
+use super::client::{Acks, DeliveryFailure};
 use crate::engine::delta::Delta;
 use crate::history::{Flushing, HistoryError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 
 /// A log smaller than this is never folded, whatever its base's size.
 pub const FOLD_FROM: u64 = 4 << 20;
 
 enum Job {
     /// Append a checkpoint to the log, once the history flush of its cut
-    /// is complete.
-    Save(Box<Meta>, Box<Delta>, Option<Flushing>),
+    /// is complete and the brokers have acknowledged the records published
+    /// before it.
+    Save(Box<Meta>, Box<Delta>, Option<Flushing>, Option<Acks>),
     /// Answer once everything before is durable.
     Sync(Sender<()>),
 }
@@ -59,6 +65,9 @@ pub struct Saver {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Checkpoints handed over and not reported yet.
     pending: usize,
+    /// Set when the handle goes: the thread stops waiting for
+    /// acknowledgements (what it waits for then is not written).
+    gone: Arc<AtomicBool>,
 }
 
 /// The writer thread's state.
@@ -110,6 +119,8 @@ impl Saver {
         mirror: Option<Mirror>,
     ) -> Saver {
         let (jobs, rx) = channel::<Job>();
+        let gone = Arc::new(AtomicBool::new(false));
+        let give_up = gone.clone();
         let (tx, reports) = channel::<Report>();
         let mut w = Writer {
             path: path.to_path_buf(),
@@ -137,10 +148,18 @@ impl Saver {
                     let mut syncs = Vec::new();
                     for job in std::iter::once(job).chain(rx.try_iter()) {
                         match job {
-                            Job::Save(meta, delta, history) => {
+                            Job::Save(meta, delta, history, acks) => {
                                 if let Some(Err(e)) = history.map(Flushing::wait) {
                                     let _ = tx.send(Report::HistoryFailed(e));
                                     return;
+                                }
+                                match acks.map(|a| a.wait(&|| give_up.load(Ordering::Relaxed))) {
+                                    Some(Err(Some(e))) => {
+                                        let _ = tx.send(Report::Failed(undelivered(e)));
+                                        return;
+                                    }
+                                    Some(Err(None)) => return,
+                                    _ => {}
                                 }
                                 batch.push((meta, delta))
                             }
@@ -167,23 +186,29 @@ impl Saver {
                 }
             })
             .ok();
-        Saver { jobs: thread.as_ref().map(|_| jobs), reports, thread, pending: 0 }
+        Saver { jobs: thread.as_ref().map(|_| jobs), reports, thread, pending: 0, gone }
     }
 
     /// Hands a cut over to be made durable.
     pub fn save(&mut self, meta: Meta, delta: Delta) {
-        self.send(meta, delta, None)
+        self.send(meta, delta, None, None)
     }
 
     /// Hands a cut over to be made durable once `history` (its history
     /// flush) is.
     pub fn save_after(&mut self, meta: Meta, delta: Delta, history: Flushing) {
-        self.send(meta, delta, Some(history))
+        self.send(meta, delta, Some(history), None)
     }
 
-    fn send(&mut self, meta: Meta, delta: Delta, history: Option<Flushing>) {
+    /// [`Saver::save_after`], once the brokers have also acknowledged the
+    /// records of `acks` (those published before the cut).
+    pub fn save_after_acks(&mut self, meta: Meta, delta: Delta, history: Flushing, acks: Acks) {
+        self.send(meta, delta, Some(history), Some(acks))
+    }
+
+    fn send(&mut self, meta: Meta, delta: Delta, history: Option<Flushing>, acks: Option<Acks>) {
         if let Some(j) = &self.jobs {
-            if j.send(Job::Save(Box::new(meta), Box::new(delta), history)).is_ok() {
+            if j.send(Job::Save(Box::new(meta), Box::new(delta), history, acks)).is_ok() {
                 self.pending += 1;
             }
         }
@@ -219,6 +244,15 @@ impl Saver {
     }
 }
 
+/// A record published before a cut was refused by the brokers: the cut
+/// is not written (the service stops on the failure).
+fn undelivered(e: DeliveryFailure) -> CheckpointError {
+    CheckpointError {
+        path: PathBuf::from("checkpoint writer thread"),
+        cause: CheckpointCause::Io(std::io::Error::other(format!("a record published before the checkpoint: {e}"))),
+    }
+}
+
 fn lost() -> CheckpointError {
     CheckpointError {
         path: PathBuf::from("checkpoint writer thread"),
@@ -227,9 +261,11 @@ fn lost() -> CheckpointError {
 }
 
 impl Drop for Saver {
-    /// Lets the thread write what it has, then stops it.
+    /// Lets the thread write what it has (but for cuts whose records are
+    /// still unacknowledged), then stops it.
     fn drop(&mut self) {
         self.jobs = None;
+        self.gone.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
