@@ -1069,10 +1069,10 @@ impl Service {
         // What the loop waits for: at a final checkpoint, the brokers'
         // acknowledgement of every record published (above); the rows of
         // the cases that left memory (and, at a final checkpoint, of every
-        // changed case), and the cut of the state. The rows of the other changed cases are written by
-        // the ticks until the next checkpoint; the history parts complete
-        // on the history writer's thread; the checkpoint writer waits for
-        // them.
+        // changed case), and the cut of the state. The rows of the other
+        // changed cases are written by the ticks until the next
+        // checkpoint; the history parts complete on the history writer's
+        // thread; the checkpoint writer waits for them.
         let acked = started.elapsed();
         let rows_started = std::time::Instant::now();
         let waited = t.pipeline.core().history.waited();
